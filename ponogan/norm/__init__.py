@@ -1,0 +1,31 @@
+"""The normalizer family: every member built by name with ``make_norm(name, num_channels)``.
+
+Where things live: ``pono.py`` (PONO), ``shortcut.py`` (MS, DMS), ``switch.py`` (Switchable Norm),
+``adain.py`` (AdaIN), ``standard.py`` (batch, instance, layer, group), ``factory.py`` (registry).
+"""
+
+from .adain import AdaIN
+from .factory import NORM_REGISTRY, make_norm
+from .pono import PONO, pono, pono_reference
+from .shortcut import DynamicMomentShortcut, MomentShortcut
+from .standard import BatchNorm2d, GroupNorm, Identity, InstanceNorm2d, LayerNorm2d
+from .switch import SwitchNorm1d, SwitchNorm2d, accumulate_batch_average
+
+__all__ = [
+    "NORM_REGISTRY",
+    "PONO",
+    "AdaIN",
+    "BatchNorm2d",
+    "DynamicMomentShortcut",
+    "GroupNorm",
+    "Identity",
+    "InstanceNorm2d",
+    "LayerNorm2d",
+    "MomentShortcut",
+    "SwitchNorm1d",
+    "SwitchNorm2d",
+    "accumulate_batch_average",
+    "make_norm",
+    "pono",
+    "pono_reference",
+]

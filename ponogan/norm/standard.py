@@ -1,0 +1,77 @@
+"""The classic normalizers, each taking ``num_channels`` first so any can replace any other.
+
+| class        | statistics over, for x (N, C, H, W)         | paper                          |
+|--------------|---------------------------------------------|--------------------------------|
+| BatchNorm2d  | N, H, W per channel (running stats for eval) | Ioffe & Szegedy, 2015          |
+| InstanceNorm | H, W per sample and channel                 | Ulyanov et al., 2016           |
+| LayerNorm2d  | C, H, W per sample; per-channel affine       | Ba et al., 2016 (MUNIT's form) |
+| GroupNorm    | H, W and the channels of a group, per sample | Wu & He, 2018                  |
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """Batch normalization: statistics over ``N, H, W`` per channel; running averages at eval."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+                 track_running_stats: bool = True):
+        super().__init__(num_channels, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats)
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """Instance normalization: statistics over ``H, W`` per sample and channel.
+
+    Defaults follow CycleGAN/pix2pix (``affine=False``, no running stats), which the baseline
+    parameter counts assume.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = False,
+                 track_running_stats: bool = False):
+        super().__init__(num_channels, eps=eps, affine=affine, track_running_stats=track_running_stats)
+
+
+class LayerNorm2d(nn.Module):
+    """Layer normalization in its CNN form: statistics over ``C, H, W`` per sample, then a
+    per-channel affine ``(1, C, 1, 1)`` (as in MUNIT's decoder). Same math as
+    ``F.group_norm(x, 1, weight, bias)``.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True):
+        super().__init__()
+        self.num_channels = num_channels
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_channels)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, 1, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, eps={self.eps}, affine={self.weight is not None}"
+
+
+class GroupNorm(nn.GroupNorm):
+    """Group normalization: statistics over ``H, W`` and the channels of each group, per sample.
+
+    ``num_groups`` (default 32, as in the GN paper) is clamped to ``num_channels`` and then lowered
+    to the largest divisor of ``num_channels``, so every layer width works.
+    """
+
+    def __init__(self, num_channels: int, num_groups: int = 32, eps: float = 1e-5, affine: bool = True):
+        groups = max(1, min(num_groups, num_channels))
+        while num_channels % groups:
+            groups -= 1
+        super().__init__(groups, num_channels, eps=eps, affine=affine)
+
+
+class Identity(nn.Identity):
+    """No normalization (accepts and ignores ``num_channels`` so it fits every norm slot)."""
+
+    def __init__(self, num_channels: int | None = None, **_: object):
+        super().__init__()
