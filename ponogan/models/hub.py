@@ -1,0 +1,141 @@
+"""Save and load generators for inference: ``model.safetensors`` + ``config.json`` in a run folder.
+
+``model.safetensors`` holds every generator's ``state_dict`` under ``"<role>.<key>"`` (roles such
+as ``G``, ``G_A``/``G_B``, ``gen_a``/``gen_b``); ``config.json`` is the caller's config plus
+``"generators": {role: model.spec}``, enough to rebuild each model with ``create_generator``.
+Weights never go through pickle, and both files are written atomically (temp file + ``os.replace``),
+so a crash leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .registry import create_generator
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Run ``write(tmp_path)`` on a temp file next to ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_pretrained(run_dir: str | os.PathLike, generators: dict[str, nn.Module], config: dict) -> Path:
+    """Write ``run_dir/model.safetensors`` and ``run_dir/config.json``; returns ``run_dir``.
+
+    Each generator must come from ``create_generator`` (it needs ``model.spec``); unwrap
+    DDP/accelerate wrappers first. ``config`` must be JSON-serialisable; its ``"generators"`` key
+    is set from the models' specs.
+    """
+    if not generators:
+        raise ValueError("save_pretrained needs at least one generator")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    specs = {}
+    for role, model in generators.items():
+        if "." in role or not role:
+            raise ValueError(f"generator role {role!r} must be a non-empty name without dots")
+        spec = getattr(model, "spec", None)
+        if spec is None:
+            raise ValueError(f"generator {role!r} ({type(model).__name__}) has no .spec: build it with "
+                             "ponogan.models.create_generator (and unwrap DDP/accelerate wrappers)")
+        specs[role] = spec
+        for key, value in model.state_dict().items():
+            tensors[f"{role}.{key}"] = value.detach().to("cpu").contiguous()
+    full_config = {**config, "generators": specs}
+    text = json.dumps(full_config, indent=2, sort_keys=False)  # fails before any file is touched
+    _atomic_write(run_dir / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    _atomic_write(run_dir / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text + "\n"))
+    return run_dir
+
+
+def _resolve(path: str | os.PathLike) -> tuple[Path, Path]:
+    path = Path(path)
+    if path.suffix == ".safetensors" or path.is_file():
+        weights, run_dir = path, path.parent
+    else:
+        weights, run_dir = path / WEIGHTS_NAME, path
+    config = run_dir / CONFIG_NAME
+    if not run_dir.exists():
+        raise FileNotFoundError(f"checkpoint folder not found: {run_dir}")
+    for needed in (config, weights):
+        if not needed.is_file():
+            raise FileNotFoundError(f"checkpoint file missing: {needed} (a run folder needs "
+                                    f"{CONFIG_NAME} and {WEIGHTS_NAME}, written by save_pretrained)")
+    return weights, config
+
+
+def load_pretrained(path: str | os.PathLike, device: str | torch.device = "cpu"
+                    ) -> tuple[dict[str, nn.Module], dict]:
+    """Load ``(generators: {role: model in eval mode on device}, config)`` from a run folder or its
+    ``model.safetensors``. Never unpickles. Raises ``FileNotFoundError`` naming a missing file and
+    ``ValueError`` for a file that is not safetensors, a bad config, or weights that do not match
+    the config's generators."""
+    weights, config_path = _resolve(path)
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{config_path} is not valid JSON: {err}") from err
+    specs = config.get("generators") if isinstance(config, dict) else None
+    if not isinstance(specs, dict) or not specs:
+        raise ValueError(f"{config_path} has no 'generators' entry (role -> {{name, kwargs}})")
+    try:
+        tensors = load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{weights} is not a valid safetensors file: {err}") from err
+
+    by_role: dict[str, dict[str, torch.Tensor]] = {role: {} for role in specs}
+    stray = []
+    for key, value in tensors.items():
+        role, _, name = key.partition(".")
+        if role in by_role:
+            by_role[role][name] = value
+        else:
+            stray.append(key)
+    if stray:
+        raise ValueError(f"checkpoint {weights} does not match its config: weights for roles not in "
+                         f"{config_path} (e.g. {stray[0]!r}); config roles: {', '.join(specs)}")
+
+    models = {}
+    for role, spec in specs.items():
+        try:
+            model = create_generator(spec["name"], **spec.get("kwargs", {}))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{config_path}: cannot build generator {role!r} from {spec!r}: {err}") from err
+        missing, unexpected = _diff_keys(model, by_role[role])
+        if missing or unexpected:
+            raise ValueError(
+                f"checkpoint {weights} does not match its config for generator {role!r} ({spec['name']}): "
+                f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys "
+                f"(e.g. {unexpected[:3]})")
+        try:
+            model.load_state_dict(by_role[role], strict=True)
+        except RuntimeError as err:  # same keys, different shapes
+            raise ValueError(f"checkpoint {weights} does not match its config for generator {role!r}: "
+                             f"{str(err).splitlines()[-1].strip()}") from err
+        models[role] = model.to(device).eval()
+    return models, config
+
+
+def _diff_keys(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    expected = set(model.state_dict())
+    return sorted(expected - set(state)), sorted(set(state) - expected)

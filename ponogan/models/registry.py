@@ -1,0 +1,78 @@
+"""Model presets by name: ``create_generator(name, **kwargs)`` and ``create_discriminator(name, **kwargs)``.
+
+A preset is a class plus default keyword arguments; caller keywords override them. Every model
+built here carries ``model.spec = {"name": preset, "kwargs": merged_kwargs}`` (JSON-serialisable),
+which is what checkpoints store to rebuild it: ``create_generator(spec["name"], **spec["kwargs"])``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from .discriminators import MultiScaleDiscriminator, PatchDiscriminator, PixelDiscriminator
+from .munit import MunitGenerator
+from .resnet import ResnetGenerator
+from .unet import UnetGenerator
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named model: the class and the keyword arguments that make it that preset."""
+
+    cls: type[nn.Module]
+    defaults: dict = field(default_factory=dict)
+
+
+GENERATORS: dict[str, Preset] = {
+    "resnet_9blocks": Preset(ResnetGenerator, {"n_blocks": 9}),
+    "resnet_6blocks": Preset(ResnetGenerator, {"n_blocks": 6}),
+    "unet_256": Preset(UnetGenerator, {"num_downs": 8}),
+    "unet_128": Preset(UnetGenerator, {"num_downs": 7}),
+    "munit": Preset(MunitGenerator),
+}
+
+DISCRIMINATORS: dict[str, Preset] = {
+    "patchgan": Preset(PatchDiscriminator, {"n_layers": 3}),
+    "pixel": Preset(PixelDiscriminator),
+    "multiscale": Preset(MultiScaleDiscriminator, {"n_layers": 4, "n_scales": 3}),
+}
+
+
+def _build(kind: str, presets: dict[str, Preset], name: str, kwargs: dict) -> nn.Module:
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name must be a string, got {type(name).__name__}")
+    key = name.lower().replace("-", "_")
+    if key not in presets:
+        raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(presets)}")
+    preset = presets[key]
+    valid = [p for p in inspect.signature(preset.cls).parameters if p not in ("self", "args", "kwargs")]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ValueError(f"{kind} {key!r} ({preset.cls.__name__}) got unknown option(s) {unknown}; "
+                         f"valid options: {', '.join(valid)}")
+    merged = {**preset.defaults, **kwargs}
+    try:
+        json.dumps(merged)
+    except TypeError as err:
+        raise ValueError(f"{kind} options must be JSON-serialisable (str, int, float, bool, None, "
+                         f"lists, dicts): {err}") from err
+    model = preset.cls(**merged)
+    model.spec = {"name": key, "kwargs": merged}
+    return model
+
+
+def create_generator(name: str, **kwargs) -> nn.Module:
+    """Build a generator preset: ``resnet_9blocks``, ``resnet_6blocks``, ``unet_256``, ``unet_128``,
+    ``munit``. Keywords override the preset (``ngf``, ``norm``, ``shortcut``, ``in_channels``, ...)."""
+    return _build("generator", GENERATORS, name, kwargs)
+
+
+def create_discriminator(name: str, **kwargs) -> nn.Module:
+    """Build a discriminator preset: ``patchgan`` (70x70), ``pixel``, ``multiscale`` (MUNIT).
+    Keywords override the preset (``in_channels``, ``ndf``, ``n_layers``, ``norm``,
+    ``spectral_norm``, ...)."""
+    return _build("discriminator", DISCRIMINATORS, name, kwargs)
