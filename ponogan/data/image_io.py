@@ -1,0 +1,130 @@
+"""Robust image loading and PIL <-> tensor conversion at the data edge.
+
+`load_image` opens any file Pillow reads and returns an 8-bit `RGB` or `L` image: EXIF orientation
+applied, transparency composited on white, 16-bit and float data scaled to 8 bits, CMYK/palette converted.
+Every failure a user can hit (missing, empty, not an image, truncated, too many pixels) raises
+`ImageLoadError` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+DEFAULT_MAX_PIXELS = 89_478_485
+MODES = ("RGB", "L")
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+class ImageLoadError(ValueError):
+    """An image file could not be used; `path` and `reason` say which and why."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot load image {self.path}: {reason}")
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(IMG_EXTENSIONS)
+
+
+def find_images(root: str | os.PathLike) -> list[str]:
+    """All image files under `root` (recursive, any extension case), sorted for a stable order."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if is_image_file(f))
+    return found
+
+
+def load_image(path: str | os.PathLike, mode: str = "RGB", max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    """Open `path` as an 8-bit PIL image in `mode` (`RGB` or `L`).
+
+    Raises `ImageLoadError` for a missing or empty file, data Pillow cannot identify, a truncated or
+    corrupt file, or more than `max_pixels` pixels (checked from the header, before decoding).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(path, "the file is empty (0 bytes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as img:
+                width, height = img.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise ImageLoadError(
+                        path,
+                        f"{width}x{height} = {width * height} pixels exceeds max_pixels={max_pixels} "
+                        "(possible decompression bomb; raise max_pixels if the image is genuine)",
+                    )
+                img.load()
+                img = ImageOps.exif_transpose(img)
+        except ImageLoadError:
+            raise
+        except UnidentifiedImageError:
+            raise ImageLoadError(path, "not an image Pillow can read (wrong extension or corrupt)") from None
+        except Image.DecompressionBombError as err:
+            raise ImageLoadError(path, f"decompression bomb: {err}") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as err:
+            raise ImageLoadError(path, f"corrupt or truncated image data ({err})") from None
+    return to_mode(img, mode)
+
+
+def to_mode(img: Image.Image, mode: str = "RGB") -> Image.Image:
+    """Convert any Pillow image to 8-bit `RGB` or `L`.
+
+    Transparency (RGBA, LA, palette with a transparent index) is composited on white; 16-bit data
+    (`I;16*`, and `I` as Pillow opens 16-bit PNGs) is divided by 257 so 65535 -> 255; float `F` data in
+    [0, 1] is scaled by 255, otherwise clipped to [0, 255]; CMYK/YCbCr/LAB use Pillow's conversion.
+    """
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba).convert("RGB")
+    elif img.mode in _SIXTEEN_BIT:
+        data = np.asarray(img, dtype=np.float64) / 257.0
+        img = Image.fromarray(np.clip(np.rint(data), 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        data = np.asarray(img, dtype=np.float64)
+        if data.size and np.nanmax(data) <= 1.0:
+            data = data * 255.0
+        img = Image.fromarray(np.clip(np.rint(np.nan_to_num(data)), 0, 255).astype(np.uint8), "L")
+    elif img.mode == "1":
+        img = img.convert("L")
+    return img if img.mode == mode else img.convert(mode)
+
+
+def pil_to_tensor(img: Image.Image, mode: str | None = None) -> torch.Tensor:
+    """PIL image -> float32 `(C, H, W)` in [-1, 1] (C = 3 for RGB, 1 for L); `mode` converts first."""
+    img = to_mode(img, mode or ("L" if img.mode in ("L", "1", "F", *_SIXTEEN_BIT) else "RGB"))
+    array = np.asarray(img, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    # NOTE: arithmetic in NumPy: small torch ops in loader workers pay intra-op threading overhead.
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32) / 127.5 - 1.0)
+
+
+def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
+    """`(C, H, W)` or `(1, C, H, W)` tensor in [-1, 1] (C = 1 or 3, any device/dtype) -> PIL `L`/`RGB`."""
+    if tensor.dim() == 4:
+        if tensor.shape[0] != 1:
+            raise ValueError(f"tensor_to_pil takes one image; got a batch of {tensor.shape[0]}")
+        tensor = tensor[0]
+    if tensor.dim() != 3 or tensor.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (C, H, W) tensor with C = 1 or 3, got shape {tuple(tensor.shape)}")
+    data = ((tensor.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    array = data.permute(1, 2, 0).numpy()
+    return Image.fromarray(array[:, :, 0], "L") if array.shape[2] == 1 else Image.fromarray(array, "RGB")

@@ -1,0 +1,61 @@
+"""Dataset registry: mode name -> dataset class, and the `create_dataset` factory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from ponogan.data.aligned import AlignedDataset
+from ponogan.data.filelist import ListDataset
+from ponogan.data.glyphs import GlyphDataset
+from ponogan.data.options import DataOptions
+from ponogan.data.single import SingleDataset
+from ponogan.data.unaligned import UnalignedDataset
+
+DatasetFactory = Callable[[Any, str, DataOptions], Dataset]
+
+DATASETS: dict[str, DatasetFactory] = {
+    "unaligned": UnalignedDataset,
+    "aligned": AlignedDataset,
+    "single": SingleDataset,
+    "list": ListDataset,
+    "glyphs": GlyphDataset,
+}
+ROOTLESS = {"glyphs"}
+
+
+def register_dataset(name: str, factory: DatasetFactory, *, needs_root: bool = True) -> None:
+    """Add a mode: `factory(root, phase, options) -> Dataset`."""
+    DATASETS[name] = factory
+    if not needs_root:
+        ROOTLESS.add(name)
+
+
+def create_dataset(mode: str, root: str | os.PathLike | None = None, phase: str = "train", **options: Any):
+    """Build the dataset of `mode` (`unaligned`, `aligned`, `single`, `list`, `glyphs`).
+
+    `options` are `DataOptions` fields (unknown names raise `ValueError`); pass `options=DataOptions(...)`
+    instead to use a prepared dataclass. Items are dicts with `A`/`B` `(C, H, W)` tensors in [-1, 1]
+    and `A_path`/`B_path`.
+    """
+    if "options" in options:
+        prepared = options.pop("options")
+        if not isinstance(prepared, DataOptions):
+            raise TypeError(f"options= must be a DataOptions, got {type(prepared).__name__}")
+        opts = prepared.replace(**options) if options else prepared
+    else:
+        opts = DataOptions.from_dict(options)
+    return build_dataset(mode, root, phase, opts)
+
+
+def build_dataset(mode: str, root: str | os.PathLike | None, phase: str, options: DataOptions):
+    """`create_dataset` for a ready `DataOptions` (the form the training config uses)."""
+    key = mode.lower().strip() if isinstance(mode, str) else mode
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset mode {mode!r}; valid modes: {', '.join(DATASETS)}")
+    if root is None and key not in ROOTLESS:
+        raise ValueError(f"dataset mode {key!r} needs a root folder")
+    return DATASETS[key](root, phase, options)
