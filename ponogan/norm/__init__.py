@@ -1,7 +1,8 @@
 """The normalizer family: every member built by name with ``make_norm(name, num_channels)``.
 
 Where things live: ``pono.py`` (PONO), ``shortcut.py`` (MS, DMS), ``switch.py`` (Switchable Norm),
-``adain.py`` (AdaIN), ``standard.py`` (batch, instance, layer, group), ``factory.py`` (registry).
+``adain.py`` (AdaIN), ``standard.py`` (batch, instance, layer, group), ``factory.py`` (registry),
+``checks.py`` (input checks with messages naming the layer). See docs/norm.md.
 """
 
 from .adain import AdaIN

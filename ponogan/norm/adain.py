@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_nchw
+
 
 class AdaIN(nn.Module):
     """Instance-normalise over ``H, W`` per sample and channel, then apply a per-sample affine
@@ -19,6 +21,7 @@ class AdaIN(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.num_channels, "AdaIN")
         n, c = x.shape[:2]
         if weight.shape != (n, c) or bias.shape != (n, c):
             raise ValueError(

@@ -10,10 +10,27 @@ import torch
 from torch import nn
 
 
+def check_moments(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, who: str) -> None:
+    """Raise a clear error unless ``mean`` and ``std`` are ``(N, 1, H, W)`` matching ``x (N, C, H, W)``."""
+    if x.dim() != 4:
+        raise ValueError(f"{who} expects x of shape (N, C, H, W), got {tuple(x.shape)}")
+    want = (x.shape[0], 1, x.shape[2], x.shape[3])
+    if tuple(mean.shape) != want or tuple(std.shape) != want:
+        raise ValueError(
+            f"{who} on x of shape {tuple(x.shape)} needs mean and std of shape (N, 1, H, W) = {want} "
+            f"(PONO moments from the encoder level of the same resolution), got {tuple(mean.shape)} "
+            f"and {tuple(std.shape)}"
+        )
+
+
 class MomentShortcut(nn.Module):
-    """MS: ``x * std + mean`` (beta = mean, gamma = std, broadcast over channels). No parameters."""
+    """MS: ``x * std + mean`` (beta = mean, gamma = std, broadcast over channels). No parameters.
+
+    ``forward(x (N, C, H, W), mean (N, 1, H, W), std (N, 1, H, W)) -> (N, C, H, W)``.
+    """
 
     def forward(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        check_moments(x, mean, std, "MomentShortcut")
         return torch.addcmul(mean, x, std)
 
 
@@ -21,18 +38,21 @@ class DynamicMomentShortcut(nn.Module):
     """DMS: a small conv net maps ``cat(mean, std)`` (2 channels) to ``(beta, gamma)`` with
     ``channels`` channels each, then returns ``x * gamma + beta``.
 
-    Net: conv3x3(2 -> hidden) -> ReLU -> conv3x3(hidden -> 2 * channels).
+    Net: conv3x3(2 -> hidden) -> ReLU -> conv3x3(hidden -> 2 * channels), hidden = C/2 clamped to
+    [16, 64]: the input is two smooth maps, so a wider hidden layer only adds parameters.
+
+    ``forward(x (N, C, H, W), mean (N, 1, H, W), std (N, 1, H, W)) -> (N, C, H, W)``.
 
     NOTE: the official DMS ends with a ReLU (and puts a norm after its first conv), which forces
-    beta, gamma >= 0. We drop that final ReLU so DMS can express MS itself (gamma = std and
-    beta = mean take either sign for mean) and initialise the last conv so that at the start
-    gamma = std and beta = mean exactly: DMS begins as MS and learns a correction.
-    No norm inside: a batch norm on 2-channel moment maps would couple samples of a batch.
+    beta, gamma >= 0, although the PONO mean it stands in for takes either sign. We drop that
+    final ReLU, predict a residual on top of MS (``beta = mean + d_beta``, ``gamma = std + d_gamma``)
+    and zero-initialise the last conv, so DMS starts exactly as MS and learns a correction.
+    No norm inside: a batch norm on 2-channel moment maps would couple the samples of a batch.
     """
 
     def __init__(self, channels: int, hidden_channels: int | None = None):
         super().__init__()
-        hidden = hidden_channels or max(16, channels // 2)
+        hidden = hidden_channels or min(64, max(16, channels // 2))
         self.channels = channels
         self.net = nn.Sequential(
             nn.Conv2d(2, hidden, 3, padding=1),
@@ -43,8 +63,12 @@ class DynamicMomentShortcut(nn.Module):
         nn.init.zeros_(self.net[2].bias)
 
     def forward(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        check_moments(x, mean, std, "DynamicMomentShortcut")
+        if x.shape[1] != self.channels:
+            raise ValueError(f"DynamicMomentShortcut built for {self.channels} channels got x of shape "
+                             f"{tuple(x.shape)}")
         correction = self.net(torch.cat([mean, std], dim=1))  # (N, 2C, H, W)
         d_beta, d_gamma = correction.chunk(2, dim=1)
         beta = mean + d_beta
         gamma = std + d_gamma
-        return x * gamma + beta
+        return torch.addcmul(beta, x, gamma)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_nchw
+
 
 class BatchNorm2d(nn.BatchNorm2d):
     """Batch normalization: statistics over ``N, H, W`` per channel; running averages at eval."""
@@ -22,6 +24,10 @@ class BatchNorm2d(nn.BatchNorm2d):
                  track_running_stats: bool = True):
         super().__init__(num_channels, eps=eps, momentum=momentum, affine=affine,
                          track_running_stats=track_running_stats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.num_features, "BatchNorm2d")
+        return super().forward(x)
 
 
 class InstanceNorm2d(nn.InstanceNorm2d):
@@ -34,6 +40,10 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = False,
                  track_running_stats: bool = False):
         super().__init__(num_channels, eps=eps, affine=affine, track_running_stats=track_running_stats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.num_features, "InstanceNorm2d")
+        return super().forward(x)
 
 
 class LayerNorm2d(nn.Module):
@@ -50,6 +60,7 @@ class LayerNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.num_channels, "LayerNorm2d")
         return F.group_norm(x, 1, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -68,6 +79,10 @@ class GroupNorm(nn.GroupNorm):
         while num_channels % groups:
             groups -= 1
         super().__init__(groups, num_channels, eps=eps, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.num_channels, "GroupNorm")
+        return super().forward(x)
 
 
 class Identity(nn.Identity):

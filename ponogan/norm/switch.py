@@ -10,6 +10,15 @@ per-(sample, channel) IN moments, so the input is reduced once:
 
     mu  = sum_k softmax(mean_weight)_k mu_k,   var = sum_k softmax(var_weight)_k var_k
     y   = (x - mu) / sqrt(var + eps) * gamma + beta
+
+NOTE: the paper's Eq. 3 uses the biased variance (divide by H*W); the official code uses ``x.var``
+(divide by H*W - 1). We follow the paper, which makes one-hot SN equal IN, LN and BN exactly.
+
+Speed: the big tensor is touched as few times as possible. ``_InstanceMoments`` reduces ``x`` once
+(``var_mean`` over H, W) and its analytic backward is one fused pass; all mixing happens on
+``(N, C, 1, 1)`` tensors; ``_ChannelAffine`` normalises in one pass as ``x * scale + shift`` with
+``scale = gamma / sqrt(var + eps)`` and ``shift = beta - mu * scale`` per (n, c), and its backward
+reduces ``gy`` and ``gy * x`` with dot products instead of materialising products.
 """
 
 from __future__ import annotations
@@ -18,6 +27,57 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
+
+from .checks import check_nchw
+
+
+class _InstanceMoments(torch.autograd.Function):
+    """``x (N, C, H, W) -> (mean, var)`` over H, W (biased), each ``(N, C, 1, 1)``.
+
+    Backward: ``dx = g_mean / M + g_var * 2 (x - mean) / M`` with ``M = H * W``, written as one
+    fused ``x * a + b`` pass. Saves ``x`` and its own output ``mean``, so it is twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor):
+        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, mean)
+        return mean, var
+
+    @staticmethod
+    def backward(ctx, g_mean, g_var):
+        x, mean = ctx.saved_tensors
+        m = x.shape[2] * x.shape[3]
+        a = 2.0 * g_var / m if g_var is not None else torch.zeros_like(mean)
+        b = -a * mean
+        if g_mean is not None:
+            b = b + g_mean / m
+        return torch.addcmul(b, x, a)
+
+
+class _ChannelAffine(torch.autograd.Function):
+    """``y = x * scale + shift`` for ``x (N, C, H, W)`` and per-(n, c) ``scale, shift (N, C, 1, 1)``.
+
+    Backward: ``dx = gy * scale``, ``d_scale = sum_hw gy * x``, ``d_shift = sum_hw gy``; the sums are
+    dot products over the flattened H*W axis, so no full-size product is materialised.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor):
+        ctx.save_for_backward(x, scale)
+        return torch.addcmul(shift, x, scale)
+
+    @staticmethod
+    def backward(ctx, g_y):
+        x, scale = ctx.saved_tensors
+        g_x = g_y * scale
+        if x.is_contiguous() and g_y.is_contiguous():
+            g_scale = torch.linalg.vecdot(g_y.flatten(2), x.flatten(2), dim=-1)[..., None, None]
+        else:
+            g_scale = (g_y * x).sum((2, 3), keepdim=True)
+        g_shift = g_y.sum((2, 3), keepdim=True)
+        return g_x, g_scale.to(scale.dtype), g_shift.to(scale.dtype)
 
 
 class _SwitchNormBase(nn.Module):
@@ -57,7 +117,8 @@ class _SwitchNormBase(nn.Module):
 
     @torch.no_grad()
     def _update_running(self, mean_bn: torch.Tensor, var_bn: torch.Tensor) -> None:
-        mean_bn, var_bn = mean_bn.detach().float(), var_bn.detach().float()
+        mean_bn = mean_bn.detach().to(self.running_mean.dtype)
+        var_bn = var_bn.detach().to(self.running_var.dtype)
         if self.using_moving_average:
             self.running_mean.mul_(self.momentum).add_(mean_bn, alpha=1 - self.momentum)
             self.running_var.mul_(self.momentum).add_(var_bn, alpha=1 - self.momentum)
@@ -106,19 +167,20 @@ class SwitchNorm2d(_SwitchNormBase):
         return 3 if self.using_bn else 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"SwitchNorm2d expects (N, C, H, W), got shape {tuple(x.shape)}")
-        var_in, mean_in = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)  # (N, C, 1, 1)
+        check_nchw(x, self.num_channels, "SwitchNorm2d")
+        mean_in, var_in = _InstanceMoments.apply(x)  # (N, C, 1, 1) each
         mean_x2 = var_in + mean_in**2
-        mean_ln = mean_in.mean(1, keepdim=True)
+        mean_ln = mean_in.mean(1, keepdim=True)  # (N, 1, 1, 1)
         var_ln = (mean_x2.mean(1, keepdim=True) - mean_ln**2).clamp_min(0)
         means, vars_ = [mean_in, mean_ln], [var_in, var_ln]
         if self.using_bn:
-            mean_bn, var_bn = self._batch_moments(mean_in, mean_x2)
+            mean_bn, var_bn = self._batch_moments(mean_in, mean_x2)  # (1, C, 1, 1)
             means.append(mean_bn)
             vars_.append(var_bn)
-        mean, var = self._mix(means, vars_)
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        mean, var = self._mix(means, vars_)  # broadcast to (N, C, 1, 1)
+        scale = torch.rsqrt(var + self.eps) * self.weight.to(x.dtype)
+        shift = self.bias.to(x.dtype) - mean * scale
+        return _ChannelAffine.apply(x, scale.expand_as(mean_in), shift.expand_as(mean_in))
 
 
 class SwitchNorm1d(_SwitchNormBase):
@@ -134,6 +196,9 @@ class SwitchNorm1d(_SwitchNormBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2:
             raise ValueError(f"SwitchNorm1d expects (N, C), got shape {tuple(x.shape)}")
+        if x.shape[1] != self.num_channels:
+            raise ValueError(f"SwitchNorm1d built for {self.num_channels} channels got input of shape "
+                             f"{tuple(x.shape)}")
         var_ln, mean_ln = torch.var_mean(x, dim=1, keepdim=True, correction=0)  # (N, 1)
         means, vars_ = [mean_ln], [var_ln]
         if self.using_bn:
@@ -147,21 +212,28 @@ class SwitchNorm1d(_SwitchNormBase):
 @torch.no_grad()
 def accumulate_batch_average(model: nn.Module, batches: Iterable, forward=None) -> int:
     """The SN paper's batch average: reset every Switchable Norm layer of ``model``, switch them to
-    cumulative averaging, run ``model`` in training mode over ``batches`` (no gradients), then put
-    the model in eval mode with the averaged BN statistics frozen. Returns the number of batches.
+    cumulative averaging, run ``model`` over ``batches`` (no gradients) with only those layers in
+    training mode (every other module, e.g. a BatchNorm, stays in eval and keeps its statistics),
+    then leave the whole model in eval mode with the averaged BN statistics frozen: each layer's
+    ``running_mean``/``running_var`` is the plain mean of the per-batch BN moments. Returns the
+    number of batches.
 
     ``forward(model, batch)`` runs one batch (default ``model(batch)``).
     """
     layers = [m for m in model.modules() if isinstance(m, _SwitchNormBase) and m.using_bn]
+    if not layers:
+        raise ValueError("accumulate_batch_average: the model has no SwitchNorm layer with using_bn=True")
     for m in layers:
         m.reset_running_stats()
         m.using_moving_average = False
-    was_training = model.training
-    model.train()
+    model.eval()
+    for m in layers:
+        m.train()
     count = 0
     for batch in batches:
         forward(model, batch) if forward else model(batch)
         count += 1
-    model.train(was_training)
     model.eval()
+    if count == 0:
+        raise ValueError("accumulate_batch_average needs at least one batch")
     return count
