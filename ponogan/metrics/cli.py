@@ -1,0 +1,162 @@
+"""``ponogan eval``: score a folder of fakes against targets, or a trained run on a dataset split.
+
+Exit status: 0 every requested metric was computed; 3 some were skipped (reasons printed, the rest
+written); 1 none could be computed (the report still lists why); 2 bad arguments or missing folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .registry import DEFAULT_METRICS, METRICS
+
+EXIT_OK, EXIT_NOTHING, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "exit status: 0 all metrics computed, 3 some skipped (e.g. missing weight files), "
+        "1 none computed, 2 bad arguments"
+    )
+    folders = parser.add_argument_group("evaluate two folders")
+    folders.add_argument("--real", help="folder of target / real images")
+    folders.add_argument(
+        "--fake", help="folder of generated images (paired with --real by relative path and stem)"
+    )
+    folders.add_argument("--input", help="folder of the inputs, for the grid (input | output | target)")
+    folders.add_argument("--masks", help="folder of target glyph masks (nonzero = glyph) for iou/centroid")
+    run = parser.add_argument_group("evaluate a trained run")
+    run.add_argument(
+        "--checkpoint", help="run folder (config.json + model.safetensors) or its model.safetensors"
+    )
+    run.add_argument("--data", help="dataset root folder, or 'glyphs' for the built-in glyph data")
+    run.add_argument("--split", default="test", help="dataset phase to translate (default test)")
+    run.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="translation direction")
+    run.add_argument(
+        "--num-styles", type=int, default=4, help="MUNIT: samples per input for diversity (default 4)"
+    )
+    run.add_argument("--seed", type=int, default=0, help="MUNIT: seed of the random styles (default 0)")
+    run.add_argument("--overwrite", action="store_true", help="replace images of an earlier run in --out")
+    run.add_argument(
+        "--record", action="store_true", help="also merge the metrics into the run's config.json"
+    )
+    parser.add_argument("--out", required=True, help="output folder for metrics.json, metrics.md, grid.png")
+    parser.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help=f"comma-separated, from {', '.join(METRICS)} or 'all' (default {','.join(DEFAULT_METRICS)})",
+    )
+    parser.add_argument(
+        "--fid-weights", help="pt_inception-2015-12-05-6726825d.pth (default: torch hub cache)"
+    )
+    parser.add_argument("--lpips-weights", help="torchvision backbone file, e.g. alexnet-owt-7be5be79.pth")
+    parser.add_argument(
+        "--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"), help="LPIPS backbone"
+    )
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch for FID features")
+    parser.add_argument("--cache-dir", help="FID statistics cache (default ~/.cache/ponogan/fid)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _error(message: str) -> int:
+    print(f"ponogan eval: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _config_kwargs(args: argparse.Namespace) -> dict:
+    return {
+        "metrics": (args.metrics,),
+        "fid_weights": args.fid_weights,
+        "lpips_weights": args.lpips_weights,
+        "lpips_net": args.lpips_net,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "cache_dir": args.cache_dir,
+        "progress": not args.no_progress,
+    }
+
+
+def _checkpoint_config(args: argparse.Namespace, metrics: list[str]):
+    """Translate the run's split into ``--out`` and return the folder evaluation config and notes."""
+    from ponogan.pipeline import TranslationPipeline
+
+    from .checkpoint import PAIRED_MODES, dataset_for_run, translate_split
+    from .evaluate import EvalConfig
+
+    pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=args.device)
+    dataset, mode = dataset_for_run(pipe.config, args.data, args.split)
+    split = translate_split(
+        pipe,
+        dataset,
+        args.out,
+        paired=mode in PAIRED_MODES,
+        direction=args.direction,
+        num_styles=args.num_styles if "diversity" in metrics else 1,
+        seed=args.seed,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+    )
+    config = EvalConfig(
+        real=split.real,
+        fake=split.fake,
+        out=Path(args.out),
+        input=split.input,
+        masks=split.masks,
+        **_config_kwargs(args),
+    )
+    notes = [
+        f"checkpoint {args.checkpoint} ({pipe.family}), data {args.data} ({mode}, split {args.split}, "
+        f"{split.num_items} items, {args.direction})"
+    ]
+    return config, notes
+
+
+def run(args: argparse.Namespace) -> int:
+    from .evaluate import EvalConfig, evaluate_folders
+    from .registry import parse_metrics
+
+    try:
+        metrics = parse_metrics(args.metrics)
+    except ValueError as err:
+        return _error(str(err))
+    folder_mode = args.real is not None or args.fake is not None
+    run_mode = args.checkpoint is not None or args.data is not None
+    if folder_mode == run_mode:
+        return _error("give either --real DIR --fake DIR, or --checkpoint RUN --data ROOT|glyphs")
+    if folder_mode and (args.real is None or args.fake is None):
+        return _error("folder evaluation needs both --real and --fake")
+    if run_mode and (args.checkpoint is None or args.data is None):
+        return _error("run evaluation needs both --checkpoint and --data")
+    if args.num_styles < 2 and "diversity" in metrics:
+        return _error("--num-styles must be at least 2 for diversity")
+    try:
+        if run_mode:
+            config, notes = _checkpoint_config(args, metrics)
+        else:
+            config = EvalConfig(
+                real=args.real,
+                fake=args.fake,
+                out=Path(args.out),
+                input=args.input,
+                masks=args.masks,
+                **_config_kwargs(args),
+            )
+            notes = []
+        result = evaluate_folders(config, notes=notes)
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as err:
+        return _error(str(err))
+
+    for name, reason in result.skipped.items():
+        print(f"ponogan eval: skipped {name}:\n  " + reason.replace("\n", "\n  "), file=sys.stderr)
+    print(result.files["markdown"].read_text(encoding="utf-8"))
+    print("wrote " + ", ".join(str(p) for p in result.files.values()))
+    if run_mode and args.record and result.metrics:
+        from .checkpoint import record_metrics_in_run
+
+        print(f"recorded metrics in {record_metrics_in_run(args.checkpoint, result.metrics)}")
+    if not result.metrics:
+        return EXIT_NOTHING
+    return EXIT_PARTIAL if result.skipped else EXIT_OK

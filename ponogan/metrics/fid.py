@@ -1,0 +1,146 @@
+"""FID (Heusel et al. 2017) with pytorch-fid's InceptionV3 and weights, from local files only.
+
+Images are read as RGB in ``[0, 1]`` and resized to 299x299 bilinearly, exactly what pytorch-fid's
+``InceptionV3(resize_input=True)`` does, so numbers are comparable with ``python -m pytorch_fid``.
+Pool3 features ``(N, 2048)`` give a mean and covariance per set (kept as a low-rank factor for sets
+of at most 2048 images); the distance is :func:`~ponogan.metrics.frechet.frechet_distance_stats`.
+Statistics of a real folder are cached on disk, keyed by the folder, every file's relative path, size
+and mtime, and the weight file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .frechet import GaussianStats, frechet_distance_stats
+from .images import list_images, read_image
+from .inception import FID_DIMS, FID_SIZE, FIDInceptionV3
+from .weights import FID_INCEPTION, locate_weights
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$PONOGAN_CACHE/fid``, else ``$XDG_CACHE_HOME/ponogan/fid``, else ``~/.cache/ponogan/fid``."""
+    if os.environ.get("PONOGAN_CACHE"):
+        return Path(os.environ["PONOGAN_CACHE"]) / "fid"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ponogan" / "fid"
+
+
+def load_fid_model(weights: str | Path | None = None, device: str | torch.device = "cpu") -> FIDInceptionV3:
+    """The FID InceptionV3 with weights from ``weights`` or the hub cache; raises MissingWeightsError."""
+    path = locate_weights(FID_INCEPTION, weights)
+    return FIDInceptionV3.from_file(path).to(device)
+
+
+@torch.no_grad()
+def tensor_features(model: FIDInceptionV3, images: torch.Tensor) -> np.ndarray:
+    """Pool3 features ``(N, 2048)`` of ``(N, C, H, W)`` images in ``[-1, 1]`` (C = 1 or 3)."""
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    param = next(model.parameters())
+    x = (images.to(param.device, param.dtype) * 0.5 + 0.5).clamp(0, 1)
+    return model(x).double().cpu().numpy()
+
+
+def _load_for_fid(path: Path) -> torch.Tensor:
+    x = (read_image(path) * 0.5 + 0.5).clamp(0, 1)  # (1, 3, H, W) in [0, 1]
+    if x.shape[-2:] != (FID_SIZE, FID_SIZE):
+        x = F.interpolate(x, size=(FID_SIZE, FID_SIZE), mode="bilinear", align_corners=False)
+    return x
+
+
+@torch.no_grad()
+def extract_features(
+    files: Sequence[Path], model: FIDInceptionV3, *, batch_size: int = 32, progress: bool = True
+) -> np.ndarray:
+    """Pool3 features ``(len(files), 2048)`` of image files, in batches, with a tqdm progress bar."""
+    param = next(model.parameters())
+    chunks = []
+    starts = range(0, len(files), batch_size)
+    for start in tqdm(starts, desc="FID features", unit="batch", disable=not progress, leave=False):
+        batch = torch.cat([_load_for_fid(p) for p in files[start : start + batch_size]])
+        chunks.append(model(batch.to(param.device, param.dtype)).double().cpu().numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0, FID_DIMS))
+
+
+def _file_signature(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def statistics_cache_key(folder: Path, files: Sequence[Path], weights_path: Path) -> str:
+    """Hash of the folder, each file's relative path/size/mtime and the weight file's identity."""
+    record = {
+        "version": CACHE_VERSION,
+        "folder": str(folder.resolve()),
+        "files": [(p.relative_to(folder).as_posix(), *_file_signature(p)[1:]) for p in files],
+        "weights": _file_signature(Path(weights_path)),
+        "resize": f"bilinear{FID_SIZE}",
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def folder_statistics(
+    folder: str | Path,
+    model: FIDInceptionV3,
+    *,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> GaussianStats:
+    """Feature mean ``(2048,)`` and covariance of every image under ``folder``.
+
+    With ``use_cache`` the result is read from / written to ``cache_dir`` (default
+    :func:`default_cache_dir`) under a key that changes when any file or the weights change; a model
+    built without a weight file (``model.weights_path is None``) is never cached.
+    """
+    folder = Path(folder)
+    files = list_images(folder)
+    if len(files) < 2:
+        raise ValueError(f"FID needs at least 2 images, found {len(files)} in {folder}")
+    cache_file = None
+    if use_cache and model.weights_path is not None:
+        key = statistics_cache_key(folder, files, model.weights_path)
+        cache_file = Path(cache_dir or default_cache_dir()) / f"{key}.npz"
+        if cache_file.is_file():
+            with np.load(cache_file, allow_pickle=False) as data:
+                return GaussianStats(**{name: data[name] for name in data.files})
+    stats = GaussianStats.from_features(
+        extract_features(files, model, batch_size=batch_size, progress=progress)
+    )
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **stats.arrays())
+        os.replace(tmp, cache_file)
+    return stats
+
+
+def fid_between_folders(
+    real: str | Path,
+    fake: str | Path,
+    *,
+    model: FIDInceptionV3 | None = None,
+    weights: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    cache_dir: str | Path | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> float:
+    """FID between all images under ``real`` (statistics cached) and all under ``fake`` (never cached)."""
+    model = model or load_fid_model(weights, device)
+    real_stats = folder_statistics(real, model, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+    fake_stats = folder_statistics(fake, model, use_cache=False, batch_size=batch_size, progress=progress)
+    return frechet_distance_stats(fake_stats, real_stats)

@@ -1,0 +1,51 @@
+"""Image files for evaluation: listing folders, pairing fakes with targets, reading them as tensors.
+
+Evaluation reads every image as RGB (grayscale glyphs become three equal channels, alpha is dropped,
+as pytorch-fid does), so every metric sees the same pixels. Reading goes through
+``ponogan.data.load_image`` (decompression-bomb limit, 16-bit and palette handling).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ponogan.data import load_image, pil_to_tensor
+
+IMAGE_EXTENSIONS = frozenset({".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"})
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """All image files under ``folder`` (recursive), sorted by relative path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def pair_key(path: Path, root: Path) -> str:
+    """The pairing key of a file: its relative path without the extension (``sub/a.png`` -> ``sub/a``)."""
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+def keyed_images(folder: str | Path) -> dict[str, Path]:
+    """``{pair key: file}`` of every image under ``folder``."""
+    folder = Path(folder)
+    return {pair_key(p, folder): p for p in list_images(folder)}
+
+
+def pair_files(fake_dir: str | Path, real_dir: str | Path) -> list[tuple[str, Path, Path]]:
+    """``(key, fake, real)`` for files present in both folders under the same relative path and stem."""
+    real = keyed_images(real_dir)
+    return [(key, path, real[key]) for key, path in keyed_images(fake_dir).items() if key in real]
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """An image file as a ``(1, 3, H, W)`` float32 tensor in ``[-1, 1]``."""
+    return pil_to_tensor(load_image(path, mode="RGB")).unsqueeze(0)
+
+
+def read_mask(path: str | Path) -> torch.Tensor:
+    """A mask image (nonzero gray = glyph) as a ``(1, 1, H, W)`` bool tensor."""
+    return pil_to_tensor(load_image(path, mode="L")).unsqueeze(0) > -1.0

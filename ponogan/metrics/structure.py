@@ -1,0 +1,101 @@
+"""Weight-free structure measures for glyph translation: glyph-mask IoU and centroid error.
+
+A glyph mask is taken from an image in ``[-1, 1]`` by thresholding its luminance (Rec. 601 weights on
+the ``[0, 1]`` scale; one channel is used as is) at :data:`GLYPH_THRESHOLD`, the threshold of the
+built-in glyph data (``ponogan.data.glyph_mask``, whose ink is darker and page/clutter brighter than it
+in both variants). With ``dark_on_light=True`` glyph pixels are those darker than the threshold, else
+those brighter. A boolean tensor is taken as a ready mask. Both measures are per image, then averaged.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ponogan.data.glyph_style import LUMA as DATA_LUMA
+from ponogan.data.glyph_style import MASK_THRESHOLD
+
+GLYPH_THRESHOLD = float(MASK_THRESHOLD)  # one rule for the data and the metrics
+LUMA = tuple(float(w) for w in DATA_LUMA)  # Rec. 601
+
+
+def glyph_mask(
+    image: torch.Tensor, *, threshold: float = GLYPH_THRESHOLD, dark_on_light: bool = True
+) -> torch.Tensor:
+    """Boolean glyph mask ``(N, 1, H, W)`` of ``(N, C, H, W)`` images in ``[-1, 1]`` (or of a bool mask)."""
+    if image.dtype == torch.bool:
+        mask = image
+    else:
+        if image.ndim != 4:
+            raise ValueError(f"expected (N, C, H, W) images, got {tuple(image.shape)}")
+        if image.shape[1] not in (1, 3):
+            raise ValueError(f"glyph masks need 1- or 3-channel images, got {image.shape[1]} channels")
+        unit = image.float() * 0.5 + 0.5
+        if image.shape[1] == 3:
+            weights = torch.tensor(LUMA, dtype=unit.dtype, device=unit.device).view(1, 3, 1, 1)
+            gray = (unit * weights).sum(1, keepdim=True)
+        else:
+            gray = unit
+        mask = gray < threshold if dark_on_light else gray > threshold
+    if mask.ndim == 3:
+        mask = mask.unsqueeze(1)
+    if mask.ndim != 4 or mask.shape[1] != 1:
+        raise ValueError(f"a glyph mask must be (N, H, W) or (N, 1, H, W), got {tuple(mask.shape)}")
+    return mask
+
+
+def _masks(fake, target, threshold, dark_on_light):
+    fake_mask = glyph_mask(fake, threshold=threshold, dark_on_light=dark_on_light)
+    target_mask = glyph_mask(target, threshold=threshold, dark_on_light=dark_on_light).to(fake_mask.device)
+    if fake_mask.shape != target_mask.shape:
+        raise ValueError(
+            f"fake and target masks differ in shape: {tuple(fake_mask.shape)} vs {tuple(target_mask.shape)}"
+        )
+    return fake_mask, target_mask
+
+
+def mask_iou_per_image(
+    fake: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    threshold: float = GLYPH_THRESHOLD,
+    dark_on_light: bool = True,
+) -> torch.Tensor:
+    """Intersection over union of the glyph masks, ``(N,)``; two empty masks count as a perfect 1."""
+    a, b = _masks(fake, target, threshold, dark_on_light)
+    inter = (a & b).flatten(1).sum(1).double()
+    union = (a | b).flatten(1).sum(1).double()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def mask_centroid(mask: torch.Tensor) -> torch.Tensor:
+    """Centroid ``(N, 2)`` (row, col) in pixels of ``(N, 1, H, W)`` masks; an empty mask gives the centre."""
+    h, w = mask.shape[-2:]
+    weights = mask.double().flatten(1)  # (N, H*W)
+    rows = torch.arange(h, dtype=torch.float64, device=mask.device).repeat_interleave(w)
+    cols = torch.arange(w, dtype=torch.float64, device=mask.device).repeat(h)
+    total = weights.sum(1)
+    centre = torch.tensor([(h - 1) / 2, (w - 1) / 2], dtype=torch.float64, device=mask.device)
+    centroid = torch.stack([weights @ rows, weights @ cols], 1) / total.clamp_min(1).unsqueeze(1)
+    return torch.where((total > 0).unsqueeze(1), centroid, centre.expand_as(centroid))
+
+
+def centroid_error_per_image(
+    fake: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    threshold: float = GLYPH_THRESHOLD,
+    dark_on_light: bool = True,
+) -> torch.Tensor:
+    """Euclidean distance in pixels between the glyph-mask centroids of fake and target, ``(N,)``."""
+    a, b = _masks(fake, target, threshold, dark_on_light)
+    return (mask_centroid(a) - mask_centroid(b)).norm(dim=1)
+
+
+def mask_iou(fake: torch.Tensor, target: torch.Tensor, **kwargs) -> float:
+    """Mean glyph-mask IoU of ``fake`` ``(N, C, H, W)`` vs ``target`` (images or a bool mask)."""
+    return float(mask_iou_per_image(fake, target, **kwargs).mean())
+
+
+def centroid_error(fake: torch.Tensor, target: torch.Tensor, **kwargs) -> float:
+    """Mean glyph centroid error in pixels of ``fake`` vs ``target`` (images or a bool mask)."""
+    return float(centroid_error_per_image(fake, target, **kwargs).mean())
