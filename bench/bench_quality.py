@@ -1,0 +1,414 @@
+"""The PONO-MS quality study: does the Moment Shortcut help on the built-in glyph task?
+
+On both glyph variants (``plain``: black on white; ``hard``: B in textured colour on clutter, larger
+jitter with rotation) it trains, with identical budgets (steps, sizes, seeds):
+
+* group ``shortcut``: pix2pix (U-Net) and CycleGAN (ResNet) each as baseline / +PONO-MS / +PONO-DMS;
+* group ``norm``: the pix2pix baseline generator with each normalizer (batch is pix2pix's own, so the
+  baseline run of the ``shortcut`` group stands for it; instance, group, switch and layer are extra);
+* group ``precision`` (opt-in): the PONO-MS models again under bf16 autocast, to check training
+  stays stable at the fast setting.
+
+Every run goes through the real training loop (``ponogan.training.train``) and is then scored on the
+held-out characters of the test split: L1 / PSNR / SSIM against the ground truth, plus glyph-mask IoU
+and centroid error (structure measures that need no network weights). Runs are sequential in one
+process and resumable: a run whose ``study.json`` exists is skipped, a finished but unscored run is
+only scored, a half-trained one resumes from its last checkpoint.
+
+    python bench/bench_quality.py --quick                 # 32 px, small nets: < 15 min on 2 cores
+    python bench/bench_quality.py --mode medium --figures # 32 px, ~10x the steps: about an hour
+    python bench/bench_quality.py                         # full: 64 px, ngf 32 (hours on 2 cores)
+
+Writes ``bench/results/quality.json`` and ``quality.md`` (``--out`` to change), runs under
+``checkpoints/study/<mode>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from common import RESULTS_DIR, busy_note, load_average, machine_info, read_json, set_threads, write_json
+from PIL import Image
+from torchvision.utils import make_grid
+
+from ponogan.data import DataOptions, build_dataset
+from ponogan.metrics import centroid_error, mask_iou, paired_metrics
+from ponogan.models import load_pretrained
+from ponogan.training import from_dict, latest_state, train
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = ("l1", "psnr", "ssim", "mask_iou", "centroid_err")
+HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "mask_iou": True, "centroid_err": False}
+SHORTCUT_LABELS = {None: "baseline", "ms": "pono_ms", "dms": "pono_dms"}
+FAMILY_GENERATORS = {"pix2pix": "unet", "cyclegan": "resnet"}  # each family's own generator
+BASE_NORMS = {"pix2pix": "batch", "cyclegan": "instance"}
+STUDY_NORMS = ("batch", "instance", "group", "switch", "layer")
+GENERATOR_ROLE = {"pix2pix": "G", "cyclegan": "G_A"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sizes and lengths shared by every run of one study mode (identical across the compared arms)."""
+
+    image_size: int = 64
+    batch_size: int = 8
+    steps: dict = field(default_factory=lambda: {"pix2pix": 1200, "cyclegan": 600})
+    seeds: tuple[int, ...] = (0, 1, 2)
+    ngf: int = 32
+    n_blocks: int = 4  # ResNet residual blocks
+    ndf: int = 32
+    d_layers: int = 3
+    data_length: int = 4000
+
+
+BUDGETS: dict[str, Budget] = {
+    # smoke-level: every arm, both variants, 3 seeds in < 15 min on 2 busy cores; too short to rank arms
+    "quick": Budget(image_size=32, batch_size=8, steps={"pix2pix": 60, "cyclegan": 30}, ngf=16, n_blocks=2,
+                    ndf=16, d_layers=2),
+    # what this machine affords in under an hour: small nets at 32 px, long enough to translate legibly
+    "medium": Budget(image_size=32, batch_size=4, steps={"pix2pix": 400, "cyclegan": 300}, ngf=16,
+                     n_blocks=3, ndf=16, d_layers=2),
+    # the prototype's scale (64 px, ngf 32, 4 blocks): hours on 2 CPU cores, minutes on a GPU
+    "full": Budget(),
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the study."""
+
+    group: str
+    family: str
+    variant: str
+    seed: int
+    shortcut: str | None = None
+    norm: str = ""
+    precision: str = "no"
+
+    @property
+    def arm(self) -> str:
+        """The compared condition, e.g. ``pono_ms``, ``norm_group``, ``pono_ms_bf16``."""
+        if self.group == "norm":
+            return f"norm_{self.norm}"
+        label = SHORTCUT_LABELS[self.shortcut]
+        return f"{label}_bf16" if self.precision == "bf16" else label
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant}/{self.family}-{self.arm}-s{self.seed}"
+
+
+def plan(variants: list[str], families: list[str], groups: list[str],
+         seeds: tuple[int, ...]) -> list[RunSpec]:
+    """Every run of the study, ordered so that each (variant, family) comparison completes before the
+    next starts (useful when a study is spread over several sessions). The ``batch`` norm run *is*
+    the pix2pix baseline, so it is not repeated."""
+    specs: list[RunSpec] = []
+    for variant in variants:
+        for family in families:
+            base = BASE_NORMS[family]
+            if "shortcut" in groups:
+                specs += [RunSpec("shortcut", family, variant, seed, sc, base)
+                          for seed in seeds for sc in SHORTCUT_LABELS]
+            if "norm" in groups and family == "pix2pix":
+                specs += [RunSpec("norm", family, variant, seed, None, n)
+                          for seed in seeds for n in STUDY_NORMS if n != base]
+            if "precision" in groups:
+                specs += [RunSpec("precision", family, variant, seed, "ms", base, "bf16") for seed in seeds]
+    return specs
+
+
+def generator_kwargs(spec: RunSpec, budget: Budget) -> tuple[str, dict]:
+    """Preset name and options of the run's generator (U-Net depth follows the image size)."""
+    if FAMILY_GENERATORS[spec.family] == "unet":
+        return "unet_256", {"ngf": budget.ngf, "num_downs": int(math.log2(budget.image_size)),
+                            "norm": spec.norm}
+    return "resnet_9blocks", {"ngf": budget.ngf, "n_blocks": budget.n_blocks, "norm": spec.norm}
+
+
+def train_config(spec: RunSpec, budget: Budget, run_dir: Path, *, resume: bool):
+    """The ``TrainConfig`` of one run: the family's paper losses, the budget's sizes, no mid-run I/O.
+    The loop's own end-of-run evaluation is capped (``score`` below covers the whole test split)."""
+    generator, gkw = generator_kwargs(spec, budget)
+    dkw = {"ndf": budget.ndf, "n_layers": budget.d_layers, "norm": BASE_NORMS[spec.family]}
+    return from_dict({
+        "family": spec.family, "run_name": spec.name.replace("/", "-"), "output_dir": str(run_dir),
+        "seed": spec.seed,
+        "model": {"generator": generator, "shortcut": spec.shortcut, "generator_kwargs": gkw,
+                  "discriminator": "patchgan", "discriminator_kwargs": dkw},
+        "data": {"batch_size": budget.batch_size, "eval_batch_size": 32, "eval_max_items": 16,
+                 "options": {"image_size": budget.image_size, "variant": spec.variant,
+                             "paired": spec.family == "pix2pix", "seed": spec.seed,
+                             "length": budget.data_length}},
+        "train": {"max_steps": budget.steps[spec.family], "mixed_precision": spec.precision,
+                  "sample_every": 0, "save_every": max(budget.steps[spec.family] // 2, 1), "keep_last": 1,
+                  "log_every": 10, "num_samples": 8, "resume": resume},
+    })
+
+
+# ---------------------------------------------------------------- scoring
+def test_split(variant: str, image_size: int) -> dict[str, torch.Tensor]:
+    """The held-out test split as tensors: ``A``, ``B`` ``(N, 3, S, S)``, ``B_mask`` ``(N, 1, S, S)``."""
+    ds = build_dataset("glyphs", None, "test", DataOptions(image_size=image_size, variant=variant))
+    items = [ds[i] for i in range(len(ds))]
+    return {k: torch.stack([it[k] for it in items]) for k in ("A", "B", "B_mask")}
+
+
+@torch.no_grad()
+def translate(generator: torch.nn.Module, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """``generator`` over ``images (N, C, H, W)`` in eval mode, in chunks; float32 output."""
+    generator.eval()
+    return torch.cat([generator(chunk).float() for chunk in images.split(batch_size)])
+
+
+def score(fake: torch.Tensor, split: dict[str, torch.Tensor]) -> dict[str, float]:
+    """L1/PSNR/SSIM vs the ground truth, glyph-mask IoU and centroid error (pixels) vs the true mask."""
+    target_mask = split["B_mask"] > 0.5
+    return {**paired_metrics(fake, split["B"]), "mask_iou": mask_iou(fake, target_mask),
+            "centroid_err": centroid_error(fake, target_mask)}
+
+
+def load_generator(run_dir: Path, family: str) -> torch.nn.Module:
+    generators, _ = load_pretrained(run_dir)
+    return generators[GENERATOR_ROLE[family]]
+
+
+def run_one(spec: RunSpec, budget: Budget, root: Path, splits: dict, *, verbose: bool = False) -> dict:
+    """Train (or resume) and score one run; its ``study.json`` is the record (and the skip marker)."""
+    run_dir = root / spec.name
+    record = read_json(run_dir / "study.json")
+    if record is not None:
+        return record
+    t0 = time.monotonic()
+    if not (run_dir / "metrics.json").is_file() or not (run_dir / "model.safetensors").is_file():
+        resume = latest_state(run_dir) is not None
+        quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stderr(io.StringIO())
+        with quiet:  # the loop's progress bar, one per run
+            train(train_config(spec, budget, run_dir, resume=resume))
+    train_s = time.monotonic() - t0
+    generator = load_generator(run_dir, spec.family)
+    split = splits[spec.variant]
+    metrics = score(translate(generator, split["A"]), split)
+    log = [r for r in _read_log(run_dir) if "time_s" in r]
+    record = {**asdict(spec), "arm": spec.arm, "name": spec.name, "metrics": metrics,
+              "train_s": round(log[-1]["time_s"], 1) if log else round(train_s, 1),
+              "final_losses": {k: v for k, v in (log[-1] if log else {}).items()
+                               if k not in ("step", "epoch", "lr", "time_s")},
+              "params_G": sum(p.numel() for p in generator.parameters())}
+    write_json(run_dir / "study.json", record)
+    return record
+
+
+def _read_log(run_dir: Path) -> list[dict]:
+    path = run_dir / "log.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- aggregation and report
+def aggregate(records: list[dict]) -> list[dict]:
+    """Mean and sample std over seeds of every metric, per (variant, family, arm)."""
+    cells: dict[tuple, list[dict]] = {}
+    for r in records:
+        cells.setdefault((r["variant"], r["family"], r["group"], r["arm"]), []).append(r)
+    rows = []
+    for (variant, family, group, arm), runs in cells.items():
+        row = {"variant": variant, "family": family, "group": group, "arm": arm,
+               "seeds": sorted(r["seed"] for r in runs),
+               "train_s_mean": round(statistics.mean(r["train_s"] for r in runs), 1)}
+        for m in METRICS:
+            values = [r["metrics"][m] for r in runs]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            row[m] = {"mean": statistics.mean(values), "std": spread, "values": values}
+        rows.append(row)
+    return rows
+
+
+def compare_to_baseline(rows: list[dict]) -> list[dict]:
+    """Per variant and family: each arm's mean minus the baseline's, and whether the gap exceeds the
+    seeds' spread (|diff| > std_arm + std_baseline): a crude but honest significance flag."""
+    base = {(r["variant"], r["family"]): r for r in rows if r["arm"] == "baseline"}
+    out = []
+    for r in rows:
+        b = base.get((r["variant"], r["family"]))
+        if b is None or r is b:
+            continue
+        diffs = {}
+        for m in METRICS:
+            d = r[m]["mean"] - b[m]["mean"]
+            better = d > 0 if HIGHER_IS_BETTER[m] else d < 0
+            beyond = abs(d) > r[m]["std"] + b[m]["std"]
+            diffs[m] = {"diff": d, "better": better, "beyond_spread": beyond}
+        out.append({"variant": r["variant"], "family": r["family"], "arm": r["arm"], "vs_baseline": diffs})
+    return out
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One table: rows (variant, family, arm), columns mean ± std of each metric."""
+    head = ("| variant | family | arm | seeds | L1 ↓ | PSNR ↑ | SSIM ↑ | mask IoU ↑ | centroid err (px) ↓ "
+            "| train s/run |")
+    lines = [head, "|" + "---|" * 10]
+    digits = {"l1": 4, "psnr": 2, "ssim": 3, "mask_iou": 3, "centroid_err": 2}
+    order = {a: i for i, a in enumerate(["baseline", "pono_ms", "pono_dms", "pono_ms_bf16"]
+                                        + [f"norm_{n}" for n in STUDY_NORMS])}
+    for r in sorted(rows, key=lambda r: (r["variant"], r["family"], order.get(r["arm"], 99))):
+        cells = [f"{r[m]['mean']:.{digits[m]}f} ± {r[m]['std']:.{digits[m]}f}" for m in METRICS]
+        lines.append(f"| {r['variant']} | {r['family']} | {r['arm']} | {len(r['seeds'])} | "
+                     + " | ".join(cells) + f" | {r['train_s_mean']} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- figures
+def save_png(grid: torch.Tensor, path: Path) -> Path:
+    """Save a ``(3, H, W)`` grid in [0, 1] as a 256-colour PNG (the write-up keeps figures small)."""
+    array = (grid.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    Image.fromarray(array).quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)
+    return path
+
+
+def _rgb(x: torch.Tensor) -> torch.Tensor:
+    x = x.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def _heat(maps: torch.Tensor, size: int) -> torch.Tensor:
+    """``(N, 1, h, w)`` moment maps -> ``(N, 3, size, size)`` grey images, each min-max scaled."""
+    flat = maps.flatten(1)
+    lo, hi = flat.min(1).values.view(-1, 1, 1, 1), flat.max(1).values.view(-1, 1, 1, 1)
+    scaled = (maps - lo) / (hi - lo).clamp_min(1e-8)
+    return torch.nn.functional.interpolate(scaled, size=(size, size), mode="nearest").expand(-1, 3, -1, -1)
+
+
+def write_figures(root: Path, variants: list[str], families: list[str], budget: Budget, splits: dict,
+                  out_dir: Path, n_items: int = 8) -> list[Path]:
+    """Per variant and family: ``input | baseline | PONO-MS | PONO-DMS | target`` for seed 0, and the
+    PONO-MS generator's moment maps (mean and std of each encoder level) on the same inputs."""
+    seed = budget.seeds[0]
+    written = []
+    for variant in variants:
+        split = splits[variant]
+        picks = torch.linspace(0, split["A"].shape[0] - 1, n_items).round().long()
+        a, b = split["A"][picks], split["B"][picks]
+        for family in families:
+            outs = {}
+            for shortcut, label in SHORTCUT_LABELS.items():
+                run_dir = root / RunSpec("shortcut", family, variant, seed, shortcut).name
+                if (run_dir / "model.safetensors").is_file():
+                    outs[label] = load_generator(run_dir, family)
+            if len(outs) < len(SHORTCUT_LABELS):
+                continue
+            columns = [a] + [translate(g, a) for g in outs.values()] + [b]
+            tiles = torch.stack([_rgb(c) for c in columns], 1).flatten(0, 1)
+            grid = make_grid(tiles, nrow=len(columns), padding=2, pad_value=0.5)
+            written.append(save_png(grid, out_dir / f"{variant}_{family}_samples.png"))
+            with torch.no_grad():
+                moments = outs["pono_ms"].extract_moments(a)
+            size = a.shape[-1]
+            maps = [_rgb(a)] + [_heat(m, size) for level in moments for m in level]
+            tiles = torch.stack(maps, 1).flatten(0, 1)
+            grid = make_grid(tiles, nrow=len(maps), padding=2, pad_value=0.5)
+            written.append(save_png(grid, out_dir / f"{variant}_{family}_moments.png"))
+    return written
+
+
+# ---------------------------------------------------------------- main
+def save_results(out: Path, mode: str, result: dict) -> None:
+    """Store ``result`` under its mode in ``out`` (quick and full runs share one file) and rewrite the
+    markdown tables next to it from every mode present."""
+    data = read_json(out) or {}
+    data[mode] = result
+    write_json(out, data)
+    sections = []
+    for name, res in data.items():
+        sections.append(f"## mode `{name}`: {res['n_runs']} runs, {res['wall_s'] / 60:.1f} min wall, "
+                        f"{res['threads']} thread(s), image {res['budget']['image_size']} px, steps "
+                        f"{res['budget']['steps']}\n\n{res['load']['note']}.\n\n{markdown_table(res['summary'])}")
+    title = "# PONO-MS quality study (bench/bench_quality.py)\n\n"
+    out.with_suffix(".md").write_text(title + "\n".join(sections))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mode", choices=list(BUDGETS), default="full", help="budget (default: full)")
+    p.add_argument("--quick", action="store_const", dest="mode", const="quick", help="same as --mode quick")
+    p.add_argument("--variants", nargs="+", default=["plain", "hard"], choices=["plain", "hard"])
+    p.add_argument("--families", nargs="+", default=["pix2pix", "cyclegan"], choices=list(FAMILY_GENERATORS))
+    p.add_argument("--groups", nargs="+", default=["shortcut", "norm"],
+                   choices=["shortcut", "norm", "precision"])
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the budget's 3)")
+    p.add_argument("--steps", type=int, default=None, help="override the steps of every family")
+    p.add_argument("--image-size", type=int, default=None, help="override the budget's image size")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--runs-dir", default=None, help="where runs go (default: checkpoints/study/<mode>)")
+    p.add_argument("--out", default=None, help="results JSON (default: bench/results/quality.json)")
+    p.add_argument("--figures", action="store_true", help="write sample grids and moment maps")
+    p.add_argument("--figures-dir", default=str(REPO / "docs" / "study"))
+    p.add_argument("--verbose", action="store_true", help="show the training progress bars")
+    return p.parse_args(argv)
+
+
+def make_budget(args: argparse.Namespace) -> tuple[str, Budget]:
+    mode = args.mode
+    budget = BUDGETS[mode]
+    if args.seeds is not None:
+        budget = replace(budget, seeds=tuple(range(args.seeds)))
+    if args.steps is not None:
+        budget = replace(budget, steps={f: args.steps for f in budget.steps})
+    if args.image_size is not None:
+        budget = replace(budget, image_size=args.image_size)
+    return mode, budget
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    threads = set_threads(args.threads)
+    mode, budget = make_budget(args)
+    root = Path(args.runs_dir) if args.runs_dir else REPO / "checkpoints" / "study" / mode
+    out = Path(args.out) if args.out else RESULTS_DIR / "quality.json"
+    specs = plan(args.variants, args.families, args.groups, budget.seeds)
+    splits = {v: test_split(v, budget.image_size) for v in args.variants}
+    load_before, t0 = load_average(), time.monotonic()
+    records = []
+    for i, spec in enumerate(specs, 1):
+        t_run = time.monotonic()
+        record = run_one(spec, budget, root, splits, verbose=args.verbose)
+        records.append(record)
+        m = record["metrics"]
+        print(f"[{i}/{len(specs)}] {spec.name}: L1 {m['l1']:.4f} SSIM {m['ssim']:.3f} "
+              f"IoU {m['mask_iou']:.3f} "
+              f"centroid {m['centroid_err']:.2f}px ({time.monotonic() - t_run:.0f} s)", flush=True)
+        gc.collect()
+    wall = time.monotonic() - t0
+    rows = aggregate(records)
+    result = {
+        "mode": mode, "budget": asdict(budget), "threads": threads, "runs_dir": str(root),
+        "command": "python bench/bench_quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "wall_s": round(wall, 1), "n_runs": len(records), "machine": machine_info(),
+        "load": busy_note(load_before, load_average()),
+        "test_split": {v: int(s["A"].shape[0]) for v, s in splits.items()},
+        "summary": rows, "vs_baseline": compare_to_baseline(rows), "runs": records,
+    }
+    if args.figures:
+        out_dir = Path(args.figures_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        figures = write_figures(root, args.variants, args.families, budget, splits, out_dir)
+        result["figures"] = [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in figures]
+    save_results(out, mode, result)
+    print(f"{len(records)} runs in {wall / 60:.1f} min -> {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

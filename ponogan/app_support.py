@@ -1,0 +1,225 @@
+"""The logic behind the Gradio app (app.py), kept free of UI code so it is testable on its own.
+
+- `find_checkpoints(root)`: the run folders under `checkpoints/` (shipped `demo_*` models first).
+- `model_card(config)`: a markdown card from a run's `config.json` (family, shortcut, data, metrics).
+- `PipelineCache`: loaded pipelines by checkpoint, shared by the request threads.
+- `load_upload(path, max_pixels)`: an uploaded file -> PIL image, or a `ValueError` a user can read.
+- glyph text: `glyph_font(config, direction)` and `render_text(text, font, size)` draw typed text with
+  the built-in data's renderer, one glyph per tile as in training; `hstack` joins tiles for display.
+- `moment_gallery(pipe, image, direction)`: the PONO mean/std maps of each encoder level as images.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ponogan.data import ImageLoadError, load_image
+from ponogan.pipeline import TranslationPipeline
+
+DEMO_PREFIX = "demo_"
+DEFAULT_DEMO = "demo_pix2pix_pono_ms_glyphs"
+MAX_TEXT_CHARS = 24
+WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """A run folder the app can load: `name` is its path relative to the checkpoints root."""
+
+    name: str
+    path: Path
+    config: dict
+
+    @property
+    def is_demo(self) -> bool:
+        return Path(self.name).name.startswith(DEMO_PREFIX)
+
+
+def read_checkpoint(path: str | Path, name: str | None = None) -> CheckpointInfo:
+    """A run folder (or its `model.safetensors`) -> `CheckpointInfo`; `ValueError` when it is not one."""
+    path = Path(path)
+    run_dir = path.parent if path.suffix == ".safetensors" else path
+    if not (run_dir / CONFIG_NAME).is_file() or not (run_dir / WEIGHTS_NAME).is_file():
+        raise ValueError(f"{run_dir} is not a run folder: it needs {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        config = json.loads((run_dir / CONFIG_NAME).read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read {run_dir / CONFIG_NAME}: {err}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{run_dir / CONFIG_NAME} does not hold a JSON object")
+    return CheckpointInfo(name or run_dir.name, run_dir, config)
+
+
+def find_checkpoints(root: str | Path) -> list[CheckpointInfo]:
+    """Every run folder under `root` (any depth, skipping training `state/` folders).
+
+    Order: shipped `demo_*` models by name, then the other runs, newest first.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for weights in root.rglob(WEIGHTS_NAME):
+        if "state" in weights.relative_to(root).parts[:-1]:
+            continue
+        try:
+            found.append(read_checkpoint(weights.parent, str(weights.parent.relative_to(root))))
+        except ValueError:
+            continue
+    demos = sorted((c for c in found if c.is_demo), key=lambda c: c.name)
+    runs = sorted((c for c in found if not c.is_demo), key=lambda c: -(c.path / WEIGHTS_NAME).stat().st_mtime)
+    return demos + runs
+
+
+def _format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _flatten(metrics: dict, prefix: str = "") -> list[tuple[str, str]]:
+    rows = []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{key}.")
+        elif isinstance(value, (int, float, str, bool)):
+            rows.append((f"{prefix}{key}", _format_value(value)))
+    return rows
+
+
+def describe_data(data: dict) -> str:
+    """One line on the training data from `config["data"]`."""
+    mode = data.get("mode", "unknown")
+    if mode == "glyphs":
+        pairing = "paired" if data.get("paired", True) else "unpaired"
+        return (f"built-in glyphs ({pairing}, {data.get('variant', 'plain')}): "
+                f"{data.get('font_a', '?')} → {data.get('font_b', '?')}, {data.get('image_size', '?')} px")
+    root = data.get("root") or data.get("dataroot")
+    size = data.get("crop_size") or data.get("image_size")
+    return f"{mode} dataset{f' at {root}' if root else ''}{f', {size} px crops' if size else ''}"
+
+
+def generator_option(spec: dict, key: str):
+    """A generator option from its spec, falling back to the preset's / class's default (e.g. `shortcut`)."""
+    import inspect
+
+    from ponogan.models import GENERATORS
+
+    kwargs = spec.get("kwargs", {})
+    if key in kwargs or spec.get("name") not in GENERATORS:
+        return kwargs.get(key)
+    preset = GENERATORS[spec["name"]]
+    if key in preset.defaults:
+        return preset.defaults[key]
+    parameter = inspect.signature(preset.cls).parameters.get(key)
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+
+
+def model_card(config: dict, name: str = "") -> str:
+    """Markdown card: family, generator preset, norm and shortcut, training data and steps, metrics."""
+    lines = [f"### {name or config.get('run_name', 'checkpoint')}", "",
+             f"- **family**: {config.get('family', 'unknown')}"]
+    for role, spec in (config.get("generators") or {}).items():
+        shortcut, norm = generator_option(spec, "shortcut"), generator_option(spec, "norm")
+        parts = [spec.get("name", "?"), *([f"norm {norm}"] if norm else []),
+                 f"shortcut {('PONO-' + shortcut.upper()) if shortcut else 'none'}"]
+        lines.append(f"- **{role}**: {', '.join(parts)}")
+    if isinstance(config.get("data"), dict):
+        lines.append(f"- **training data**: {describe_data(config['data'])}")
+    if "step" in config:
+        lines.append(f"- **steps**: {config['step']}")
+    metrics = _flatten(config["metrics"]) if isinstance(config.get("metrics"), dict) else []
+    if metrics:
+        lines += ["", "| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in metrics]
+    else:
+        lines += ["", "_no metrics recorded (run `ponogan eval` on this run)_"]
+    return "\n".join(lines)
+
+
+class PipelineCache:
+    """Loaded pipelines by path, at most `capacity`, least recently used dropped first; thread-safe."""
+
+    def __init__(self, capacity: int = 2, device: str | None = None, dtype: str | None = None):
+        self.capacity, self.device, self.dtype = capacity, device, dtype
+        self._pipes: OrderedDict[str, TranslationPipeline] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str | Path) -> TranslationPipeline:
+        key = str(Path(path).resolve())
+        with self._lock:
+            if key not in self._pipes:
+                pipe = TranslationPipeline.from_pretrained(key, device=self.device, dtype=self.dtype)
+                self._pipes[key] = pipe
+                while len(self._pipes) > self.capacity:
+                    self._pipes.popitem(last=False)
+            self._pipes.move_to_end(key)
+            return self._pipes[key]
+
+
+def load_upload(path: str | Path, max_pixels: int) -> Image.Image:
+    """An uploaded file -> RGB PIL image; `ValueError` with a plain reason (not an image, too large...)."""
+    try:
+        return load_image(path, "RGB", max_pixels)
+    except ImageLoadError as err:
+        raise ValueError(f"Cannot use this upload: {err.reason}.") from None
+
+
+def glyph_font(config: dict, direction: str) -> str | None:
+    """The font a glyph model's source domain is drawn in, or `None` for a model not trained on glyphs."""
+    data = config.get("data") or {}
+    if data.get("mode") != "glyphs":
+        return None
+    fonts = (data.get("font_a", "DejaVuSans"), data.get("font_b", "DejaVuSerif-Bold"))
+    if data.get("direction", "AtoB") == "BtoA":
+        fonts = fonts[::-1]
+    return fonts[0] if direction == "AtoB" else fonts[1]
+
+
+def render_text(text: str, font: str, size: int) -> list[Image.Image]:
+    """One `(size, size)` black-on-white tile per character of `text` (spaces blank), as in training."""
+    from ponogan.data.fonts import render_glyph, resolve_font
+
+    text = text.strip()
+    if not text:
+        raise ValueError("Type some text to render.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"Text is limited to {MAX_TEXT_CHARS} characters (got {len(text)}).")
+    resolved = resolve_font(font)
+    tiles = []
+    for char in text:
+        blank = char.isspace()
+        mask = np.zeros((size, size), np.float32) if blank else render_glyph(resolved, char, size)
+        tiles.append(Image.fromarray(np.rint((1.0 - mask) * 255).astype(np.uint8), "L").convert("RGB"))
+    return tiles
+
+
+def hstack(images: list[Image.Image], gap: int = 0) -> Image.Image:
+    """Images side by side, top-aligned, on white, with `gap` pixels between them."""
+    width = sum(img.width for img in images) + gap * (len(images) - 1)
+    height = max(img.height for img in images)
+    canvas = Image.new("RGB", (width, height), "white")
+    x = 0
+    for img in images:
+        canvas.paste(img.convert("RGB"), (x, 0))
+        x += img.width + gap
+    return canvas
+
+
+def moment_gallery(pipe: TranslationPipeline, image: Image.Image, direction: str,
+                   display_width: int = 192) -> list[tuple[Image.Image, str]]:
+    """`[(image, caption)]`: mean then std map of each encoder level, upscaled (nearest) for display."""
+    levels = pipe.moments(image, direction, as_images=True)
+    gallery = []
+    for level, (mean, std) in enumerate(levels, start=1):
+        scale = max(1, display_width // mean.width)
+        for name, moment in (("mean", mean), ("std", std)):
+            shown = moment.resize((moment.width * scale, moment.height * scale), Image.Resampling.NEAREST)
+            gallery.append((shown, f"level {level} {name} ({moment.width}x{moment.height})"))
+    return gallery

@@ -1,0 +1,332 @@
+"""Inference with a trained translator: a checkpoint in, PIL images in, PIL images out.
+
+`TranslationPipeline.from_pretrained(run)` rebuilds the generators of a run folder (or its
+`model.safetensors`) with `ponogan.models.hub.load_pretrained`, which never unpickles anything.
+Calling the pipeline converts every image to the model's channel count, groups images of the same size
+into batches, runs them under `torch.inference_mode` (optionally bf16 autocast) and returns PIL images
+of the input size: the generators pad to their stride multiple and crop back themselves.
+
+Directions per family (see docs/architecture.md, "Checkpoint roles"):
+
+| family   | AtoB                          | BtoA                          |
+|----------|-------------------------------|-------------------------------|
+| pix2pix  | `G`                           | -                             |
+| cyclegan | `G_A`                         | `G_B`                         |
+| munit    | encode `gen_a`, decode `gen_b` | encode `gen_b`, decode `gen_a` |
+
+MUNIT is multimodal: each input gets `n_styles` outputs from random styles `s ~ N(0, I)` (one set of
+styles per call, shared by all inputs, drawn from `seed`), or one output in the style of a reference
+image encoded by the target domain's style encoder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ponogan.data import pil_to_tensor, tensor_to_pil
+from ponogan.data.image_io import to_mode
+
+Moments = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One translation direction: `source` encodes the input, `target` produces the output.
+
+    Feed-forward families use one network for both (`source == target`); MUNIT encodes content and
+    moments with the source domain's auto-encoder and decodes with the target domain's.
+    """
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a checkpoint family can do: its directions and whether outputs depend on a style code."""
+
+    routes: dict[str, Route]
+    multimodal: bool = False
+
+
+FAMILIES: dict[str, Family] = {
+    "pix2pix": Family({"AtoB": Route("G", "G")}),
+    "cyclegan": Family({"AtoB": Route("G_A", "G_A"), "BtoA": Route("G_B", "G_B")}),
+    "munit": Family({"AtoB": Route("gen_a", "gen_b"), "BtoA": Route("gen_b", "gen_a")}, multimodal=True),
+}
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`None` -> CUDA when available, else CPU; otherwise the named device (checked to exist)."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use device='cpu'")
+    return device
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """The compute dtype: float32 (default), or bfloat16 / float16 run under autocast."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        if dtype.lower() not in _DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(_DTYPES)}")
+        return _DTYPES[dtype.lower()]
+    if dtype not in _DTYPES.values():
+        raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype}")
+    return dtype
+
+
+def image_channels(net: nn.Module) -> int:
+    """Channels a generator takes: its spec's `in_channels`, else the input width of its first conv."""
+    kwargs = getattr(net, "spec", {}).get("kwargs", {})
+    if "in_channels" in kwargs:
+        return int(kwargs["in_channels"])
+    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        raise ValueError(f"cannot tell the input channels of {type(net).__name__}: it has no Conv2d")
+    return conv.in_channels
+
+
+def parse_size(size: int | str | Sequence[int] | None) -> int | tuple[int, int] | None:
+    """`None`, an int (shorter side), `(w, h)`, or a string `"64"` / `"64x48"` -> int or `(w, h)`."""
+    if size is None:
+        return None
+    if isinstance(size, str):
+        parts = size.lower().split("x")
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"size must look like 256 or 320x240, got {size!r}") from None
+        size = values[0] if len(values) == 1 else tuple(values)
+    if isinstance(size, int):
+        if size < 1:
+            raise ValueError(f"size must be positive, got {size}")
+        return size
+    size = tuple(int(s) for s in size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"size must be an int or a positive (width, height) pair, got {size}")
+    return size
+
+
+def resize_image(img: Image.Image, size: int | tuple[int, int] | None) -> Image.Image:
+    """Resize to `(w, h)`, or so the shorter side is `size` (aspect kept); `None` keeps the image."""
+    if size is None:
+        return img
+    if isinstance(size, int):
+        w, h = img.size
+        scale = size / min(w, h)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return img if img.size == size else img.resize(size, Image.Resampling.BICUBIC)
+
+
+def moment_to_image(moment: torch.Tensor | np.ndarray) -> Image.Image:
+    """A `(h, w)` / `(1, 1, h, w)` moment map -> an 8-bit grayscale image, min-max scaled for display."""
+    array = moment.detach().float().cpu().numpy() if isinstance(moment, torch.Tensor) else np.asarray(moment)
+    array = np.squeeze(array).astype(np.float64)
+    low, high = float(array.min()), float(array.max())
+    scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
+    return Image.fromarray(np.rint(scaled * 255).astype(np.uint8), "L")
+
+
+class TranslationPipeline:
+    """A trained translator: `pipe(images, direction="AtoB") -> list[PIL.Image]`.
+
+    Build it with `from_pretrained`; `config` is the run's `config.json`, `family` its family name,
+    `directions` the directions it supports, `device` and `dtype` where and how it computes.
+    """
+
+    def __init__(self, generators: dict[str, nn.Module], config: dict, *, device: torch.device,
+                 dtype: torch.dtype = torch.float32):
+        family = config.get("family")
+        if family not in FAMILIES:
+            raise ValueError(
+                f"checkpoint family {family!r} is not supported for inference; valid: {', '.join(FAMILIES)}"
+            )
+        self.spec = FAMILIES[family]
+        roles = {role for route in self.spec.routes.values() for role in (route.source, route.target)}
+        missing = sorted(roles - set(generators))
+        if missing:
+            raise ValueError(
+                f"{family} checkpoint lacks generator(s) {', '.join(missing)}; it holds "
+                f"{', '.join(sorted(generators)) or 'none'} (wrong or incomplete checkpoint?)"
+            )
+        self.generators = {role: net.eval().to(device) for role, net in generators.items()}
+        self.config = config
+        self.family: str = family
+        self.device = device
+        self.dtype = dtype
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None,
+                        dtype: str | torch.dtype | None = None) -> TranslationPipeline:
+        """Load a run folder (`config.json` + `model.safetensors`) or the `model.safetensors` file itself.
+
+        `device=None` picks CUDA when available; `dtype="bf16"` runs the generators under bf16 autocast.
+        """
+        from ponogan.models.hub import load_pretrained
+
+        path = Path(path)
+        if path.is_file() and path.suffix != ".safetensors":
+            raise ValueError(
+                f"{path} is not a safetensors file; pass a run folder or its model.safetensors "
+                "(pickled .pt/.pth checkpoints are never loaded)"
+            )
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        device = resolve_device(device)
+        generators, config = load_pretrained(path, device=device)
+        return cls(generators, config, device=device, dtype=resolve_dtype(dtype))
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return tuple(self.spec.routes)
+
+    @property
+    def multimodal(self) -> bool:
+        return self.spec.multimodal
+
+    def route(self, direction: str) -> Route:
+        if direction not in self.spec.routes:
+            raise ValueError(
+                f"direction {direction!r} is not available for a {self.family} checkpoint; "
+                f"valid: {', '.join(self.directions)}"
+            )
+        return self.spec.routes[direction]
+
+    def input_mode(self, direction: str = "AtoB") -> str:
+        """PIL mode the source network takes: `L` for one channel, `RGB` for three."""
+        return "L" if image_channels(self.generators[self.route(direction).source]) == 1 else "RGB"
+
+    def style_mode(self, direction: str = "AtoB") -> str:
+        """PIL mode of a reference style image (a target-domain image)."""
+        return "L" if image_channels(self.generators[self.route(direction).target]) == 1 else "RGB"
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def _to_batch(self, images: Sequence[Image.Image], mode: str) -> torch.Tensor:
+        return torch.stack([pil_to_tensor(img, mode) for img in images]).to(self.device)  # (N, C, H, W)
+
+    def _check_images(self, images) -> list[Image.Image]:
+        images = [images] if isinstance(images, Image.Image) else list(images)
+        for i, img in enumerate(images):
+            if not isinstance(img, Image.Image):
+                raise TypeError(
+                    f"images must be PIL images; item {i} is {type(img).__name__} "
+                    "(load files with ponogan.data.load_image)"
+                )
+        return images
+
+    def _styles(self, direction: str, style, n_styles: int, seed: int | None,
+                style_dim: int) -> torch.Tensor:
+        """Style codes `(S, style_dim, 1, 1)`: from a reference image / given codes, or `n_styles` draws."""
+        if isinstance(style, Image.Image):
+            target = self.generators[self.route(direction).target]
+            ref = to_mode(style, self.style_mode(direction))
+            with self._autocast():
+                return target.encode(self._to_batch([ref], ref.mode))[2].float()
+        if isinstance(style, torch.Tensor):
+            if style.numel() == 0 or style.numel() % style_dim:
+                raise ValueError(
+                    f"style codes need style_dim={style_dim} values each; got shape {tuple(style.shape)}"
+                )
+            return style.detach().float().reshape(-1, style_dim, 1, 1).to(self.device)
+        generator = torch.Generator()
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(int(seed))
+        return torch.randn(n_styles, style_dim, 1, 1, generator=generator).to(self.device)
+
+    @torch.inference_mode()
+    def __call__(self, images: Image.Image | Iterable[Image.Image], direction: str = "AtoB", style=None,
+                 seed: int | None = None, n_styles: int = 1, batch_size: int = 8,
+                 size: int | str | tuple[int, int] | None = None) -> list[Image.Image]:
+        """Translate `images` (one PIL image or several, any size and mode).
+
+        Returns one image per input, in order, of the input size (or `size` when resizing was asked:
+        an int sets the shorter side, `(w, h)` the exact size). MUNIT returns `n_styles` images per input
+        (input-major: `[x0_s0, x0_s1, ..., x1_s0, ...]`), or one per input and reference when `style` is a
+        PIL image (a target-domain example) or a tensor of style codes `(S, style_dim[, 1, 1])`.
+        """
+        route = self.route(direction)
+        images = self._check_images(images)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not self.multimodal and (style is not None or n_styles != 1):
+            raise ValueError(f"style and n_styles apply to MUNIT checkpoints only; this one is {self.family}")
+        if n_styles < 1:
+            raise ValueError(f"n_styles must be >= 1, got {n_styles}")
+        if style is not None and not isinstance(style, (Image.Image, torch.Tensor)):
+            raise TypeError(
+                f"style must be a PIL image or a tensor of style codes, got {type(style).__name__}"
+            )
+        mode = self.input_mode(direction)
+        size = parse_size(size)
+        prepared = [resize_image(to_mode(img, mode), size) for img in images]
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, img in enumerate(prepared):
+            by_size.setdefault(img.size, []).append(i)
+
+        results: list[list[Image.Image]] = [[] for _ in prepared]
+        styles = None
+        for indices in by_size.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start:start + batch_size]
+                x = self._to_batch([prepared[i] for i in chunk], mode)  # (B, C, H, W)
+                with self._autocast():
+                    if not self.multimodal:
+                        outputs = [self.generators[route.source](x)]
+                    else:
+                        content, moments, own_style = self.generators[route.source].encode(x)
+                        if styles is None:
+                            styles = self._styles(direction, style, n_styles, seed, own_style.shape[1])
+                        decoder = self.generators[route.target]
+                        outputs = [
+                            decoder.decode(content, moments, s.expand(len(chunk), -1, -1, -1).to(own_style),
+                                           size=x.shape[-2:])
+                            for s in styles
+                        ]
+                for out in outputs:  # (B, C_out, H, W) per style
+                    for i, y in zip(chunk, out.float().cpu(), strict=True):
+                        results[i].append(tensor_to_pil(y))
+        return [img for per_input in results for img in per_input]
+
+    @torch.inference_mode()
+    def moments(self, image: Image.Image, direction: str = "AtoB", *, as_images: bool = False) -> list[tuple]:
+        """PONO moments of `image` at each encoder level of the source network, shallow first.
+
+        Returns `[(mean, std), ...]` as `(h, w)` float32 arrays (the padded input's grid), or with
+        `as_images=True` as 8-bit grayscale PIL images min-max scaled for display. Empty for models
+        trained without a moment shortcut.
+        """
+        if not isinstance(image, Image.Image):
+            raise TypeError(f"moments takes one PIL image, got {type(image).__name__}")
+        net = self.generators[self.route(direction).source]
+        mode = self.input_mode(direction)
+        x = self._to_batch([to_mode(image, mode)], mode)  # (1, C, H, W)
+        with self._autocast():
+            levels: Moments = net.encode(x)[1] if self.multimodal else net.extract_moments(x)
+        arrays = [(mean[0, 0].float().cpu().numpy(), std[0, 0].float().cpu().numpy()) for mean, std in levels]
+        if as_images:
+            return [(moment_to_image(mean), moment_to_image(std)) for mean, std in arrays]
+        return arrays

@@ -1,0 +1,149 @@
+"""``ponogan train`` and ``python train.py``: YAML preset + flags + dotted overrides -> ``train(cfg)``.
+
+Overrides name any config field by its dotted path: ``--optim.lr_g 1e-4`` or ``optim.lr_g=1e-4``.
+With ``--resume`` and no ``--config``, the run folder's own saved config is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import MIXED_PRECISION, ConfigError, TrainConfig, apply_overrides, from_dict, load_config
+from .loop import NonFiniteLossError, RunResult, TrainingError, train
+
+DEFAULT_PRESET = "pix2pix_pono_ms_glyphs.yaml"
+_PACKAGE_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+# flag -> dotted config field
+FLAG_FIELDS = {
+    "output_dir": "output_dir",
+    "max_steps": "train.max_steps",
+    "max_minutes": "train.max_minutes",
+    "seed": "seed",
+    "device": "train.device",
+    "mixed_precision": "train.mixed_precision",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None,
+                        help=f"YAML preset (default: configs/{DEFAULT_PRESET}; with --resume and no "
+                             "--config, the run folder's saved config)")
+    parser.add_argument("--output-dir", default=None, help="run folder (default: checkpoints/<run_name>)")
+    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps in total")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop cleanly, with a checkpoint, after this much wall time")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the run folder's latest checkpoint")
+    parser.add_argument("--seed", type=int, default=None, help="seed of weights, data order and sampling")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="cpu or cuda")
+    parser.add_argument("--mixed-precision", choices=MIXED_PRECISION, default=None,
+                        help="no, bf16 (CPU or GPU) or fp16 (GPU only)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides by dotted path, e.g. model.generator_kwargs.ngf=32 "
+                             "(python train.py also takes --model.generator_kwargs.ngf 32)")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse flags; ``--a.b value`` / ``--a.b=value`` (a dotted name) become ``a.b=value`` overrides."""
+    rewritten: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        key = token.split("=", 1)[0]
+        if token.startswith("--") and "." in key:
+            if "=" in token:
+                rewritten.append(token[2:])
+                i += 1
+                continue
+            if i + 1 >= len(argv):
+                parser.error(f"override {token} needs a value")
+            rewritten.append(f"{token[2:]}={argv[i + 1]}")
+            i += 2
+            continue
+        rewritten.append(token)
+        i += 1
+    return parser.parse_args(rewritten)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in args.overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        out[key] = value
+    for flag, field_path in FLAG_FIELDS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            out[field_path] = value
+    if getattr(args, "resume", False):
+        out["train.resume"] = True
+    return out
+
+
+def _default_preset() -> Path:
+    for candidate in (Path("configs") / DEFAULT_PRESET, _PACKAGE_CONFIGS / DEFAULT_PRESET):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"default preset {DEFAULT_PRESET} not found in ./configs or {_PACKAGE_CONFIGS}; "
+                      "pass --config PATH")
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's config: preset (or the saved one when resuming), then flags and overrides."""
+    overrides = _overrides(args)
+    if args.config is None and args.resume and args.output_dir:
+        saved = Path(args.output_dir) / "config.json"
+        if saved.is_file():
+            cfg = from_dict(json.loads(saved.read_text())["train"])
+            return apply_overrides(cfg, overrides)
+    return load_config(args.config or _default_preset(), overrides)
+
+
+def _report(result: RunResult) -> None:
+    run = result.run_dir
+    samples = sorted((run / "samples").glob("step_*.png"))
+    lines = [f"\nTraining stopped ({result.stopped_by}) at step {result.step}.", f"Run folder: {run}"]
+    if result.metrics:
+        lines.append("Test metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
+    if samples:
+        lines.append(f"Latest samples (input | output | target): {samples[-1]}")
+    lines += [
+        "Open it:",
+        f"  python app.py --checkpoint {run}",
+        f"  ponogan translate --checkpoint {run} --input <image folder> --output <output folder>",
+        f"Continue it: python train.py --resume --output-dir {run} [--max-steps N]",
+    ]
+    print("\n".join(lines))
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = build_config(args)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    try:
+        result = train(cfg)
+    except NonFiniteLossError as err:
+        print(f"training stopped: {err}", file=sys.stderr)
+        return 1
+    except TrainingError as err:
+        print(f"training error: {err}", file=sys.stderr)
+        return 1
+    if result.is_main:
+        _report(result)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``train.py``."""
+    parser = argparse.ArgumentParser(prog="train.py", description="train a translator from a YAML preset")
+    add_arguments(parser)
+    args = parse_args(parser, list(sys.argv[1:] if argv is None else argv))
+    return run(args)

@@ -1,0 +1,402 @@
+"""Typed training configuration: the one source of defaults for every training run.
+
+A ``TrainConfig`` is built from a YAML preset (``load_config``), then command-line overrides
+(``apply_overrides(cfg, {"model.shortcut": "ms", ...})``) replace single fields by dotted path.
+Every family starts from its own defaults (``family_defaults``: the paper settings of pix2pix,
+CycleGAN and MUNIT) before the YAML is merged on top, so a preset only lists what it changes.
+Unknown keys raise ``ConfigError`` naming the key and the valid ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ponogan.data import DataOptions
+
+FAMILIES = ("pix2pix", "cyclegan", "munit")
+SHORTCUTS = (None, "ms", "dms")
+DEVICES = ("cpu", "cuda")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+LR_POLICIES = ("constant", "linear", "step")
+
+
+class ConfigError(ValueError):
+    """A configuration a user wrote is invalid (unknown key, bad value, bad YAML)."""
+
+
+@dataclass
+class ModelConfig:
+    """Networks, by ``ponogan.models`` preset name plus keyword overrides.
+
+    ``shortcut`` is the PONO axis of every preset (``None``: plain baseline, ``"ms"``: PONO + Moment
+    Shortcut, ``"dms"``: Dynamic Moment Shortcut). Channel counts come from ``data.options``
+    (``input_nc`` / ``output_nc``); everything else (``ngf``/``dim``, ``norm``, ``n_blocks``,
+    ``num_downs``, ``ndf``, ``n_layers``, ...) goes through the ``*_kwargs`` dicts unchanged.
+    """
+
+    generator: str = "unet_256"
+    shortcut: str | None = None
+    generator_kwargs: dict = field(default_factory=dict)
+    discriminator: str = "patchgan"
+    discriminator_kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are batched.
+
+    ``mode``/``root``/``options`` go to ``ponogan.data.build_dataset``; ``glyphs`` is the built-in data
+    (``root`` may be null). ``eval_max_items`` caps the test split used for metrics (null: all of it).
+    """
+
+    mode: str = "glyphs"
+    root: str | None = None
+    batch_size: int = 1
+    eval_batch_size: int = 16
+    eval_max_items: int | None = None
+    num_workers: int = 0
+    options: DataOptions = field(default_factory=DataOptions)
+
+
+@dataclass
+class OptimConfig:
+    """Adam for G and D, and the learning-rate schedule (per optimizer step).
+
+    ``linear``: constant until ``decay_start`` (a fraction of ``train.max_steps``), then linearly to 0
+    (CycleGAN/pix2pix). ``step``: multiply by ``gamma`` every ``step_size`` steps (MUNIT).
+    """
+
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+    lr_policy: str = "linear"
+    decay_start: float = 0.5
+    step_size: int = 100_000
+    gamma: float = 0.5
+    grad_accum_steps: int = 1
+
+
+@dataclass
+class Pix2PixLoss:
+    """pix2pix: conditional GAN + ``l1`` x L1(G(A), B) (Isola et al. 2017, lambda = 100)."""
+
+    gan_mode: str = "vanilla"
+    gan: float = 1.0
+    l1: float = 100.0
+
+
+@dataclass
+class CycleGANLoss:
+    """CycleGAN: LSGAN + ``cycle`` x cycle L1 + ``identity`` x ``cycle`` x identity L1 (the identity
+    weight is relative to the cycle weight, as in the original code)."""
+
+    gan_mode: str = "lsgan"
+    gan: float = 1.0
+    cycle: float = 10.0
+    identity: float = 0.5
+    pool_size: int = 50
+
+
+@dataclass
+class MunitLoss:
+    """MUNIT: GAN + ``image`` x within-domain recon + ``content``/``style`` latent recon (+ ``moments``
+    recon of the PONO moments with a shortcut) + optional ``cycle`` x cycle recon (0 = off)."""
+
+    gan_mode: str = "lsgan"
+    gan: float = 1.0
+    image: float = 10.0
+    content: float = 1.0
+    style: float = 1.0
+    moments: float = 1.0
+    cycle: float = 0.0
+
+
+LOSS_CONFIGS: dict[str, type] = {"pix2pix": Pix2PixLoss, "cyclegan": CycleGANLoss, "munit": MunitLoss}
+
+
+@dataclass
+class LoopConfig:
+    """The training loop: length, hardware, checkpoints and evaluation (all counted in optimizer steps).
+
+    ``max_minutes`` stops cleanly (with a checkpoint) after that much wall time; ``stop_at_step`` stops
+    cleanly at that step without changing the schedule (``max_steps`` still sets the LR decay; a later
+    ``--resume`` continues; ignored once the run is past it); ``keep_last`` full
+    training states are kept in ``state/``; ``eval_every``/``save_every``/``sample_every`` of 0 mean
+    only at the end. ``style_seed`` fixes MUNIT's style codes for samples and evaluation.
+    """
+
+    max_steps: int = 1000
+    max_minutes: float | None = None
+    stop_at_step: int | None = None
+    device: str = "cpu"
+    mixed_precision: str = "no"
+    save_every: int = 500
+    keep_last: int = 2
+    eval_every: int = 0
+    sample_every: int = 250
+    num_samples: int = 8
+    log_every: int = 10
+    style_seed: int = 1234
+    resume: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """A whole run: ``family`` picks the trainer and the type of ``loss``."""
+
+    family: str = "pix2pix"
+    run_name: str = ""
+    output_dir: str | None = None
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: Pix2PixLoss | CycleGANLoss | MunitLoss = field(default_factory=Pix2PixLoss)
+    train: LoopConfig = field(default_factory=LoopConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder: ``output_dir`` or ``checkpoints/<run_name>``."""
+        if self.output_dir:
+            return Path(self.output_dir)
+        return Path("checkpoints") / (self.run_name or self.family)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        return from_dict(values)
+
+
+def family_defaults(family: str) -> TrainConfig:
+    """The paper settings of one family (what a preset inherits before its own YAML)."""
+    if family == "pix2pix":
+        return TrainConfig(family=family, model=ModelConfig("unet_256", None, {}, "patchgan", {}),
+                           loss=Pix2PixLoss())
+    if family == "cyclegan":
+        return TrainConfig(family=family,
+                           model=ModelConfig("resnet_9blocks", None, {}, "patchgan", {"norm": "instance"}),
+                           loss=CycleGANLoss())
+    if family == "munit":
+        return TrainConfig(family=family, model=ModelConfig("munit", "ms", {}, "multiscale", {}),
+                           optim=OptimConfig(lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.999, weight_decay=1e-4,
+                                             lr_policy="step", step_size=100_000, gamma=0.5),
+                           loss=MunitLoss())
+    raise ConfigError(f"unknown family {family!r}; valid families: {', '.join(FAMILIES)}")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check/convert one leaf value against its type hint (``int | None``, ``float``, ``dict``...)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be an integer, got {value!r}") from None
+        if not math.isfinite(number) or number != int(number):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return int(number)
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    if hint is str:
+        if isinstance(value, bool):  # NOTE: YAML 1.1 reads `mixed_precision: no` as False
+            return "yes" if value else "no"
+        if not isinstance(value, str | int | float):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return str(value)
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return copy.deepcopy(value)
+    return value
+
+
+def _merge(obj: Any, values: dict[str, Any], where: str) -> Any:
+    """Return a copy of dataclass ``obj`` with ``values`` (nested dicts) merged in, type-checked."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {values!r}")
+    names = [f.name for f in dataclasses.fields(obj)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        label = f"{where}." if where else ""
+        raise ConfigError(f"unknown config key(s) {', '.join(label + k for k in unknown)}; "
+                          f"valid keys{' under ' + where if where else ''}: {', '.join(names)}")
+    hints = _hints(type(obj))
+    changes = {}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else key
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current) and not isinstance(current, type):
+            changes[key] = _merge(current, value, path)
+        else:
+            changes[key] = _coerce(value, hints[key], path)
+    try:
+        return dataclasses.replace(obj, **changes)
+    except (TypeError, ValueError) as err:  # e.g. DataOptions.__post_init__ validation
+        raise ConfigError(f"{where or 'config'}: {err}") from err
+
+
+def from_dict(values: dict[str, Any]) -> TrainConfig:
+    """Build a validated ``TrainConfig`` from a (YAML/JSON) dict on top of the family's defaults."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"a training config must be a mapping, got {type(values).__name__}")
+    family = values.get("family", "pix2pix")
+    base = family_defaults(family)
+    cfg = _merge(base, values, "")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Check choices and ranges a user can get wrong; raise ``ConfigError`` with the valid values."""
+    checks = [
+        ("model.shortcut", cfg.model.shortcut, SHORTCUTS),
+        ("train.device", cfg.train.device, DEVICES),
+        ("train.mixed_precision", cfg.train.mixed_precision, MIXED_PRECISION),
+        ("optim.lr_policy", cfg.optim.lr_policy, LR_POLICIES),
+    ]
+    for name, value, choices in checks:
+        if value not in choices:
+            shown = ", ".join("null" if c is None else str(c) for c in choices)
+            raise ConfigError(f"{name} must be one of {shown}; got {value!r}")
+    if not isinstance(cfg.loss, LOSS_CONFIGS[cfg.family]):
+        raise ConfigError(f"loss section does not match family {cfg.family!r}")
+    positive = ["train.max_steps", "train.keep_last", "data.batch_size", "data.eval_batch_size",
+                "optim.grad_accum_steps", "optim.step_size"]
+    for name in positive:
+        section, key = name.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+    for name in ("save_every", "eval_every", "sample_every", "log_every", "num_samples"):
+        if getattr(cfg.train, name) < 0:
+            raise ConfigError(f"train.{name} must be >= 0, got {getattr(cfg.train, name)}")
+    if cfg.train.max_minutes is not None and cfg.train.max_minutes <= 0:
+        raise ConfigError(f"train.max_minutes must be positive, got {cfg.train.max_minutes}")
+    if not 0.0 <= cfg.optim.decay_start <= 1.0:
+        raise ConfigError(f"optim.decay_start is a fraction of max_steps in [0, 1], "
+                          f"got {cfg.optim.decay_start}")
+    if cfg.data.num_workers < 0:
+        raise ConfigError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}")
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML preset (``None``: family defaults only), apply dotted overrides, validate.
+
+    ``run_name`` defaults to the preset's file name (``configs/pix2pix_glyphs.yaml`` -> ``pix2pix_glyphs``).
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} must hold a mapping of config keys, got {type(values).__name__}")
+        values.setdefault("run_name", path.stem)
+    family = (overrides or {}).get("family", values.get("family", "pix2pix"))
+    values = {**values, "family": family}
+    try:
+        cfg = from_dict(values)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}" if path else str(err)) from err
+    return apply_overrides(cfg, overrides or {})
+
+
+def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """Replace fields by dotted path (``{"optim.lr_g": "1e-4", "model.generator_kwargs.ngf": 8}``).
+
+    String values are parsed as YAML scalars (``"null"`` -> None, ``"8"`` -> 8), then type-checked by
+    ``from_dict``, which also rejects unknown keys (any key is allowed inside a ``*_kwargs`` dict).
+    """
+    values = cfg.to_dict()
+    for dotted, raw in overrides.items():
+        value = parse_scalar(raw) if isinstance(raw, str) else raw
+        if dotted == "family":
+            if value != cfg.family:
+                raise ConfigError(f"family cannot be changed by an override ({cfg.family} -> {value}); "
+                                  "start from a preset of that family instead")
+            continue
+        *parents, leaf = dotted.split(".")
+        node = values
+        for i, key in enumerate(parents):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"cannot set {dotted}: {'.'.join(parents[: i + 1])} is a value "
+                                  f"({child!r}), not a section")
+            node = child
+        node[leaf] = value
+    return from_dict(values)
+
+
+def parse_scalar(text: str) -> Any:
+    """A command-line value as YAML would read it (``8``, ``1e-4``, ``true``, ``null``, ``[1, 2]``)."""
+    lowered = text.strip().lower()
+    if lowered in ("nan", "+nan", "-nan"):
+        return float("nan")
+    if lowered in ("inf", "+inf", "-inf"):
+        return float(lowered)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str) and _looks_float(value):
+        return float(value)
+    return value
+
+
+def _looks_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def save_yaml(cfg: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,130 @@
+"""What every family trainer shares: building nets and optimizers, preparing them, small helpers.
+
+A trainer owns its networks (``nets``), optimizers and schedulers, and knows one update rule:
+``step(batch) -> {loss name: float}``. The loop (``ponogan.training.loop``) owns everything else:
+data order, accumulation context, checkpoints, logging, evaluation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+
+from ponogan.losses import GANLoss
+from ponogan.models import create_discriminator, create_generator
+
+from ..config import TrainConfig
+from ..schedules import make_scheduler
+
+Batch = dict[str, Any]
+
+
+def set_requires_grad(nets: nn.Module | Iterable[nn.Module], flag: bool) -> None:
+    """Freeze / unfreeze whole networks (discriminators during the generator update)."""
+    for net in [nets] if isinstance(nets, nn.Module) else nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+def f32(x: Any) -> Any:
+    """Cast a tensor (or a list of them, multi-scale scores) to float32: losses run in fp32 under bf16."""
+    if isinstance(x, torch.Tensor):
+        return x.float()
+    return [f32(t) for t in x]
+
+
+class FamilyTrainer(ABC):
+    """Base class: subclasses set ``name`` and ``generator_roles``; implement build, step, translate.
+
+    ``nets`` maps names (``G``, ``D``, ...) to modules (accelerate-prepared after ``prepare()``),
+    ``optimizers`` / ``schedulers`` map names to their objects. ``generator_roles`` maps each
+    ``model.safetensors`` role to the unwrapped generator (see ``generators()``).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, cfg: TrainConfig, accelerator: Accelerator):
+        self.cfg = cfg
+        self.accelerator = accelerator
+        self.loss_cfg = cfg.loss
+        self.gan_loss = GANLoss(cfg.loss.gan_mode)
+        self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self.build()
+
+    # ---- building
+    @property
+    def input_nc(self) -> int:
+        return self.cfg.data.options.input_nc
+
+    @property
+    def output_nc(self) -> int:
+        return self.cfg.data.options.output_nc
+
+    def make_generator(self, in_channels: int, out_channels: int | None) -> nn.Module:
+        kwargs = {**self.cfg.model.generator_kwargs, "in_channels": in_channels,
+                  "shortcut": self.cfg.model.shortcut}
+        if out_channels is not None:
+            kwargs["out_channels"] = out_channels
+        return create_generator(self.cfg.model.generator, **kwargs)
+
+    def make_discriminator(self, in_channels: int) -> nn.Module:
+        kwargs = {**self.cfg.model.discriminator_kwargs, "in_channels": in_channels}
+        return create_discriminator(self.cfg.model.discriminator, **kwargs)
+
+    def add_optimizer(self, name: str, params: Iterable[nn.Parameter], lr: float) -> None:
+        o = self.cfg.optim
+        opt = torch.optim.Adam(list(params), lr=lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+        self.optimizers[name] = opt
+        self.schedulers[name] = make_scheduler(opt, o, self.cfg.train.max_steps)
+
+    @abstractmethod
+    def build(self) -> None:
+        """Create ``nets`` and their optimizers (``add_optimizer``)."""
+
+    def prepare(self) -> None:
+        """Hand nets and optimizers to accelerate (device placement, DDP, mixed-precision forward)."""
+        names, opt_names = list(self.nets), list(self.optimizers)
+        prepared = self.accelerator.prepare(*self.nets.values(), *self.optimizers.values())
+        prepared = list(prepared) if isinstance(prepared, tuple | list) else [prepared]
+        self.nets = dict(zip(names, prepared[: len(names)], strict=True))
+        self.optimizers = dict(zip(opt_names, prepared[len(names):], strict=True))
+
+    # ---- training
+    @abstractmethod
+    def step(self, batch: Batch) -> dict[str, float]:
+        """One update of every network on ``batch`` (``A``, ``B``: ``(N, C, H, W)``); weighted losses."""
+
+    def update(self, name: str, loss: torch.Tensor) -> None:
+        """Backward (scaled/accumulated by accelerate), optimizer step, zero the gradients."""
+        self.accelerator.backward(loss)
+        self.optimizers[name].step()
+        self.optimizers[name].zero_grad(set_to_none=True)
+
+    def unwrap(self, name: str) -> nn.Module:
+        return self.accelerator.unwrap_model(self.nets[name])
+
+    # ---- inference, checkpoints
+    generator_roles: ClassVar[dict[str, str]] = {}
+
+    def generators(self) -> dict[str, nn.Module]:
+        """``{role: unwrapped generator}`` for ``model.safetensors``."""
+        return {role: self.unwrap(net) for role, net in self.generator_roles.items()}
+
+    @abstractmethod
+    def translate(self, real_a: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """A -> B ``(N, C, H, W)`` for evaluation and samples (called under no_grad with the nets in eval
+        mode); ``index`` ``(N,)`` are the dataset indices (MUNIT draws a fixed style per index)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """Per-process state beyond nets/optimizers (image pools), saved in ``rank_<i>.pt``."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        return None

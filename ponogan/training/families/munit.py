@@ -1,0 +1,140 @@
+"""MUNIT (Huang et al. 2018) with PONO-MS: two auto-encoders, two multi-scale discriminators."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ponogan.losses import latent_reconstruction_loss, reconstruction_loss
+
+from .base import Batch, FamilyTrainer, f32, set_requires_grad
+
+
+class MunitPair(nn.Module):
+    """``gen_a`` and ``gen_b`` behind one ``forward``, so DDP and autocast see every encode/decode.
+
+    ``forward(x_a, x_b, s_a, s_b, translate_only=False)`` with images ``(N, C, H, W)`` and random
+    styles ``(N, style_dim, 1, 1)`` returns a dict: the cross-domain translations ``x_ab``
+    (content+moments of A, style ``s_b``) and ``x_ba``; unless ``translate_only``, also the
+    within-domain reconstructions, the codes of both images and of both translations (re-encoded),
+    and the cycle reconstructions ``x_aba``/``x_bab`` (decoded from the re-encoded content/moments).
+    """
+
+    def __init__(self, gen_a: nn.Module, gen_b: nn.Module):
+        super().__init__()
+        self.gen_a = gen_a
+        self.gen_b = gen_b
+
+    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor, s_a: torch.Tensor, s_b: torch.Tensor,
+                translate_only: bool = False) -> dict:
+        c_a, m_a, s_a_prime = self.gen_a.encode(x_a)
+        c_b, m_b, s_b_prime = self.gen_b.encode(x_b)
+        x_ba = self.gen_a.decode(c_b, m_b, s_a, size=x_b.shape[-2:])
+        x_ab = self.gen_b.decode(c_a, m_a, s_b, size=x_a.shape[-2:])
+        out = {"x_ab": x_ab, "x_ba": x_ba}
+        if translate_only:
+            return out
+        out["x_a_recon"] = self.gen_a.decode(c_a, m_a, s_a_prime, size=x_a.shape[-2:])
+        out["x_b_recon"] = self.gen_b.decode(c_b, m_b, s_b_prime, size=x_b.shape[-2:])
+        out["codes_a"], out["codes_b"] = (c_a, m_a, s_a_prime), (c_b, m_b, s_b_prime)
+        out["codes_ba"] = self.gen_a.encode(x_ba)  # (content of B, moments of B, s_a) recovered
+        out["codes_ab"] = self.gen_b.encode(x_ab)
+        c_b_rec, m_b_rec, _ = out["codes_ba"]
+        c_a_rec, m_a_rec, _ = out["codes_ab"]
+        out["x_aba"] = self.gen_a.decode(c_a_rec, m_a_rec, s_a_prime, size=x_a.shape[-2:])
+        out["x_bab"] = self.gen_b.decode(c_b_rec, m_b_rec, s_b_prime, size=x_b.shape[-2:])
+        return out
+
+
+class MunitTrainer(FamilyTrainer):
+    """Nets ``gen`` (a ``MunitPair``), ``dis_a``, ``dis_b``; optimizers ``G`` and ``D``.
+
+    Per step, as in MUNIT: the discriminators on real images vs translations with random styles,
+    then the generators on ``gan * GAN + image * recon_x + content * recon_c + style * recon_s
+    (+ moments * recon of the PONO moments of the translation) + cycle * recon_x_cycle``.
+    The cycle images are computed every step (cheap at these sizes) and weighted by ``cycle``
+    (0 = off, so its loss is reported but adds nothing).
+    """
+
+    name = "munit"
+    generator_roles = {"gen_a": "gen_a", "gen_b": "gen_b"}
+
+    def build(self) -> None:
+        gen_a = self.make_generator(self.input_nc, None)
+        gen_b = self.make_generator(self.output_nc, None)
+        self.style_dim = gen_a.style_dim
+        self.nets["gen"] = MunitPair(gen_a, gen_b)
+        self.nets["dis_a"] = self.make_discriminator(self.input_nc)
+        self.nets["dis_b"] = self.make_discriminator(self.output_nc)
+        self.add_optimizer("G", self.nets["gen"].parameters(), self.cfg.optim.lr_g)
+        discs = list(self.nets["dis_a"].parameters()) + list(self.nets["dis_b"].parameters())
+        self.add_optimizer("D", discs, self.cfg.optim.lr_d)
+        self._eval_styles: dict[int, torch.Tensor] = {}
+
+    def generators(self) -> dict[str, nn.Module]:
+        pair = self.unwrap("gen")
+        return {"gen_a": pair.gen_a, "gen_b": pair.gen_b}
+
+    def _random_styles(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s_a = torch.randn(x_b.shape[0], self.style_dim, 1, 1).to(x_a.device)
+        s_b = torch.randn(x_a.shape[0], self.style_dim, 1, 1).to(x_a.device)
+        return s_a, s_b
+
+    def step(self, batch: Batch) -> dict[str, float]:
+        gen, dis_a, dis_b, w = self.nets["gen"], self.nets["dis_a"], self.nets["dis_b"], self.loss_cfg
+        x_a, x_b = batch["A"], batch["B"]
+
+        with torch.no_grad():
+            fakes = gen(x_a, x_b, *self._random_styles(x_a, x_b), translate_only=True)
+        set_requires_grad([dis_a, dis_b], True)
+        loss_d_a = self.gan_loss(f32(dis_a(fakes["x_ba"])), False) + self.gan_loss(f32(dis_a(x_a)), True)
+        loss_d_b = self.gan_loss(f32(dis_b(fakes["x_ab"])), False) + self.gan_loss(f32(dis_b(x_b)), True)
+        losses = {"D_A": w.gan * loss_d_a, "D_B": w.gan * loss_d_b}
+        self.update("D", losses["D_A"] + losses["D_B"])
+
+        set_requires_grad([dis_a, dis_b], False)
+        s_a, s_b = self._random_styles(x_a, x_b)
+        out = gen(x_a, x_b, s_a, s_b)
+        with self.accelerator.no_sync(dis_a), self.accelerator.no_sync(dis_b):
+            pred_ba, pred_ab = dis_a(out["x_ba"]), dis_b(out["x_ab"])
+        gen_losses = {
+            "G_A": w.gan * self.gan_loss(f32(pred_ba), True, for_discriminator=False),
+            "G_B": w.gan * self.gan_loss(f32(pred_ab), True, for_discriminator=False),
+            "recon_x": w.image * (reconstruction_loss(f32(out["x_a_recon"]), f32(x_a))
+                                  + reconstruction_loss(f32(out["x_b_recon"]), f32(x_b))),
+            "recon_cycle": w.cycle * (reconstruction_loss(f32(out["x_aba"]), f32(x_a))
+                                      + reconstruction_loss(f32(out["x_bab"]), f32(x_b))),
+        }
+        c_a, m_a, _ = out["codes_a"]
+        c_b, m_b, _ = out["codes_b"]
+        latent_ab = latent_reconstruction_loss(_f32_codes(out["codes_ab"]), _f32_codes((c_a, m_a, s_b)))
+        latent_ba = latent_reconstruction_loss(_f32_codes(out["codes_ba"]), _f32_codes((c_b, m_b, s_a)))
+        for name in ("content", "style", "moments"):
+            gen_losses[f"recon_{name}"] = getattr(w, name) * (latent_ab[name] + latent_ba[name])
+        self.update("G", sum(gen_losses.values()))
+        set_requires_grad([dis_a, dis_b], True)
+        losses.update(gen_losses)
+        return {k: v.item() for k, v in losses.items()}
+
+    def eval_styles(self, index: torch.Tensor) -> torch.Tensor:
+        """Fixed B-styles ``(N, style_dim, 1, 1)``: item ``i`` always gets the same code, drawn from
+        ``(train.style_seed, i)``, whatever the batch or process it lands in."""
+        codes = []
+        for i in index.tolist():
+            if i not in self._eval_styles:
+                generator = torch.Generator().manual_seed(self.cfg.train.style_seed * 1_000_003 + int(i))
+                self._eval_styles[i] = torch.randn(self.style_dim, 1, 1, generator=generator)
+            codes.append(self._eval_styles[i])
+        return torch.stack(codes)
+
+    def translate(self, real_a: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        pair = self.unwrap("gen")
+        style = self.eval_styles(index).to(real_a.device)
+        with self.accelerator.autocast():
+            content, moments, _ = pair.gen_a.encode(real_a)
+            return pair.gen_b.decode(content, moments, style, size=real_a.shape[-2:]).float()
+
+
+def _f32_codes(codes: tuple) -> tuple:
+    content, moments, style = codes
+    return f32(content), [(f32(m), f32(s)) for m, s in moments], f32(style)

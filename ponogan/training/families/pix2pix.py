@@ -1,0 +1,51 @@
+"""pix2pix (Isola et al. 2017): conditional GAN on (A, B) pairs + lambda x L1(G(A), B)."""
+
+from __future__ import annotations
+
+import torch
+
+from ponogan.losses import reconstruction_loss
+
+from .base import Batch, FamilyTrainer, f32, set_requires_grad
+
+
+class Pix2PixTrainer(FamilyTrainer):
+    """Nets ``G`` (A -> B) and ``D`` (judges ``cat(A, B)``, channels ``input_nc + output_nc``).
+
+    Per step: D on ``(A, G(A).detach())`` as fake and ``(A, B)`` as real, loss halved; then G with
+    D frozen: ``gan * GAN(D(A, G(A)), real) + l1 * L1(G(A), B)``.
+    """
+
+    name = "pix2pix"
+    generator_roles = {"G": "G"}
+
+    def build(self) -> None:
+        self.nets["G"] = self.make_generator(self.input_nc, self.output_nc)
+        self.nets["D"] = self.make_discriminator(self.input_nc + self.output_nc)
+        self.add_optimizer("G", self.nets["G"].parameters(), self.cfg.optim.lr_g)
+        self.add_optimizer("D", self.nets["D"].parameters(), self.cfg.optim.lr_d)
+
+    def step(self, batch: Batch) -> dict[str, float]:
+        G, D, w = self.nets["G"], self.nets["D"], self.loss_cfg
+        real_a, real_b = batch["A"], batch["B"]
+        fake_b = G(real_a)  # (N, output_nc, H, W)
+
+        set_requires_grad(D, True)
+        pred_fake = D(torch.cat([real_a, fake_b.detach()], dim=1))
+        pred_real = D(torch.cat([real_a, real_b], dim=1))
+        loss_d_fake = 0.5 * w.gan * self.gan_loss(f32(pred_fake), False)
+        loss_d_real = 0.5 * w.gan * self.gan_loss(f32(pred_real), True)
+        self.update("D", loss_d_fake + loss_d_real)
+
+        set_requires_grad(D, False)
+        with self.accelerator.no_sync(D):  # D gets no gradient in this pass: DDP must not wait for one
+            pred = D(torch.cat([real_a, fake_b], dim=1))
+        loss_g_gan = w.gan * self.gan_loss(f32(pred), True, for_discriminator=False)
+        loss_g_l1 = w.l1 * reconstruction_loss(f32(fake_b), f32(real_b))
+        self.update("G", loss_g_gan + loss_g_l1)
+        set_requires_grad(D, True)
+        return {"G_GAN": loss_g_gan.item(), "G_L1": loss_g_l1.item(),
+                "D_real": loss_d_real.item(), "D_fake": loss_d_fake.item()}
+
+    def translate(self, real_a: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return self.unwrap("G")(real_a)

@@ -1,0 +1,375 @@
+"""The one training loop for every family, on Hugging Face ``accelerate``.
+
+``train(cfg)`` builds an ``Accelerator`` (CPU or CUDA, ``no``/``bf16``/``fp16``), the family's trainer
+(``families/``), the data order (``EpochSampler``), then runs optimizer steps until ``max_steps``,
+``max_minutes``, ``stop_at_step``, SIGINT/SIGTERM, or a non-finite loss. Each step runs
+``optim.grad_accum_steps`` micro-batches inside ``accelerator.accumulate``. Every ``save_every`` steps
+and at the end it writes ``model.safetensors`` + ``config.json`` (inference) and a full training
+state (exact resume); samples, metrics and ``log.jsonl`` go to the run folder too.
+
+Multi-process (``accelerate launch`` / ``torchrun``) works the same: the data is sharded by rank,
+DDP keeps the weights identical, and stop decisions are agreed on by all ranks every step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import math
+import random
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import GradientAccumulationPlugin
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ponogan.data import build_dataset
+from ponogan.models.hub import save_pretrained
+
+from .checkpoint import (
+    TrainingState,
+    capture_rng,
+    latest_state,
+    load_state,
+    restore_rng,
+    save_state,
+    weights_digest,
+)
+from .config import TrainConfig
+from .evaluate import Evaluator, eval_mode
+from .families import create_trainer
+from .sampler import EpochSampler
+from .samples import save_sample_grid
+
+
+class TrainingError(RuntimeError):
+    """A run cannot start or continue for a reason the user can fix (message says how)."""
+
+
+class NonFiniteLossError(TrainingError):
+    """A loss became NaN/Inf; the message names the loss and the step."""
+
+
+@dataclass
+class RunResult:
+    """What ``train`` returns: where the run is, the last step, its metrics and why it stopped."""
+
+    run_dir: Path
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    stopped_by: str = "max_steps"
+    is_main: bool = True
+
+
+# ---------------------------------------------------------------- setup
+def build_accelerator(cfg: TrainConfig) -> Accelerator:
+    """``Accelerator(cpu=..., mixed_precision=...)`` with clear errors for impossible combinations."""
+    device, precision = cfg.train.device, cfg.train.mixed_precision
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was requested but no CUDA GPU is visible; use --device cpu")
+    if precision == "fp16" and device == "cpu":
+        raise TrainingError("fp16 mixed precision needs a CUDA GPU (its grad scaler is GPU-only); on CPU use "
+                            "--mixed-precision bf16 (about 1.8x faster than fp32 here) or no")
+    if not torch.distributed.is_initialized():
+        # NOTE: accelerate keeps one process-wide state; a second train() in the same single process
+        # (tests, notebooks, benchmarks) may use another device or precision, so start it afresh.
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+    plugin = GradientAccumulationPlugin(num_steps=cfg.optim.grad_accum_steps, sync_with_dataloader=False)
+    tensorboard = importlib.util.find_spec("tensorboard") is not None
+    return Accelerator(cpu=device == "cpu", mixed_precision=precision, gradient_accumulation_plugin=plugin,
+                       log_with="tensorboard" if tensorboard else None, project_dir=str(cfg.run_dir))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Workers inherit a seed from the loader's per-epoch generator: derive numpy/python from it."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class _Batches:
+    """Endless ``(epoch, batch_index, batch)`` stream over epochs; position is resumable."""
+
+    def __init__(self, dataset, cfg: TrainConfig, rank: int, world_size: int):
+        self.sampler = EpochSampler(len(dataset), batch_size=cfg.data.batch_size, seed=cfg.seed, rank=rank,
+                                    world_size=world_size)
+        self.seed = cfg.seed
+        self.generator = torch.Generator()
+        self.loader = DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=self.sampler,
+                                 num_workers=cfg.data.num_workers, generator=self.generator,
+                                 worker_init_fn=_seed_worker, drop_last=False)
+        self.epoch, self.batch = 0, 0  # position of the next batch
+
+    def __iter__(self) -> Iterator[dict]:
+        while True:
+            self.sampler.set_epoch(self.epoch, self.batch)
+            self.generator.manual_seed(self.seed * 7919 + self.epoch)  # worker seeds per epoch
+            for batch in self.loader:
+                self.batch += 1
+                if self.batch == self.sampler.batches_per_epoch:
+                    self.epoch, self.batch = self.epoch + 1, 0
+                yield batch
+            if self.batch != 0:  # defensive: the loader ended early
+                self.epoch, self.batch = self.epoch + 1, 0
+
+
+class _StopSignals:
+    """SIGINT/SIGTERM set a flag (the loop saves and exits 0); a second signal aborts at once."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: aborting without a checkpoint")
+        self.received = signal.Signals(signum).name
+
+    def __enter__(self) -> _StopSignals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """After a resume, drop log lines of steps the resumed run will redo."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+# ---------------------------------------------------------------- the run
+class _Run:
+    """State of one ``train`` call; methods are the loop's phases."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.acc = build_accelerator(cfg)
+        self.rank, self.world = self.acc.process_index, self.acc.num_processes
+        self.run_dir = cfg.run_dir
+        self.main = self.acc.is_main_process
+        previous = latest_state(self.run_dir)
+        if previous is not None and not cfg.train.resume:
+            raise TrainingError(f"{self.run_dir} already holds a run (checkpoint {previous.name}); pass "
+                                "--resume to continue it, or --output-dir DIR for a new run folder")
+        if self.main:
+            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        seed_everything(cfg.seed)  # same initial weights on every rank
+        try:
+            self.train_set = build_dataset(cfg.data.mode, cfg.data.root, "train", cfg.data.options)
+        except (OSError, ValueError) as err:
+            raise TrainingError(f"cannot build the training data ({cfg.data.mode}): {err}") from err
+        try:
+            self.test_set = build_dataset(cfg.data.mode, cfg.data.root, "test", cfg.data.options)
+        except (OSError, ValueError):
+            self.test_set = None
+        try:
+            self.trainer = create_trainer(cfg, self.acc)
+        except (TypeError, ValueError) as err:
+            raise TrainingError(f"cannot build the {cfg.family} networks: {err}") from err
+        self.trainer.prepare()
+        self.batches = _Batches(self.train_set, cfg, self.rank, self.world)
+        self.evaluator = Evaluator(self.acc, self.test_set, mode=cfg.data.mode,
+                                   batch_size=cfg.data.eval_batch_size, max_items=cfg.data.eval_max_items)
+        self.state = TrainingState(nets={k: self.acc.unwrap_model(v) for k, v in self.trainer.nets.items()},
+                                   optimizers=self.trainer.optimizers, schedulers=self.trainer.schedulers,
+                                   scaler=self.acc.scaler)
+        self.step = 0
+        self.elapsed_before = 0.0
+        self.metrics: dict[str, float] = {}
+        seed_everything(cfg.seed + 1 + self.rank)  # training randomness (dropout, pools, styles) per rank
+
+    # ---- checkpoints
+    def resume(self) -> None:
+        path = latest_state(self.run_dir)
+        if path is None:
+            self.acc.print(f"--resume: no checkpoint in {self.run_dir / 'state'}; starting from step 0")
+            return
+        try:
+            meta, rank_state = load_state(path, self.state, rank=self.rank, world_size=self.world)
+        except (OSError, RuntimeError, KeyError, ValueError) as err:
+            raise TrainingError(f"cannot resume from {path}: {err}") from err
+        self.step = int(meta["step"])
+        self.batches.epoch, self.batches.batch = int(meta["epoch"]), int(meta["batch"])
+        self.elapsed_before = float(meta.get("elapsed_s", 0.0))
+        self.metrics = dict(meta.get("metrics", {}))
+        self.trainer.load_extra_state(rank_state["extra"])
+        restore_rng(rank_state["rng"])
+        if self.main:
+            _truncate_log(self.run_dir / "log.jsonl", self.step)
+        self.acc.print(f"resumed from {path} (step {self.step})")
+
+    def sync_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BatchNorm running stats drift apart after the last forward;
+        DDP would broadcast them at the next one anyway), so saved weights match across ranks."""
+        if self.world == 1:
+            return
+        for net in self.state.nets.values():
+            for buf in net.buffers():
+                torch.distributed.broadcast(buf, src=0)
+
+    def save(self, elapsed: float) -> None:
+        self.sync_buffers()
+        meta = {"epoch": self.batches.epoch, "batch": self.batches.batch, "elapsed_s": elapsed,
+                "metrics": self.metrics, "config": self.cfg.to_dict()}
+        rank_state = {"rng": capture_rng(), "extra": self.trainer.extra_state(), "rank": self.rank,
+                      "digest": weights_digest(self.state.nets)}
+        save_state(self.run_dir, self.step, self.state, meta=meta, rank_state=rank_state, rank=self.rank,
+                   world_size=self.world, barrier=self.acc.wait_for_everyone,
+                   keep_last=self.cfg.train.keep_last)
+        if self.main:
+            self.export()
+
+    def export(self) -> None:
+        """``model.safetensors`` + ``config.json`` for inference (see docs/architecture.md)."""
+        opts = self.cfg.data.options.to_dict()
+        size = opts["image_size"] if self.cfg.data.mode == "glyphs" else opts["crop_size"]
+        config = {"family": self.cfg.family, "data": {"mode": self.cfg.data.mode, "root": self.cfg.data.root,
+                                                      **opts, "image_size": size},
+                  "train": self.cfg.to_dict(), "run_name": self.cfg.run_name or self.run_dir.name,
+                  "step": self.step, "metrics": self.metrics}
+        save_pretrained(self.run_dir, self.trainer.generators(), config)
+
+    # ---- outputs
+    def write_samples(self) -> Path | None:
+        if not self.main:
+            return None
+        items = self.evaluator.sample_items(self.train_set, self.cfg.train.num_samples)
+        if not items:
+            return None
+        with eval_mode(self.trainer.nets):
+            real_a = items["A"].to(self.acc.device)
+            fake = self.trainer.translate(real_a, items["index"]).float()
+        targets = items["B"] if self.evaluator.paired else None
+        path = self.run_dir / "samples" / f"step_{self.step:06d}.png"
+        return save_sample_grid(path, items["A"], fake, targets)
+
+    def evaluate(self) -> None:
+        self.sync_buffers()
+        metrics = self.evaluator.evaluate(self.trainer)
+        if not metrics:
+            return
+        self.metrics = metrics
+        if self.main:
+            text = json.dumps({"step": self.step, **metrics}, indent=2)
+            (self.run_dir / "metrics.json").write_text(text + "\n")
+            self.log({"step": self.step, "eval": metrics})
+        if self.acc.trackers:
+            self.acc.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.step)
+
+    def log(self, record: dict) -> None:
+        with open(self.run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # ---- the loop
+    def _agree(self, *flags: bool) -> list[bool]:
+        """Every rank gets the OR of each flag over ranks (one tiny all-reduce per step)."""
+        if self.world == 1:
+            return list(flags)
+        t = torch.tensor([float(f) for f in flags], device=self.acc.device)
+        return [bool(v) for v in self.acc.reduce(t, reduction="sum").tolist()]
+
+    def run(self) -> RunResult:
+        cfg, tc = self.cfg, self.cfg.train
+        if tc.resume:
+            self.resume()
+        if self.acc.trackers == [] and self.acc.log_with:
+            self.acc.init_trackers(self.run_dir.name)
+        start_step, start_time = self.step, time.monotonic()
+        stop_at = tc.stop_at_step if tc.stop_at_step is not None and tc.stop_at_step > start_step else None
+        deadline = None if tc.max_minutes is None else start_time + 60 * tc.max_minutes
+        stopped_by = "max_steps"
+        bar = tqdm(total=tc.max_steps, initial=self.step, desc=cfg.run_name or cfg.family,
+                   disable=not self.main, dynamic_ncols=True, unit="step")
+        stream = iter(self.batches)
+        with _StopSignals() as signals:
+            while self.step < tc.max_steps:
+                sums: dict[str, float] = {}
+                for _ in range(cfg.optim.grad_accum_steps):
+                    batch = _to_device(next(stream), self.acc.device)
+                    with self.acc.accumulate(*self.trainer.nets.values()):
+                        for k, v in self.trainer.step(batch).items():
+                            sums[k] = sums.get(k, 0.0) + v / cfg.optim.grad_accum_steps
+                for sched in self.trainer.schedulers.values():
+                    sched.step()
+                self.step += 1
+                bad = next((k for k, v in sums.items() if not math.isfinite(v)), None)
+                timed_out = deadline is not None and time.monotonic() >= deadline
+                bad_any, signal_any, timeout_any = self._agree(bad is not None, signals.received is not None,
+                                                                timed_out)
+                if bad_any:
+                    bar.close()
+                    last = latest_state(self.run_dir)
+                    what = f"loss {bad} = {sums[bad]}" if bad else "a loss on another process"
+                    raise NonFiniteLossError(
+                        f"{what} is not finite at step {self.step}; stopping without saving. "
+                        f"Last good checkpoint: {last if last else 'none (no checkpoint was saved yet)'}")
+                bar.update(1)
+                if self.step % max(tc.log_every, 1) == 0 or self.step == tc.max_steps:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in sums.items()}, refresh=False)
+                    if self.main:
+                        lr = self.trainer.schedulers["G"].get_last_lr()[0]
+                        self.log({"step": self.step, "epoch": self.batches.epoch, "lr": lr,
+                                  "time_s": round(self.elapsed_before + time.monotonic() - start_time, 3),
+                                  **sums})
+                    if self.acc.trackers:
+                        self.acc.log(sums, step=self.step)
+                stopping = signal_any or timeout_any or (stop_at is not None and self.step >= stop_at)
+                if signal_any:
+                    stopped_by = "signal"
+                elif timeout_any:
+                    stopped_by = "max_minutes"
+                elif stopping:
+                    stopped_by = "stop_at_step"
+                final = stopping or self.step >= tc.max_steps
+                if tc.sample_every and self.step % tc.sample_every == 0 and not final:
+                    self.write_samples()
+                if tc.eval_every and self.step % tc.eval_every == 0 and not final:
+                    self.evaluate()
+                if tc.save_every and self.step % tc.save_every == 0 and not final:
+                    self.save(self.elapsed_before + time.monotonic() - start_time)
+                if stopping:
+                    break
+            bar.close()
+            self.evaluate()
+            self.write_samples()
+            self.save(self.elapsed_before + time.monotonic() - start_time)
+        if self.acc.trackers:
+            self.acc.end_training()
+        return RunResult(self.run_dir, self.step, self.metrics, stopped_by, self.main)
+
+
+def train(cfg: TrainConfig) -> RunResult:
+    """Train ``cfg.family`` per ``cfg``; returns the run folder, last step, metrics and stop reason.
+
+    Raises ``TrainingError`` for problems a user can fix and ``NonFiniteLossError`` on NaN/Inf.
+    """
+    return _Run(cfg).run()

@@ -1,0 +1,229 @@
+"""The Gradio app: its support logic, then `python app.py` driven by gradio_client and headless Chromium."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_pipeline import make_run  # tests/ is on sys.path (pytest rootdir-less test modules)
+
+from ponogan.app_support import (
+    PipelineCache,
+    find_checkpoints,
+    glyph_font,
+    hstack,
+    load_upload,
+    model_card,
+    moment_gallery,
+    render_text,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+MAX_PIXELS = 5000  # the served app refuses larger uploads, so a 100 x 100 image is "too large"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checkpoints")
+    make_run(root / "zz_run_munit", "munit", metrics={"fid": 12.5, "paired": {"l1": 0.25}})
+    make_run(root / "demo_tiny_pix2pix", "pix2pix")
+    make_run(root / "demo_tiny_pix2pix" / "state" / "old", "pix2pix")  # training state: not listed
+    (root / "broken").mkdir()
+    (root / "broken" / "model.safetensors").write_bytes(b"x")  # no config.json: not listed
+    return root
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("uploads")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (29, 37, 3), dtype=np.uint8)).save(root / "small.png")
+    Image.new("RGB", (100, 100), "white").save(root / "large.png")
+    (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 8)
+    (root / "text.png").write_text("plain text with an image extension")
+    return root
+
+
+def test_find_checkpoints_lists_demos_first(checkpoints):
+    names = [info.name for info in find_checkpoints(checkpoints)]
+    assert names == ["demo_tiny_pix2pix", "zz_run_munit"]
+    assert find_checkpoints(checkpoints / "missing") == []
+
+
+def test_model_card(checkpoints):
+    munit = next(i for i in find_checkpoints(checkpoints) if i.name == "zz_run_munit")
+    card = model_card(munit.config, munit.name)
+    assert "**family**: munit" in card and "shortcut PONO-MS" in card
+    assert "built-in glyphs (paired, plain): DejaVuSans → DejaVuSerif-Bold, 32 px" in card
+    assert "| fid | 12.5 |" in card and "| paired.l1 | 0.25 |" in card and "**steps**: 3" in card
+    assert "no metrics recorded" in model_card({"family": "pix2pix"})
+
+
+def test_glyph_font_and_text_rendering():
+    config = {"data": {"mode": "glyphs", "font_a": "DejaVuSans", "font_b": "cmr10"}}
+    assert glyph_font(config, "AtoB") == "DejaVuSans" and glyph_font(config, "BtoA") == "cmr10"
+    swapped = {"data": {**config["data"], "direction": "BtoA"}}
+    assert glyph_font(swapped, "AtoB") == "cmr10"
+    assert glyph_font({"data": {"mode": "unaligned"}}, "AtoB") is None
+    tiles = render_text("Hi x", "DejaVuSans", 32)
+    assert len(tiles) == 4 and all(t.size == (32, 32) for t in tiles)
+    assert np.asarray(tiles[2]).min() == 255  # the space is blank
+    assert np.asarray(tiles[0]).min() < 50  # black glyph on white
+    assert hstack(tiles, gap=2).size == (4 * 32 + 3 * 2, 32)
+    with pytest.raises(ValueError, match="limited to 24"):
+        render_text("x" * 25, "DejaVuSans", 32)
+    with pytest.raises(ValueError, match="Type some text"):
+        render_text("  ", "DejaVuSans", 32)
+
+
+def test_load_upload_messages(images):
+    assert load_upload(images / "small.png", MAX_PIXELS).size == (37, 29)
+    with pytest.raises(ValueError, match="Cannot use this upload: 100x100 = 10000 pixels exceeds"):
+        load_upload(images / "large.png", MAX_PIXELS)
+    with pytest.raises(ValueError, match="corrupt or truncated image data"):
+        load_upload(images / "corrupt.png", MAX_PIXELS)
+    with pytest.raises(ValueError, match="not an image Pillow can read"):
+        load_upload(images / "text.png", MAX_PIXELS)
+
+
+def test_pipeline_cache_and_moment_gallery(checkpoints, images):
+    cache = PipelineCache(capacity=1, device="cpu")
+    first = cache.get(checkpoints / "demo_tiny_pix2pix")
+    assert cache.get(checkpoints / "demo_tiny_pix2pix") is first
+    cache.get(checkpoints / "zz_run_munit")
+    assert cache.get(checkpoints / "demo_tiny_pix2pix") is not first  # evicted at capacity 1
+    gallery = moment_gallery(first, Image.open(images / "small.png"), "AtoB")
+    assert [caption.split(" (")[0] for _, caption in gallery[:2]] == ["level 1 mean", "level 1 std"]
+    assert len(gallery) == 2 * len(first.moments(Image.open(images / "small.png")))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(checkpoints, tmp_path_factory):
+    """`python app.py` on a free localhost port, serving the tiny checkpoints; yields its URL."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "app.log"
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio_tmp")),
+           "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "CUDA_VISIBLE_DEVICES": "",
+           "OMP_NUM_THREADS": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py"), "--checkpoints-dir", str(checkpoints), "--port", str(port),
+             "--max-pixels", str(MAX_PIXELS), "--device", "cpu"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            urllib.request.urlopen(url + "gradio_api/info", timeout=2).read()
+            break
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"app.py did not start in 90 s:\n{log.read_text()}")
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
+def test_client_translate_returns_png(client, images):
+    from gradio_client import handle_file
+
+    result = client.predict(handle_file(str(images / "small.png")), api_name="/translate")
+    with Image.open(result) as img:
+        assert img.format == "PNG" and img.size == (37, 29)
+
+
+def test_client_munit_styles_and_reference(client, images):
+    from gradio_client import handle_file
+
+    strip = client.predict(handle_file(str(images / "small.png")), seed=3, n_styles=3,
+                           checkpoint="zz_run_munit", api_name="/translate")
+    with Image.open(strip) as img:
+        assert img.size == (3 * 37 + 2 * 4, 29)
+    small = handle_file(str(images / "small.png"))
+    guided = client.predict(small, direction="BtoA", checkpoint="zz_run_munit", style_image=small,
+                            api_name="/translate")
+    with Image.open(guided) as img:
+        assert img.size == (37, 29)
+
+
+def test_client_text_and_moments(client, images):
+    from gradio_client import handle_file
+
+    source, translated = client.predict("Ab", api_name="/translate_text")
+    assert Image.open(source).size == Image.open(translated).size == (64, 32)
+    gallery = client.predict(handle_file(str(images / "small.png")), api_name="/moments")
+    assert gallery and gallery[0]["caption"].startswith("level 1 mean")
+
+
+@pytest.mark.parametrize(("name", "message"), [("large.png", "exceeds max_pixels=5000"),
+                                               ("corrupt.png", "corrupt or truncated image data"),
+                                               ("text.png", "not an image Pillow can read")])
+def test_client_bad_uploads_get_a_message(client, images, name, message):
+    from gradio_client import handle_file
+
+    with pytest.raises(Exception, match=message):
+        client.predict(handle_file(str(images / name)), api_name="/translate")
+    with pytest.raises(Exception, match="not available for a pix2pix"):
+        client.predict(handle_file(str(images / "small.png")), direction="BtoA", api_name="/translate")
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} missing: apt-get install -y chromium")
+def test_browser_upload_translate_and_errors(server, images):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            page.locator("#input-image input[type=file]").set_input_files(str(images / "small.png"))
+            page.locator("#translate-btn").click()
+            output = page.locator("#output-image img")
+            output.wait_for(timeout=30_000)
+            src = output.get_attribute("src")
+            data = urllib.request.urlopen(src if src.startswith("http") else server + src.lstrip("/")).read()
+            with Image.open(io.BytesIO(data)) as img:
+                assert img.format == "PNG" and img.size == (37, 29)
+
+            for name, message in (("text.png", "not an image Pillow can read"),
+                                  ("large.png", "exceeds max_pixels=5000")):
+                page.locator("#input-image input[type=file]").set_input_files(str(images / name))
+                page.locator("#translate-btn").click()
+                page.get_by_text(message).first.wait_for(timeout=30_000)
+            assert page.locator("#translate-btn").is_enabled()  # the app is still alive
+        finally:
+            browser.close()

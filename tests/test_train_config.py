@@ -1,0 +1,152 @@
+"""Training config: presets, overrides, bad keys, round trips, the command-line parser."""
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from ponogan.models import create_discriminator, create_generator
+from ponogan.training.cli import add_arguments, build_config, parse_args
+from ponogan.training.config import (
+    ConfigError,
+    CycleGANLoss,
+    MunitLoss,
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+)
+from ponogan.training.loop import TrainingError, build_accelerator
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PRESETS = sorted(CONFIGS.glob("*.yaml"))
+EXPECTED = [f"{fam}{v}{g}" for fam, variants in
+            [("pix2pix", ["", "_pono_ms", "_pono_dms"]), ("cyclegan", ["", "_pono_ms", "_pono_dms"]),
+             ("munit", ["", "_pono_ms"])] for v in variants for g in ("", "_glyphs")]
+
+
+def test_every_family_and_variant_has_a_preset():
+    assert sorted(p.stem for p in PRESETS) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_preset_parses_and_builds_its_networks(path):
+    cfg = load_config(path)
+    assert cfg.run_name == path.stem
+    assert cfg.family == path.stem.split("_")[0]
+    expected_shortcut = "dms" if "_pono_dms" in path.stem else "ms" if "_pono_ms" in path.stem else None
+    assert cfg.model.shortcut == expected_shortcut
+    if path.stem.endswith("_glyphs"):
+        assert cfg.data.mode == "glyphs" and cfg.data.options.image_size == 64
+        assert cfg.data.options.paired == (cfg.family == "pix2pix")
+    with torch.device("meta"):  # every preset's model options are valid (no memory, no init cost)
+        create_generator(cfg.model.generator, shortcut=cfg.model.shortcut, **cfg.model.generator_kwargs)
+        create_discriminator(cfg.model.discriminator, **cfg.model.discriminator_kwargs)
+
+
+def test_family_defaults_follow_the_papers():
+    cyc = from_dict({"family": "cyclegan"})
+    assert isinstance(cyc.loss, CycleGANLoss)
+    assert (cyc.loss.gan_mode, cyc.loss.cycle, cyc.loss.identity) == ("lsgan", 10.0, 0.5)
+    assert cyc.loss.pool_size == 50
+    assert cyc.model.generator == "resnet_9blocks" and cyc.optim.lr_policy == "linear"
+    munit = from_dict({"family": "munit"})
+    assert isinstance(munit.loss, MunitLoss) and munit.loss.image == 10.0
+    assert munit.model.discriminator == "multiscale" and munit.optim.lr_g == 1e-4
+    assert from_dict({}).loss.l1 == 100.0
+
+
+def test_default_run_is_pix2pix_pono_ms_glyphs_at_64px():
+    cfg = build_config(parse_args(_parser(), []))
+    assert (cfg.family, cfg.model.shortcut, cfg.data.mode) == ("pix2pix", "ms", "glyphs")
+    assert cfg.data.options.image_size == 64 and cfg.train.device == "cpu"
+
+
+def test_overrides_are_typed_and_reach_nested_fields():
+    cfg = apply_overrides(from_dict({}), {
+        "optim.lr_g": "1e-3", "model.generator_kwargs.ngf": "8", "train.max_minutes": "null",
+        "data.options.paired": "false", "train.mixed_precision": "no", "loss.l1": "nan", "seed": 3,
+    })
+    assert cfg.optim.lr_g == 1e-3 and cfg.model.generator_kwargs == {"ngf": 8}
+    assert cfg.train.max_minutes is None and cfg.data.options.paired is False
+    assert cfg.train.mixed_precision == "no" and math.isnan(cfg.loss.l1) and cfg.seed == 3
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"model.ngff": 8}, ["model.ngff", "generator_kwargs"]),
+    ({"lossx": 1}, ["lossx", "family", "train"]),
+    ({"loss.cycle": 3}, ["loss.cycle", "l1"]),  # pix2pix has no cycle loss
+    ({"data.options.imagesize": 3}, ["data.options.imagesize", "image_size"]),
+    ({"train.max_steps": "many"}, ["train.max_steps", "integer"]),
+    ({"train.max_steps.x": 1}, ["train.max_steps", "not a section"]),
+    ({"train.device": "tpu"}, ["train.device", "cpu, cuda"]),
+    ({"model.shortcut": "pono"}, ["model.shortcut", "ms, dms"]),
+    ({"data.options.image_size": 8}, ["image_size", "16"]),
+    ({"family": "munit"}, ["family"]),
+])
+def test_bad_overrides_name_the_key_and_the_valid_values(overrides, words):
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(from_dict({}), overrides)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_bad_yaml_files(tmp_path):
+    (tmp_path / "a.yaml").write_text("family: pix2pix\ntrian:\n  max_steps: 3\n")
+    with pytest.raises(ConfigError, match=r"a.yaml: unknown config key\(s\) trian; valid keys"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "b.yaml").write_text("family: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "b.yaml")
+    (tmp_path / "c.yaml").write_text("family: stylegan\n")
+    with pytest.raises(ConfigError, match="valid families: pix2pix, cyclegan, munit"):
+        load_config(tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("path", [CONFIGS / "cyclegan_pono_dms.yaml", CONFIGS / "munit_pono_ms_glyphs.yaml"],
+                         ids=lambda p: p.stem)
+def test_round_trip_yaml_dataclass_json(path):
+    cfg = load_config(path)
+    again = from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg and isinstance(again, TrainConfig)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser
+
+
+def test_command_line_flags_and_dotted_overrides():
+    args = parse_args(_parser(), [
+        "--config", str(CONFIGS / "cyclegan_glyphs.yaml"), "--max-steps", "7", "--seed", "5",
+        "--mixed-precision", "bf16", "--output-dir", "/tmp/x", "--model.generator_kwargs.ngf", "16",
+        "--loss.cycle=5", "optim.lr_d=1e-5", "--max-minutes", "2.5",
+    ])
+    cfg = build_config(args)
+    assert (cfg.train.max_steps, cfg.seed, cfg.train.mixed_precision) == (7, 5, "bf16")
+    assert cfg.output_dir == "/tmp/x" and cfg.run_dir == Path("/tmp/x")
+    assert cfg.model.generator_kwargs["ngf"] == 16 and cfg.loss.cycle == 5.0 and cfg.optim.lr_d == 1e-5
+    assert cfg.train.max_minutes == 2.5 and cfg.train.resume is False
+    with pytest.raises(SystemExit):
+        parse_args(_parser(), ["--model.generator"])  # an override without its value
+
+
+def test_resume_without_config_uses_the_saved_one(tmp_path):
+    saved = load_config(CONFIGS / "munit_glyphs.yaml", {"seed": 11})
+    (tmp_path / "config.json").write_text(json.dumps({"train": saved.to_dict()}))
+    cfg = build_config(parse_args(_parser(), ["--resume", "--output-dir", str(tmp_path), "--max-steps", "9"]))
+    assert cfg.family == "munit" and cfg.seed == 11 and cfg.train.max_steps == 9 and cfg.train.resume
+
+
+def test_impossible_hardware_requests_have_clear_messages():
+    with pytest.raises(TrainingError, match="fp16 .* CUDA GPU.*bf16"):
+        build_accelerator(from_dict({"train": {"mixed_precision": "fp16"}}))
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainingError, match="no CUDA GPU"):
+            build_accelerator(from_dict({"train": {"device": "cuda"}}))

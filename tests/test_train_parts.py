@@ -1,0 +1,172 @@
+"""Training parts on their own: data order, image pool, LR schedules, checkpoint files, RNG, sample grid."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ponogan.training.checkpoint import (
+    TrainingState,
+    capture_rng,
+    latest_state,
+    list_states,
+    load_state,
+    preserved_rng,
+    restore_rng,
+    save_state,
+    weights_digest,
+)
+from ponogan.training.config import OptimConfig
+from ponogan.training.image_pool import ImagePool
+from ponogan.training.sampler import EpochSampler
+from ponogan.training.samples import sample_grid, save_sample_grid
+from ponogan.training.schedules import make_scheduler
+
+
+def test_sampler_is_a_seeded_permutation_sharded_by_rank():
+    shards = [list(EpochSampler(10, batch_size=2, seed=3, rank=r, world_size=2)) for r in range(2)]
+    assert all(len(s) == 4 for s in shards)  # 10 // (2 * 2) = 2 batches per rank, the rest dropped
+    assert not set(shards[0]) & set(shards[1])
+    expected = torch.randperm(10, generator=torch.Generator().manual_seed(3))[:8]
+    assert shards[0] == expected[0::2].tolist() and shards[1] == expected[1::2].tolist()
+    again = EpochSampler(10, batch_size=2, seed=3, rank=0, world_size=2)
+    assert list(again) == shards[0]
+    again.set_epoch(1)
+    assert list(again) != shards[0]  # a new order each epoch (seed + epoch)
+
+
+def test_sampler_resumes_mid_epoch_with_the_remaining_batches():
+    sampler = EpochSampler(12, batch_size=3, seed=0)
+    whole = list(sampler)
+    sampler.set_epoch(0, start_batch=2)
+    assert list(sampler) == whole[6:] and len(sampler) == 6
+    with pytest.raises(ValueError, match="start_batch"):
+        sampler.set_epoch(0, start_batch=5)
+    with pytest.raises(ValueError, match="fewer than one batch per process"):
+        EpochSampler(3, batch_size=2, seed=0, world_size=2)
+
+
+def test_image_pool_fills_then_swaps_half_the_time():
+    pool = ImagePool(2)
+    a, b = torch.full((1, 1, 2, 2), 1.0), torch.full((1, 1, 2, 2), 2.0)
+    assert torch.equal(pool.query(torch.cat([a, b])), torch.cat([a, b]))  # filling: returned as is
+    torch.manual_seed(0)
+    outs = [pool.query(torch.full((1, 1, 2, 2), 10.0 + i)).flatten()[0].item() for i in range(200)]
+    swapped = sum(o < 10.0 + i for i, o in enumerate(outs))  # an older image came back
+    assert 70 < swapped < 130
+    assert ImagePool(0).query(a) is not None and len(ImagePool(0).images) == 0
+    with pytest.raises(ValueError, match=">= 0"):
+        ImagePool(-1)
+
+
+def test_image_pool_state_round_trip_reproduces_its_draws():
+    pool = ImagePool(3)
+    pool.query(torch.randn(3, 2, 4, 4))
+    copy = ImagePool(3)
+    copy.load_state_dict(pool.state_dict())
+    x = torch.randn(4, 2, 4, 4)
+    torch.manual_seed(5)
+    first = pool.query(x)
+    torch.manual_seed(5)
+    assert torch.equal(copy.query(x), first)
+    with pytest.raises(ValueError, match="holds 3 images"):
+        ImagePool(5).load_state_dict(pool.state_dict())
+
+
+def _lrs(policy: str, steps: int, **kw) -> list[float]:
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = make_scheduler(opt, OptimConfig(lr_policy=policy, **kw), steps)
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_lr_schedules_match_their_formulas():
+    # linear: 1 until decay_start * max_steps = 4, then 1 - (step - 4) / (8 - 4 + 1)
+    assert _lrs("linear", 8, decay_start=0.5) == pytest.approx([1, 1, 1, 1, 1, 0.8, 0.6, 0.4])
+    assert _lrs("step", 5, step_size=2, gamma=0.5) == pytest.approx([1, 1, 0.5, 0.5, 0.25])
+    assert _lrs("constant", 3) == [1.0, 1.0, 1.0]
+
+
+def test_rng_capture_restore_covers_python_numpy_torch():
+    state = capture_rng()
+    first = (random.random(), np.random.rand(), torch.rand(2))
+    restore_rng(state)
+    second = (random.random(), np.random.rand(), torch.rand(2))
+    assert first[:2] == second[:2] and torch.equal(first[2], second[2])
+    restore_rng(state)
+    with preserved_rng():  # draws inside the block do not move the streams
+        random.random(), np.random.rand(5), torch.rand(100)
+    third = (random.random(), np.random.rand(), torch.rand(2))
+    assert first[:2] == third[:2] and torch.equal(first[2], third[2])
+
+
+def _state(seed: int) -> TrainingState:
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    sched = make_scheduler(opt, OptimConfig(lr_policy="linear"), 10)
+    net(torch.randn(2, 1, 5, 5)).sum().backward()
+    opt.step()
+    sched.step()
+    return TrainingState(nets={"G": net}, optimizers={"G": opt}, schedulers={"G": sched})
+
+
+def _save(run, step, state, keep_last=2):
+    return save_state(run, step, state, meta={"epoch": 0, "batch": step}, rank_state={"rng": capture_rng()},
+                      rank=0, world_size=1, barrier=lambda: None, keep_last=keep_last)
+
+
+def test_checkpoint_round_trip_restores_nets_optimizers_schedulers(tmp_path):
+    saved = _state(0)
+    path = _save(tmp_path, 3, saved)
+    assert path.name == "step_000003" and latest_state(tmp_path) == path
+    fresh = _state(1)
+    assert weights_digest(fresh.nets) != weights_digest(saved.nets)
+    meta, rank_state = load_state(path, fresh, rank=0, world_size=1)
+    assert meta["step"] == 3 and meta["batch"] == 3 and "rng" in rank_state
+    assert weights_digest(fresh.nets) == weights_digest(saved.nets)
+    a, b = saved.optimizers["G"].state_dict(), fresh.optimizers["G"].state_dict()
+    assert all(torch.equal(a["state"][0][k], b["state"][0][k]) for k in ("exp_avg", "exp_avg_sq"))
+    assert fresh.schedulers["G"].state_dict()["last_epoch"] == 1
+    with pytest.raises(RuntimeError, match="written by 1 process"):
+        load_state(path, fresh, rank=0, world_size=2)
+
+
+def test_checkpoints_are_atomic_and_only_the_last_k_are_kept(tmp_path):
+    state = _state(0)
+    for step in (1, 2, 3):
+        _save(tmp_path, step, state)
+    assert [p.name for p in list_states(tmp_path)] == ["step_000002", "step_000003"]
+    # a crash mid-write leaves only a temp folder: never picked as the latest
+    (tmp_path / "state" / ".tmp-step_000004").mkdir()
+    (tmp_path / "state" / "step_000005").mkdir()  # no trainer_state.json: incomplete
+    assert latest_state(tmp_path).name == "step_000003"
+    # a stale pointer falls back to the newest complete state
+    (tmp_path / "state" / "latest").write_text("step_000009\n")
+    assert latest_state(tmp_path).name == "step_000003"
+    assert json.loads((tmp_path / "state" / "step_000003" / "trainer_state.json").read_text())["step"] == 3
+
+
+def test_training_state_files_load_with_weights_only(tmp_path):
+    path = _save(tmp_path, 1, _state(0))
+    for name in ("optimizers.pt", "schedulers.pt", "rank_0.pt"):
+        torch.load(path / name, weights_only=True)
+
+
+def test_sample_grid_layout_and_grayscale(tmp_path):
+    x = torch.zeros(3, 1, 8, 8)
+    grid = sample_grid(x - 1, x, x + 1, per_row=2)  # black | grey | white triplets, two per row
+    assert grid.shape == (3, 2 + 2 * 10, 2 + 6 * 10)
+    assert grid[:, 2, 2].tolist() == [0.0, 0.0, 0.0] and grid[:, 2, 12].tolist() == [0.5, 0.5, 0.5]
+    assert grid[:, 2, 22].tolist() == [1.0, 1.0, 1.0]
+    path = save_sample_grid(tmp_path / "s" / "a.png", x, x)
+    assert path.is_file() and not list((tmp_path / "s").glob(".*"))
+    with pytest.raises(ValueError, match="equally sized"):
+        sample_grid(x, torch.zeros(2, 1, 8, 8))
