@@ -36,6 +36,7 @@ from ponogan.app_support import (  # noqa: E402
     moment_gallery,
     read_checkpoint,
     render_text,
+    translate_tiles,
 )
 from ponogan.pipeline import FAMILIES  # noqa: E402
 
@@ -75,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", default=None,
                         help=f"run folder to open first (default: checkpoints/{DEFAULT_DEMO})")
     parser.add_argument("--checkpoints-dir", default=str(ROOT / "checkpoints"),
-                        help="folder whose runs the picker lists (default: ./checkpoints)")
+                        help="folder whose runs the picker lists (default: checkpoints/ beside app.py)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
@@ -89,13 +90,11 @@ def collect_checkpoints(args: argparse.Namespace) -> tuple[dict[str, CheckpointI
     """The picker's runs by name, and the name to open first; `ValueError` if there is nothing to open."""
     runs = {info.name: info for info in find_checkpoints(args.checkpoints_dir)}
     if args.checkpoint is not None:
-        chosen = read_checkpoint(args.checkpoint)
-        same = [name for name, info in runs.items() if info.path.resolve() == chosen.path.resolve()]
-        match = same[0] if same else None
-        if match is None:
-            runs = {str(chosen.path): CheckpointInfo(str(chosen.path), chosen.path, chosen.config), **runs}
-            match = str(chosen.path)
-        return runs, match
+        chosen = read_checkpoint(args.checkpoint, str(args.checkpoint))
+        for name, info in runs.items():
+            if info.path.resolve() == chosen.path.resolve():
+                return runs, name
+        return {chosen.name: chosen, **runs}, chosen.name
     if not runs:
         raise ValueError(f"no checkpoints under {args.checkpoints_dir}; pass --checkpoint RUN_DIR")
     return runs, DEFAULT_DEMO if DEFAULT_DEMO in runs else next(iter(runs))
@@ -136,11 +135,9 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
             raise gr.Error("This checkpoint was not trained on the built-in glyph data.")
         try:
             tiles = render_text(text or "", font, int(info.config["data"].get("image_size", 64)))
-            outputs = pipe(tiles, direction=direction, seed=0)
+            return hstack(tiles), hstack(translate_tiles(pipe, tiles, direction))
         except ValueError as err:
             raise gr.Error(str(err)) from None
-        per_tile = len(outputs) // len(tiles)
-        return hstack(tiles), hstack(outputs[::per_tile])
 
     def show_moments(image: Image.Image, direction: str = "AtoB", checkpoint: str | None = None):
         if image is None:

@@ -5,7 +5,8 @@
 - `PipelineCache`: loaded pipelines by checkpoint, shared by the request threads.
 - `load_upload(path, max_pixels)`: an uploaded file -> PIL image, or a `ValueError` a user can read.
 - glyph text: `glyph_font(config, direction)` and `render_text(text, font, size)` draw typed text with
-  the built-in data's renderer, one glyph per tile as in training; `hstack` joins tiles for display.
+  the built-in data's renderer, one glyph per tile as in training; `translate_tiles` translates them
+  (spaces stay blank) and `hstack` joins tiles for display.
 - `moment_gallery(pipe, image, direction)`: the PONO mean/std maps of each encoder level as images.
 """
 
@@ -198,6 +199,21 @@ def render_text(text: str, font: str, size: int) -> list[Image.Image]:
         mask = np.zeros((size, size), np.float32) if blank else render_glyph(resolved, char, size)
         tiles.append(Image.fromarray(np.rint((1.0 - mask) * 255).astype(np.uint8), "L").convert("RGB"))
     return tiles
+
+
+def translate_tiles(pipe: TranslationPipeline, tiles: list[Image.Image], direction: str) -> list[Image.Image]:
+    """Translate glyph tiles; blank tiles (spaces) stay blank instead of going through the model.
+
+    A blank tile is outside the training data (every training tile holds a glyph); instance-normalised
+    generators turn its constant input into artefacts.
+    """
+    inked = [i for i, tile in enumerate(tiles) if tile.convert("L").getextrema()[0] < 255]
+    outputs = pipe([tiles[i] for i in inked], direction=direction, seed=0) if inked else []
+    per_tile = len(outputs) // max(1, len(inked))
+    translated = list(tiles)
+    for k, i in enumerate(inked):
+        translated[i] = outputs[k * per_tile]
+    return translated
 
 
 def hstack(images: list[Image.Image], gap: int = 0) -> Image.Image:

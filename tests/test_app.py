@@ -26,6 +26,7 @@ from ponogan.app_support import (
     model_card,
     moment_gallery,
     render_text,
+    translate_tiles,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,6 +109,43 @@ def test_pipeline_cache_and_moment_gallery(checkpoints, images):
     gallery = moment_gallery(first, Image.open(images / "small.png"), "AtoB")
     assert [caption.split(" (")[0] for _, caption in gallery[:2]] == ["level 1 mean", "level 1 std"]
     assert len(gallery) == 2 * len(first.moments(Image.open(images / "small.png")))
+
+
+def test_translate_tiles_keeps_spaces_blank(checkpoints):
+    pipe = PipelineCache(device="cpu").get(checkpoints / "zz_run_munit")
+    tiles = render_text("a b", "DejaVuSans", 32)
+    out = translate_tiles(pipe, tiles, "AtoB")
+    assert len(out) == 3 and all(t.size == (32, 32) for t in out)
+    assert np.asarray(out[1]).min() == 255  # the space: not sent through the model
+    assert not np.array_equal(np.asarray(out[0]), np.asarray(tiles[0]))
+    assert np.array_equal(np.asarray(out[0]), np.asarray(pipe([tiles[0]], seed=0)[0]))
+
+
+def test_collect_checkpoints_picks_what_to_open(checkpoints, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ponogan_app", REPO / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and os.environ["HF_HUB_OFFLINE"] == "1"
+
+    runs, default = app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(checkpoints)]))
+    assert default == "demo_tiny_pix2pix" and list(runs) == ["demo_tiny_pix2pix", "zz_run_munit"]
+    inside = str(checkpoints / "zz_run_munit")
+    args = app.parse_args(["--checkpoints-dir", str(checkpoints), "--checkpoint", inside])
+    assert app.collect_checkpoints(args)[1] == "zz_run_munit"
+    outside = make_run(tmp_path / "elsewhere", "cyclegan")
+    runs, default = app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(checkpoints),
+                                                            "--checkpoint", str(outside)]))
+    assert default == str(outside) and list(runs)[0] == default and len(runs) == 3
+    make_run(tmp_path / "ckpts" / app.DEFAULT_DEMO, "pix2pix")
+    make_run(tmp_path / "ckpts" / "demo_a", "pix2pix")
+    assert app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(tmp_path / "ckpts")]))[1] == \
+        app.DEFAULT_DEMO
+    with pytest.raises(ValueError, match="no checkpoints under"):
+        app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(tmp_path / "empty")]))
+    with pytest.raises(ValueError, match="is not a run folder"):
+        app.collect_checkpoints(app.parse_args(["--checkpoint", str(tmp_path)]))
 
 
 def _free_port() -> int:
