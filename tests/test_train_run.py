@@ -214,3 +214,20 @@ def test_two_process_torchrun_keeps_weights_identical(tmp_path):
     # the two ranks drew different training randomness (dropout, seeds), yet hold the same weights
     assert not torch.equal(ranks[0]["rng"]["torch"], ranks[1]["rng"]["torch"])
     load_pretrained(run)
+
+
+def test_gradient_accumulation_consumes_micro_batches_per_step(tmp_path):
+    result = train(tiny("pix2pix", tmp_path / "run", **{"train.max_steps": 1, "optim.grad_accum_steps": 2}))
+    meta = json.loads((tmp_path / "run" / "state" / "step_000001" / "trainer_state.json").read_text())
+    assert result.step == 1 and (meta["epoch"], meta["batch"]) == (0, 2)  # 2 batches for 1 optimizer step
+
+
+def test_max_minutes_stops_cleanly_with_a_checkpoint(tmp_path):
+    result = train(tiny("cyclegan", tmp_path / "run", **{"train.max_steps": 1000, "train.max_minutes": 1e-6}))
+    assert result.stopped_by == "max_minutes" and result.step == 1
+    assert latest_state(tmp_path / "run").name == "step_000001"
+
+
+def test_too_little_data_is_a_clear_error(tmp_path):
+    with pytest.raises(TrainingError, match="2 items, fewer than one batch per process"):
+        train(tiny("pix2pix", tmp_path / "run", **{"data.options.length": 2, "data.batch_size": 4}))

@@ -196,7 +196,10 @@ class _Run:
         except (TypeError, ValueError) as err:
             raise TrainingError(f"cannot build the {cfg.family} networks: {err}") from err
         self.trainer.prepare()
-        self.batches = _Batches(self.train_set, cfg, self.rank, self.world)
+        try:
+            self.batches = _Batches(self.train_set, cfg, self.rank, self.world)
+        except ValueError as err:
+            raise TrainingError(f"{cfg.data.mode} training data: {err}") from err
         self.evaluator = Evaluator(self.acc, self.test_set, mode=cfg.data.mode,
                                    batch_size=cfg.data.eval_batch_size, max_items=cfg.data.eval_max_items)
         self.state = TrainingState(nets={k: self.acc.unwrap_model(v) for k, v in self.trainer.nets.items()},
