@@ -271,10 +271,14 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 # ---------------------------------------------------------------- figures
-def save_png(grid: torch.Tensor, path: Path) -> Path:
-    """Save a ``(3, H, W)`` grid in [0, 1] as a 256-colour PNG (the write-up keeps figures small)."""
+def save_png(grid: torch.Tensor, path: Path, min_width: int = 480) -> Path:
+    """Save a ``(3, H, W)`` grid in [0, 1] as a 256-colour PNG (the write-up keeps figures small),
+    enlarged by an integer factor (nearest neighbour) to at least ``min_width`` pixels."""
     array = (grid.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    Image.fromarray(array).quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)
+    image = Image.fromarray(array)
+    factor = max(1, -(-min_width // image.width))
+    image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+    image.quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)
     return path
 
 
@@ -332,7 +336,9 @@ def save_results(out: Path, mode: str, result: dict) -> None:
     write_json(out, data)
     sections = []
     for name, res in data.items():
-        sections.append(f"## mode `{name}`: {res['n_runs']} runs, {res['wall_s'] / 60:.1f} min wall, "
+        train_total = sum(r["train_s"] for r in res["runs"])
+        sections.append(f"## mode `{name}`: {res['n_runs']} runs, {train_total / 60:.1f} min of "
+                        f"training (this invocation: {res['wall_s'] / 60:.1f} min wall), "
                         f"{res['threads']} thread(s), image {res['budget']['image_size']} px, steps "
                         f"{res['budget']['steps']}\n\n{res['load']['note']}.\n\n{markdown_table(res['summary'])}")
     title = "# PONO-MS quality study (bench/bench_quality.py)\n\n"
@@ -380,10 +386,12 @@ def main(argv: list[str] | None = None) -> dict:
     specs = plan(args.variants, args.families, args.groups, budget.seeds)
     splits = {v: test_split(v, budget.image_size) for v in args.variants}
     load_before, t0 = load_average(), time.monotonic()
-    records = []
+    records, trained = [], 0
     for i, spec in enumerate(specs, 1):
         t_run = time.monotonic()
+        done = (root / spec.name / "study.json").is_file()
         record = run_one(spec, budget, root, splits, verbose=args.verbose)
+        trained += not done
         records.append(record)
         m = record["metrics"]
         print(f"[{i}/{len(specs)}] {spec.name}: L1 {m['l1']:.4f} SSIM {m['ssim']:.3f} "
@@ -395,7 +403,9 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "mode": mode, "budget": asdict(budget), "threads": threads, "runs_dir": str(root),
         "command": "python bench/bench_quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "wall_s": round(wall, 1), "n_runs": len(records), "machine": machine_info(),
+        "wall_s": round(wall, 1), "n_runs": len(records),
+        "train_s_total": round(sum(r["train_s"] for r in records), 1), "runs_trained": trained,
+        "machine": machine_info(),
         "load": busy_note(load_before, load_average()),
         "test_split": {v: int(s["A"].shape[0]) for v, s in splits.items()},
         "summary": rows, "vs_baseline": compare_to_baseline(rows), "runs": records,

@@ -1,6 +1,7 @@
 """The ``ponogan`` command: one entry point, one module per subcommand.
 
-Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``; it is imported
+Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` (and optionally
+``parse_args(parser, argv)``); it is imported
 only when that subcommand runs, so ``ponogan data ...`` never pays for importing gradio.
 """
 
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"ponogan {name}", description=help_)
     module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    parse = getattr(module, "parse_args", None)  # a module may take extra syntax (dotted overrides)
+    args = parse(parser, rest) if parse else parser.parse_args(rest)
     return int(module.run(args) or 0)
 
 
