@@ -137,7 +137,7 @@ def generator_kwargs(spec: RunSpec, budget: Budget) -> tuple[str, dict]:
     return "resnet_9blocks", {"ngf": budget.ngf, "n_blocks": budget.n_blocks, "norm": spec.norm}
 
 
-def train_config(spec: RunSpec, budget: Budget, run_dir: Path, *, resume: bool):
+def train_config(spec: RunSpec, budget: Budget, run_dir: Path, *, resume: bool, device: str = "cpu"):
     """The ``TrainConfig`` of one run: the family's paper losses, the budget's sizes, no mid-run I/O.
     The loop's own end-of-run evaluation is capped (``score`` below covers the whole test split)."""
     generator, gkw = generator_kwargs(spec, budget)
@@ -151,7 +151,7 @@ def train_config(spec: RunSpec, budget: Budget, run_dir: Path, *, resume: bool):
                  "options": {"image_size": budget.image_size, "variant": spec.variant,
                              "paired": spec.family == "pix2pix", "seed": spec.seed,
                              "length": budget.data_length}},
-        "train": {"max_steps": budget.steps[spec.family], "mixed_precision": spec.precision,
+        "train": {"max_steps": budget.steps[spec.family], "mixed_precision": spec.precision, "device": device,
                   "sample_every": 0, "save_every": max(budget.steps[spec.family] // 2, 1), "keep_last": 1,
                   "log_every": 10, "num_samples": 8, "resume": resume},
     })
@@ -184,18 +184,19 @@ def load_generator(run_dir: Path, family: str) -> torch.nn.Module:
     return generators[GENERATOR_ROLE[family]]
 
 
-def run_one(spec: RunSpec, budget: Budget, root: Path, splits: dict, *, verbose: bool = False) -> dict:
+def run_one(spec: RunSpec, budget: Budget, root: Path, splits: dict, *, verbose: bool = False,
+            device: str = "cpu") -> dict:
     """Train (or resume) and score one run; its ``study.json`` is the record (and the skip marker)."""
     run_dir = root / spec.name
     record = read_json(run_dir / "study.json")
     if record is not None:
         return record
-    t0 = time.monotonic()
+    t0, load_start = time.monotonic(), load_average()
     if not (run_dir / "metrics.json").is_file() or not (run_dir / "model.safetensors").is_file():
         resume = latest_state(run_dir) is not None
         quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stderr(io.StringIO())
         with quiet:  # the loop's progress bar, one per run
-            train(train_config(spec, budget, run_dir, resume=resume))
+            train(train_config(spec, budget, run_dir, resume=resume, device=device))
     train_s = time.monotonic() - t0
     generator = load_generator(run_dir, spec.family)
     split = splits[spec.variant]
@@ -205,7 +206,8 @@ def run_one(spec: RunSpec, budget: Budget, root: Path, splits: dict, *, verbose:
               "train_s": round(log[-1]["time_s"], 1) if log else round(train_s, 1),
               "final_losses": {k: v for k, v in (log[-1] if log else {}).items()
                                if k not in ("step", "epoch", "lr", "time_s")},
-              "params_G": sum(p.numel() for p in generator.parameters())}
+              "params_G": sum(p.numel() for p in generator.parameters()),
+              "load_start": load_start, "load_end": load_average()}
     write_json(run_dir / "study.json", record)
     return record
 
@@ -332,13 +334,17 @@ def save_results(out: Path, mode: str, result: dict) -> None:
     """Store ``result`` under its mode in ``out`` (quick and full runs share one file) and rewrite the
     markdown tables next to it from every mode present."""
     data = read_json(out) or {}
+    previous = data.get(mode)
+    if result["runs_trained"] == 0 and previous and previous.get("runs_trained", 1) > 0:
+        # a re-aggregation: keep the load and threads of the invocation that did the training
+        result = {**result, **{k: previous[k] for k in ("load", "threads", "wall_s") if k in previous}}
     data[mode] = result
     write_json(out, data)
     sections = []
     for name, res in data.items():
         train_total = sum(r["train_s"] for r in res["runs"])
         sections.append(f"## mode `{name}`: {res['n_runs']} runs, {train_total / 60:.1f} min of "
-                        f"training (this invocation: {res['wall_s'] / 60:.1f} min wall), "
+                        f"training (summed over runs), "
                         f"{res['threads']} thread(s), image {res['budget']['image_size']} px, steps "
                         f"{res['budget']['steps']}\n\n{res['load']['note']}.\n\n{markdown_table(res['summary'])}")
     title = "# PONO-MS quality study (bench/bench_quality.py)\n\n"
@@ -357,10 +363,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="override the steps of every family")
     p.add_argument("--image-size", type=int, default=None, help="override the budget's image size")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the runs train")
     p.add_argument("--runs-dir", default=None, help="where runs go (default: checkpoints/study/<mode>)")
     p.add_argument("--out", default=None, help="results JSON (default: bench/results/quality.json)")
     p.add_argument("--figures", action="store_true", help="write sample grids and moment maps")
     p.add_argument("--figures-dir", default=str(REPO / "docs" / "study"))
+    p.add_argument("--aggregate-only", action="store_true",
+                   help="train nothing: summarise the runs that have finished")
     p.add_argument("--verbose", action="store_true", help="show the training progress bars")
     return p.parse_args(argv)
 
@@ -386,11 +395,13 @@ def main(argv: list[str] | None = None) -> dict:
     specs = plan(args.variants, args.families, args.groups, budget.seeds)
     splits = {v: test_split(v, budget.image_size) for v in args.variants}
     load_before, t0 = load_average(), time.monotonic()
+    if args.aggregate_only:
+        specs = [spec for spec in specs if (root / spec.name / "study.json").is_file()]
     records, trained = [], 0
     for i, spec in enumerate(specs, 1):
         t_run = time.monotonic()
         done = (root / spec.name / "study.json").is_file()
-        record = run_one(spec, budget, root, splits, verbose=args.verbose)
+        record = run_one(spec, budget, root, splits, verbose=args.verbose, device=args.device)
         trained += not done
         records.append(record)
         m = record["metrics"]
