@@ -231,9 +231,11 @@ def variants_for(shortcut: str, wanted: list[str]) -> list[str]:
     return [v for v in wanted if shortcut != "none" or v.startswith("ours")]
 
 
-def ratios(timing: dict) -> dict:
-    """Speed-ups (baseline time / candidate time) that answer the benchmark's questions."""
-    med = {v: t["median_s"] for v, t in timing.items()}
+def ratios(timing: dict, stat: str = "median_s") -> dict:
+    """Speed-ups (baseline time / candidate time) that answer the benchmark's questions, from the
+    median (default) or another statistic of each variant's timings (``min_s``: the least disturbed
+    step, a useful cross-check when another process's bursts make the medians bimodal)."""
+    med = {v: t[stat] for v, t in timing.items()}
     out = {}
     base = med.get("official_fp32", med.get("ours_fp32"))
     if base is None:
@@ -278,6 +280,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                 entry.update(result)
                 if "timing" in result:
                     entry["ratios"] = ratios(result["timing"])
+                    entry["ratios_min"] = ratios(result["timing"], "min_s")
                 if args.memory:
                     entry["memory"] = {v: spawn({**job, "kind": "memory", "variants": [v]}, args.threads,
                                                 args.timeout) for v in job["variants"]}
