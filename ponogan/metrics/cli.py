@@ -66,17 +66,25 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
-def _config_kwargs(args: argparse.Namespace) -> dict:
-    return {
-        "metrics": (args.metrics,),
-        "fid_weights": args.fid_weights,
-        "lpips_weights": args.lpips_weights,
-        "lpips_net": args.lpips_net,
-        "device": args.device,
-        "batch_size": args.batch_size,
-        "cache_dir": args.cache_dir,
-        "progress": not args.no_progress,
-    }
+def _eval_config(args: argparse.Namespace, *, real, fake, input, masks):
+    """The folder evaluation config for ``real``/``fake`` (and optional ``input``/``masks``) folders."""
+    from .evaluate import EvalConfig
+
+    return EvalConfig(
+        real=real,
+        fake=fake,
+        out=Path(args.out),
+        input=input,
+        masks=masks,
+        metrics=(args.metrics,),
+        fid_weights=args.fid_weights,
+        lpips_weights=args.lpips_weights,
+        lpips_net=args.lpips_net,
+        device=args.device,
+        batch_size=args.batch_size,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+    )
 
 
 def _checkpoint_config(args: argparse.Namespace, metrics: list[str]):
@@ -84,7 +92,6 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str]):
     from ponogan.pipeline import TranslationPipeline
 
     from .checkpoint import PAIRED_MODES, dataset_for_run, translate_split
-    from .evaluate import EvalConfig
 
     pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=args.device)
     dataset, mode = dataset_for_run(pipe.config, args.data, args.split)
@@ -99,14 +106,7 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str]):
         progress=not args.no_progress,
         overwrite=args.overwrite,
     )
-    config = EvalConfig(
-        real=split.real,
-        fake=split.fake,
-        out=Path(args.out),
-        input=split.input,
-        masks=split.masks,
-        **_config_kwargs(args),
-    )
+    config = _eval_config(args, real=split.real, fake=split.fake, input=split.input, masks=split.masks)
     notes = [
         f"checkpoint {args.checkpoint} ({pipe.family}), data {args.data} ({mode}, split {args.split}, "
         f"{split.num_items} items, {args.direction})"
@@ -115,7 +115,7 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .evaluate import EvalConfig, evaluate_folders
+    from .evaluate import evaluate_folders
     from .registry import parse_metrics
 
     try:
@@ -136,14 +136,7 @@ def run(args: argparse.Namespace) -> int:
         if run_mode:
             config, notes = _checkpoint_config(args, metrics)
         else:
-            config = EvalConfig(
-                real=args.real,
-                fake=args.fake,
-                out=Path(args.out),
-                input=args.input,
-                masks=args.masks,
-                **_config_kwargs(args),
-            )
+            config = _eval_config(args, real=args.real, fake=args.fake, input=args.input, masks=args.masks)
             notes = []
         result = evaluate_folders(config, notes=notes)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as err:
