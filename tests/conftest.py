@@ -15,3 +15,13 @@ def _seed_everything():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test's tiny nets on one thread: they gain nothing from two, and on a shared 2-core CPU
+    OpenMP spinning makes two threads up to ~50x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -26,13 +26,8 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convs run ~50x slower with 2 OpenMP threads on a busy 2-core machine than with one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def make_run(run_dir, family: str, generators=None, **config):
     """A run folder with untrained tiny generators of `family` (shared by the translate/app tests)."""

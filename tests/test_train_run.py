@@ -42,13 +42,7 @@ TINY_MODELS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets gain nothing from threads; on a shared CPU OpenMP spinning makes 2 threads ~10x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(family: str, run_dir: Path, shortcut: str | None = "ms", **overrides):

@@ -8,21 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from test_pipeline import make_run  # tests/ is on sys.path (pytest rootdir-less test modules)
 
 from ponogan.cli import main
 from ponogan.translate import collect_inputs, plan_jobs, prefetch
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convs run ~50x slower with 2 OpenMP threads on a busy 2-core machine than with one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
 def run_dirs(tmp_path_factory):
