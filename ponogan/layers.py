@@ -29,6 +29,7 @@ PADDINGS = {
 }
 
 SHORTCUTS = ("ms", "dms")
+LAYOUTS = ("ponogan", "official")
 
 
 def make_activation(name: str) -> nn.Module:
@@ -58,19 +59,25 @@ def check_shortcut(shortcut: str | None) -> None:
         raise ValueError(f"unknown shortcut {shortcut!r}; valid values: None, {', '.join(SHORTCUTS)}")
 
 
+def check_layout(layout: str) -> None:
+    """``"official"``: the PONO blocks as the official PONO code has them; ``"ponogan"``: ours."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; valid values: {', '.join(LAYOUTS)}")
+
+
 def make_shortcut(shortcut: str, channels: int) -> nn.Module:
     """``"ms"`` -> MomentShortcut (no parameters), ``"dms"`` -> DynamicMomentShortcut(channels)."""
     check_shortcut(shortcut)
     return MomentShortcut() if shortcut == "ms" else DynamicMomentShortcut(channels)
 
 
-def conv_bias(norm: str) -> bool:
+def conv_bias(norm: str, **norm_kwargs) -> bool:
     """Whether a conv feeding ``norm`` gets a bias: only when the norm has no learned shift of its own.
 
     This reproduces CycleGAN/pix2pix (``bias=True`` before instance norm without affine, ``False``
     before batch norm), hence their parameter counts, and extends the rule to every other norm.
     """
-    return getattr(make_norm(norm, 1), "bias", None) is None
+    return getattr(make_norm(norm, 1, **norm_kwargs), "bias", None) is None
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -103,14 +110,17 @@ class ConvNormAct(nn.Module):
 
     With ``pono=True`` PONO sits between the conv and its norm (as in the PONO paper's encoders)
     and ``forward`` returns ``(y, mean, std)`` with moments ``(N, 1, H', W')``; otherwise just ``y``.
+    ``pono_unbiased`` divides PONO's variance by C - 1 (the official PONO code); ``norm_kwargs`` go
+    to ``make_norm`` (e.g. ``{"affine": True}`` for an instance norm with affine parameters).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, *, norm: str = "none", activation: str = "relu", pad_type: str = "zero",
                  bias: bool | None = None, pono: bool = False, transposed: bool = False,
-                 output_padding: int = 0):
+                 output_padding: int = 0, norm_kwargs: dict | None = None, pono_unbiased: bool = False):
         super().__init__()
-        bias = conv_bias(norm) if bias is None else bias
+        norm_kwargs = norm_kwargs or {}
+        bias = conv_bias(norm, **norm_kwargs) if bias is None else bias
         if transposed:
             self.pad = nn.Identity()
             self.conv = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding,
@@ -118,8 +128,8 @@ class ConvNormAct(nn.Module):
         else:
             self.pad = make_padding(pad_type, padding) if padding else nn.Identity()
             self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, bias=bias)
-        self.pono = PONO() if pono else None
-        self.norm = make_norm(norm, out_channels)
+        self.pono = PONO(unbiased=pono_unbiased) if pono else None
+        self.norm = make_norm(norm, out_channels, **norm_kwargs)
         self.act = make_activation(activation)
 
     def forward(self, x: torch.Tensor):
@@ -135,13 +145,13 @@ class ResBlock(nn.Module):
     (the CycleGAN and MUNIT residual block)."""
 
     def __init__(self, channels: int, *, norm: str = "instance", activation: str = "relu",
-                 pad_type: str = "reflect", dropout: float = 0.0, bias: bool | None = None):
+                 pad_type: str = "reflect", dropout: float = 0.0, bias: bool | None = None,
+                 norm_kwargs: dict | None = None):
         super().__init__()
-        self.conv1 = ConvNormAct(channels, channels, 3, 1, 1, norm=norm, activation=activation,
-                                 pad_type=pad_type, bias=bias)
+        opts = dict(norm=norm, pad_type=pad_type, bias=bias, norm_kwargs=norm_kwargs)
+        self.conv1 = ConvNormAct(channels, channels, 3, 1, 1, activation=activation, **opts)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
-        self.conv2 = ConvNormAct(channels, channels, 3, 1, 1, norm=norm, activation="none",
-                                 pad_type=pad_type, bias=bias)
+        self.conv2 = ConvNormAct(channels, channels, 3, 1, 1, activation="none", **opts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(self.dropout(self.conv1(x)))

@@ -174,7 +174,9 @@ def test_multiscale_rejects_images_too_small():
 def test_registry_spec_rebuilds_the_model():
     g = create_generator("resnet_6blocks", ngf=4, shortcut="ms")
     spec = json.loads(json.dumps(g.spec))
-    assert spec == {"name": "resnet_6blocks", "kwargs": {"n_blocks": 6, "ngf": 4, "shortcut": "ms"}}
+    assert spec == {"name": "resnet_6blocks", "kwargs": {
+        "in_channels": 3, "out_channels": 3, "ngf": 4, "n_blocks": 6, "norm": "instance", "shortcut": "ms",
+        "layout": "ponogan", "use_dropout": False, "n_downsampling": 2, "pad_type": "reflect"}}
     rebuilt = create_generator(spec["name"], **spec["kwargs"])
     shapes = {k: v.shape for k, v in g.state_dict().items()}
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == shapes

@@ -6,6 +6,7 @@
 
 from .discriminators import MultiScaleDiscriminator, PatchDiscriminator, PixelDiscriminator
 from .hub import load_pretrained, save_pretrained
+from .init import INIT_TYPES, init_weights
 from .munit import MunitGenerator
 from .registry import DISCRIMINATORS, GENERATORS, create_discriminator, create_generator
 from .resnet import ResnetGenerator
@@ -14,6 +15,7 @@ from .unet import UnetGenerator
 __all__ = [
     "DISCRIMINATORS",
     "GENERATORS",
+    "INIT_TYPES",
     "MultiScaleDiscriminator",
     "MunitGenerator",
     "PatchDiscriminator",
@@ -22,6 +24,7 @@ __all__ = [
     "UnetGenerator",
     "create_discriminator",
     "create_generator",
+    "init_weights",
     "load_pretrained",
     "save_pretrained",
 ]

@@ -18,6 +18,20 @@ downsamplings, H and W padded at the bottom/right to a multiple of 4)::
 Moments and AdaIN parameters are plain arguments and return values: the same content can be decoded
 with any number of styles, and with another image's moments. NOTE: MUNIT's own LayerNorm divides by
 (unbiased std + eps); ``LayerNorm2d`` uses the standard ``sqrt(var + eps)``.
+
+``layout="official"`` (with ``shortcut="ms"``) is the official PONO-MUNIT fork (Boyiliee/PONO,
+``pytorch-MUNIT-PONO-MS``): PONO divides by C - 1, the content encoder's instance norms have affine
+parameters, and the decoder is :class:`OfficialDecoder`::
+
+    4 x AdaINResBlock                                              (N, 256, H/4, W/4)
+    conv5 -> LN (no affine) -> MS m2 -> relu -> nearest x2         (N, 128, H/2, W/2)
+    conv5 -> LN (no affine) -> MS m1 -> relu -> nearest x2         (N, 64, H, W)
+    conv3 -> LN (no affine) -> MS m0 -> relu                       (N, 64, H, W)
+    conv7 -> tanh                                                  (N, C, H, W)
+
+with MUNIT's own LayerNorm formula. The fork also builds a ``stat_convs`` net (75,200 parameters)
+that its forward never uses; it is left out here. The official trainer sums the moment L1s into the
+content reconstruction loss (see ``ponogan.training``).
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ from ponogan.layers import (
     AdaINResBlock,
     ConvNormAct,
     ResBlock,
+    check_layout,
     check_shortcut,
     crop_to,
     make_activation,
@@ -45,19 +60,35 @@ class ContentEncoder(nn.Module):
     with ``pono=True`` PONO follows the conv7 and each downsampling conv (before IN) and
     ``moments`` lists their ``(mean, std)``, shallow first; otherwise it is empty."""
 
-    def __init__(self, in_channels: int, dim: int, n_downsample: int, n_res: int, *, pono: bool,
-                 activation: str, pad_type: str):
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int,
+        n_downsample: int,
+        n_res: int,
+        *,
+        pono: bool,
+        activation: str,
+        pad_type: str,
+        official: bool = False,
+    ):
         super().__init__()
-        opts = dict(norm="instance", activation=activation, pad_type=pad_type, bias=True, pono=pono)
+        # official PONO-MUNIT: affine instance norms, PONO over C - 1
+        norm = dict(norm="instance", norm_kwargs={"affine": True} if official else None)
+        opts = dict(
+            activation=activation, pad_type=pad_type, bias=True, pono=pono, pono_unbiased=official, **norm
+        )
         layers = [ConvNormAct(in_channels, dim, 7, 1, 3, **opts)]
         layers += [ConvNormAct(dim * 2**i, dim * 2 ** (i + 1), 4, 2, 1, **opts) for i in range(n_downsample)]
         self.convs = nn.ModuleList(layers)
         self.pono = pono
         self.out_channels = dim * 2**n_downsample
-        self.blocks = nn.Sequential(*(
-            ResBlock(self.out_channels, norm="instance", activation=activation, pad_type=pad_type, bias=True)
-            for _ in range(n_res)
-        ))
+        self.blocks = nn.Sequential(
+            *(
+                ResBlock(self.out_channels, activation=activation, pad_type=pad_type, bias=True, **norm)
+                for _ in range(n_res)
+            )
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Moments]:
         moments: Moments = []
@@ -76,8 +107,16 @@ class StyleEncoder(nn.Module):
     (doubling the width for the first two), global average pooling, 1x1 conv. No normalization
     (it would remove the style)."""
 
-    def __init__(self, in_channels: int, dim: int, style_dim: int, n_downsample: int = 4, *,
-                 activation: str, pad_type: str):
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int,
+        style_dim: int,
+        n_downsample: int = 4,
+        *,
+        activation: str,
+        pad_type: str,
+    ):
         super().__init__()
         opts = dict(norm="none", activation=activation, pad_type=pad_type, bias=True)
         layers = [ConvNormAct(in_channels, dim, 7, 1, 3, **opts)]
@@ -115,8 +154,17 @@ class _Upsample(nn.Module):
 
     def __init__(self, channels: int, *, activation: str, pad_type: str):
         super().__init__()
-        self.conv = ConvNormAct(channels, channels // 2, 5, 1, 2, norm="layer", activation=activation,
-                                pad_type=pad_type, bias=True)
+        self.conv = ConvNormAct(
+            channels,
+            channels // 2,
+            5,
+            1,
+            2,
+            norm="layer",
+            activation=activation,
+            pad_type=pad_type,
+            bias=True,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
@@ -129,21 +177,30 @@ class Decoder(nn.Module):
     their resolution: after the AdaIN residual blocks and after every upsampling stage.
     """
 
-    def __init__(self, channels: int, out_channels: int, n_upsample: int, n_res: int, *,
-                 shortcut: str | None, activation: str, pad_type: str):
+    def __init__(
+        self,
+        channels: int,
+        out_channels: int,
+        n_upsample: int,
+        n_res: int,
+        *,
+        shortcut: str | None,
+        activation: str,
+        pad_type: str,
+    ):
         super().__init__()
         self.blocks = nn.ModuleList(
             AdaINResBlock(channels, activation=activation, pad_type=pad_type) for _ in range(n_res)
         )
         widths = [channels // 2**i for i in range(n_upsample + 1)]
-        self.ups = nn.ModuleList(
-            _Upsample(c, activation=activation, pad_type=pad_type) for c in widths[:-1]
-        )
+        self.ups = nn.ModuleList(_Upsample(c, activation=activation, pad_type=pad_type) for c in widths[:-1])
         # shortcuts[k] re-injects content level k's moments (width channels / 2**(n_upsample - k))
-        self.shortcuts = (nn.ModuleList(make_shortcut(shortcut, c) for c in reversed(widths))
-                          if shortcut else None)
-        self.head = ConvNormAct(widths[-1], out_channels, 7, 1, 3, norm="none", activation="tanh",
-                                pad_type=pad_type, bias=True)
+        self.shortcuts = (
+            nn.ModuleList(make_shortcut(shortcut, c) for c in reversed(widths)) if shortcut else None
+        )
+        self.head = ConvNormAct(
+            widths[-1], out_channels, 7, 1, 3, norm="none", activation="tanh", pad_type=pad_type, bias=True
+        )
 
     @property
     def num_adain_params(self) -> int:
@@ -156,18 +213,96 @@ class Decoder(nn.Module):
         k = len(self.shortcuts) - 1 - i
         mean, std = moments[k]
         if mean.shape[-2:] != h.shape[-2:]:
-            raise ValueError(f"moments of size {tuple(mean.shape[-2:])} do not match the decoder feature "
-                             f"{tuple(h.shape[-2:])}: decode content and moments from the same image size")
+            raise ValueError(
+                f"moments of size {tuple(mean.shape[-2:])} do not match the decoder feature "
+                f"{tuple(h.shape[-2:])}: decode content and moments from the same image size"
+            )
         return self.shortcuts[k](h, mean, std)
 
     def forward(self, content: torch.Tensor, moments: Moments, adain_params: torch.Tensor) -> torch.Tensor:
         h = content
-        for block, params in zip(self.blocks, adain_params.split(self.blocks[0].num_adain_params, 1),
-                                 strict=True):
+        for block, params in zip(
+            self.blocks, adain_params.split(self.blocks[0].num_adain_params, 1), strict=True
+        ):
             h = block(h, params)
         h = self._shortcut(0, h, moments)
         for i, up in enumerate(self.ups):
             h = self._shortcut(i + 1, up(h), moments)
+        return self.head(h)
+
+
+class _ConvNormShortcutAct(nn.Module):
+    """``pad -> conv -> LN (no affine, MUNIT's formula) -> MS -> act``: the official PONO-MUNIT
+    decoder stage; ``forward(x, mean, std)`` with moments at the conv output's resolution."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, activation: str, pad_type: str
+    ):
+        super().__init__()
+        self.conv = ConvNormAct(
+            in_channels,
+            out_channels,
+            kernel_size,
+            1,
+            kernel_size // 2,
+            norm="layer",
+            norm_kwargs={"affine": False, "munit_std": True},
+            activation="none",
+            pad_type=pad_type,
+            bias=True,
+        )
+        self.shortcut = make_shortcut("ms", out_channels)
+        self.act = make_activation(activation)
+
+    def forward(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        if mean.shape[-2:] != h.shape[-2:]:
+            raise ValueError(
+                f"moments of size {tuple(mean.shape[-2:])} do not match the decoder feature "
+                f"{tuple(h.shape[-2:])}: decode content and moments from the same image size"
+            )
+        return self.act(self.shortcut(h, mean, std))
+
+
+class OfficialDecoder(nn.Module):
+    """The official PONO-MUNIT decoder (module docstring): ``(content, moments, adain_params) -> image``.
+
+    ``moments`` are the content encoder's, shallow first; stage ``i`` (0 = deepest) re-injects
+    level ``n_upsample - i`` at its conv's output resolution, then upsamples (all but the last stage).
+    """
+
+    def __init__(
+        self, channels: int, out_channels: int, n_upsample: int, n_res: int, *, activation: str, pad_type: str
+    ):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            AdaINResBlock(channels, activation=activation, pad_type=pad_type) for _ in range(n_res)
+        )
+        widths = [channels // 2**i for i in range(n_upsample + 1)]
+        opts = dict(activation=activation, pad_type=pad_type)
+        stages = [_ConvNormShortcutAct(c, c // 2, 5, **opts) for c in widths[:-1]]
+        stages.append(_ConvNormShortcutAct(widths[-1], widths[-1], 3, **opts))
+        self.stages = nn.ModuleList(stages)
+        self.shortcuts = self.stages  # one MS per moment level, as ``Decoder.shortcuts``
+        self.head = ConvNormAct(
+            widths[-1], out_channels, 7, 1, 3, norm="none", activation="tanh", pad_type=pad_type, bias=True
+        )
+
+    @property
+    def num_adain_params(self) -> int:
+        return sum(block.num_adain_params for block in self.blocks)
+
+    def forward(self, content: torch.Tensor, moments: Moments, adain_params: torch.Tensor) -> torch.Tensor:
+        h = content
+        for block, params in zip(
+            self.blocks, adain_params.split(self.blocks[0].num_adain_params, 1), strict=True
+        ):
+            h = block(h, params)
+        last = len(self.stages) - 1
+        for i, stage in enumerate(self.stages):
+            h = stage(h, *moments[last - i])
+            if i < last:
+                h = F.interpolate(h, scale_factor=2, mode="nearest")
         return self.head(h)
 
 
@@ -181,25 +316,72 @@ class MunitGenerator(nn.Module):
 
     Sizes: ``encode`` pads H and W at the bottom/right to a multiple of ``2**n_downsample``;
     ``decode(..., size=(H, W))`` crops the image back (``forward`` does it for you).
+
+    ``layout``: ``"ponogan"`` (the decoder above) or ``"official"`` (the PONO-MUNIT fork's decoder,
+    module docstring; ``shortcut="ms"`` only, as the fork has no DMS).
     """
 
-    def __init__(self, in_channels: int = 3, dim: int = 64, style_dim: int = 8, n_downsample: int = 2,
-                 n_res: int = 4, mlp_dim: int = 256, shortcut: str | None = "ms", *,
-                 activation: str = "relu", pad_type: str = "reflect", style_downsample: int = 4):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        dim: int = 64,
+        style_dim: int = 8,
+        n_downsample: int = 2,
+        n_res: int = 4,
+        mlp_dim: int = 256,
+        shortcut: str | None = "ms",
+        *,
+        layout: str = "ponogan",
+        activation: str = "relu",
+        pad_type: str = "reflect",
+        style_downsample: int = 4,
+    ):
         super().__init__()
         check_shortcut(shortcut)
+        check_layout(layout)
+        official = layout == "official" and shortcut is not None
+        if official and shortcut != "ms":
+            raise ValueError(
+                f"the official PONO-MUNIT has no {shortcut!r} shortcut: use shortcut='ms' with "
+                "layout='official', or layout='ponogan'"
+            )
         make_activation(activation)
         self.shortcut = shortcut
         self.style_dim = style_dim
         self.stride = 2**n_downsample
         self.style_stride = 2**style_downsample
-        self.style_encoder = StyleEncoder(in_channels, dim, style_dim, style_downsample,
-                                          activation=activation, pad_type=pad_type)
-        self.content_encoder = ContentEncoder(in_channels, dim, n_downsample, n_res,
-                                              pono=shortcut is not None, activation=activation,
-                                              pad_type=pad_type)
-        self.decoder = Decoder(self.content_encoder.out_channels, in_channels, n_downsample, n_res,
-                               shortcut=shortcut, activation=activation, pad_type=pad_type)
+        self.style_encoder = StyleEncoder(
+            in_channels, dim, style_dim, style_downsample, activation=activation, pad_type=pad_type
+        )
+        self.content_encoder = ContentEncoder(
+            in_channels,
+            dim,
+            n_downsample,
+            n_res,
+            pono=shortcut is not None,
+            activation=activation,
+            pad_type=pad_type,
+            official=official,
+        )
+        if official:
+            self.decoder = OfficialDecoder(
+                self.content_encoder.out_channels,
+                in_channels,
+                n_downsample,
+                n_res,
+                activation=activation,
+                pad_type=pad_type,
+            )
+        else:
+            self.decoder = Decoder(
+                self.content_encoder.out_channels,
+                in_channels,
+                n_downsample,
+                n_res,
+                shortcut=shortcut,
+                activation=activation,
+                pad_type=pad_type,
+            )
         self.mlp = StyleMLP(style_dim, self.decoder.num_adain_params, mlp_dim, activation=activation)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, Moments, torch.Tensor]:
@@ -210,27 +392,42 @@ class MunitGenerator(nn.Module):
         style = self.style_encoder(pad_to_multiple(x, self.style_stride)[0])
         return content, moments, style
 
-    def decode(self, content: torch.Tensor, moments: Moments, style: torch.Tensor, *,
-               size: tuple[int, int] | None = None) -> torch.Tensor:
+    def decode(
+        self,
+        content: torch.Tensor,
+        moments: Moments,
+        style: torch.Tensor,
+        *,
+        size: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
         """``(content, moments, style (N, style_dim, 1, 1)) -> image (N, C, H, W)`` in ``[-1, 1]``,
         cropped to ``size`` when given."""
         expected = len(self.decoder.shortcuts) if self.decoder.shortcuts is not None else 0
         if self.decoder.shortcuts is not None and len(moments) != expected:
-            raise ValueError(f"this decoder re-injects {expected} PONO moments, got {len(moments)}: "
-                             "pass the moments from encode() of a generator with the same shortcut")
+            raise ValueError(
+                f"this decoder re-injects {expected} PONO moments, got {len(moments)}: "
+                "pass the moments from encode() of a generator with the same shortcut"
+            )
         if style.dim() == 2:
             style = style[:, :, None, None]
         if style.shape[1:] != (self.style_dim, 1, 1) or style.shape[0] != content.shape[0]:
-            raise ValueError(f"style must be ({content.shape[0]}, {self.style_dim}, 1, 1), "
-                             f"got {tuple(style.shape)}")
+            raise ValueError(
+                f"style must be ({content.shape[0]}, {self.style_dim}, 1, 1), got {tuple(style.shape)}"
+            )
         image = self.decoder(content, moments, self.mlp(style))
         return crop_to(image, size) if size is not None else image
 
     def random_style(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` style codes from the prior N(0, I): ``(n, style_dim, 1, 1)`` on the model's device."""
         p = next(self.parameters())
-        z = torch.randn(n, self.style_dim, 1, 1, generator=generator, device=p.device if generator is None
-                        else generator.device)
+        z = torch.randn(
+            n,
+            self.style_dim,
+            1,
+            1,
+            generator=generator,
+            device=p.device if generator is None else generator.device,
+        )
         return z.to(device=p.device, dtype=p.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,11 @@
 """Model presets by name: ``create_generator(name, **kwargs)`` and ``create_discriminator(name, **kwargs)``.
 
 A preset is a class plus default keyword arguments; caller keywords override them. Every model
-built here carries ``model.spec = {"name": preset, "kwargs": merged_kwargs}`` (JSON-serialisable),
-which is what checkpoints store to rebuild it: ``create_generator(spec["name"], **spec["kwargs"])``.
+built here carries ``model.spec = {"name": preset, "kwargs": every_init_argument}`` (JSON-serialisable,
+the class defaults included, as diffusers' ``register_to_config``), which is what checkpoints store to
+rebuild it: ``create_generator(spec["name"], **spec["kwargs"])`` gives the same network even after a
+default changes. Specs saved before all arguments were recorded hold only the non-default ones;
+they rebuild with the defaults of the time, which the code keeps (e.g. ``layout="ponogan"``).
 """
 
 from __future__ import annotations
@@ -49,19 +52,25 @@ def _build(kind: str, presets: dict[str, Preset], name: str, kwargs: dict) -> nn
     if key not in presets:
         raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(presets)}")
     preset = presets[key]
-    valid = [p for p in inspect.signature(preset.cls).parameters if p not in ("self", "args", "kwargs")]
+    signature = inspect.signature(preset.cls)
+    valid = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
-        raise ValueError(f"{kind} {key!r} ({preset.cls.__name__}) got unknown option(s) {unknown}; "
-                         f"valid options: {', '.join(valid)}")
-    merged = {**preset.defaults, **kwargs}
+        raise ValueError(
+            f"{kind} {key!r} ({preset.cls.__name__}) got unknown option(s) {unknown}; "
+            f"valid options: {', '.join(valid)}"
+        )
+    bound = signature.bind(**{**preset.defaults, **kwargs})
+    bound.apply_defaults()
+    every = dict(bound.arguments)
     try:
-        json.dumps(merged)
+        json.dumps(every)
     except TypeError as err:
-        raise ValueError(f"{kind} options must be JSON-serialisable (str, int, float, bool, None, "
-                         f"lists, dicts): {err}") from err
-    model = preset.cls(**merged)
-    model.spec = {"name": key, "kwargs": merged}
+        raise ValueError(
+            f"{kind} options must be JSON-serialisable (str, int, float, bool, None, lists, dicts): {err}"
+        ) from err
+    model = preset.cls(**every)
+    model.spec = {"name": key, "kwargs": every}
     return model
 
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from ponogan.layers import (
     ConvNormAct,
+    check_layout,
     check_norm_name,
     check_shortcut,
     conv_bias,
@@ -76,15 +77,22 @@ class UnetGenerator(nn.Module):
         shortcut: ``None``, ``"ms"`` or ``"dms"`` (see the module docstring).
         use_dropout: dropout 0.5 on the ``num_downs - 5`` decoder levels just above the innermost
             (pix2pix's default noise source).
+        layout: only ``"ponogan"``: the official PONO code has no U-Net with PONO-MS, so there is no
+            ``"official"`` layout to reproduce (accepted with ``shortcut=None``, the plain pix2pix).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, ngf: int = 64,
-                 norm: str = "batch", shortcut: str | None = None, *, use_dropout: bool = True):
+                 norm: str = "batch", shortcut: str | None = None, *, layout: str = "ponogan",
+                 use_dropout: bool = True):
         super().__init__()
         if num_downs < 2:
             raise ValueError(f"UnetGenerator needs num_downs >= 2, got {num_downs}")
         check_norm_name(norm, "UnetGenerator")
         check_shortcut(shortcut)
+        check_layout(layout)
+        if layout == "official" and shortcut is not None:
+            raise ValueError("the official PONO code has no U-Net with PONO-MS/DMS: use layout='ponogan' "
+                             "(ponogan's own design, docs/models.md)")
         self.shortcut = shortcut
         self.stride = 2**num_downs
         widths = [ngf * min(2**k, 8) for k in range(num_downs)]

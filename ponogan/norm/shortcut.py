@@ -59,6 +59,10 @@ class DynamicMomentShortcut(nn.Module):
             nn.ReLU(),
             nn.Conv2d(hidden, 2 * channels, 3, padding=1),
         )
+        self.post_init_()
+
+    def post_init_(self) -> None:
+        """Zero the last conv, so DMS starts exactly as MS (re-applied after ``init_weights``)."""
         nn.init.zeros_(self.net[2].weight)
         nn.init.zeros_(self.net[2].bias)
 
@@ -71,4 +75,40 @@ class DynamicMomentShortcut(nn.Module):
         d_beta, d_gamma = correction.chunk(2, dim=1)
         beta = mean + d_beta
         gamma = std + d_gamma
+        return torch.addcmul(beta, x, gamma)
+
+
+class OfficialDynamicMomentShortcut(nn.Module):
+    """DMS exactly as the official PONO code's CycleGAN ResNet (``ResnetPONODMSGenerator``).
+
+    The moments come from the encoder level *below* the decoder feature (half its resolution) and
+    are mapped to ``(beta, gamma)`` at the feature's resolution by
+    ``convT3/2 (2 -> C) -> BatchNorm -> ReLU -> conv3x3 (C -> 2C) -> ReLU``, split in two halves
+    (``beta`` first). ``forward(x (N, C, 2h, 2w), mean (N, 1, h, w), std (N, 1, h, w))`` returns
+    ``x * gamma + beta``; the official generator applies it after an up-conv and its BatchNorm,
+    before the ReLU.
+
+    NOTE: the final ReLU forces ``beta, gamma >= 0`` (the official design). The official block also
+    builds a BatchNorm after the second conv that its forward never uses; it is kept here, frozen
+    (``requires_grad=False``), so parameter counts and official state dicts match.
+    """
+
+    def __init__(self, channels: int, *, conv_bias: bool = True):
+        super().__init__()
+        self.channels = channels
+        self.up = nn.ConvTranspose2d(2, channels, 3, stride=2, padding=1, output_padding=1, bias=conv_bias)
+        self.up_norm = nn.BatchNorm2d(channels)
+        self.conv = nn.Conv2d(channels, 2 * channels, 3, padding=1)
+        self.unused_norm = nn.BatchNorm2d(2 * channels).requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        if mean.shape != std.shape or mean.dim() != 4 or mean.shape[1] != 1:
+            raise ValueError(f"OfficialDynamicMomentShortcut needs mean and std of shape (N, 1, h, w), got "
+                             f"{tuple(mean.shape)} and {tuple(std.shape)}")
+        want = (mean.shape[0], self.channels, 2 * mean.shape[2], 2 * mean.shape[3])
+        if tuple(x.shape) != want:
+            raise ValueError(f"OfficialDynamicMomentShortcut on moments of shape {tuple(mean.shape)} needs x "
+                             f"of shape {want} (twice their resolution), got {tuple(x.shape)}")
+        h = torch.relu(self.up_norm(self.up(torch.cat([mean, std], dim=1))))
+        beta, gamma = torch.relu(self.conv(h)).chunk(2, dim=1)  # (N, C, 2h, 2w) each
         return torch.addcmul(beta, x, gamma)

@@ -50,21 +50,32 @@ class LayerNorm2d(nn.Module):
     """Layer normalization in its CNN form: statistics over ``C, H, W`` per sample, then a
     per-channel affine ``(1, C, 1, 1)`` (as in MUNIT's decoder). Same math as
     ``F.group_norm(x, 1, weight, bias)``.
+
+    ``munit_std=True`` uses MUNIT's own formula, ``(x - mean) / (std + eps)`` with the unbiased std
+    (the official PONO-MUNIT decoder's LayerNorm); the default is the standard ``sqrt(var + eps)``.
     """
 
-    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True):
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True, *, munit_std: bool = False):
         super().__init__()
         self.num_channels = num_channels
         self.eps = eps
+        self.munit_std = munit_std
         self.weight = nn.Parameter(torch.ones(num_channels)) if affine else None
         self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.num_channels, "LayerNorm2d")
-        return F.group_norm(x, 1, self.weight, self.bias, self.eps)
+        if not self.munit_std:
+            return F.group_norm(x, 1, self.weight, self.bias, self.eps)
+        std, mean = torch.std_mean(x.flatten(1), dim=1, correction=1)
+        y = (x - mean[:, None, None, None]) / (std[:, None, None, None] + self.eps)
+        if self.weight is not None:
+            y = y * self.weight[:, None, None] + self.bias[:, None, None]
+        return y
 
     def extra_repr(self) -> str:
-        return f"{self.num_channels}, eps={self.eps}, affine={self.weight is not None}"
+        return (f"{self.num_channels}, eps={self.eps}, affine={self.weight is not None}"
+                + (", munit_std=True" if self.munit_std else ""))
 
 
 class GroupNorm(nn.GroupNorm):

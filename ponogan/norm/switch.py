@@ -12,7 +12,9 @@ per-(sample, channel) IN moments, so the input is reduced once:
     y   = (x - mu) / sqrt(var + eps) * gamma + beta
 
 NOTE: the paper's Eq. 3 uses the biased variance (divide by H*W); the official code uses ``x.var``
-(divide by H*W - 1). We follow the paper, which makes one-hot SN equal IN, LN and BN exactly.
+(divide by H*W - 1) and starts ``running_var`` at 0. We follow the paper by default, which makes
+one-hot SN equal IN, LN and BN exactly; ``SwitchNorm2d(C, official=True)`` reproduces the official
+code's outputs and loads its state dicts (running buffers stored there as ``(1, C, 1)``).
 
 Speed: the big tensor is touched as few times as possible. ``_InstanceMoments`` reduces ``x`` once
 (``var_mean`` over H, W) and its analytic backward is one fused pass; all mixing happens on
@@ -23,6 +25,7 @@ reduces ``gy`` and ``gy * x`` with dot products instead of materialising product
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import torch
@@ -32,15 +35,18 @@ from .checks import check_nchw
 
 
 class _InstanceMoments(torch.autograd.Function):
-    """``x (N, C, H, W) -> (mean, var)`` over H, W (biased), each ``(N, C, 1, 1)``.
+    """``(x (N, C, H, W), correction) -> (mean, var)`` over H, W, each ``(N, C, 1, 1)``; ``var``
+    divides by ``H * W - correction`` (0: biased, the paper; 1: unbiased, the official code).
 
-    Backward: ``dx = g_mean / M + g_var * 2 (x - mean) / M`` with ``M = H * W``, written as one
-    fused ``x * a + b`` pass. Saves ``x`` and its own output ``mean``, so it is twice differentiable.
+    Backward: ``dx = g_mean / M + g_var * 2 (x - mean) / (M - correction)`` with ``M = H * W``,
+    written as one fused ``x * a + b`` pass. Saves ``x`` and its own output ``mean``, so it is twice
+    differentiable.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor):
-        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+    def forward(ctx, x: torch.Tensor, correction: int):
+        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=correction)
+        ctx.correction = correction
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, mean)
         return mean, var
@@ -49,11 +55,11 @@ class _InstanceMoments(torch.autograd.Function):
     def backward(ctx, g_mean, g_var):
         x, mean = ctx.saved_tensors
         m = x.shape[2] * x.shape[3]
-        a = 2.0 * g_var / m if g_var is not None else torch.zeros_like(mean)
+        a = 2.0 * g_var / (m - ctx.correction) if g_var is not None else torch.zeros_like(mean)
         b = -a * mean
         if g_mean is not None:
             b = b + g_mean / m
-        return torch.addcmul(b, x, a)
+        return torch.addcmul(b, x, a), None
 
 
 class _ChannelAffine(torch.autograd.Function):
@@ -84,6 +90,7 @@ class _SwitchNormBase(nn.Module):
     """Shared parameters, running statistics and the mixing of IN/LN/BN moments."""
 
     n_dims: int  # 2 for (N, C), 4 for (N, C, H, W)
+    official: bool = False  # SwitchNorm2d(official=True): the official code's conventions
 
     def __init__(self, num_channels: int, eps: float = 1e-5, momentum: float = 0.9, using_bn: bool = True,
                  using_moving_average: bool = True, last_gamma: bool = False):
@@ -108,11 +115,12 @@ class _SwitchNormBase(nn.Module):
         raise NotImplementedError
 
     def reset_running_stats(self) -> None:
-        """Zero the BN statistics; with ``using_moving_average=False`` the next training batches
-        then build the paper's batch average from scratch."""
+        """Zero the BN statistics (``running_var`` back to 1, or to 0 with ``official=True``); with
+        ``using_moving_average=False`` the next training batches then build the batch average from
+        scratch."""
         if self.using_bn:
             self.running_mean.zero_()
-            self.running_var.fill_(1.0)
+            self.running_var.fill_(0.0 if self.official else 1.0)
             self.num_batches_tracked.zero_()
 
     @torch.no_grad()
@@ -122,11 +130,29 @@ class _SwitchNormBase(nn.Module):
         if self.using_moving_average:
             self.running_mean.mul_(self.momentum).add_(mean_bn, alpha=1 - self.momentum)
             self.running_var.mul_(self.momentum).add_(var_bn, alpha=1 - self.momentum)
+        elif self.official:
+            # The official batch average: the moments of all batches pooled, i.e. running_var is the
+            # mean of (var_bn + mean_bn^2) minus running_mean^2, kept finished after every batch.
+            k = self.num_batches_tracked.item()
+            mean_x2 = self.running_var + self.running_mean**2
+            mean_x2.mul_(k / (k + 1)).add_(var_bn + mean_bn**2, alpha=1 / (k + 1))
+            self.running_mean.mul_(k / (k + 1)).add_(mean_bn, alpha=1 / (k + 1))
+            self.running_var.copy_((mean_x2 - self.running_mean**2).clamp_min_(0))
         else:  # cumulative average over all batches since the last reset (the paper's batch average)
             k = self.num_batches_tracked.item()
             self.running_mean.mul_(k / (k + 1)).add_(mean_bn, alpha=1 / (k + 1))
             self.running_var.mul_(k / (k + 1)).add_(var_bn, alpha=1 / (k + 1))
         self.num_batches_tracked.add_(1)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # State dicts of the official module have no batch counter; it only matters for
+        # using_moving_average=False, which restarts from a reset anyway.
+        key = prefix + "num_batches_tracked"
+        if self.using_bn and key not in state_dict and prefix + "running_mean" in state_dict:
+            state_dict[key] = torch.zeros_like(self.num_batches_tracked)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     def _batch_moments(self, mean_x: torch.Tensor, mean_x2: torch.Tensor):
         """BN moments from per-sample moments ``(N, C, ...)``: average over N, then update or use
@@ -154,21 +180,62 @@ class SwitchNorm2d(_SwitchNormBase):
     """Switchable Normalization for ``(N, C, H, W)``: a softmax-weighted mixture of IN (over H, W),
     LN (over C, H, W) and BN (over N, H, W) moments, with separate importance logits for means
     (``mean_weight``) and variances (``var_weight``), 3 each (2 with ``using_bn=False``, the
-    IN/LN-only variant for batch size 1).
+    IN/LN-only variant for batch size 1). ``weight`` and ``bias`` are ``(1, C, 1, 1)`` (``weight``
+    starts at 0 with ``last_gamma=True``), ``running_mean``/``running_var`` are ``(1, C, 1, 1)``.
 
     Eval uses the BN running statistics: an exponential moving average with ``momentum`` (the
     running value keeps ``momentum`` of itself), or, with ``using_moving_average=False``, the
     paper's batch average: call :func:`accumulate_batch_average` after training.
+
+    ``official=True`` follows the official implementation instead of the paper, so that its
+    checkpoints load (:meth:`load_state_dict` accepts its ``(1, C, 1)`` running buffers and the
+    missing ``num_batches_tracked``) and give the same outputs in train and eval mode:
+
+    # NOTE: departs from the paper (Eq. 3 divides by H*W): the IN variance is unbiased (divides by
+    # H*W - 1, so H*W >= 2 is required), and LN and BN variances are derived from it by Eq. 4.
+    # NOTE: ``running_var`` starts (and resets) at 0 instead of 1, as in the official code.
+    # NOTE: the batch average (``accumulate_batch_average``) pools the batches as the official
+    # helper does: ``running_var = mean(var_bn + mean_bn^2) - running_mean^2``, not mean(var_bn).
     """
 
     n_dims = 4
 
+    def __init__(self, num_channels: int, eps: float = 1e-5, momentum: float = 0.9, using_bn: bool = True,
+                 using_moving_average: bool = True, last_gamma: bool = False, *, official: bool = False):
+        super().__init__(num_channels, eps=eps, momentum=momentum, using_bn=using_bn,
+                         using_moving_average=using_moving_average, last_gamma=last_gamma)
+        self.official = bool(official)
+        self.reset_running_stats()
+
     def _n_stats(self) -> int:
         return 3 if self.using_bn else 2
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # The official module keeps its running statistics as (1, C, 1) for its (N, C, H*W) view.
+        official_shape = (1, self.num_channels, 1)
+        found_official = False
+        for name in ("running_mean", "running_var"):
+            value = state_dict.get(prefix + name)
+            if self.using_bn and isinstance(value, torch.Tensor) and tuple(value.shape) == official_shape:
+                state_dict[prefix + name] = value.reshape(getattr(self, name).shape)
+                found_official = True
+        if found_official and not self.official:
+            warnings.warn("SwitchNorm2d: loading an official Switchable Norm state dict into a layer "
+                          "with official=False; build it with official=True to reproduce its outputs",
+                          stacklevel=2)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", official=True" if self.official else "")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.num_channels, "SwitchNorm2d")
-        mean_in, var_in = _InstanceMoments.apply(x)  # (N, C, 1, 1) each
+        if self.official and x.shape[2] * x.shape[3] < 2:
+            raise ValueError("SwitchNorm2d(official=True) needs H*W >= 2 for the unbiased instance "
+                             f"variance, got input of shape {tuple(x.shape)}")
+        mean_in, var_in = _InstanceMoments.apply(x, 1 if self.official else 0)  # (N, C, 1, 1) each
         mean_x2 = var_in + mean_in**2
         mean_ln = mean_in.mean(1, keepdim=True)  # (N, 1, 1, 1)
         var_ln = (mean_x2.mean(1, keepdim=True) - mean_ln**2).clamp_min(0)
@@ -215,8 +282,9 @@ def accumulate_batch_average(model: nn.Module, batches: Iterable, forward=None) 
     cumulative averaging, run ``model`` over ``batches`` (no gradients) with only those layers in
     training mode (every other module, e.g. a BatchNorm, stays in eval and keeps its statistics),
     then leave the whole model in eval mode with the averaged BN statistics frozen: each layer's
-    ``running_mean``/``running_var`` is the plain mean of the per-batch BN moments. Returns the
-    number of batches.
+    ``running_mean``/``running_var`` is the plain mean of the per-batch BN moments (with
+    ``official=True``: ``running_var`` pools the batches, ``mean(var_bn + mean_bn^2) -
+    running_mean^2``, as the official helper does). Returns the number of batches.
 
     ``forward(model, batch)`` runs one batch (default ``model(batch)``).
     """
