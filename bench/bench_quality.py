@@ -9,6 +9,10 @@ jitter with rotation) it trains, with identical budgets (steps, sizes, seeds):
 * group ``precision`` (opt-in): the PONO-MS models again under bf16 autocast, to check training
   stays stable at the fast setting.
 
+Faithful defaults: the nets start from the originals' initialisation (``init_weights``, per family),
+the CycleGAN PONO arms use the official PONO layout (BatchNorm in the PONO stages, PONO over C - 1,
+the official DMS). Results of the study before these defaults are kept in ``quality_v0.json``.
+
 Every run goes through the real training loop (``ponogan.training.train``) and is then scored on the
 held-out characters of the test split: L1 / PSNR / SSIM against the ground truth, plus glyph-mask IoU
 and centroid error (structure measures that need no network weights). Runs are sequential in one
@@ -134,7 +138,10 @@ def generator_kwargs(spec: RunSpec, budget: Budget) -> tuple[str, dict]:
     if FAMILY_GENERATORS[spec.family] == "unet":
         return "unet_256", {"ngf": budget.ngf, "num_downs": int(math.log2(budget.image_size)),
                             "norm": spec.norm}
-    return "resnet_9blocks", {"ngf": budget.ngf, "n_blocks": budget.n_blocks, "norm": spec.norm}
+    kwargs = {"ngf": budget.ngf, "n_blocks": budget.n_blocks, "norm": spec.norm}
+    if spec.shortcut is not None:  # the official PONO code's ResNet (the U-Net has no official PONO)
+        kwargs["layout"] = "official"
+    return "resnet_9blocks", kwargs
 
 
 def train_config(spec: RunSpec, budget: Budget, run_dir: Path, *, resume: bool, device: str = "cpu"):

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("ponogan.translate", "translate a folder of images with a trained checkpoint"),
     "eval": ("ponogan.metrics.cli", "FID / LPIPS / L1 / PSNR / SSIM / diversity of a run or two folders"),
     "data": ("ponogan.data.cli", "generate the built-in glyph data or prepare public datasets"),
+    "export": ("ponogan.export", "export a run's generator to ONNX or a torch.export program"),
     "import-official": ("ponogan.models.official", "convert official CycleGAN/pix2pix/PONO weights to a run"),
 }
 

@@ -41,20 +41,29 @@ GAN_MODES: dict[str, Callable[[torch.Tensor, bool, bool], torch.Tensor]] = {
 }
 
 
+SCALE_REDUCTIONS = ("mean", "sum")
+
+
 class GANLoss(nn.Module):
     """Adversarial loss: ``loss(pred, target_is_real, for_discriminator=True)``.
 
     ``pred`` is a score map ``(N, 1, h, w)`` of raw logits, or a list of them (multi-scale
-    discriminator: the loss is averaged over scales). For the generator call with
-    ``target_is_real=True, for_discriminator=False``; ``lsgan`` and ``vanilla`` ignore
-    ``for_discriminator``, ``hinge`` uses it (the generator term is ``-mean(D(G(x)))``).
+    discriminator). Each map's loss is a mean over its elements; ``scale_reduction`` combines the
+    maps: ``"mean"`` averages over scales, ``"sum"`` adds them (NVlabs/MUNIT's ``MsImageDis``, so a
+    3-scale D weighs its GAN loss 3x the mean). One map gives the same value either way.
+    For the generator call with ``target_is_real=True, for_discriminator=False``; ``lsgan`` and
+    ``vanilla`` ignore ``for_discriminator``, ``hinge`` uses it (the generator term is ``-mean(D(G(x)))``).
     """
 
-    def __init__(self, mode: str = "lsgan"):
+    def __init__(self, mode: str = "lsgan", scale_reduction: str = "mean"):
         super().__init__()
         if mode not in GAN_MODES:
             raise ValueError(f"unknown GAN loss mode {mode!r}; valid modes: {', '.join(GAN_MODES)}")
+        if scale_reduction not in SCALE_REDUCTIONS:
+            raise ValueError(f"unknown scale_reduction {scale_reduction!r}; "
+                             f"valid: {', '.join(SCALE_REDUCTIONS)}")
         self.mode = mode
+        self.scale_reduction = scale_reduction
 
     def forward(self, pred: Scores, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
         if not for_discriminator and not target_is_real:
@@ -65,10 +74,11 @@ class GANLoss(nn.Module):
             raise TypeError("GANLoss expects a tensor or a non-empty list of tensors, "
                             f"got {type(pred).__name__}")
         fn = GAN_MODES[self.mode]
-        return torch.stack([fn(p, target_is_real, for_discriminator) for p in preds]).mean()
+        per_scale = torch.stack([fn(p, target_is_real, for_discriminator) for p in preds])
+        return per_scale.sum() if self.scale_reduction == "sum" else per_scale.mean()
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode!r}"
+        return f"mode={self.mode!r}, scale_reduction={self.scale_reduction!r}"
 
 
 def gradient_penalty(discriminator: Callable[[torch.Tensor], Scores], real: torch.Tensor, fake: torch.Tensor,
@@ -76,7 +86,9 @@ def gradient_penalty(discriminator: Callable[[torch.Tensor], Scores], real: torc
     """WGAN-GP penalty ``E[(||grad_x D(x_hat)||_2 - target_norm)^2]`` at random interpolates
     ``x_hat = a * real + (1 - a) * fake``, ``a ~ U(0, 1)`` per sample; ``real, fake (N, C, H, W)``.
     ``fake`` is detached; the result keeps the graph (``create_graph=True``) so it can be
-    back-propagated into ``D``. Multiply by the penalty weight (10 in the paper) yourself.
+    back-propagated into ``D``. A multi-scale ``D`` (list of score maps) is penalised on the gradient
+    of the sum of all its scores. The gradient norm and the penalty are computed in at least float32
+    (a bf16 gradient is promoted). Multiply by the penalty weight (10 in the paper) yourself.
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} "
@@ -87,6 +99,7 @@ def gradient_penalty(discriminator: Callable[[torch.Tensor], Scores], real: torc
     scores = [scores] if isinstance(scores, torch.Tensor) else list(scores)
     total = sum(s.sum() for s in scores)
     (grad,) = autograd.grad(total, x_hat, create_graph=True)
+    grad = grad.to(torch.promote_types(grad.dtype, torch.float32))
     return ((grad.flatten(1).norm(2, dim=1) - target_norm) ** 2).mean()
 
 
@@ -108,29 +121,37 @@ def identity_loss(same: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
 
 
 def moment_loss(moments_rec: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                moments: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """L1 between two lists of PONO moments ``[(mean, std) (N, 1, h, w), ...]``, averaged over the
-    ``2 * len(moments)`` maps; an empty pair of lists gives 0."""
+                moments: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                reduction: str = "mean") -> torch.Tensor:
+    """L1 between two lists of PONO moments ``[(mean, std) (N, 1, h, w), ...]``: one L1 (mean over
+    elements) per map, then ``reduction`` over the ``2 * len(moments)`` maps: ``"mean"`` averages
+    them, ``"sum"`` adds them (the official PONO-MUNIT ``recon_criterion``). Empty lists give 0."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"unknown moment reduction {reduction!r}; valid: mean, sum")
     if len(moments_rec) != len(moments):
         raise ValueError(f"got {len(moments_rec)} and {len(moments)} moment levels")
     if not moments:
         return torch.zeros(())
-    terms = [reconstruction_loss(a, b) for pair_rec, pair in zip(moments_rec, moments, strict=True)
-             for a, b in zip(pair_rec, pair, strict=True)]
-    return torch.stack(terms).mean()
+    pairs = zip(moments_rec, moments, strict=True)
+    terms = torch.stack([reconstruction_loss(a, b) for pair_rec, pair in pairs
+                         for a, b in zip(pair_rec, pair, strict=True)])
+    return terms.sum() if reduction == "sum" else terms.mean()
 
 
-def latent_reconstruction_loss(recon: tuple, target: tuple) -> dict[str, torch.Tensor]:
+def latent_reconstruction_loss(recon: tuple, target: tuple, moment_reduction: str = "mean"
+                               ) -> dict[str, torch.Tensor]:
     """MUNIT latent reconstruction: ``recon`` and ``target`` are ``(content, moments, style)``
     triples (``MunitGenerator.encode`` output), e.g. the re-encoding of a translated image against
     the content/moments that produced it and the style it was decoded with.
 
-    Returns ``{"content": L1, "style": L1, "moments": L1 (0 when there are no moments)}``; the
-    trainer weights and sums them. Targets are not detached (as in MUNIT).
+    Returns ``{"content": L1, "style": L1, "moments": L1 (0 when there are no moments)}``, the
+    moment L1s combined by ``moment_reduction`` (see ``moment_loss``); the trainer weights and sums
+    them. Targets are not detached (as in MUNIT).
     """
     content_rec, moments_rec, style_rec = recon
     content, moments, style = target
-    loss_moments = moment_loss(moments_rec, moments).to(device=content.device, dtype=content.dtype)
+    loss_moments = moment_loss(moments_rec, moments, moment_reduction).to(device=content.device,
+                                                                           dtype=content.dtype)
     return {
         "content": reconstruction_loss(content_rec, content),
         "style": reconstruction_loss(style_rec, style),

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ponogan.losses import (
     GANLoss,
@@ -115,3 +116,53 @@ def test_latent_reconstruction_with_and_without_moments():
     assert plain["moments"].item() == 0.0
     with pytest.raises(ValueError, match="moment levels"):
         moment_loss(m[:1], m)
+
+
+@pytest.mark.parametrize("mode", ["lsgan", "vanilla", "hinge", "wgangp"])
+def test_multiscale_sum_reduction_adds_the_scales(mode):
+    preds = [torch.randn(2, 1, 8, 8), torch.randn(2, 1, 4, 4), torch.randn(2, 1, 2, 2)]
+    summed, mean = GANLoss(mode, scale_reduction="sum"), GANLoss(mode)
+    torch.testing.assert_close(summed(preds, False), sum(mean(p, False) for p in preds))
+    torch.testing.assert_close(summed(preds, True, for_discriminator=False),
+                               3 * mean(preds, True, for_discriminator=False))
+    torch.testing.assert_close(summed(preds[0], True), mean(preds[0], True))  # one scale: no change
+    assert "scale_reduction='sum'" in repr(summed)
+    with pytest.raises(ValueError, match="valid: mean, sum"):
+        GANLoss(mode, scale_reduction="max")
+
+
+def test_gradient_penalty_of_a_linear_layer_critic_has_its_known_norm_in_float32():
+    """D = Linear(C*H*W -> 1) on the flattened image: grad_x D = its weight row w, so the penalty is
+    (||w|| - 1)^2 whatever the interpolates (0 for a unit row); a bf16 critic still gives a float32
+    penalty (its gradient is promoted before the norm), a float64 one stays float64."""
+    linear = torch.nn.Linear(2 * 3 * 3, 1)
+    with torch.no_grad():
+        linear.weight.copy_(torch.arange(1.0, 19.0).view(1, -1) / 10)
+
+    def critic(x):  # the layer, run in the input's dtype without converting the module
+        return F.linear(x.flatten(1), linear.weight.to(x.dtype), linear.bias.to(x.dtype)).view(-1, 1, 1, 1)
+
+    real, fake = torch.randn(4, 2, 3, 3), torch.randn(4, 2, 3, 3)
+    norm = math.sqrt(sum((k / 10) ** 2 for k in range(1, 19)))
+    assert gradient_penalty(critic, real, fake).item() == pytest.approx((norm - 1) ** 2, rel=1e-5)
+    assert gradient_penalty(critic, real, fake, target_norm=norm).item() == pytest.approx(0.0, abs=1e-5)
+    bf16 = gradient_penalty(critic, real.bfloat16(), fake.bfloat16())
+    assert bf16.dtype == torch.float32 and bf16.item() == pytest.approx((norm - 1) ** 2, rel=1e-2)
+    assert gradient_penalty(critic, real.double(), fake.double()).dtype == torch.float64
+    with torch.no_grad():
+        linear.weight.div_(norm)
+    assert gradient_penalty(critic, real, fake).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_moment_loss_reductions():
+    m = [(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)), (torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2))]
+    m_rec = [(torch.full((1, 1, 4, 4), 0.5), torch.ones(1, 1, 4, 4)),
+             (torch.full((1, 1, 2, 2), -1.0), torch.full((1, 1, 2, 2), 3.0))]
+    assert moment_loss(m_rec, m, reduction="sum").item() == pytest.approx(0.5 + 0 + 1.0 + 2.0)
+    assert moment_loss(m_rec, m).item() == pytest.approx((0.5 + 0 + 1.0 + 2.0) / 4)
+    assert moment_loss([], [], reduction="sum").item() == 0.0
+    c, s = torch.zeros(1, 4, 2, 2), torch.zeros(1, 3, 1, 1)
+    summed = latent_reconstruction_loss((c, m_rec, s), (c, m, s), moment_reduction="sum")
+    assert summed["moments"].item() == pytest.approx(3.5) and summed["content"].item() == 0.0
+    with pytest.raises(ValueError, match="valid: mean, sum"):
+        moment_loss(m_rec, m, reduction="max")

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from ponogan.data import DataOptions
+from ponogan.models.init import INIT_TYPES
 
 FAMILIES = ("pix2pix", "cyclegan", "munit")
 SHORTCUTS = (None, "ms", "dms")
@@ -41,6 +42,12 @@ class ModelConfig:
     Shortcut, ``"dms"``: Dynamic Moment Shortcut). Channel counts come from ``data.options``
     (``input_nc`` / ``output_nc``); everything else (``ngf``/``dim``, ``norm``, ``n_blocks``,
     ``num_downs``, ``ndf``, ``n_layers``, ...) goes through the ``*_kwargs`` dicts unchanged.
+
+    ``init_type`` (generators) / ``init_type_d`` (discriminators) pick the weight initialisation the
+    trainers apply to freshly built nets (``ponogan.models.init``: normal, xavier, kaiming, orthogonal,
+    default = PyTorch's own); ``init_gain`` is the std of ``normal`` and the gain of xavier/orthogonal.
+    ``None`` means the family's original (``FAMILY_INIT``); ``TrainConfig`` replaces it by the
+    concrete name, so a saved config records the init that was used.
     """
 
     generator: str = "unet_256"
@@ -48,6 +55,28 @@ class ModelConfig:
     generator_kwargs: dict = field(default_factory=dict)
     discriminator: str = "patchgan"
     discriminator_kwargs: dict = field(default_factory=dict)
+    init_type: str | None = None
+    init_type_d: str | None = None
+    init_gain: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("init_type", "init_type_d"):
+            value = getattr(self, name)
+            if value is not None and value not in INIT_TYPES:
+                raise ConfigError(f"{name} {value!r} is not valid; valid values: {', '.join(INIT_TYPES)}")
+        gain = self.init_gain
+        if isinstance(gain, bool) or not (isinstance(gain, int | float) and math.isfinite(gain) and gain > 0):
+            raise ConfigError(f"init_gain must be a positive number, got {self.init_gain!r}")
+
+
+# (generators, discriminators) init per family, as the original code does it: pix2pix/CycleGAN
+# (junyanz/pytorch-CycleGAN-and-pix2pix ``init_weights``) N(0, 0.02) everywhere; MUNIT (NVlabs/MUNIT)
+# ``init: kaiming`` for the auto-encoders, and its trainer re-initialises the discriminators ``gaussian``.
+FAMILY_INIT: dict[str, tuple[str, str]] = {
+    "pix2pix": ("normal", "normal"),
+    "cyclegan": ("normal", "normal"),
+    "munit": ("kaiming", "normal"),
+}
 
 
 @dataclass
@@ -89,37 +118,50 @@ class OptimConfig:
 
 @dataclass
 class Pix2PixLoss:
-    """pix2pix: conditional GAN + ``l1`` x L1(G(A), B) (Isola et al. 2017, lambda = 100)."""
+    """pix2pix: conditional GAN + ``l1`` x L1(G(A), B) (Isola et al. 2017, lambda = 100).
+
+    ``gp``: weight of the WGAN-GP gradient penalty in the D update, used only with ``gan_mode: wgangp``
+    (Gulrajani et al. 2017, lambda = 10); the same field in every family's loss section.
+    """
 
     gan_mode: str = "vanilla"
     gan: float = 1.0
     l1: float = 100.0
+    gp: float = 10.0
 
 
 @dataclass
 class CycleGANLoss:
     """CycleGAN: LSGAN + ``cycle`` x cycle L1 + ``identity`` x ``cycle`` x identity L1 (the identity
-    weight is relative to the cycle weight, as in the original code)."""
+    weight is relative to the cycle weight, as in the original code); ``gp``: WGAN-GP weight (wgangp only)."""
 
     gan_mode: str = "lsgan"
     gan: float = 1.0
     cycle: float = 10.0
     identity: float = 0.5
     pool_size: int = 50
+    gp: float = 10.0
 
 
 @dataclass
 class MunitLoss:
-    """MUNIT: GAN + ``image`` x within-domain recon + ``content``/``style`` latent recon (+ ``moments``
-    recon of the PONO moments with a shortcut) + optional ``cycle`` x cycle recon (0 = off)."""
+    """MUNIT: GAN + ``image`` x within-domain recon + ``content``/``style`` latent recon (+ recon of the
+    PONO moments with a shortcut) + optional ``cycle`` x cycle recon (0 = off).
+
+    ``moments``: ``None`` (default) is the official PONO-MUNIT rule: the L1s of every moment map (mean
+    and std per level) are summed and added to the content term, weighted by ``content``. A number
+    keeps the older rule: those L1s averaged, weighted by ``moments``, logged as ``recon_moments``.
+    The GAN loss is summed over the discriminator's scales (NVlabs/MUNIT). ``gp``: WGAN-GP weight.
+    """
 
     gan_mode: str = "lsgan"
     gan: float = 1.0
     image: float = 10.0
     content: float = 1.0
     style: float = 1.0
-    moments: float = 1.0
+    moments: float | None = None
     cycle: float = 0.0
+    gp: float = 10.0
 
 
 LOSS_CONFIGS: dict[str, type] = {"pix2pix": Pix2PixLoss, "cyclegan": CycleGANLoss, "munit": MunitLoss}
@@ -164,6 +206,15 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: Pix2PixLoss | CycleGANLoss | MunitLoss = field(default_factory=Pix2PixLoss)
     train: LoopConfig = field(default_factory=LoopConfig)
+
+    def __post_init__(self) -> None:
+        """Resolve ``model.init_type``/``init_type_d`` of ``None`` to the family's original init."""
+        defaults = FAMILY_INIT.get(self.family)
+        model = self.model
+        if defaults is not None and isinstance(model, ModelConfig) and None in (model.init_type,
+                                                                                  model.init_type_d):
+            self.model = dataclasses.replace(model, init_type=model.init_type or defaults[0],
+                                             init_type_d=model.init_type_d or defaults[1])
 
     @property
     def run_dir(self) -> Path:
@@ -226,6 +277,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ConfigError(f"{where} must be an integer, got {value!r}")
+        if isinstance(value, int):  # exact: float() would round integers beyond 2**53
+            return value
         try:
             number = float(value)
         except ValueError:
@@ -258,6 +311,9 @@ def _merge(obj: Any, values: dict[str, Any], where: str) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"{where or 'config'} must be a mapping, got {values!r}")
     names = [f.name for f in dataclasses.fields(obj)]
+    odd = [k for k in values if not isinstance(k, str)]
+    if odd:
+        raise ConfigError(f"config keys{' under ' + where if where else ''} must be names, got {odd[0]!r}")
     unknown = sorted(set(values) - set(names))
     if unknown:
         label = f"{where}." if where else ""
@@ -286,7 +342,29 @@ def from_dict(values: dict[str, Any]) -> TrainConfig:
     base = family_defaults(family)
     cfg = _merge(base, values, "")
     validate(cfg)
+    _check_limits(cfg)
     return cfg
+
+
+SEED_RANGE = 2**32  # numpy's seeds: 0 <= seed < 2**32
+MAX_WIDTH = 1024  # base channel widths (ngf, ndf, dim, ...): 1024 is already 256x the papers' 64 in weights
+WIDTH_KEYS = ("ngf", "ndf", "dim", "mlp_dim", "style_dim")
+
+
+def _check_limits(cfg: TrainConfig) -> None:
+    """Refuse seeds numpy cannot take and network widths that are not positive or absurdly large, before
+    anything is built (``ngf: 4096`` would first try to allocate many GB)."""
+    for name, seed in (("seed", cfg.seed), ("train.style_seed", cfg.train.style_seed)):
+        if not 0 <= seed < SEED_RANGE:
+            raise ConfigError(f"{name} must be in [0, 2**32), i.e. 0 to {SEED_RANGE - 1}, got {seed}")
+    for section in ("generator_kwargs", "discriminator_kwargs"):
+        kwargs = getattr(cfg.model, section)
+        for key in WIDTH_KEYS:
+            value = kwargs.get(key)
+            if key in kwargs and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 1 <= value <= MAX_WIDTH):
+                raise ConfigError(f"model.{section}.{key} must be an integer from 1 to {MAX_WIDTH}, "
+                                  f"got {value!r}")
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -333,9 +411,16 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path} is not a YAML text file (byte {err.start} is not UTF-8); pass a "
+                              ".yaml preset") from err
+        except OSError as err:
+            raise ConfigError(f"cannot read {path}: {err.strerror}") from err
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+            mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark and problem else err
+            raise ConfigError(f"{path} is not valid YAML ({where})") from err
         if not isinstance(values, dict):
             raise ConfigError(f"{path} must hold a mapping of config keys, got {type(values).__name__}")
         values.setdefault("run_name", path.stem)

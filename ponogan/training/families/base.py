@@ -3,6 +3,11 @@
 A trainer owns its networks (``nets``), optimizers and schedulers, and knows one update rule:
 ``step(batch) -> {loss name: float}``. The loop (``ponogan.training.loop``) owns everything else:
 data order, accumulation context, checkpoints, logging, evaluation.
+
+Every generator and discriminator is initialised as its family's original code does it when it is
+built (``model.init_type`` / ``init_type_d`` / ``init_gain``, see ``ponogan.models.init``); a resumed
+run then loads its saved weights over them. With ``gan_mode: wgangp`` each family adds
+``loss.gp`` x the WGAN-GP gradient penalty (``penalty``) to its discriminator update.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from ponogan.losses import GANLoss
+from ponogan.losses import GANLoss, gradient_penalty
 from ponogan.models import create_discriminator, create_generator
+from ponogan.models.init import init_weights
 
-from ..config import TrainConfig
+from ..config import FAMILY_INIT, TrainConfig
 from ..schedules import make_scheduler
 
 Batch = dict[str, Any]
@@ -44,15 +50,17 @@ class FamilyTrainer(ABC):
     ``nets`` maps names (``G``, ``D``, ...) to modules (accelerate-prepared after ``prepare()``),
     ``optimizers`` / ``schedulers`` map names to their objects. ``generator_roles`` maps each
     ``model.safetensors`` role to the unwrapped generator (see ``generators()``).
+    ``gan_scale_reduction`` combines a multi-scale D's per-scale GAN losses (``GANLoss``).
     """
 
     name: ClassVar[str]
+    gan_scale_reduction: ClassVar[str] = "mean"
 
     def __init__(self, cfg: TrainConfig, accelerator: Accelerator):
         self.cfg = cfg
         self.accelerator = accelerator
         self.loss_cfg = cfg.loss
-        self.gan_loss = GANLoss(cfg.loss.gan_mode)
+        self.gan_loss = GANLoss(cfg.loss.gan_mode, scale_reduction=self.gan_scale_reduction)
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
@@ -67,16 +75,26 @@ class FamilyTrainer(ABC):
     def output_nc(self) -> int:
         return self.cfg.data.options.output_nc
 
+    @property
+    def init_types(self) -> tuple[str, str]:
+        """``(generator init, discriminator init)``: the config's, or the family's original if unset."""
+        model, default = self.cfg.model, FAMILY_INIT[self.name]
+        return (model.init_type or default[0], model.init_type_d or default[1])
+
     def make_generator(self, in_channels: int, out_channels: int | None) -> nn.Module:
+        """A freshly built generator, initialised with ``init_types[0]`` and ``model.init_gain``."""
         kwargs = {**self.cfg.model.generator_kwargs, "in_channels": in_channels,
                   "shortcut": self.cfg.model.shortcut}
         if out_channels is not None:
             kwargs["out_channels"] = out_channels
-        return create_generator(self.cfg.model.generator, **kwargs)
+        net = create_generator(self.cfg.model.generator, **kwargs)
+        return init_weights(net, self.init_types[0], self.cfg.model.init_gain)
 
     def make_discriminator(self, in_channels: int) -> nn.Module:
+        """A freshly built discriminator, initialised with ``init_types[1]`` and ``model.init_gain``."""
         kwargs = {**self.cfg.model.discriminator_kwargs, "in_channels": in_channels}
-        return create_discriminator(self.cfg.model.discriminator, **kwargs)
+        net = create_discriminator(self.cfg.model.discriminator, **kwargs)
+        return init_weights(net, self.init_types[1], self.cfg.model.init_gain)
 
     def add_optimizer(self, name: str, params: Iterable[nn.Parameter], lr: float) -> None:
         o = self.cfg.optim
@@ -100,6 +118,18 @@ class FamilyTrainer(ABC):
     @abstractmethod
     def step(self, batch: Batch) -> dict[str, float]:
         """One update of every network on ``batch`` (``A``, ``B``: ``(N, C, H, W)``); weighted losses."""
+
+    @property
+    def uses_gradient_penalty(self) -> bool:
+        return self.loss_cfg.gan_mode == "wgangp"
+
+    def penalty(self, critic: Any, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """``loss.gp`` x WGAN-GP penalty of ``critic`` (an image ``(N, C, H, W)`` -> score map(s)) at
+        interpolates of ``real`` and ``fake`` (``fake`` detached). Inputs and scores are cast to
+        float32 (``f32``), so the interpolates, gradient norm and penalty are float32 under bf16
+        autocast too (the critic's own forward/backward run under the run's autocast like every D call).
+        """
+        return self.loss_cfg.gp * gradient_penalty(lambda x: f32(critic(x)), f32(real), f32(fake))
 
     def update(self, name: str, loss: torch.Tensor) -> None:
         """Backward (scaled/accumulated by accelerate), optimizer step, zero the gradients."""

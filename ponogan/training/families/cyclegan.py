@@ -19,7 +19,9 @@ class CycleGANTrainer(FamilyTrainer):
     Per step, as in the original: the generators first (D frozen):
     ``GAN(D_A(G_A(A))) + GAN(D_B(G_B(B))) + cycle * (|G_B(G_A(A)) - A| + |G_A(G_B(B)) - B|)
     + identity * cycle * (|G_A(B) - B| + |G_B(A) - A|)``; then each D on real images and on fakes
-    drawn from an ``ImagePool`` of ``pool_size`` earlier fakes, loss halved.
+    drawn from an ``ImagePool`` of ``pool_size`` earlier fakes, loss halved. With ``wgangp`` each D
+    also gets ``gp`` x the penalty at interpolates of its real images and the pooled fakes
+    (``D_A_gp``, ``D_B_gp``).
     """
 
     name = "cyclegan"
@@ -61,9 +63,13 @@ class CycleGANTrainer(FamilyTrainer):
         set_requires_grad([D_A, D_B], True)
         pooled_b = self.pools["fake_B"].query(fake_b)
         pooled_a = self.pools["fake_A"].query(fake_a)
-        losses["D_A"] = self.discriminator_loss(D_A, real_b, pooled_b)
-        losses["D_B"] = self.discriminator_loss(D_B, real_a, pooled_a)
-        self.update("D", losses["D_A"] + losses["D_B"])
+        d_losses = {"D_A": self.discriminator_loss(D_A, real_b, pooled_b),
+                    "D_B": self.discriminator_loss(D_B, real_a, pooled_a)}
+        if self.uses_gradient_penalty:
+            d_losses["D_A_gp"] = self.penalty(D_A, real_b, pooled_b)
+            d_losses["D_B_gp"] = self.penalty(D_B, real_a, pooled_a)
+        self.update("D", sum(d_losses.values()))
+        losses.update(d_losses)
         return {k: v.item() for k, v in losses.items()}
 
     def discriminator_loss(self, D, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -49,15 +49,20 @@ class MunitPair(nn.Module):
 class MunitTrainer(FamilyTrainer):
     """Nets ``gen`` (a ``MunitPair``), ``dis_a``, ``dis_b``; optimizers ``G`` and ``D``.
 
-    Per step, as in MUNIT: the discriminators on real images vs translations with random styles,
-    then the generators on ``gan * GAN + image * recon_x + content * recon_c + style * recon_s
-    (+ moments * recon of the PONO moments of the translation) + cycle * recon_x_cycle``.
-    The cycle images are computed every step (cheap at these sizes) and weighted by ``cycle``
-    (0 = off, so its loss is reported but adds nothing).
+    Per step, as in MUNIT: the discriminators on real images vs translations with random styles
+    (with ``wgangp`` plus ``gp`` x the penalty of each multi-scale D: ``D_A_gp``, ``D_B_gp``), then the
+    generators on ``gan * GAN + image * recon_x + content * recon_c + style * recon_s + cycle *
+    recon_x_cycle``. The GAN losses are summed over the discriminator's scales (NVlabs/MUNIT
+    ``MsImageDis``), not averaged. PONO moments of the translation vs those of its source: with
+    ``loss.moments = None`` (official PONO-MUNIT rule) the L1 of every moment map is summed and added
+    to ``recon_c`` (logged in ``recon_content``); with a number they are averaged and weighted by it
+    (``recon_moments``). The cycle images are computed every step (cheap at these sizes) and
+    weighted by ``cycle`` (0 = off, so its loss is reported but adds nothing).
     """
 
     name = "munit"
     generator_roles = {"gen_a": "gen_a", "gen_b": "gen_b"}
+    gan_scale_reduction = "sum"
 
     def build(self) -> None:
         gen_a = self.make_generator(self.input_nc, None)
@@ -90,7 +95,10 @@ class MunitTrainer(FamilyTrainer):
         loss_d_a = self.gan_loss(f32(dis_a(fakes["x_ba"])), False) + self.gan_loss(f32(dis_a(x_a)), True)
         loss_d_b = self.gan_loss(f32(dis_b(fakes["x_ab"])), False) + self.gan_loss(f32(dis_b(x_b)), True)
         losses = {"D_A": w.gan * loss_d_a, "D_B": w.gan * loss_d_b}
-        self.update("D", losses["D_A"] + losses["D_B"])
+        if self.uses_gradient_penalty:
+            losses["D_A_gp"] = self.penalty(dis_a, x_a, fakes["x_ba"])
+            losses["D_B_gp"] = self.penalty(dis_b, x_b, fakes["x_ab"])
+        self.update("D", sum(losses.values()))
 
         set_requires_grad([dis_a, dis_b], False)
         s_a, s_b = self._random_styles(x_a, x_b)
@@ -107,10 +115,18 @@ class MunitTrainer(FamilyTrainer):
         }
         c_a, m_a, _ = out["codes_a"]
         c_b, m_b, _ = out["codes_b"]
-        latent_ab = latent_reconstruction_loss(_f32_codes(out["codes_ab"]), _f32_codes((c_a, m_a, s_b)))
-        latent_ba = latent_reconstruction_loss(_f32_codes(out["codes_ba"]), _f32_codes((c_b, m_b, s_a)))
-        for name in ("content", "style", "moments"):
-            gen_losses[f"recon_{name}"] = getattr(w, name) * (latent_ab[name] + latent_ba[name])
+        official = w.moments is None  # PONO-MUNIT: moment L1s summed into the content term
+        reduction = "sum" if official else "mean"
+        latent_ab = latent_reconstruction_loss(_f32_codes(out["codes_ab"]), _f32_codes((c_a, m_a, s_b)),
+                                               moment_reduction=reduction)
+        latent_ba = latent_reconstruction_loss(_f32_codes(out["codes_ba"]), _f32_codes((c_b, m_b, s_a)),
+                                               moment_reduction=reduction)
+        content = latent_ab["content"] + latent_ba["content"]
+        moments = latent_ab["moments"] + latent_ba["moments"]
+        gen_losses["recon_content"] = w.content * (content + moments if official else content)
+        gen_losses["recon_style"] = w.style * (latent_ab["style"] + latent_ba["style"])
+        if not official:
+            gen_losses["recon_moments"] = w.moments * moments
         self.update("G", sum(gen_losses.values()))
         set_requires_grad([dis_a, dis_b], True)
         losses.update(gen_losses)

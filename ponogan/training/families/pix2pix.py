@@ -12,8 +12,9 @@ from .base import Batch, FamilyTrainer, f32, set_requires_grad
 class Pix2PixTrainer(FamilyTrainer):
     """Nets ``G`` (A -> B) and ``D`` (judges ``cat(A, B)``, channels ``input_nc + output_nc``).
 
-    Per step: D on ``(A, G(A).detach())`` as fake and ``(A, B)`` as real, loss halved; then G with
-    D frozen: ``gan * GAN(D(A, G(A)), real) + l1 * L1(G(A), B)``.
+    Per step: D on ``(A, G(A).detach())`` as fake and ``(A, B)`` as real, loss halved (with
+    ``wgangp``, plus ``gp`` x the penalty at interpolates of B and G(A), conditioned on A: ``D_gp``);
+    then G with D frozen: ``gan * GAN(D(A, G(A)), real) + l1 * L1(G(A), B)``.
     """
 
     name = "pix2pix"
@@ -35,7 +36,10 @@ class Pix2PixTrainer(FamilyTrainer):
         pred_real = D(torch.cat([real_a, real_b], dim=1))
         loss_d_fake = 0.5 * w.gan * self.gan_loss(f32(pred_fake), False)
         loss_d_real = 0.5 * w.gan * self.gan_loss(f32(pred_real), True)
-        self.update("D", loss_d_fake + loss_d_real)
+        d_losses = {"D_real": loss_d_real, "D_fake": loss_d_fake}
+        if self.uses_gradient_penalty:
+            d_losses["D_gp"] = self.penalty(lambda x: D(torch.cat([real_a, x], dim=1)), real_b, fake_b)
+        self.update("D", sum(d_losses.values()))
 
         set_requires_grad(D, False)
         with self.accelerator.no_sync(D):  # D gets no gradient in this pass: DDP must not wait for one
@@ -44,8 +48,8 @@ class Pix2PixTrainer(FamilyTrainer):
         loss_g_l1 = w.l1 * reconstruction_loss(f32(fake_b), f32(real_b))
         self.update("G", loss_g_gan + loss_g_l1)
         set_requires_grad(D, True)
-        return {"G_GAN": loss_g_gan.item(), "G_L1": loss_g_l1.item(),
-                "D_real": loss_d_real.item(), "D_fake": loss_d_fake.item()}
+        losses = {"G_GAN": loss_g_gan, "G_L1": loss_g_l1, **d_losses}
+        return {k: v.item() for k, v in losses.items()}
 
     def translate(self, real_a: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         return self.unwrap("G")(real_a)
