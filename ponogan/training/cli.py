@@ -2,18 +2,24 @@
 
 Overrides name any config field by its dotted path: ``--optim.lr_g 1e-4`` or ``optim.lr_g=1e-4``.
 With ``--resume`` and no ``--config``, the run folder's own saved config is used.
+
+Every error a user can hit is one ``error: ...`` line on stderr, never a traceback: exit status 2 for
+a bad config or run folder (nothing was written), 1 for a run that failed (NaN/Inf loss, broken
+state, disk full), 130 for an abort by a second Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from .checkpoint import latest_state
 from .config import MIXED_PRECISION, ConfigError, TrainConfig, apply_overrides, from_dict, load_config
-from .loop import NonFiniteLossError, RunResult, TrainingError, train
+from .loop import RunResult, TrainingError, UsageError, train
 
 DEFAULT_PRESET = "pix2pix_pono_ms_glyphs.yaml"
 _PACKAGE_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -94,14 +100,32 @@ def _default_preset() -> Path:
                       "pass --config PATH")
 
 
+def _saved_config(path: Path) -> TrainConfig:
+    """The training config a run folder's ``config.json`` records (its ``train`` entry)."""
+    hint = "pass --config with the run's preset to resume it"
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"cannot read the run's saved config {path} ({err}); {hint}") from err
+    if not isinstance(values, dict) or not isinstance(values.get("train"), dict):
+        raise ConfigError(f"{path} has no 'train' entry (it was not written by ponogan train); {hint}")
+    try:
+        return from_dict(values["train"])
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}; {hint}") from err
+
+
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """The run's config: preset (or the saved one when resuming), then flags and overrides."""
     overrides = _overrides(args)
     if args.config is None and args.resume and args.output_dir:
-        saved = Path(args.output_dir) / "config.json"
+        run = Path(args.output_dir)
+        saved = run / "config.json"
         if saved.is_file():
-            cfg = from_dict(json.loads(saved.read_text())["train"])
-            return apply_overrides(cfg, overrides)
+            return apply_overrides(_saved_config(saved), overrides)
+        if run.is_dir() and latest_state(run) is not None:
+            raise ConfigError(f"{run} has a training state but no config.json; pass --config with the run's "
+                              "preset to resume it")
     return load_config(args.config or _default_preset(), overrides)
 
 
@@ -122,20 +146,32 @@ def _report(result: RunResult) -> None:
     print("\n".join(lines))
 
 
+def _fail(message: object, status: int) -> int:
+    """Print ``error: <message>`` as one line on stderr; returns the exit status."""
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+    return status
+
+
+def _os_error(err: OSError) -> str:
+    where = f" ({err.filename})" if err.filename else ""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full{where}; free some space, then continue with --resume"
+    return f"{err.strerror or err}{where}"
+
+
 def run(args: argparse.Namespace) -> int:
+    """Build the config and train; every error a user can hit ends as one line (see the module doc)."""
     try:
         cfg = build_config(args)
-    except ConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
-        return 2
-    try:
         result = train(cfg)
-    except NonFiniteLossError as err:
-        print(f"training stopped: {err}", file=sys.stderr)
-        return 1
-    except TrainingError as err:
-        print(f"training error: {err}", file=sys.stderr)
-        return 1
+    except (ConfigError, UsageError) as err:
+        return _fail(err, 2)
+    except TrainingError as err:  # NonFiniteLossError too
+        return _fail(err, 1)
+    except OSError as err:  # disk full or I/O error while writing samples, metrics or the log
+        return _fail(_os_error(err), 1)
+    except KeyboardInterrupt as err:  # a second Ctrl-C (the first one stops cleanly), or one during setup
+        return _fail(err if str(err) else "interrupted; nothing was saved after the latest checkpoint", 130)
     if result.is_main:
         _report(result)
     return 0

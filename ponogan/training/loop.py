@@ -7,6 +7,10 @@
 and at the end it writes ``model.safetensors`` + ``config.json`` (inference) and a full training
 state (exact resume); samples, metrics and ``log.jsonl`` go to the run folder too.
 
+Nothing a user has is overwritten: ``check_run_dir`` refuses a folder with an exported model but no
+training state, someone else's files, or (without ``--resume``) a run; ``--resume`` with nothing to
+resume is an error, and a broken latest state falls back to the previous complete one.
+
 Multi-process (``accelerate launch`` / ``torchrun``) works the same: the data is sharded by rank,
 DDP keeps the weights identical, and stop decisions are agreed on by all ranks every step.
 """
@@ -17,8 +21,10 @@ import contextlib
 import importlib.util
 import json
 import math
+import os
 import random
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,19 +36,29 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import GradientAccumulationPlugin
+from safetensors import SafetensorError
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ponogan.data import build_dataset
-from ponogan.models.hub import save_pretrained
+from ponogan.models import create_discriminator, create_generator
+from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 
 from .checkpoint import (
+    BrokenStateError,
+    CheckpointError,
     TrainingState,
     capture_rng,
+    describe_write_error,
+    first_line,
+    is_temp_name,
     latest_state,
+    list_states,
     load_state,
     restore_rng,
+    resume_order,
     save_state,
+    sweep_leftovers,
     weights_digest,
 )
 from .config import TrainConfig
@@ -58,6 +74,10 @@ class TrainingError(RuntimeError):
 
 class NonFiniteLossError(TrainingError):
     """A loss became NaN/Inf; the message names the loss and the step."""
+
+
+class UsageError(TrainingError):
+    """The request itself cannot be done as asked (run folder, network size); nothing was written."""
 
 
 @dataclass
@@ -89,6 +109,89 @@ def build_accelerator(cfg: TrainConfig) -> Accelerator:
     tensorboard = importlib.util.find_spec("tensorboard") is not None
     return Accelerator(cpu=device == "cpu", mixed_precision=precision, gradient_accumulation_plugin=plugin,
                        log_with="tensorboard" if tensorboard else None, project_dir=str(cfg.run_dir))
+
+
+# what a run writes into its folder (besides its writers' temp files); anything else is the user's
+RUN_ENTRIES = frozenset({WEIGHTS_NAME, CONFIG_NAME, "state", "samples", "log.jsonl", "metrics.json"})
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse, with ``UsageError``, a run folder that would lose a user's files or has nothing to resume.
+
+    A new run goes into a missing or empty folder, or one holding only what a run writes before its
+    first checkpoint; a folder with training states needs ``--resume``; a folder with an exported
+    model but no training state, or with files a run does not write, is never written into.
+    """
+    blocker = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UsageError(f"--output-dir {run_dir}: {blocker} is a file, not a folder; pass a folder")
+    if not run_dir.is_dir():
+        if resume:
+            raise UsageError(f"nothing to resume: {run_dir} does not exist; drop --resume to start a new run")
+        return
+    states = list_states(run_dir)
+    if states:
+        if not resume:
+            raise UsageError(f"{run_dir} already holds a run (checkpoint {latest_state(run_dir).name}); pass "
+                             "--resume to continue it, or --output-dir DIR for a new run folder")
+        return
+    # NOTE: accelerate's tensorboard tracker logs into <run>/<run folder name>
+    names = sorted(p.name for p in run_dir.iterdir() if not is_temp_name(p.name))
+    model = [n for n in names if n in (WEIGHTS_NAME, CONFIG_NAME)]
+    foreign = [n for n in names if n not in RUN_ENTRIES and n != run_dir.name]
+    if model:
+        what = f"{run_dir} holds an exported model ({', '.join(model)}) but no training state (state/step_*)"
+        raise UsageError(f"nothing to resume: {what}" if resume else
+                         f"{what}; train into another --output-dir so it is not overwritten (--resume needs "
+                         "a run folder with a training state)")
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise UsageError(f"--output-dir {run_dir} is not empty and is not a ponogan run folder (it holds "
+                         f"{shown}); use a new or empty folder")
+    if resume:
+        raise UsageError(f"nothing to resume: {run_dir} has no training state (state/step_*) yet; drop "
+                         "--resume to start the run over")
+
+
+def _memory_bytes(device: str) -> int | None:
+    """Total memory of the training device (GPU for cuda, physical RAM for cpu); None if unknown."""
+    try:
+        if device == "cuda" and torch.cuda.is_available():
+            return torch.cuda.get_device_properties(0).total_memory  # no context is created
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError, AttributeError, RuntimeError):
+        return None
+
+
+def check_model_size(cfg: TrainConfig) -> None:
+    """Refuse (``UsageError``) networks whose weights, gradients and Adam moments alone (16 bytes a
+    parameter) exceed the device's memory, counted on the meta device before anything is allocated.
+
+    The count mirrors the families (pix2pix: one G and one D; CycleGAN and MUNIT: two of each); it
+    is a lower bound of what training needs (activations come on top).
+    """
+    opts, model = cfg.data.options, cfg.model
+    gen_kwargs = {**model.generator_kwargs, "in_channels": opts.input_nc, "shortcut": model.shortcut}
+    if cfg.family != "munit":
+        gen_kwargs["out_channels"] = opts.output_nc
+    d_in = opts.input_nc + opts.output_nc if cfg.family == "pix2pix" else opts.output_nc
+    dis_kwargs = {**model.discriminator_kwargs, "in_channels": d_in}
+    try:
+        with torch.device("meta"):
+            nets = [create_generator(model.generator, **gen_kwargs),
+                    create_discriminator(model.discriminator, **dis_kwargs)]
+    except (TypeError, ValueError) as err:
+        raise TrainingError(f"cannot build the {cfg.family} networks: {err}") from err
+    except Exception:  # noqa: BLE001 - a module that cannot be built on "meta": the real build will tell
+        return
+    params = (1 if cfg.family == "pix2pix" else 2) * sum(p.numel() for net in nets for p in net.parameters())
+    need, have = 16 * params, _memory_bytes(cfg.train.device)
+    if have and need > have:
+        where = "GPU memory" if cfg.train.device == "cuda" else "RAM"
+        raise UsageError(f"the {cfg.family} networks would have {params / 1e9:.1f} billion parameters: "
+                         f"their weights, gradients and Adam state alone need {need / 2**30:.0f} GiB, more "
+                         f"than this machine's {have / 2**30:.0f} GiB of {where}; use smaller "
+                         "model.generator_kwargs (ngf, dim) or model.discriminator_kwargs (ndf)")
 
 
 def seed_everything(seed: int) -> None:
@@ -135,16 +238,42 @@ class _Batches:
 
 
 class _StopSignals:
-    """SIGINT/SIGTERM set a flag (the loop saves and exits 0); a second signal aborts at once."""
+    """SIGINT/SIGTERM set a flag (the loop saves and exits 0). A second signal aborts at once with a
+    ``KeyboardInterrupt`` naming the latest checkpoint, except while one is being written
+    (``saving()``): then it is only reported, so a save always completes."""
 
-    def __init__(self):
+    def __init__(self, run_dir: Path, verbose: bool = True):
+        self.run_dir = run_dir
+        self.verbose = verbose
         self.received: str | None = None
+        self._saving = False
         self._old: dict[int, Any] = {}
 
+    def _say(self, text: str) -> None:
+        if self.verbose:
+            print(f"\n{text}", file=sys.stderr, flush=True)
+
     def _handle(self, signum, frame) -> None:
-        if self.received is not None:
-            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: aborting without a checkpoint")
-        self.received = signal.Signals(signum).name
+        name = signal.Signals(signum).name
+        if self.received is None:
+            self.received = name
+            self._say(f"{name}: finishing this step, then saving a checkpoint (send it again to stop at once "
+                      "without saving)")
+        elif self._saving:
+            self._say(f"{name} again: still writing the checkpoint; the run stops once it is complete")
+        else:
+            last = latest_state(self.run_dir)
+            raise KeyboardInterrupt(f"second {name}: stopped at once without saving; latest complete "
+                                    f"checkpoint: {last or 'none'}")
+
+    @contextlib.contextmanager
+    def saving(self) -> Iterator[None]:
+        """A block (writing a checkpoint) that a second signal does not interrupt."""
+        self._saving = True
+        try:
+            yield
+        finally:
+            self._saving = False
 
     def __enter__(self) -> _StopSignals:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -157,12 +286,21 @@ class _StopSignals:
             signal.signal(sig, old)
 
 
+def _logged_step(line: str) -> int | None:
+    try:
+        record = json.loads(line)
+    except ValueError:  # a line cut short by a kill
+        return None
+    return record.get("step", 0) if isinstance(record, dict) else None
+
+
 def _truncate_log(path: Path, step: int) -> None:
-    """After a resume, drop log lines of steps the resumed run will redo."""
+    """After a resume (or a restart of a run that never saved), drop log lines of steps the run will
+    redo, and lines cut short by a kill."""
     if not path.is_file():
         return
     lines = path.read_text().splitlines()
-    kept = [line for line in lines if line and json.loads(line).get("step", 0) <= step]
+    kept = [line for line in lines if (logged := _logged_step(line)) is not None and logged <= step]
     path.write_text("".join(line + "\n" for line in kept))
 
 
@@ -172,16 +310,22 @@ class _Run:
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
+        self.run_dir = cfg.run_dir
+        check_run_dir(self.run_dir, cfg.train.resume)
+        check_model_size(cfg)
         self.acc = build_accelerator(cfg)
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
-        self.run_dir = cfg.run_dir
         self.main = self.acc.is_main_process
-        previous = latest_state(self.run_dir)
-        if previous is not None and not cfg.train.resume:
-            raise TrainingError(f"{self.run_dir} already holds a run (checkpoint {previous.name}); pass "
-                                "--resume to continue it, or --output-dir DIR for a new run folder")
+        self.acc.wait_for_everyone()  # every rank has checked the folder before rank 0 changes it
         if self.main:
+            removed = sweep_leftovers(self.run_dir)
+            if removed:
+                print(f"removed {len(removed)} leftover(s) of an interrupted run from {self.run_dir}: "
+                      + ", ".join(str(p.relative_to(self.run_dir)) for p in removed[:3])
+                      + (", ..." if len(removed) > 3 else ""), file=sys.stderr)
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+            if not cfg.train.resume:  # a restart of a run that never saved: its log starts over
+                _truncate_log(self.run_dir / "log.jsonl", 0)
         seed_everything(cfg.seed)  # same initial weights on every rank
         try:
             self.train_set = build_dataset(cfg.data.mode, cfg.data.root, "train", cfg.data.options)
@@ -211,24 +355,48 @@ class _Run:
         seed_everything(cfg.seed + 1 + self.rank)  # training randomness (dropout, pools, styles) per rank
 
     # ---- checkpoints
-    def resume(self) -> None:
-        path = latest_state(self.run_dir)
-        if path is None:
-            self.acc.print(f"--resume: no checkpoint in {self.run_dir / 'state'}; starting from step 0")
-            return
+    def _load(self, path: Path) -> None:
+        """Load one state into the nets, optimizers, RNGs and data position (raises ``CheckpointError``)."""
+        meta, rank_state = load_state(path, self.state, rank=self.rank, world_size=self.world)
         try:
-            meta, rank_state = load_state(path, self.state, rank=self.rank, world_size=self.world)
-        except (OSError, RuntimeError, KeyError, ValueError) as err:
-            raise TrainingError(f"cannot resume from {path}: {err}") from err
+            self.trainer.load_extra_state(rank_state["extra"])
+            restore_rng(rank_state["rng"])
+            self.batches.epoch, self.batches.batch = int(meta["epoch"]), int(meta["batch"])
+            self.elapsed_before = float(meta.get("elapsed_s", 0.0))
+            self.metrics = dict(meta.get("metrics", {}))
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise BrokenStateError(f"rank_{self.rank}.pt holds a malformed trainer state "
+                                   f"({first_line(err)})") from err
         self.step = int(meta["step"])
-        self.batches.epoch, self.batches.batch = int(meta["epoch"]), int(meta["batch"])
-        self.elapsed_before = float(meta.get("elapsed_s", 0.0))
-        self.metrics = dict(meta.get("metrics", {}))
-        self.trainer.load_extra_state(rank_state["extra"])
-        restore_rng(rank_state["rng"])
-        if self.main:
-            _truncate_log(self.run_dir / "log.jsonl", self.step)
-        self.acc.print(f"resumed from {path} (step {self.step})")
+
+    def resume(self) -> None:
+        """Continue from the latest state; a broken one (truncated, garbage, pickled objects) is skipped
+        with one warning line for the previous complete one. Every rank loads the same state."""
+        broken: list[tuple[Path, str]] = []
+        for path in resume_order(self.run_dir):
+            problem = None
+            try:
+                self._load(path)
+            except BrokenStateError as err:
+                problem = str(err)
+            except CheckpointError as err:
+                raise TrainingError(f"cannot resume from {path}: {err}") from err
+            if self._agree(problem is not None)[0]:
+                broken.append((path, problem or "a file of another process is broken"))
+                continue
+            if self.main:
+                for bad, why in broken:
+                    print(f"warning: training state {bad} is broken ({why}); resuming from {path.name}",
+                          file=sys.stderr)
+                _truncate_log(self.run_dir / "log.jsonl", self.step)
+            self.acc.print(f"resumed from {path} (step {self.step})")
+            return
+        if not broken:
+            raise UsageError(f"nothing to resume: {self.run_dir} has no training state (state/step_*)")
+        (bad, why), others = broken[0], len(broken) - 1
+        earlier = f"so are the {others} earlier one(s)" if others else "there is no earlier one"
+        raise TrainingError(f"cannot resume: training state {bad} is broken ({why}) and {earlier}; start "
+                            "a new run with another --output-dir")
 
     def sync_buffers(self) -> None:
         """Give every rank rank 0's buffers (BatchNorm running stats drift apart after the last forward;
@@ -245,9 +413,12 @@ class _Run:
                 "metrics": self.metrics, "config": self.cfg.to_dict()}
         rank_state = {"rng": capture_rng(), "extra": self.trainer.extra_state(), "rank": self.rank,
                       "digest": weights_digest(self.state.nets)}
-        save_state(self.run_dir, self.step, self.state, meta=meta, rank_state=rank_state, rank=self.rank,
-                   world_size=self.world, barrier=self.acc.wait_for_everyone,
-                   keep_last=self.cfg.train.keep_last)
+        try:
+            save_state(self.run_dir, self.step, self.state, meta=meta, rank_state=rank_state, rank=self.rank,
+                       world_size=self.world, barrier=self.acc.wait_for_everyone,
+                       keep_last=self.cfg.train.keep_last)
+        except CheckpointError as err:
+            raise TrainingError(str(err)) from err
         if self.main:
             self.export()
 
@@ -259,7 +430,12 @@ class _Run:
                                                       **opts, "image_size": size},
                   "train": self.cfg.to_dict(), "run_name": self.cfg.run_name or self.run_dir.name,
                   "step": self.step, "metrics": self.metrics}
-        save_pretrained(self.run_dir, self.trainer.generators(), config)
+        try:
+            save_pretrained(self.run_dir, self.trainer.generators(), config)
+        except (OSError, RuntimeError, SafetensorError) as err:
+            failed = describe_write_error(self.run_dir / WEIGHTS_NAME, err)
+            raise TrainingError(f"{failed}; the training state {latest_state(self.run_dir)} is saved "
+                                "(free space or fix the cause, then continue with --resume)") from err
 
     # ---- outputs
     def write_samples(self) -> Path | None:
@@ -313,7 +489,7 @@ class _Run:
         bar = tqdm(total=tc.max_steps, initial=self.step, desc=cfg.run_name or cfg.family,
                    disable=not self.main, dynamic_ncols=True, unit="step")
         stream = iter(self.batches)
-        with _StopSignals() as signals:
+        with contextlib.closing(bar), _StopSignals(self.run_dir, verbose=self.main) as signals:
             while self.step < tc.max_steps:
                 sums: dict[str, float] = {}
                 for _ in range(cfg.optim.grad_accum_steps):
@@ -358,13 +534,15 @@ class _Run:
                 if tc.eval_every and self.step % tc.eval_every == 0 and not final:
                     self.evaluate()
                 if tc.save_every and self.step % tc.save_every == 0 and not final:
-                    self.save(self.elapsed_before + time.monotonic() - start_time)
+                    with signals.saving():
+                        self.save(self.elapsed_before + time.monotonic() - start_time)
                 if stopping:
                     break
             bar.close()
             self.evaluate()
             self.write_samples()
-            self.save(self.elapsed_before + time.monotonic() - start_time)
+            with signals.saving():
+                self.save(self.elapsed_before + time.monotonic() - start_time)
         if self.acc.trackers:
             self.acc.end_training()
         return RunResult(self.run_dir, self.step, self.metrics, stopped_by, self.main)
@@ -373,6 +551,8 @@ class _Run:
 def train(cfg: TrainConfig) -> RunResult:
     """Train ``cfg.family`` per ``cfg``; returns the run folder, last step, metrics and stop reason.
 
-    Raises ``TrainingError`` for problems a user can fix and ``NonFiniteLossError`` on NaN/Inf.
+    Raises ``TrainingError`` for problems a user can fix (``UsageError`` when nothing was written:
+    run folder, network size), ``NonFiniteLossError`` on NaN/Inf, ``KeyboardInterrupt`` on a second
+    SIGINT/SIGTERM outside a save.
     """
     return _Run(cfg).run()

@@ -1,0 +1,396 @@
+"""``train`` never loses a user's files and fails with one ``error: ...`` line, never a traceback:
+run folders it must not write into, ``--resume`` with nothing (or something broken) to resume, bad
+config files, absurd widths and seeds, a full disk during a save, a second Ctrl-C, and the leftovers
+of killed runs. Tiny pix2pix/MUNIT runs on the built-in glyph data, through the CLI's ``main(argv)``."""
+
+import errno
+import json
+import os
+import pickle
+import signal
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import ponogan.training.checkpoint as checkpoint
+import ponogan.training.loop as loop
+from ponogan.models.hub import load_pretrained
+from ponogan.training import latest_state, list_states
+from ponogan.training.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = {
+    "pix2pix": {"model": {"generator": "unet_256", "generator_kwargs": {"ngf": 8, "num_downs": 5},
+                          "discriminator_kwargs": {"ndf": 8, "n_layers": 1}}},
+    "munit": {"model": {"generator": "munit",
+                        "generator_kwargs": {"dim": 8, "n_res": 1, "mlp_dim": 16, "style_downsample": 2},
+                        "discriminator_kwargs": {"ndf": 8, "n_layers": 2, "n_scales": 1}}},
+}
+
+
+def tiny_config(tmp_path: Path, family: str = "pix2pix", **train) -> Path:
+    """A YAML preset of a 2-step run of tiny nets at 32 px (no samples, evaluation or periodic saves)."""
+    values = {"family": family, **TINY[family],
+              "data": {"batch_size": 2, "eval_batch_size": 4, "eval_max_items": 4,
+                       "options": {"image_size": 32, "length": 16, "test_jitters": 1,
+                                   "paired": family == "pix2pix"}},
+              "train": {"max_steps": 2, "save_every": 0, "sample_every": 0, "eval_every": 0, "log_every": 1,
+                        "num_samples": 2, **train}}
+    path = tmp_path / f"tiny_{family}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """``main(argv)`` in this process: exit status, stdout, stderr. An escaping exception fails the test
+    (a ``KeyboardInterrupt`` would otherwise stop the whole pytest session)."""
+    try:
+        status = main([str(a) for a in argv])
+    except KeyboardInterrupt as err:
+        pytest.fail(f"KeyboardInterrupt escaped main(): {err}")
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def error_line(err: str) -> str:
+    """The one ``error: ...`` line of stderr (progress bars may be there too, a traceback never)."""
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def no_networks(monkeypatch):
+    """Fail the test if a run gets as far as building (allocating) its networks."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the networks were built: the config should have been refused first")
+    monkeypatch.setattr(loop, "create_trainer", refuse)
+
+
+@pytest.fixture
+def trained(tmp_path, capsys):
+    """A finished 2-step run with a state at step 1 and one at step 2 (the latest)."""
+    config = tiny_config(tmp_path, save_every=1)
+    run = tmp_path / "run"
+    status, _, err = run_cli(capsys, "--config", config, "--output-dir", run)
+    assert status == 0, err
+    assert [p.name for p in list_states(run)] == ["step_000001", "step_000002"]
+    return config, run
+
+
+# ---------------------------------------------------------------- run folders
+@pytest.mark.parametrize("resume", [False, True], ids=["new-run", "resume"])
+def test_an_exported_model_without_training_state_is_never_overwritten(tmp_path, capsys, no_networks, resume):
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights of a model someone exported")
+    (folder / "config.json").write_text('{"family": "pix2pix"}')
+    before = files_of(folder)
+    flags = ["--resume"] if resume else []
+    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", folder, *flags)
+    line = error_line(err)
+    assert status == 2 and "exported model (config.json, model.safetensors)" in line
+    if resume:
+        assert "nothing to resume" in line
+    else:
+        assert "another --output-dir" in line and "--resume" in line
+    assert files_of(folder) == before and sorted(p.name for p in folder.iterdir()) == sorted(before)
+
+
+def test_a_folder_with_other_files_is_refused(tmp_path, capsys, no_networks):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", folder)
+    line = error_line(err)
+    assert status == 2 and "not a ponogan run folder" in line and "holiday.jpg" in line
+    assert [p.name for p in folder.iterdir()] == ["holiday.jpg"]
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_resume_with_nothing_to_resume_fails(tmp_path, capsys, no_networks, kind):
+    folder = tmp_path / "run"
+    if kind == "empty":
+        folder.mkdir()
+    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--resume", "--output-dir", folder)
+    line = error_line(err)
+    assert status == 2 and "nothing to resume" in line and str(folder) in line
+    assert folder.exists() == (kind == "empty") and not (folder.exists() and any(folder.iterdir()))
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_output_dir_that_is_a_file_is_refused(tmp_path, capsys, no_networks, where):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("keep me")
+    target = blocker if where == "file" else blocker / "run"
+    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", target)
+    line = error_line(err)
+    assert status == 2 and f"{blocker} is a file" in line
+    assert blocker.read_text() == "keep me"
+
+
+def test_a_rerun_of_a_run_killed_before_its_first_checkpoint_starts_over(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "log.jsonl").write_text('{"step": 1, "G_L1": 9.0}\n{"step": 2, "G_')  # cut short by a kill
+    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", run)
+    assert status == 0, err
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    losses = [r for r in log if "eval" not in r]
+    assert [r["step"] for r in losses] == [1, 2] and losses[0]["G_L1"] != 9.0
+
+
+# ---------------------------------------------------------------- config files
+@pytest.mark.parametrize("content, words", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", ["not a YAML text file", "UTF-8"]),
+    ("family: pix2pix\nrun_name: caf\xe9\n".encode("latin-1"), ["not a YAML text file", "UTF-8"]),
+    (b"1: 2\nfamily: pix2pix\n", ["config keys must be names", "1"]),
+    (b"train:\n  max_steps: [3\n", ["not valid YAML", "line"]),
+], ids=["binary", "latin-1", "number-key", "bad-yaml"])
+def test_a_config_that_is_not_a_yaml_preset_is_one_line(tmp_path, capsys, no_networks, content, words):
+    config = tmp_path / "preset.yaml"
+    config.write_bytes(content)
+    status, _, err = run_cli(capsys, "--config", config, "--output-dir", tmp_path / "run")
+    line = error_line(err)
+    assert status == 2 and all(word in line for word in words), line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("content, words", [
+    ('{"train": {"family": "pix2pix", ', ["cannot read the run's saved config", "--config"]),
+    ('{"family": "pix2pix", "generators": {}}', ["no 'train' entry", "--config"]),
+    ("[1, 2]", ["no 'train' entry"]),
+    ("\udcff", ["cannot read the run's saved config"]),
+], ids=["garbled", "no-train", "not-a-mapping", "not-utf8"])
+def test_resume_with_a_broken_saved_config_is_one_line(tmp_path, capsys, no_networks, content, words):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_bytes(content.encode("utf-8", "surrogateescape"))
+    status, _, err = run_cli(capsys, "--resume", "--output-dir", run)
+    line = error_line(err)
+    assert status == 2 and "config.json" in line and all(word in line for word in words), line
+
+
+@pytest.mark.parametrize("override, words", [
+    ("model.generator_kwargs.ngf=-3", ["model.generator_kwargs.ngf", "1 to 1024", "-3"]),
+    ("model.generator_kwargs.ngf=4096", ["model.generator_kwargs.ngf", "1 to 1024", "4096"]),
+    ("model.discriminator_kwargs.ndf=0", ["model.discriminator_kwargs.ndf", "1 to 1024"]),
+    ("model.generator_kwargs.ngf=2.5", ["model.generator_kwargs.ngf", "integer"]),
+], ids=["negative", "huge", "zero", "fraction"])
+def test_absurd_widths_are_refused_before_anything_is_allocated(tmp_path, capsys, no_networks, override,
+                                                                 words):
+    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", tmp_path / "run",
+                             override)
+    line = error_line(err)
+    assert status == 2 and all(word in line for word in words), line
+
+
+def test_networks_too_big_for_the_memory_are_refused_before_allocating(tmp_path, capsys, no_networks,
+                                                                       monkeypatch):
+    monkeypatch.setattr(loop, "_memory_bytes", lambda device: 8 << 30)  # an 8 GiB machine
+    # every width is allowed, but unet_256 at ngf 1024 has ~14 billion parameters
+    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", tmp_path / "run",
+                             "model.generator_kwargs.ngf=1024", "model.generator_kwargs.num_downs=8")
+    line = error_line(err)
+    assert status == 2 and "billion parameters" in line and "8 GiB of RAM" in line and "ngf" in line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("family, override", [
+    ("munit", f"--seed={2**70}"), ("munit", f"train.style_seed={2**70}"), ("pix2pix", "seed=-1"),
+    ("pix2pix", f"seed={2**32}"),
+])
+def test_seeds_outside_numpys_range_are_refused(tmp_path, capsys, no_networks, family, override):
+    config = tiny_config(tmp_path, family)
+    status, _, err = run_cli(capsys, "--config", config, "--output-dir", tmp_path / "run", override)
+    line = error_line(err)
+    assert status == 2 and "[0, 2**32)" in line and "4294967295" in line, line
+
+
+# ---------------------------------------------------------------- resume from broken states
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"\x00garbage, not a file of a training state" * 8)
+
+
+def _pickled(path: Path) -> None:
+    torch.save({"rng": Namespace(seed=1), "extra": {}}, path)  # a torch file with a pickled object in it
+
+
+def _plain_pickle(path: Path) -> None:
+    path.write_bytes(pickle.dumps({"rng": Namespace(seed=1), "extra": {}}))
+
+
+DAMAGE = [("nets.safetensors", _truncate, "nets.safetensors is damaged"),
+          ("optimizers.pt", _garbage, "optimizers.pt is not a valid torch file"),
+          ("rank_0.pt", _pickled, "rank_0.pt holds pickled Python objects (argparse.Namespace)"),
+          ("schedulers.pt", _plain_pickle, "schedulers.pt holds pickled Python objects (a plain pickle)"),
+          ("trainer_state.json", _garbage, "trainer_state.json is damaged")]
+
+
+@pytest.mark.parametrize("name, damage, words", DAMAGE, ids=[d[0] for d in DAMAGE])
+def test_resume_falls_back_to_the_previous_state_when_the_latest_is_broken(trained, capsys, name, damage,
+                                                                           words):
+    config, run = trained
+    damage(run / "state" / "step_000002" / name)
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0, err
+    assert "Traceback" not in err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "step_000002" in warnings[0] and words in warnings[0], err
+    assert "resuming from step_000001" in warnings[0]
+    assert "resumed from" in out and "(step 1)" in out and "at step 3" in out
+    assert latest_state(run).name == "step_000003"
+
+
+def test_resume_when_every_state_is_broken_is_one_line_and_keeps_them(tmp_path, capsys):
+    config, run = tiny_config(tmp_path), tmp_path / "run"
+    assert run_cli(capsys, "--config", config, "--output-dir", run)[0] == 0
+    _pickled(run / "state" / "step_000002" / "rank_0.pt")
+    before = files_of(run)
+    status, _, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    line = error_line(err)
+    assert status == 1 and "step_000002 is broken" in line and "pickled" in line and "no earlier" in line
+    assert files_of(run) == before
+
+
+def _fake_state(folder: Path, step: int) -> None:
+    folder.mkdir(parents=True)
+    for name in checkpoint.COMPLETE_FILES:
+        (folder / name).write_text(json.dumps({"step": step}))
+
+
+def test_the_latest_pointer_never_leaves_the_run_folder(tmp_path):
+    run, outside = tmp_path / "run", tmp_path / "elsewhere"
+    _fake_state(run / "state" / "step_000001", 1)
+    _fake_state(outside / "state" / "step_000009", 9)
+    pointer = run / "state" / "latest"
+    for target in [str(outside / "state" / "step_000009"), "../../elsewhere/state/step_000009", "..", "/"]:
+        pointer.write_text(target + "\n")
+        assert latest_state(run) == run / "state" / "step_000001", target
+    pointer.write_text("step_000001\n")
+    assert latest_state(run) == run / "state" / "step_000001"
+
+
+# ---------------------------------------------------------------- leftovers of killed runs
+def test_start_sweeps_the_leftovers_of_killed_runs_and_nothing_else(trained, capsys):
+    config, run = trained
+    state = run / "state"
+    leftovers = [run / ".tmpAb12Cd", run / ".model.safetensors.k2_j3h4x.tmp", run / ".config.json.abc123.tmp",
+                 run / "samples" / ".step_000007.tmp.png", state / ".latest.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"x" * 29)
+    (state / ".tmp-step_000003").mkdir()
+    (state / ".tmp-step_000003" / "rank_0.pt").write_bytes(b"half")
+    (state / ".del-step_000000").mkdir()
+    (state / ".del-step_000000" / "optimizers.pt").write_bytes(b"half")
+    # a state killed while being deleted: its trainer_state.json marker shows it was a state of ours
+    (state / "step_000001" / "nets.safetensors").unlink()
+    # kept: the user's files, names that only look like ours, a step folder with no marker
+    kept = [run / "notes.txt", run / ".tmp_mine", run / ".tmpAB12", state / "step_000000" / "optimizers.pt"]
+    for path in kept:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("mine")
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0, err
+    assert "removed 8 leftover(s)" in err
+    for path in [*leftovers, state / ".tmp-step_000003", state / ".del-step_000000"]:
+        assert not path.exists(), path
+    assert all(path.read_text() == "mine" for path in kept)
+    assert [p.name for p in list_states(run)] == ["step_000002", "step_000003"]
+
+
+def test_a_state_caught_between_two_renames_is_put_back(tmp_path):
+    run = tmp_path / "run"
+    _fake_state(run / "state" / ".old-step_000004", 4)  # the old copy, set aside, of a step saved again
+    _fake_state(run / "state" / ".tmp-step_000006", 6)  # finished, but not yet renamed into place
+    checkpoint.sweep_leftovers(run)
+    assert [p.name for p in list_states(run)] == ["step_000004", "step_000006"]
+
+
+# ---------------------------------------------------------------- full disk, second Ctrl-C
+@pytest.mark.parametrize("failure", ["enospc", "torch-full"])
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_state(tmp_path, capsys, monkeypatch,
+                                                                           failure):
+    config, run = tiny_config(tmp_path, max_steps=4, save_every=2), tmp_path / "run"
+    if failure == "enospc":
+        real = checkpoint.save_file
+
+        def writer(tensors, path, *args, **kwargs):
+            if ".tmp-step_000004" in str(path):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(tensors, path, *args, **kwargs)
+
+        monkeypatch.setattr(checkpoint, "save_file", writer)
+    else:  # torch.save reports a full disk as a RuntimeError
+        real = torch.save
+
+        def writer(obj, path, *args, **kwargs):
+            if ".tmp-step_000004" in str(path):
+                monkeypatch.setattr(checkpoint, "_free_bytes", lambda path: 0)
+                raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0\n"
+                                   "basic_ios::clear: iostream error")
+            return real(obj, path, *args, **kwargs)
+
+        monkeypatch.setattr(torch, "save", writer)
+    status, _, err = run_cli(capsys, "--config", config, "--output-dir", run)
+    line = error_line(err)
+    assert status == 1 and "the disk is full: could not write" in line and ".tmp-step_000004" in line
+    assert f"the previous state {run / 'state' / 'step_000002'} is intact" in line
+    assert [p.name for p in (run / "state").iterdir()] == ["latest", "step_000002"]
+    monkeypatch.undo()  # space freed: the run continues from the intact state
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume")
+    assert status == 0 and "(step 2)" in out and "at step 4" in out, err
+
+
+def _signals_twice() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_second_ctrl_c_during_a_save_waits_for_the_save(tmp_path, capsys, monkeypatch):
+    real = loop.save_state
+
+    def interrupted_save(*args, **kwargs):
+        _signals_twice()  # Ctrl-C, Ctrl-C while the checkpoint is being written
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "save_state", interrupted_save)
+    run = tmp_path / "run"
+    status, out, err = run_cli(capsys, "--config", tiny_config(tmp_path, max_steps=1000, save_every=2),
+                               "--output-dir", run)
+    assert status == 0 and "Traceback" not in err, err
+    assert "still writing the checkpoint" in err and "stopped (signal) at step 3" in out
+    assert [p.name for p in list_states(run)] == ["step_000002", "step_000003"]
+    assert load_pretrained(run)[1]["step"] == 3
+
+
+def test_a_second_ctrl_c_outside_a_save_stops_at_once_with_one_line(tmp_path, capsys, monkeypatch):
+    real, calls = loop._to_device, []
+
+    def batch_then_ctrl_c(*args):
+        calls.append(1)
+        if len(calls) == 4:  # during step 4, after the save at step 2
+            _signals_twice()
+        return real(*args)
+
+    monkeypatch.setattr(loop, "_to_device", batch_then_ctrl_c)
+    run = tmp_path / "run"
+    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path, max_steps=1000, save_every=2),
+                             "--output-dir", run)
+    line = error_line(err)
+    assert status == 130 and "second SIGINT" in line and str(run / "state" / "step_000002") in line
+    assert [p.name for p in list_states(run)] == ["step_000002"]
