@@ -1,5 +1,6 @@
 """Shared test settings: small thread count and deterministic seeds for every test."""
 
+import os
 import random
 
 import numpy as np
@@ -7,6 +8,11 @@ import pytest
 import torch
 
 torch.set_num_threads(2)
+
+# Training resolves its precision from accelerate's configuration, then the device (bf16 on CPUs with
+# native bf16); pin it to fp32 so results do not depend on the CI machine's CPU. tests/test_runtime.py
+# checks the resolution itself with this variable removed.
+os.environ["ACCELERATE_MIXED_PRECISION"] = "no"
 
 
 @pytest.fixture(autouse=True)

@@ -62,7 +62,7 @@ def test_family_defaults_follow_the_papers():
 def test_default_run_is_pix2pix_pono_ms_glyphs_at_64px():
     cfg = build_config(parse_args(_parser(), []))
     assert (cfg.family, cfg.model.shortcut, cfg.data.mode) == ("pix2pix", "ms", "glyphs")
-    assert cfg.data.options.image_size == 64 and cfg.train.device == "cpu"
+    assert cfg.data.options.image_size == 64 and cfg.train.device == "auto"
 
 
 def test_overrides_are_typed_and_reach_nested_fields():
@@ -82,7 +82,7 @@ def test_overrides_are_typed_and_reach_nested_fields():
     ({"data.options.imagesize": 3}, ["data.options.imagesize", "image_size"]),
     ({"train.max_steps": "many"}, ["train.max_steps", "integer"]),
     ({"train.max_steps.x": 1}, ["train.max_steps", "not a section"]),
-    ({"train.device": "tpu"}, ["train.device", "cpu, cuda"]),
+    ({"train.device": "tpu"}, ["train.device", "auto, cpu, cuda, mps"]),
     ({"model.shortcut": "pono"}, ["model.shortcut", "ms, dms"]),
     ({"data.options.image_size": 8}, ["image_size", "16"]),
     ({"family": "munit"}, ["family"]),

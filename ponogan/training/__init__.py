@@ -17,7 +17,7 @@ from .config import (
     load_config,
 )
 from .families import TRAINERS, create_trainer
-from .loop import NonFiniteLossError, RunResult, TrainingError, train
+from .loop import NonFiniteLossError, RunResult, TrainingError, UsageError, train
 
 __all__ = [
     "TRAINERS",
@@ -30,6 +30,7 @@ __all__ = [
     "RunResult",
     "TrainConfig",
     "TrainingError",
+    "UsageError",
     "apply_overrides",
     "create_trainer",
     "from_dict",

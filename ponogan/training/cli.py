@@ -46,9 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the run folder's latest checkpoint")
     parser.add_argument("--seed", type=int, default=None, help="seed of weights, data order and sampling")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="cpu or cuda")
-    parser.add_argument("--mixed-precision", choices=MIXED_PRECISION, default=None,
-                        help="no, bf16 (CPU or GPU) or fp16 (GPU only)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
+                        help="auto (default: CUDA when visible, then MPS, else CPU), cpu, cuda or mps")
+    parser.add_argument("--mixed-precision", choices=[m for m in MIXED_PRECISION if m], default=None,
+                        help="no, bf16 (CPU or GPU) or fp16 (GPU only); default: accelerate's setting "
+                             "(accelerate launch --mixed_precision, accelerate config), else bf16 on GPUs "
+                             "and bf16-capable CPUs, else no")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides by dotted path, e.g. model.generator_kwargs.ngf=32 "
                              "(python train.py also takes --model.generator_kwargs.ngf 32)")

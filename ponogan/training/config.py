@@ -25,8 +25,8 @@ from ponogan.models.init import INIT_TYPES
 
 FAMILIES = ("pix2pix", "cyclegan", "munit")
 SHORTCUTS = (None, "ms", "dms")
-DEVICES = ("cpu", "cuda")
-MIXED_PRECISION = ("no", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MIXED_PRECISION = (None, "no", "bf16", "fp16")
 LR_POLICIES = ("constant", "linear", "step")
 
 
@@ -85,6 +85,7 @@ class DataConfig:
 
     ``mode``/``root``/``options`` go to ``ponogan.data.build_dataset``; ``glyphs`` is the built-in data
     (``root`` may be null). ``eval_max_items`` caps the test split used for metrics (null: all of it).
+    ``num_workers: null`` picks the DataLoader workers per device (none on the CPU, up to 8 per GPU).
     """
 
     mode: str = "glyphs"
@@ -92,7 +93,7 @@ class DataConfig:
     batch_size: int = 1
     eval_batch_size: int = 16
     eval_max_items: int | None = None
-    num_workers: int = 0
+    num_workers: int | None = None
     options: DataOptions = field(default_factory=DataOptions)
 
 
@@ -176,13 +177,18 @@ class LoopConfig:
     ``--resume`` continues; ignored once the run is past it); ``keep_last`` full
     training states are kept in ``state/``; ``eval_every``/``save_every``/``sample_every`` of 0 mean
     only at the end. ``style_seed`` fixes MUNIT's style codes for samples and evaluation.
+
+    ``device: auto`` trains on CUDA when a GPU is visible, then MPS, else the CPU.
+    ``mixed_precision: null`` takes accelerate's own setting (``accelerate launch --mixed_precision``,
+    ``ACCELERATE_MIXED_PRECISION``, ``accelerate config``), else the device default
+    (``ponogan.runtime``); the run's ``config.json`` records what was used under ``runtime``.
     """
 
     max_steps: int = 1000
     max_minutes: float | None = None
     stop_at_step: int | None = None
-    device: str = "cpu"
-    mixed_precision: str = "no"
+    device: str = "auto"
+    mixed_precision: str | None = None
     save_every: int = 500
     keep_last: int = 2
     eval_every: int = 0
@@ -396,7 +402,7 @@ def validate(cfg: TrainConfig) -> None:
     if not 0.0 <= cfg.optim.decay_start <= 1.0:
         raise ConfigError(f"optim.decay_start is a fraction of max_steps in [0, 1], "
                           f"got {cfg.optim.decay_start}")
-    if cfg.data.num_workers < 0:
+    if cfg.data.num_workers is not None and cfg.data.num_workers < 0:
         raise ConfigError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}")
 
 

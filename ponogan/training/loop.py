@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from ponogan.data import build_dataset
 from ponogan.models import create_discriminator, create_generator
 from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from ponogan.runtime import enable_tf32, resolve_device, resolve_mixed_precision
 
 from .checkpoint import (
     BrokenStateError,
@@ -92,14 +93,34 @@ class RunResult:
 
 
 # ---------------------------------------------------------------- setup
-def build_accelerator(cfg: TrainConfig) -> Accelerator:
-    """``Accelerator(cpu=..., mixed_precision=...)`` with clear errors for impossible combinations."""
-    device, precision = cfg.train.device, cfg.train.mixed_precision
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda was requested but no CUDA GPU is visible; use --device cpu")
-    if precision == "fp16" and device == "cpu":
-        raise TrainingError("fp16 mixed precision needs a CUDA GPU (its grad scaler is GPU-only); on CPU use "
-                            "--mixed-precision bf16 (about 1.8x faster than fp32 here) or no")
+def resolve_runtime(cfg: TrainConfig) -> dict[str, str]:
+    """The device and precision this run uses: ``{"device", "mixed_precision", "precision_source"}``.
+
+    ``train.device: auto`` and ``train.mixed_precision: null`` are resolved by ``ponogan.runtime``
+    (CUDA, then MPS, then CPU; accelerate's own configuration, then the device default).
+    """
+    device = resolve_device(cfg.train.device)
+    kind = torch.device(device).type
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(
+            "--device cuda was requested but no CUDA GPU is visible; use --device auto or cpu")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TrainingError("--device mps was requested but MPS is not available; use --device cpu or auto")
+    precision, source = resolve_mixed_precision(cfg.train.mixed_precision, device)
+    if precision == "fp16" and kind == "cpu":
+        raise TrainingError(f"fp16 mixed precision (from {source}) needs a CUDA GPU (its grad scaler is "
+                            "GPU-only); on the CPU use --mixed-precision bf16 or no")
+    return {"device": device, "mixed_precision": precision, "precision_source": source}
+
+
+def build_accelerator(cfg: TrainConfig, runtime: dict[str, str] | None = None) -> Accelerator:
+    """``Accelerator(cpu=..., mixed_precision=...)`` for the resolved device and precision, with clear
+    errors for impossible combinations. fp16 gets accelerate's grad scaler; TF32 is enabled on GPUs
+    that have it."""
+    runtime = runtime or resolve_runtime(cfg)
+    device, precision = runtime["device"], runtime["mixed_precision"]
+    if torch.device(device).type == "cuda":
+        enable_tf32()
     if not torch.distributed.is_initialized():
         # NOTE: accelerate keeps one process-wide state; a second train() in the same single process
         # (tests, notebooks, benchmarks) may use another device or precision, so start it afresh.
@@ -107,7 +128,8 @@ def build_accelerator(cfg: TrainConfig) -> Accelerator:
         GradientState._reset_state()
     plugin = GradientAccumulationPlugin(num_steps=cfg.optim.grad_accum_steps, sync_with_dataloader=False)
     tensorboard = importlib.util.find_spec("tensorboard") is not None
-    return Accelerator(cpu=device == "cpu", mixed_precision=precision, gradient_accumulation_plugin=plugin,
+    return Accelerator(cpu=torch.device(device).type == "cpu", mixed_precision=precision,
+                       gradient_accumulation_plugin=plugin,
                        log_with="tensorboard" if tensorboard else None, project_dir=str(cfg.run_dir))
 
 
@@ -185,9 +207,10 @@ def check_model_size(cfg: TrainConfig) -> None:
     except Exception:  # noqa: BLE001 - a module that cannot be built on "meta": the real build will tell
         return
     params = (1 if cfg.family == "pix2pix" else 2) * sum(p.numel() for net in nets for p in net.parameters())
-    need, have = 16 * params, _memory_bytes(cfg.train.device)
+    device = resolve_device(cfg.train.device)
+    need, have = 16 * params, _memory_bytes(torch.device(device).type)
     if have and need > have:
-        where = "GPU memory" if cfg.train.device == "cuda" else "RAM"
+        where = "GPU memory" if device.startswith("cuda") else "RAM"
         raise UsageError(f"the {cfg.family} networks would have {params / 1e9:.1f} billion parameters: "
                          f"their weights, gradients and Adam state alone need {need / 2**30:.0f} GiB, more "
                          f"than this machine's {have / 2**30:.0f} GiB of {where}; use smaller "
@@ -207,6 +230,16 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+def data_workers(requested: int | None, device: torch.device, world_size: int) -> int:
+    """DataLoader workers: as configured, else (``null``) none on the CPU, whose cores train the nets,
+    and up to 8 per GPU process on CUDA (the CPU cores shared between the processes)."""
+    if requested is not None:
+        return requested
+    if device.type != "cuda":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) // max(1, world_size) - 1))
+
+
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
@@ -214,13 +247,14 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 class _Batches:
     """Endless ``(epoch, batch_index, batch)`` stream over epochs; position is resumable."""
 
-    def __init__(self, dataset, cfg: TrainConfig, rank: int, world_size: int):
+    def __init__(self, dataset, cfg: TrainConfig, rank: int, world_size: int, device: torch.device):
         self.sampler = EpochSampler(len(dataset), batch_size=cfg.data.batch_size, seed=cfg.seed, rank=rank,
                                     world_size=world_size)
         self.seed = cfg.seed
         self.generator = torch.Generator()
         self.loader = DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=self.sampler,
-                                 num_workers=cfg.data.num_workers, generator=self.generator,
+                                 num_workers=data_workers(cfg.data.num_workers, device, world_size),
+                                 pin_memory=device.type == "cuda", generator=self.generator,
                                  worker_init_fn=_seed_worker, drop_last=False)
         self.epoch, self.batch = 0, 0  # position of the next batch
 
@@ -313,7 +347,9 @@ class _Run:
         self.run_dir = cfg.run_dir
         check_run_dir(self.run_dir, cfg.train.resume)
         check_model_size(cfg)
-        self.acc = build_accelerator(cfg)
+        self.runtime = resolve_runtime(cfg)
+        self.acc = build_accelerator(cfg, self.runtime)
+        self.runtime["num_processes"] = self.acc.num_processes
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
         self.main = self.acc.is_main_process
         self.acc.wait_for_everyone()  # every rank has checked the folder before rank 0 changes it
@@ -341,7 +377,7 @@ class _Run:
             raise TrainingError(f"cannot build the {cfg.family} networks: {err}") from err
         self.trainer.prepare()
         try:
-            self.batches = _Batches(self.train_set, cfg, self.rank, self.world)
+            self.batches = _Batches(self.train_set, cfg, self.rank, self.world, self.acc.device)
         except ValueError as err:
             raise TrainingError(f"{cfg.data.mode} training data: {err}") from err
         self.evaluator = Evaluator(self.acc, self.test_set, mode=cfg.data.mode,
@@ -410,7 +446,7 @@ class _Run:
     def save(self, elapsed: float) -> None:
         self.sync_buffers()
         meta = {"epoch": self.batches.epoch, "batch": self.batches.batch, "elapsed_s": elapsed,
-                "metrics": self.metrics, "config": self.cfg.to_dict()}
+                "metrics": self.metrics, "config": self.cfg.to_dict(), "runtime": self.runtime}
         rank_state = {"rng": capture_rng(), "extra": self.trainer.extra_state(), "rank": self.rank,
                       "digest": weights_digest(self.state.nets)}
         try:
@@ -428,7 +464,8 @@ class _Run:
         size = opts["image_size"] if self.cfg.data.mode == "glyphs" else opts["crop_size"]
         config = {"family": self.cfg.family, "data": {"mode": self.cfg.data.mode, "root": self.cfg.data.root,
                                                       **opts, "image_size": size},
-                  "train": self.cfg.to_dict(), "run_name": self.cfg.run_name or self.run_dir.name,
+                  "train": self.cfg.to_dict(), "runtime": self.runtime,
+                  "run_name": self.cfg.run_name or self.run_dir.name,
                   "step": self.step, "metrics": self.metrics}
         try:
             save_pretrained(self.run_dir, self.trainer.generators(), config)
@@ -476,10 +513,29 @@ class _Run:
         t = torch.tensor([float(f) for f in flags], device=self.acc.device)
         return [bool(v) for v in self.acc.reduce(t, reduction="sum").tolist()]
 
+    def summary(self) -> str:
+        """The start-of-run lines: folder, device, precision, network sizes, data sizes."""
+        rt = self.runtime
+        procs = f", {rt['num_processes']} processes" if rt["num_processes"] > 1 else ""
+        nets = ", ".join(f"{name} {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M"
+                         for name, net in self.state.nets.items())
+        test = len(self.test_set) if self.test_set is not None else 0
+        start = f"resuming at step {self.step}" if self.step else "from scratch"
+        return "\n".join([
+            f"run      {self.run_dir} ({self.cfg.family}, {start}, {self.cfg.train.max_steps} steps)",
+            f"device   {self.acc.device}{procs}; "
+            f"precision {rt['mixed_precision']} ({rt['precision_source']})",
+            f"params   {nets}",
+            f"data     {self.cfg.data.mode}: {len(self.train_set)} training items, {test} test items, "
+            f"batch {self.cfg.data.batch_size} per process",
+        ])
+
     def run(self) -> RunResult:
         cfg, tc = self.cfg, self.cfg.train
         if tc.resume:
             self.resume()
+        if self.main:
+            print(self.summary(), file=sys.stderr, flush=True)
         if self.acc.trackers == [] and self.acc.log_with:
             self.acc.init_trackers(self.run_dir.name)
         start_step, start_time = self.step, time.monotonic()
