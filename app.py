@@ -6,6 +6,11 @@ With no `--checkpoint` it opens the shipped demo `checkpoints/demo_pix2pix_pono_
 (checkpoint discovery, model cards, upload checks, glyph text, moment maps) lives in
 `ponogan.app_support` and `ponogan.pipeline`; this file only lays out the UI and wires events.
 The endpoint `/translate` takes the image first, every other input optional, and returns the image.
+
+Start-up problems are one line on stderr and exit status 2: a port already in use, an explicit
+`--checkpoint` that does not load, or no run under `--checkpoints-dir` that loads (broken runs are
+skipped with a warning when good ones exist). Uploads and results are deleted from gradio's cache
+after `--upload-max-age` seconds, a rejected upload at once.
 """
 
 from __future__ import annotations
@@ -21,27 +26,33 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 import gradio as gr  # noqa: E402
+from gradio.utils import get_upload_folder  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ponogan.app_support import (  # noqa: E402
+    APP_MAX_PIXELS,
     DEFAULT_DEMO,
     MAX_TEXT_CHARS,
+    UPLOAD_MAX_AGE_S,
     CheckpointInfo,
     PipelineCache,
+    discard_upload,
     find_checkpoints,
     glyph_font,
     hstack,
     load_upload,
     model_card,
     moment_gallery,
+    port_in_use,
     read_checkpoint,
     render_text,
     translate_tiles,
+    usable_checkpoints,
 )
 from ponogan.pipeline import FAMILIES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_MAX_PIXELS = 2048 * 2048
+PAPER_MODE_LABEL = "pix2pix test mode: batch statistics + dropout"
 IMAGE_HEIGHT = 300
 # Small images (64 px glyphs) are shown enlarged: keep their pixels sharp.
 CSS = ".image-frame img, #moments img { image-rendering: pixelated; }"
@@ -52,7 +63,8 @@ def checked_image(max_pixels: int, **kwargs) -> gr.Image:
     """A `gr.Image` whose uploads are decoded by ponogan's loader into an RGB PIL image.
 
     A file that is not an image, is truncated or has more than `max_pixels` pixels becomes a `gr.Error`
-    with the loader's reason, shown in the UI and returned to API clients.
+    with the loader's reason, shown in the UI and returned to API clients, and is deleted from
+    gradio's upload cache right away (only files inside that cache are ever deleted).
     """
     component = gr.Image(type="filepath", image_mode=None, **kwargs)
     to_path = component.preprocess  # gradio's own: moves the upload to its cache, returns the path
@@ -60,9 +72,11 @@ def checked_image(max_pixels: int, **kwargs) -> gr.Image:
     def preprocess(payload):
         if payload is None:
             return None
+        path = payload.path or to_path(payload)
         try:
-            return load_upload(payload.path or to_path(payload), max_pixels)
+            return load_upload(path, max_pixels)
         except (ValueError, OSError) as err:
+            discard_upload(path, get_upload_folder())
             raise gr.Error(str(err), title="Invalid image") from None
 
     # NOTE: set on the instance, not by subclassing: gradio writes a .pyi stub beside the module of
@@ -80,9 +94,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help=f"largest upload in pixels (default {DEFAULT_MAX_PIXELS})")
+    parser.add_argument("--max-pixels", type=int, default=APP_MAX_PIXELS,
+                        help=f"largest upload in pixels (default {APP_MAX_PIXELS})")
     parser.add_argument("--concurrency", type=int, default=1, help="requests computed at once (default 1)")
+    parser.add_argument("--upload-max-age", type=int, default=UPLOAD_MAX_AGE_S, metavar="SECONDS",
+                        help="delete uploads and results from gradio's cache once they are this old "
+                             f"(default {UPLOAD_MAX_AGE_S}; checked every min(SECONDS, 300) s)")
     return parser.parse_args(argv)
 
 
@@ -100,8 +117,38 @@ def collect_checkpoints(args: argparse.Namespace) -> tuple[dict[str, CheckpointI
     return runs, DEFAULT_DEMO if DEFAULT_DEMO in runs else next(iter(runs))
 
 
+def load_runs(args: argparse.Namespace, cache: PipelineCache) -> tuple[dict[str, CheckpointInfo], str]:
+    """The runs that load (each loaded once, into `cache`) and the one to open first.
+
+    Broken runs are skipped with one warning line each; `ValueError` when an explicit `--checkpoint`
+    does not load or when no run loads at all.
+    """
+    runs, default = collect_checkpoints(args)
+    good, broken = usable_checkpoints(runs, cache)
+    explicit = args.checkpoint is not None
+    if explicit and default in broken:
+        raise ValueError(f"cannot load --checkpoint {args.checkpoint}: {broken[default]}")
+    if not good:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in broken.items())
+        raise ValueError(f"no checkpoint under {args.checkpoints_dir} loads ({reasons}); "
+                         "pass --checkpoint RUN_DIR")
+    for name, reason in broken.items():
+        print(f"app.py: warning: skipping checkpoint {name}: {reason}", file=sys.stderr)
+    if default not in good:
+        default = DEFAULT_DEMO if DEFAULT_DEMO in good else next(iter(good))
+    return good, default
+
+
+def cache_schedule(max_age: int) -> tuple[int, int]:
+    """`gr.Blocks(delete_cache=(frequency, age))`: files older than `max_age` s, checked every
+    min(`max_age`, 300) s, so the cache holds at most about `max_age` + 300 s of uploads and results."""
+    if max_age < 1:
+        raise ValueError(f"--upload-max-age must be at least 1 second, got {max_age}")
+    return min(max_age, 300), max_age
+
+
 def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCache,
-              max_pixels: int = DEFAULT_MAX_PIXELS) -> gr.Blocks:
+              max_pixels: int = APP_MAX_PIXELS, upload_max_age: int = UPLOAD_MAX_AGE_S) -> gr.Blocks:
     """Lay out the UI for the runs in `runs`, opened on `default`."""
 
     def pipeline_for(checkpoint: str | None):
@@ -114,28 +161,33 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
             raise gr.Error(f"Cannot load checkpoint {name}: {err}") from None
 
     def translate(image: Image.Image, direction: str = "AtoB", seed: float | None = 0, n_styles: float = 1,
-                  style_image: Image.Image | None = None, checkpoint: str | None = None) -> Image.Image:
+                  style_image: Image.Image | None = None, checkpoint: str | None = None,
+                  paper_mode: bool = False) -> Image.Image:
         if image is None:
             raise gr.Error("Upload or paste an image first.")
         _, pipe = pipeline_for(checkpoint)
+        test_mode = "paper" if paper_mode else "eval"
         try:
             if not pipe.multimodal:
-                return pipe([image], direction=direction)[0]
+                return pipe([image], direction=direction, seed=int(seed or 0), test_mode=test_mode)[0]
             if style_image is not None:
-                return pipe([image], direction=direction, style=style_image)[0]
-            outputs = pipe([image], direction=direction, seed=int(seed or 0), n_styles=int(n_styles))
+                return pipe([image], direction=direction, style=style_image, test_mode=test_mode)[0]
+            outputs = pipe([image], direction=direction, seed=int(seed or 0), n_styles=int(n_styles),
+                           test_mode=test_mode)
             return hstack(outputs, gap=4)
         except (TypeError, ValueError) as err:
             raise gr.Error(str(err)) from None
 
-    def translate_text(text: str, direction: str = "AtoB", checkpoint: str | None = None):
+    def translate_text(text: str, direction: str = "AtoB", checkpoint: str | None = None,
+                       paper_mode: bool = False):
         info, pipe = pipeline_for(checkpoint)
         font = glyph_font(info.config, direction)
         if font is None:
             raise gr.Error("This checkpoint was not trained on the built-in glyph data.")
         try:
             tiles = render_text(text or "", font, int(info.config["data"].get("image_size", 64)))
-            return hstack(tiles), hstack(translate_tiles(pipe, tiles, direction))
+            translated = translate_tiles(pipe, tiles, direction, "paper" if paper_mode else "eval")
+            return hstack(tiles), hstack(translated)
         except ValueError as err:
             raise gr.Error(str(err)) from None
 
@@ -159,11 +211,13 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
             gr.Radio(choices=directions, value=directions[0], interactive=len(directions) > 1),
             gr.Accordion(visible=pipe.multimodal),
             gr.Tab(visible=glyph_font(info.config, "AtoB") is not None),
+            gr.Checkbox(visible=pipe.test_mode_matters),
         )
 
     first = runs[default]
     first_pipe = cache.get(first.path)
-    with gr.Blocks(title="ponogan: PONO-MS image translation") as demo:
+    with gr.Blocks(title="ponogan: PONO-MS image translation",
+                   delete_cache=cache_schedule(upload_max_age)) as demo:
         gr.Markdown(
             "## ponogan: image-to-image translation with Positional Normalization and Moment Shortcut\n"
             "Pick a checkpoint, upload or paste an image, press **Translate**. Output is lossless PNG."
@@ -175,6 +229,13 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
                 # All directions here so API calls may ask any; each page load narrows it to the model's.
                 direction = gr.Radio(choices=list(ALL_DIRECTIONS), value="AtoB", label="Direction",
                                      elem_id="direction")
+                # Shown only for generators with BatchNorm or dropout (pix2pix U-Net): for the others
+                # both test modes give the same output.
+                paper_mode = gr.Checkbox(
+                    value=False, label=PAPER_MODE_LABEL, elem_id="paper-mode",
+                    visible=first_pipe.test_mode_matters,
+                    info="As in the pix2pix paper: BatchNorm with the image's own statistics, dropout on "
+                         "(seeded, so repeatable). Off: the saved running statistics, no dropout.")
             with gr.Column(scale=2):
                 card = gr.Markdown(model_card(first.config, default), elem_id="model-card")
 
@@ -207,30 +268,41 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
             moments_btn = gr.Button("Show moments of the input", elem_id="moments-btn")
             moments = gr.Gallery(label="Moments", columns=4, format="png", elem_id="moments")
 
-        translate_btn.click(translate, [image_in, direction, seed, n_styles, style_image, checkpoint],
+        translate_btn.click(translate,
+                            [image_in, direction, seed, n_styles, style_image, checkpoint, paper_mode],
                             image_out, api_name="translate")
-        text_btn.click(translate_text, [text, direction, checkpoint], [text_src, text_out],
+        text_btn.click(translate_text, [text, direction, checkpoint, paper_mode], [text_src, text_out],
                        api_name="translate_text")
         moments_btn.click(show_moments, [image_in, direction, checkpoint], moments, api_name="moments")
-        model_view = [card, direction, style_box, glyph_tab]
+        model_view = [card, direction, style_box, glyph_tab, paper_mode]
         checkpoint.change(on_checkpoint, checkpoint, model_view, api_visibility="private")
         demo.load(on_checkpoint, checkpoint, model_view, api_visibility="private")
     return demo
 
 
+def _port_error(args: argparse.Namespace) -> str:
+    return f"port {args.port} on {args.host} is in use (another app.py?); choose another with --port"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        runs, default = collect_checkpoints(args)
+        if port_in_use(args.host, args.port):  # before minutes of model loading, not after
+            raise ValueError(_port_error(args))
         cache = PipelineCache(capacity=2, device=args.device)
-        cache.get(runs[default].path)  # fail now, with the loader's message, on a bad checkpoint
+        runs, default = load_runs(args, cache)
+        demo = build_app(runs, default, cache, max_pixels=args.max_pixels, upload_max_age=args.upload_max_age)
     except (OSError, ValueError) as err:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 2
-    demo = build_app(runs, default, cache, max_pixels=args.max_pixels)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size="50mb", ssr_mode=False,
-                footer_links=["api"], css=CSS)
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, max_file_size="50mb", ssr_mode=False,
+                    footer_links=["api"], css=CSS)
+    except OSError as err:  # taken between the check and the launch, or a host it cannot bind
+        message = _port_error(args) if "port" in str(err).lower() else str(err).split(". ")[0]
+        print(f"app.py: error: {message}", file=sys.stderr)
+        return 2
     return 0
 
 

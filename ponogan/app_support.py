@@ -1,9 +1,12 @@
 """The logic behind the Gradio app (app.py), kept free of UI code so it is testable on its own.
 
-- `find_checkpoints(root)`: the run folders under `checkpoints/` (shipped `demo_*` models first).
+- `find_checkpoints(root)`: the run folders under `checkpoints/` (shipped `demo_*` models first);
+  `usable_checkpoints(runs, cache)` loads each once and sets the broken ones aside with the reason.
 - `model_card(config)`: a markdown card from a run's `config.json` (family, shortcut, data, metrics).
 - `PipelineCache`: loaded pipelines by checkpoint, shared by the request threads.
-- `load_upload(path, max_pixels)`: an uploaded file -> PIL image, or a `ValueError` a user can read.
+- `load_upload(path, max_pixels)`: an uploaded file -> PIL image, or a `ValueError` a user can read;
+  `discard_upload(path, cache_root)` deletes a rejected upload from gradio's cache at once.
+- `port_in_use(host, port)`: checked before the models load, so a taken port is one line, not a traceback.
 - glyph text: `glyph_font(config, direction)` and `render_text(text, font, size)` draw typed text with
   the built-in data's renderer, one glyph per tile as in training; `translate_tiles` translates them
   (spaces stay blank) and `hstack` joins tiles for display.
@@ -13,6 +16,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,6 +33,13 @@ DEMO_PREFIX = "demo_"
 DEFAULT_DEMO = "demo_pix2pix_pono_ms_glyphs"
 MAX_TEXT_CHARS = 24
 WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
+# Largest upload the app decodes, in pixels. Smaller than `ponogan.data.DEFAULT_MAX_PIXELS` (Pillow's
+# decompression-bomb threshold, meant for the batch tools reading the user's own files) because anyone
+# who can reach the server can upload, and one 89-megapixel image costs gigabytes to decode and translate.
+# NOTE: kept here until `ponogan.data` defines an app limit of its own; `app.py --max-pixels` overrides it.
+APP_MAX_PIXELS = 2048 * 2048
+# gradio's cache of uploads and results: files older than this are deleted (see app.py --upload-max-age).
+UPLOAD_MAX_AGE_S = 3600
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,25 @@ def model_card(config: dict, name: str = "") -> str:
     return "\n".join(lines)
 
 
+def usable_checkpoints(runs: dict[str, CheckpointInfo], cache: PipelineCache
+                       ) -> tuple[dict[str, CheckpointInfo], dict[str, str]]:
+    """Load every run once through `cache`: `(runs that load, {name: reason} for those that do not)`.
+
+    Why: a run folder can look complete (config and weights present) and still fail to load (a
+    truncated or mismatched `model.safetensors`); the app must start with the good runs and never
+    offer a broken one in its picker.
+    """
+    good, broken = {}, {}
+    for name, info in runs.items():
+        try:
+            cache.get(info.path)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
+            broken[name] = " ".join(str(err).split()) or type(err).__name__
+        else:
+            good[name] = info
+    return good, broken
+
+
 class PipelineCache:
     """Loaded pipelines by path, at most `capacity`, least recently used dropped first; thread-safe."""
 
@@ -170,6 +201,34 @@ def load_upload(path: str | Path, max_pixels: int) -> Image.Image:
         return load_image(path, "RGB", max_pixels)
     except ImageLoadError as err:
         raise ValueError(f"Cannot use this upload: {err.reason}.") from None
+
+
+def discard_upload(path: str | os.PathLike, cache_root: str | os.PathLike) -> bool:
+    """Delete `path` when it is a file inside gradio's upload cache `cache_root` (and its folder when
+    that is left empty); anything outside the cache is never touched. Returns whether it was deleted.
+
+    Why: a rejected upload (not an image, too many pixels) is useless, and gradio would otherwise keep
+    it until its cache is next cleaned, so repeated bad uploads of tens of MB fill the disk.
+    """
+    path, root = Path(path).resolve(), Path(cache_root).resolve()
+    if root == path or root not in path.parents or not path.is_file():
+        return False
+    path.unlink()
+    if path.parent != root and not any(path.parent.iterdir()):
+        path.parent.rmdir()
+    return True
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another process listens on `host:port` (binding with `SO_REUSEADDR`, as servers do, so
+    a port left in TIME_WAIT by an earlier run does not count as taken)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def glyph_font(config: dict, direction: str) -> str | None:
@@ -201,14 +260,16 @@ def render_text(text: str, font: str, size: int) -> list[Image.Image]:
     return tiles
 
 
-def translate_tiles(pipe: TranslationPipeline, tiles: list[Image.Image], direction: str) -> list[Image.Image]:
+def translate_tiles(pipe: TranslationPipeline, tiles: list[Image.Image], direction: str,
+                    test_mode: str | None = None) -> list[Image.Image]:
     """Translate glyph tiles; blank tiles (spaces) stay blank instead of going through the model.
 
     A blank tile is outside the training data (every training tile holds a glyph); instance-normalised
-    generators turn its constant input into artefacts.
+    generators turn its constant input into artefacts. `test_mode` is passed to the pipeline (seed 0).
     """
     inked = [i for i, tile in enumerate(tiles) if tile.convert("L").getextrema()[0] < 255]
-    outputs = pipe([tiles[i] for i in inked], direction=direction, seed=0) if inked else []
+    tiles_in = [tiles[i] for i in inked]
+    outputs = pipe(tiles_in, direction=direction, seed=0, test_mode=test_mode) if inked else []
     per_tile = len(outputs) // max(1, len(inked))
     translated = list(tiles)
     for k, i in enumerate(inked):

@@ -155,11 +155,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(checkpoints, tmp_path_factory):
+def gradio_tmp(tmp_path_factory):
+    """The served app's upload and result cache (`GRADIO_TEMP_DIR`)."""
+    return tmp_path_factory.mktemp("gradio_tmp")
+
+
+@pytest.fixture(scope="module")
+def server(checkpoints, gradio_tmp, tmp_path_factory):
     """`python app.py` on a free localhost port, serving the tiny checkpoints; yields its URL."""
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "app.log"
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio_tmp")),
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(gradio_tmp),
            "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "CUDA_VISIBLE_DEVICES": "",
            "OMP_NUM_THREADS": "1"}
     with open(log, "w") as out:
@@ -239,6 +245,59 @@ def test_client_bad_uploads_get_a_message(client, images, name, message):
         client.predict(handle_file(str(images / "small.png")), direction="BtoA", api_name="/translate")
 
 
+def test_rejected_uploads_leave_the_cache_at_once(client, images, gradio_tmp):
+    """A rejected upload is deleted from gradio's cache by the app, not kept until the cache is cleaned."""
+    from gradio_client import handle_file
+
+    for name in ("large.png", "text.png", "corrupt.png"):
+        with pytest.raises(Exception, match="Cannot use this upload"):
+            client.predict(handle_file(str(images / name)), api_name="/translate")
+        assert not [p for p in gradio_tmp.rglob(name)], f"{name} is still in gradio's cache"
+    result = client.predict(handle_file(str(images / "small.png")), api_name="/translate")
+    assert Path(result).is_file() and list(gradio_tmp.rglob("small.png"))  # accepted uploads stay
+
+
+def test_client_paper_test_mode(client, images, checkpoints):
+    """`paper_mode` reaches the pipeline: BatchNorm with the image's statistics, seeded dropout."""
+    from gradio_client import handle_file
+
+    from ponogan.pipeline import TranslationPipeline
+
+    small = handle_file(str(images / "small.png"))
+    plain = client.predict(small, api_name="/translate")
+    paper = client.predict(small, paper_mode=True, api_name="/translate")
+    pipe = TranslationPipeline.from_pretrained(checkpoints / "demo_tiny_pix2pix", device="cpu")
+    image = load_upload(images / "small.png", MAX_PIXELS)
+    for result, mode in ((plain, "eval"), (paper, "paper")):
+        expected = np.asarray(pipe([image], seed=0, test_mode=mode)[0], np.int16)
+        assert np.abs(np.asarray(Image.open(result), np.int16) - expected).max() <= 1
+    assert not np.array_equal(np.asarray(Image.open(plain)), np.asarray(Image.open(paper)))
+
+
+def _load_app():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ponogan_app", REPO / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    return app
+
+
+def test_paper_mode_control_only_for_batchnorm_models(checkpoints):
+    """The checkbox shows for the pix2pix U-Net (BatchNorm) and hides for MUNIT (no BN, no dropout)."""
+    app = _load_app()
+    cache = PipelineCache(device="cpu")
+    runs = {info.name: info for info in find_checkpoints(checkpoints)}
+    for default, visible in (("demo_tiny_pix2pix", True), ("zz_run_munit", False)):
+        demo = app.build_app(runs, default, cache)
+        [box] = [c for c in demo.config["components"] if c["props"].get("elem_id") == "paper-mode"]
+        assert box["props"]["visible"] is visible and box["props"]["label"] == app.PAPER_MODE_LABEL
+        on_checkpoint = next(f.fn for f in demo.fns.values() if f.name == "on_checkpoint")
+        assert on_checkpoint("zz_run_munit")[-1].visible is False
+        assert on_checkpoint("demo_tiny_pix2pix")[-1].visible is True
+        assert demo.delete_cache == (300, 3600)
+
+
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} missing: apt-get install -y chromium")
 def test_browser_upload_translate_and_errors(server, images):
     from playwright.sync_api import sync_playwright
@@ -256,6 +315,19 @@ def test_browser_upload_translate_and_errors(server, images):
             data = urllib.request.urlopen(src if src.startswith("http") else server + src.lstrip("/")).read()
             with Image.open(io.BytesIO(data)) as img:
                 assert img.format == "PNG" and img.size == (37, 29)
+
+            paper_box = page.locator("#paper-mode input[type=checkbox]")  # pix2pix U-Net: BatchNorm
+            assert page.get_by_text("pix2pix test mode: batch statistics + dropout").is_visible()
+            paper_box.check()
+            page.locator("#translate-btn").click()
+            page.wait_for_function(
+                "src => { const img = document.querySelector('#output-image img'); "
+                "return img && img.getAttribute('src') !== src; }", arg=src, timeout=30_000)
+            paper_src = output.get_attribute("src")
+            paper = urllib.request.urlopen(paper_src if paper_src.startswith("http")
+                                           else server + paper_src.lstrip("/")).read()
+            assert np.asarray(Image.open(io.BytesIO(paper))).tolist() != \
+                np.asarray(Image.open(io.BytesIO(data))).tolist()
 
             for name, message in (("text.png", "not an image Pillow can read"),
                                   ("large.png", "exceeds max_pixels=5000")):

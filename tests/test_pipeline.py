@@ -258,3 +258,82 @@ def test_shipped_demo_translates_held_out_glyphs(name):
     model = [iou(glyph_mask(pil_to_tensor(y)), item["B_mask"]) for y, item in pairs]
     identity = [iou(glyph_mask(item["A"]), item["B_mask"]) for item in items]
     assert np.mean(model) > np.mean(identity) + 0.05
+
+
+# --- test-time mode: eval (running statistics, no dropout) vs paper (pix2pix's test time) ---
+
+
+def _bn_dropout_unet(use_dropout=True):
+    """A tiny U-Net with BatchNorm and (with num_downs 6) dropout 0.5 on decoder level 4, with running
+    statistics far from any batch's, as after training."""
+    torch.manual_seed(0)
+    net = create_generator("unet_128", ngf=4, num_downs=6, shortcut="ms", use_dropout=use_dropout)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.num_batches_tracked.fill_(7)
+    return net
+
+
+@pytest.fixture(scope="module")
+def bn_run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("bn") / "unet", "pix2pix", {"G": _bn_dropout_unet()})
+
+
+def _same(a: Image.Image, b: Image.Image) -> bool:
+    return np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_paper_mode_uses_batch_statistics_and_dropout_without_touching_running_stats(bn_run):
+    pipe = TranslationPipeline.from_pretrained(bn_run, device="cpu")
+    assert pipe.test_mode == "eval" and pipe.test_mode_matters
+    before = {k: v.clone() for k, v in pipe.generators["G"].state_dict().items()}
+    a = _odd_images()[0]
+    b = a.transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # same size: batched together with a
+
+    evals = [pipe([a, b])[0], pipe([a])[0], pipe([b, a, b], batch_size=3)[1]]
+    assert all(_same(evals[0], out) for out in evals)  # deterministic, independent of the batch
+    paper = pipe([a], test_mode="paper", seed=1)[0]
+    assert not _same(paper, evals[0])
+    assert _same(paper, pipe([a], test_mode="paper", seed=1)[0])  # seeded: reproducible
+    assert _same(paper, pipe([b, a], test_mode="paper", seed=1, batch_size=2)[1])  # its own test batch
+    assert not _same(paper, pipe([a], test_mode="paper", seed=2)[0])  # another dropout draw
+    unseeded = [pipe([a], test_mode="paper")[0] for _ in range(2)]
+    assert not _same(*unseeded)  # dropout is on: fresh noise each call
+
+    after = pipe.generators["G"].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running stats never updated
+    assert not any(m.training for m in pipe.generators["G"].modules())  # the loaded net stays in eval
+    assert _same(pipe([a])[0], evals[0])
+
+
+def test_paper_mode_batchnorm_is_the_images_own_statistics(tmp_path):
+    """Without dropout, paper mode equals the generator in train mode run on the image alone."""
+    net = _bn_dropout_unet(use_dropout=False)
+    pipe = TranslationPipeline.from_pretrained(make_run(tmp_path / "bn", "pix2pix", {"G": net}),
+                                               device="cpu", test_mode="paper")
+    img = _odd_images()[0]
+    reference = _bn_dropout_unet(use_dropout=False).train()
+    with torch.no_grad():
+        expected = reference(pil_to_tensor(img, "RGB")[None])[0]
+    out = pipe([img, _odd_images()[1]], seed=None)[0]
+    diff = np.abs(np.asarray(out, np.int16) - np.asarray(tensor_to_pil(expected), np.int16))
+    assert diff.max() <= 1
+    assert not _same(out, pipe([img], test_mode="eval")[0])
+
+
+def test_test_mode_is_a_no_op_without_batchnorm_or_dropout(pipes):
+    img = _odd_images()[0]
+    for family in ("cyclegan", "munit"):
+        pipe = pipes[family]
+        assert not pipe.test_mode_matters
+        kwargs = {"seed": 3} if family == "munit" else {}
+        assert _same(pipe([img], test_mode="paper", **kwargs)[0], pipe([img], test_mode="eval", **kwargs)[0])
+
+
+def test_bad_test_mode(runs, pipes):
+    with pytest.raises(ValueError, match="test_mode must be one of eval, paper, got 'train'"):
+        TranslationPipeline.from_pretrained(runs["pix2pix"], device="cpu", test_mode="train")
+    with pytest.raises(ValueError, match="test_mode must be one of eval, paper"):
+        pipes["pix2pix"](_odd_images()[0], test_mode="batch")

@@ -150,3 +150,42 @@ def test_impossible_hardware_requests_have_clear_messages():
     if not torch.cuda.is_available():
         with pytest.raises(TrainingError, match="no CUDA GPU"):
             build_accelerator(from_dict({"train": {"device": "cuda"}}))
+
+
+def _parsed(argv):
+    import argparse
+
+    from ponogan.training.cli import add_arguments, build_config, parse_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return build_config(parse_args(parser, argv))
+
+
+def test_presets_by_name_and_listing(capsys):
+    from ponogan.training.cli import main
+
+    cfg = _parsed(["--config", "cyclegan_pono_ms_glyphs"])
+    assert cfg.family == "cyclegan" and cfg.model.generator_kwargs["layout"] == "official"
+    assert main(["--list-presets"]) == 0
+    out = capsys.readouterr().out
+    assert "pix2pix_pono_ms_glyphs" in out and "munit_pono_ms" in out and "default run" in out
+    assert main(["--config", "cyclegan_pono_mss"]) == 2
+    assert "no preset or file named 'cyclegan_pono_mss'; presets: cyclegan," in capsys.readouterr().err
+
+
+def test_cyclegan_repository_flags_map_to_fields(capsys):
+    cfg = _parsed(["--dataroot", "datasets/horse2zebra", "--name", "h2z", "--model", "cycle_gan",
+                   "--netG", "resnetPONODMS_9blocks", "--norm", "batch", "--direction=BtoA",
+                   "--no_dropout", "--lr", "1e-4", "--checkpoints_dir", "runs", "--gpu_ids", "-1"])
+    assert (cfg.family, cfg.data.mode, cfg.data.root, cfg.run_name) == ("cyclegan", "unaligned",
+                                                                        "datasets/horse2zebra", "h2z")
+    assert (cfg.model.generator, cfg.model.shortcut) == ("resnet_9blocks", "dms")
+    gkw = cfg.model.generator_kwargs
+    assert gkw["layout"] == "official" and gkw["norm"] == "batch"
+    assert cfg.model.discriminator_kwargs["norm"] == "batch" and cfg.data.options.direction == "BtoA"
+    assert cfg.optim.lr_g == cfg.optim.lr_d == 1e-4 and cfg.output_dir == "runs/h2z"
+    assert cfg.train.device == "cpu" and cfg.model.generator_kwargs["use_dropout"] is False
+    with pytest.raises(SystemExit):
+        _parsed(["--n_epochs", "100"])
+    assert "--max-steps" in capsys.readouterr().err

@@ -6,6 +6,10 @@ whose items carry the target's binary glyph) under the output folder, each image
 so that the folder evaluation pairs ``_s0`` with the target and measures diversity over all samples.
 Only paired data (``aligned``, the glyph test split) saves targets under the inputs' names; for
 unpaired data the targets are written as ``real_<index>_<stem>.png`` and only FID applies.
+
+Every file and folder written is listed in the output folder's manifest (``report.EvalOutput``)
+before it is written: ``overwrite`` deletes only listed files, and a ``input/``, ``fake/``, ``real/`` or
+``mask/`` folder holding anything eval did not write stops the run before anything is touched.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from tqdm import tqdm
 
 from ponogan.data import DataOptions, create_dataset, tensor_to_pil
 
-from .images import list_images
+from .report import REPORT_FILES, EvalOutput
 
 PAIRED_MODES = ("aligned", "glyphs")
+SPLIT_FOLDERS = ("input", "fake", "real", "mask")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,26 @@ def dataset_for_run(config: dict, data: str, split: str):
     return create_dataset(mode, root, phase=split, **options), mode
 
 
+def prepare_output(out_dir: str | Path, *, overwrite: bool = False) -> EvalOutput:
+    """Check ``out_dir`` before a run's split is translated into it, and clear eval's earlier images.
+
+    Raises ``FileExistsError`` (nothing touched) when the split folders or the report names hold
+    anything eval did not write, or, without ``overwrite``, images of an earlier evaluation (they would
+    mix into FID). With ``overwrite`` only the files listed in the manifest are deleted.
+    """
+    output = EvalOutput(out_dir)
+    output.check_free(REPORT_FILES, SPLIT_FOLDERS)
+    earlier = output.own_files(trees=SPLIT_FOLDERS)
+    if earlier and not overwrite:
+        raise FileExistsError(
+            f"{output.root} already holds {len(earlier)} images from an earlier evaluation (e.g. "
+            f"{earlier[0]}); pass --overwrite to replace them or choose another --out"
+        )
+    if earlier:
+        output.remove(earlier)
+    return output
+
+
 def translate_split(
     pipe,
     dataset,
@@ -76,23 +101,16 @@ def translate_split(
 ) -> TranslatedSplit:
     """Translate every item of ``dataset`` (item ``A`` -> fake, item ``B`` = target) into ``out_dir``.
 
-    ``direction="BtoA"`` translates item ``B`` and scores it against item ``A``. Images left in the
-    output subfolders by an earlier run would mix into FID, so they raise ``FileExistsError`` unless
-    ``overwrite`` removes them first.
+    ``direction="BtoA"`` translates item ``B`` and scores it against item ``A``. The output folder is
+    checked by :func:`prepare_output` (``overwrite`` replaces images of an earlier evaluation only).
+    ``seed`` seeds MUNIT's styles and, for a pipeline in ``"paper"`` test mode, the dropout noise.
     """
     out_dir = Path(out_dir)
+    output = prepare_output(out_dir, overwrite=overwrite)
     source_key, target_key = ("A", "B") if direction == "AtoB" else ("B", "A")
-    folders = {name: out_dir / name for name in ("input", "fake", "real", "mask")}
-    stale = [p for folder in folders.values() if folder.is_dir() for p in list_images(folder)]
-    if stale and not overwrite:
-        raise FileExistsError(
-            f"{out_dir} already holds {len(stale)} images from an earlier evaluation (e.g. {stale[0]}); "
-            "pass --overwrite to replace them or choose another --out"
-        )
-    for path in stale:
-        path.unlink()
+    folders = {name: out_dir / name for name in SPLIT_FOLDERS}
     for name in ("input", "fake", "real"):
-        folders[name].mkdir(parents=True, exist_ok=True)
+        output.mkdir(name)
     multimodal = bool(getattr(pipe, "multimodal", False))
     styles = num_styles if multimodal else 1
     has_masks = False
@@ -103,22 +121,25 @@ def translate_split(
         items = [dataset[i] for i in indices[start : start + batch_size]]
         names = [f"{start + j:05d}_{_stem(item[f'{source_key}_path'])}" for j, item in enumerate(items)]
         images = [tensor_to_pil(item[source_key]) for item in items]
-        kwargs = {"n_styles": styles, "seed": seed} if multimodal else {}
-        outputs = pipe(images, direction=direction, **kwargs)
+        kwargs = {"n_styles": styles} if multimodal else {}
+        outputs = pipe(images, direction=direction, seed=seed, **kwargs)
         for j, (name, item, image) in enumerate(zip(names, items, images, strict=True)):
-            image.save(folders["input"] / f"{name}.png")
             real_name = name if paired else f"real_{start + j:05d}_{_stem(item[f'{target_key}_path'])}"
-            tensor_to_pil(item[target_key]).save(folders["real"] / f"{real_name}.png")
+            files = {
+                folders["input"] / f"{name}.png": image,
+                folders["real"] / f"{real_name}.png": tensor_to_pil(item[target_key]),
+            }
             if "B_mask" in item and target_key == "B":
-                folders["mask"].mkdir(exist_ok=True)
-                tensor_to_pil(item["B_mask"] * 2 - 1).save(folders["mask"] / f"{name}.png")
+                output.mkdir("mask")
+                files[folders["mask"] / f"{name}.png"] = tensor_to_pil(item["B_mask"] * 2 - 1)
                 has_masks = True
             samples = outputs[j * styles : (j + 1) * styles]
-            if styles == 1:
-                samples[0].save(folders["fake"] / f"{name}.png")
-            else:
-                for k, sample in enumerate(samples):
-                    sample.save(folders["fake"] / f"{name}_s{k}.png")
+            suffixes = [""] if styles == 1 else [f"_s{k}" for k in range(styles)]
+            for suffix, sample in zip(suffixes, samples, strict=True):
+                files[folders["fake"] / f"{name}{suffix}.png"] = sample
+            output.claim(files)
+            for path, img in files.items():
+                img.save(path)
     return TranslatedSplit(
         input=folders["input"],
         fake=folders["fake"],

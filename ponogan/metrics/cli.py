@@ -1,7 +1,9 @@
 """``ponogan eval``: score a folder of fakes against targets, or a trained run on a dataset split.
 
 Exit status: 0 every requested metric was computed; 3 some were skipped (reasons printed, the rest
-written); 1 none could be computed (the report still lists why); 2 bad arguments or missing folders.
+written); 1 none could be computed (the report still lists why); 2 bad arguments, missing folders, a
+folder without one readable image, or an ``--out`` holding files eval did not write. Unreadable image
+files are skipped with one warning and counted in the report.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from ponogan.pipeline import DEFAULT_TEST_MODE, TEST_MODES
 
 from .registry import DEFAULT_METRICS, METRICS
 
@@ -37,8 +41,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--num-styles", type=int, default=4, help="MUNIT: samples per input for diversity (default 4)"
     )
-    run.add_argument("--seed", type=int, default=0, help="MUNIT: seed of the random styles (default 0)")
-    run.add_argument("--overwrite", action="store_true", help="replace images of an earlier run in --out")
+    run.add_argument(
+        "--seed", type=int, default=0, help="seed of MUNIT's styles and of paper mode's dropout (default 0)"
+    )
+    run.add_argument(
+        "--test-mode",
+        choices=TEST_MODES,
+        help="eval (default): BatchNorm running statistics, no dropout; paper: the pix2pix paper's test "
+        "time, BatchNorm with each image's statistics and dropout on (matters for U-Net/BatchNorm models)",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the images of an earlier evaluation in --out (only files eval listed in its manifest)",
+    )
     run.add_argument(
         "--record", action="store_true", help="also merge the metrics into the run's config.json"
     )
@@ -93,7 +109,8 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str]):
 
     from .checkpoint import PAIRED_MODES, dataset_for_run, translate_split
 
-    pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=args.device)
+    test_mode = args.test_mode or DEFAULT_TEST_MODE
+    pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=args.device, test_mode=test_mode)
     dataset, mode = dataset_for_run(pipe.config, args.data, args.split)
     split = translate_split(
         pipe,
@@ -109,7 +126,8 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str]):
     config = _eval_config(args, real=split.real, fake=split.fake, input=split.input, masks=split.masks)
     notes = [
         f"checkpoint {args.checkpoint} ({pipe.family}), data {args.data} ({mode}, split {args.split}, "
-        f"{split.num_items} items, {args.direction})"
+        f"{split.num_items} items, {args.direction}), test mode {test_mode}"
+        + (f" (seed {args.seed})" if test_mode == "paper" and pipe.test_mode_matters else "")
     ]
     return config, notes
 
@@ -130,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         return _error("folder evaluation needs both --real and --fake")
     if run_mode and (args.checkpoint is None or args.data is None):
         return _error("run evaluation needs both --checkpoint and --data")
+    if folder_mode and args.test_mode is not None:
+        return _error("--test-mode applies to --checkpoint evaluation (folders are scored as they are)")
     if args.num_styles < 2 and "diversity" in metrics:
         return _error("--num-styles must be at least 2 for diversity")
     try:
@@ -139,9 +159,15 @@ def run(args: argparse.Namespace) -> int:
             config = _eval_config(args, real=args.real, fake=args.fake, input=args.input, masks=args.masks)
             notes = []
         result = evaluate_folders(config, notes=notes)
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as err:
+    except (OSError, ValueError, TypeError) as err:
         return _error(str(err))
 
+    if result.unreadable:
+        listed = [f"{path} ({reason})" for path, reason in sorted(result.unreadable.items())]
+        more = f"; and {len(listed) - 5} more (see metrics.md)" if len(listed) > 5 else ""
+        shown = "; ".join(listed[:5])
+        warning = f"ponogan eval: warning: skipped {len(listed)} unreadable image(s): {shown}{more}"
+        print(warning, file=sys.stderr)
     for name, reason in result.skipped.items():
         print(f"ponogan eval: skipped {name}:\n  " + reason.replace("\n", "\n  "), file=sys.stderr)
     print(result.files["markdown"].read_text(encoding="utf-8"))

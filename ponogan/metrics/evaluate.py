@@ -5,6 +5,11 @@ Pairing: a fake pairs with the target of the same relative path and stem (``a/x.
 --n-styles K`` writes) pairs its ``_s0`` sample with ``x``. FID uses every file of both folders; diversity
 groups ``x_s<k>`` files per input. A metric that cannot run (missing weight file, no pairs, images too
 small) is recorded in ``EvalResult.skipped`` with the reason, and the other metrics still run.
+
+Unreadable files (corrupt, truncated, not an image, too many pixels) are skipped, not fatal: every file
+of ``real`` and ``fake`` is decoded once up front, the metrics run on the readable files (paired metrics
+on the pairs whose both sides are readable), and ``EvalResult.unreadable`` and the report list what was
+left out. Only a folder with no readable image at all stops the evaluation (``ValueError``).
 """
 
 from __future__ import annotations
@@ -19,17 +24,21 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ponogan.data import ImageLoadError
+
 from .diversity import diversity_per_input
-from .fid import fid_between_folders, load_fid_model
+from .fid import extract_features, folder_statistics, load_fid_model
+from .frechet import GaussianStats, frechet_distance_stats
 from .images import keyed_images, list_images, read_image, read_mask
 from .lpips_metric import load_lpips, lpips_per_image
 from .paired import PAIRED_METRICS, match_pair
 from .registry import DEFAULT_METRICS, METRICS, parse_metrics
-from .report import write_report
+from .report import REPORT_FILES, EvalOutput, write_report
 from .weights import MissingWeightsError
 
 STYLE_SUFFIX = re.compile(r"^(?P<base>.+)_s(?P<k>\d+)$")
 STRUCTURE_METRICS = ("iou", "centroid")
+LISTED_UNREADABLE = 20  # unreadable files named in metrics.md (all are counted)
 
 
 class MetricSkipped(Exception):
@@ -73,12 +82,14 @@ class EvalConfig:
 
 @dataclass
 class EvalResult:
-    """Computed values (metric name -> float), skipped metrics (name -> reason), written files."""
+    """Computed values (metric name -> float), skipped metrics (name -> reason), written files, and the
+    image files left out because they could not be read (path -> reason)."""
 
     metrics: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     num_pairs: int = 0
+    unreadable: dict[Path, str] = field(default_factory=dict)
 
 
 def split_style(key: str) -> tuple[str, int | None]:
@@ -92,25 +103,52 @@ class FolderEvaluation:
 
     def __init__(self, config: EvalConfig):
         self.config = config
+        self.unreadable: dict[Path, str] = {}
+        self.readable: dict[str, list[Path]] = {}
         for name in ("real", "fake"):
             folder = getattr(config, name)
             if not folder.is_dir():
                 raise FileNotFoundError(f"--{name} folder {folder} does not exist")
-            if not list_images(folder):
+            files = list_images(folder)
+            if not files:
                 raise FileNotFoundError(f"--{name} folder {folder} holds no images")
+            self.readable[name] = [p for p in files if self._readable(p)]
+            if not self.readable[name]:
+                raise ValueError(
+                    f"--{name} folder {folder} holds no readable image: all {len(files)} failed to load "
+                    f"(e.g. {files[0]}: {self.unreadable[files[0]]})"
+                )
         device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use --device cpu")
         self.device = device
 
+    def _readable(self, path: Path) -> bool:
+        """Decode ``path`` once; an unreadable file is recorded in ``self.unreadable`` with the reason."""
+        if path in self.unreadable:
+            return False
+        try:
+            read_image(path)
+        except (ImageLoadError, OSError) as err:
+            self.unreadable[path] = getattr(err, "reason", None) or str(err)
+            return False
+        return True
+
+    def _keyed_readable(self, name: str) -> dict[str, Path]:
+        readable = set(self.readable[name])
+        keyed = keyed_images(getattr(self.config, name))
+        return {key: path for key, path in keyed.items() if path in readable}
+
     @cached_property
     def fakes(self) -> dict[str, Path]:
-        return keyed_images(self.config.fake)
+        """Readable fakes by pair key."""
+        return self._keyed_readable("fake")
 
     @cached_property
     def pairs(self) -> list[tuple[str, Path, Path]]:
-        """``(key, fake, real)``; a styled ``x_s0`` fake stands for ``x`` when no plain ``x`` exists."""
-        real = keyed_images(self.config.real)
+        """``(key, fake, real)`` with both files readable; a styled ``x_s0`` fake stands for ``x`` when no
+        plain ``x`` exists."""
+        real = self._keyed_readable("real")
         pairs = {key: (key, path, real[key]) for key, path in self.fakes.items() if key in real}
         for key, path in self.fakes.items():
             base, k = split_style(key)
@@ -150,6 +188,7 @@ class FolderEvaluation:
 
     @cached_property
     def _masks(self) -> dict[str, Path]:
+        """Every mask file by key (unreadable ones included: their pairs skip ``iou`` / ``centroid``)."""
         return keyed_images(self.config.masks) if self.config.masks is not None else {}
 
     def paired(self, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
@@ -159,15 +198,19 @@ class FolderEvaluation:
         skipped: dict[str, str] = {}
         needs_mask = any(name in STRUCTURE_METRICS for name in names)
         for key, fake, real in self._iterate_pairs("paired metrics"):
-            mask = self._target_mask(key, fake, real) if needs_mask else None
+            mask_ok = not needs_mask or key not in self._masks or self._readable(self._masks[key])
+            mask = self._target_mask(key, fake, real) if needs_mask and mask_ok else None
             for name in names:
-                if name in skipped:
+                if name in skipped or (name in STRUCTURE_METRICS and not mask_ok):
                     continue
                 target = mask if name in STRUCTURE_METRICS else real
                 try:
                     values[name].append(float(PAIRED_METRICS[name](fake, target).mean()))
                 except ValueError as err:
                     skipped[name] = f"{name}: {err} (pair {key})"
+        for name in names:
+            if name not in skipped and not values[name]:
+                skipped[name] = f"{name}: no pair with a readable target mask"
         return {n: sum(values[n]) / len(values[n]) for n in names if n not in skipped}, skipped
 
     def lpips(self, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
@@ -179,17 +222,22 @@ class FolderEvaluation:
         return {"lpips": sum(values) / len(values)}, {}
 
     def fid(self, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
+        """FID between the readable files of both folders; the real folder's statistics are cached when
+        all its files are readable (the cache key covers every file of the folder)."""
         cfg = self.config
         model = load_fid_model(cfg.fid_weights, self.device)
-        value = fid_between_folders(
-            cfg.real,
-            cfg.fake,
-            model=model,
-            cache_dir=cfg.cache_dir,
-            batch_size=cfg.batch_size,
-            progress=cfg.progress,
-        )
-        return {"fid": value}, {}
+        options = {"batch_size": cfg.batch_size, "progress": cfg.progress}
+
+        def statistics(name: str) -> GaussianStats:
+            files = self.readable[name]
+            if len(files) < 2:
+                raise ValueError(f"FID needs at least 2 readable images, found {len(files)} in --{name}")
+            if name == "real" and not any(p in self.unreadable for p in list_images(cfg.real)):
+                return folder_statistics(cfg.real, model, cache_dir=cfg.cache_dir, **options)
+            return GaussianStats.from_features(extract_features(files, model, **options))
+
+        real_stats = statistics("real")
+        return {"fid": frechet_distance_stats(statistics("fake"), real_stats)}, {}
 
     def diversity(self, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
         """Mean pairwise LPIPS over the ``x_s<k>`` samples of each input that has at least two."""
@@ -214,10 +262,12 @@ class FolderEvaluation:
         return {"diversity": sum(scores) / len(scores)}, {}
 
     def grid_rows(self) -> list[list[Path]]:
+        """Up to ``grid_rows`` rows of readable files: input (when readable) | fake | target."""
         inputs = keyed_images(self.config.input) if self.config.input is not None else {}
         rows = []
         for key, fake, real in self.pairs[: self.config.grid_rows]:
-            rows.append([inputs[key], fake, real] if key in inputs else [fake, real])
+            with_input = key in inputs and self._readable(inputs[key])
+            rows.append([inputs[key], fake, real] if with_input else [fake, real])
         if not rows:  # unpaired: show fakes alone
             rows = [[p] for p in list(self.fakes.values())[: self.config.grid_rows]]
         return rows
@@ -234,9 +284,12 @@ GROUPS: dict[str, Callable[[FolderEvaluation, list[str]], tuple[dict[str, float]
 def evaluate_folders(config: EvalConfig, *, notes: list[str] | None = None) -> EvalResult:
     """Compute ``config.metrics``; write ``metrics.json``, ``metrics.md`` and ``grid.png`` to ``config.out``.
 
-    Raises ``FileNotFoundError`` for a missing or empty folder; every other problem skips only the
-    metrics it concerns (see ``EvalResult.skipped``).
+    Raises ``FileNotFoundError`` for a missing or empty folder, ``ValueError`` for a folder without a
+    readable image and ``FileExistsError`` when ``config.out`` holds report files eval did not write;
+    every other problem skips only the metrics (or unreadable files) it concerns (see
+    ``EvalResult.skipped`` and ``EvalResult.unreadable``).
     """
+    EvalOutput(config.out).check_free(REPORT_FILES)  # before the (possibly long) computation
     run = FolderEvaluation(config)
     by_group: dict[str, list[str]] = defaultdict(list)
     for name in config.metrics:
@@ -254,6 +307,14 @@ def evaluate_folders(config: EvalConfig, *, notes: list[str] | None = None) -> E
         f"fake: {config.fake} ({len(run.fakes)} images); real: {config.real}; pairs: {result.num_pairs}",
         *(notes or []),
     ]
+    result.unreadable = dict(run.unreadable)
+    if result.unreadable:
+        listed = [f"{path} ({reason})" for path, reason in sorted(result.unreadable.items())]
+        more = len(listed) - LISTED_UNREADABLE
+        report_notes.append(
+            f"skipped {len(listed)} unreadable image(s), not counted in any metric: "
+            + "; ".join(listed[:LISTED_UNREADABLE]) + (f"; and {more} more" if more > 0 else "")
+        )
     result.files = write_report(
         config.out, result.metrics, skipped=result.skipped, grid_rows=run.grid_rows(), notes=report_notes
     )

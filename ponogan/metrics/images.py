@@ -1,8 +1,9 @@
 """Image files for evaluation: listing folders, pairing fakes with targets, reading them as tensors.
 
-Evaluation reads every image as RGB (grayscale glyphs become three equal channels, alpha is dropped,
-as pytorch-fid does), so every metric sees the same pixels. Reading goes through
-``ponogan.data.load_image`` (decompression-bomb limit, 16-bit and palette handling).
+Folders are listed with the data package's walker (``ponogan.data.find_images``). Evaluation reads
+every image as RGB (grayscale glyphs become three equal channels, alpha is dropped, as pytorch-fid
+does), so every metric sees the same pixels. Reading goes through ``ponogan.data.load_image``
+(decompression-bomb limit, 16-bit and palette handling).
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ from pathlib import Path
 
 import torch
 
-from ponogan.data import load_image, pil_to_tensor
-
-IMAGE_EXTENSIONS = frozenset({".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"})
+from ponogan.data import find_images, load_image, pil_to_tensor
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """All image files under ``folder`` (recursive), sorted by relative path."""
+    """All image files under ``folder`` (``find_images``: each file once, one extension list), sorted by
+    relative path; ``FileNotFoundError`` when the folder does not exist."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(Path(p) for p in find_images(folder))
 
 
 def pair_key(path: Path, root: Path) -> str:

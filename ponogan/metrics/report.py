@@ -1,21 +1,191 @@
-"""Evaluation reports: ``metrics.json`` (metric name -> value), ``metrics.md`` and ``grid.png``."""
+"""Evaluation reports (``metrics.json``: metric name -> value, ``metrics.md``, ``grid.png``) and the
+manifest that keeps ``ponogan eval`` from touching files it did not write.
+
+``--out`` may be a folder the user already keeps other things in. :class:`EvalOutput` records every file
+and folder eval writes there in ``.ponogan-eval-manifest.jsonl``; eval replaces or deletes only files
+listed there, removes only (empty) folders it created, and refuses, before writing anything, to write
+a name that already exists without being listed (a user's ``metrics.json``, a ``real/`` folder of the
+user's images).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from ponogan.data import ImageLoadError, load_image
+
 from .registry import METRICS
+
+MANIFEST_NAME = ".ponogan-eval-manifest.jsonl"
+REPORT_FILES = ("metrics.json", "metrics.md", "grid.png")
+MANIFEST_VERSION = 1
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _safe_relative(name: object) -> str | None:
+    """``name`` as a relative POSIX path inside the output folder, or ``None`` (absolute, ``..``, empty)."""
+    if not isinstance(name, str) or not name or "\\" in name:
+        return None
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or path.as_posix() in ("", "."):
+        return None
+    return path.as_posix()
+
+
+class EvalOutput:
+    """An evaluation output folder and the manifest of the files and folders ``ponogan eval`` wrote there.
+
+    ``files`` and ``dirs`` are relative POSIX paths. A file counts as eval's own only when the manifest
+    lists it and it is a regular file (not a symlink); a folder is removed only when eval created it
+    and it is empty. Entries that would point outside the folder are ignored.
+
+    The manifest is JSON Lines (a header, then one ``{"file": ...}`` or ``{"dir": ...}`` per line) so
+    that claiming the files of each batch appends a few lines instead of rewriting a growing list; a
+    line cut short by an interrupted run is ignored.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.manifest = self.root / MANIFEST_NAME
+        self.files: set[str] = set()
+        self.dirs: set[str] = set()
+        if self.manifest.is_symlink() or self.manifest.exists():
+            try:
+                self._read()
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration) as err:
+                raise FileExistsError(
+                    f"cannot read the evaluation manifest {self.manifest} ({err}); ponogan eval leaves "
+                    "this folder alone: remove that file or choose another --out"
+                ) from None
+
+    def _read(self) -> None:
+        lines = self.manifest.read_text(encoding="utf-8").splitlines()
+        if not lines or json.loads(lines[0]).get("written_by") != "ponogan eval":
+            raise ValueError("not a ponogan eval manifest")
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                if number == len(lines):  # the last line of an interrupted append
+                    break
+                raise
+            kind, rel = next(iter(entry.items()))
+            target = {"file": self.files, "dir": self.dirs}[kind]
+            if _safe_relative(rel):
+                target.add(_safe_relative(rel))
+
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def owns(self, path: Path) -> bool:
+        """Whether ``path`` is a regular file inside the folder that the manifest lists."""
+        try:
+            relative = self._relative(Path(path))
+        except ValueError:  # outside the folder
+            return False
+        return relative in self.files and path.is_file() and not path.is_symlink()
+
+    def _existing(self, names: Iterable[str], trees: Iterable[str]) -> list[Path]:
+        """Every existing entry named ``names`` and every file, symlink or odd entry under ``trees``."""
+        found = []
+        for name in names:
+            path = self.root / name
+            if path.is_symlink() or path.exists():
+                found.append(path)
+        for tree in trees:
+            top = self.root / tree
+            if top.is_symlink() or (top.exists() and not top.is_dir()):
+                found.append(top)
+                continue
+            for dirpath, dirnames, filenames in os.walk(top):  # symlinked folders are listed, not entered
+                base = Path(dirpath)
+                found += [base / d for d in dirnames if (base / d).is_symlink()]
+                found += [base / f for f in filenames]
+        return found
+
+    def foreign(self, names: Iterable[str] = (), trees: Iterable[str] = ()) -> list[Path]:
+        """Existing entries among ``names`` (files directly in the folder) and under the folders ``trees``
+        that eval did not write: they are never replaced or deleted."""
+        return sorted(p for p in self._existing(names, trees) if not self.owns(p))
+
+    def own_files(self, names: Iterable[str] = (), trees: Iterable[str] = ()) -> list[Path]:
+        """Existing files among ``names`` and under ``trees`` that eval wrote (listed in the manifest)."""
+        return sorted(p for p in self._existing(names, trees) if self.owns(p))
+
+    def check_free(self, names: Iterable[str] = (), trees: Iterable[str] = ()) -> None:
+        """``FileExistsError`` (one line) when any of ``names`` / anything under ``trees`` is not eval's."""
+        foreign = self.foreign(names, trees)
+        if foreign:
+            raise FileExistsError(
+                f"--out {self.root} holds {len(foreign)} file(s) ponogan eval did not write (e.g. "
+                f"{foreign[0]}); eval never replaces or deletes them: choose a new or empty --out"
+            )
+
+    def save(self) -> None:
+        """Rewrite the whole manifest atomically (after removals)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lines = [json.dumps({"written_by": "ponogan eval", "version": MANIFEST_VERSION})]
+        lines += [json.dumps({"dir": rel}) for rel in sorted(self.dirs)]
+        lines += [json.dumps({"file": rel}) for rel in sorted(self.files)]
+        _atomic_write_text(self.manifest, "\n".join(lines) + "\n")
+
+    def _append(self, kind: str, names: Iterable[str]) -> None:
+        if not self.manifest.is_file():
+            self.save()
+        with self.manifest.open("rb") as manifest:  # a line cut short by an interrupted run: end it
+            manifest.seek(-1, os.SEEK_END)
+            lead = "" if manifest.read(1) == b"\n" else "\n"
+        with self.manifest.open("a", encoding="utf-8") as manifest:
+            manifest.write(lead + "".join(json.dumps({kind: rel}) + "\n" for rel in names))
+
+    def claim(self, paths: Iterable[Path]) -> None:
+        """List ``paths`` in the manifest *before* they are written, so that a run interrupted mid-write
+        still knows them as its own next time."""
+        new = sorted({self._relative(Path(p)) for p in paths} - self.files)
+        if new:
+            self._append("file", new)
+            self.files.update(new)
+
+    def mkdir(self, relative: str) -> Path:
+        """Create the folder ``relative`` (and its parents); record the ones that did not exist."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path, created = self.root, []
+        for part in PurePosixPath(relative).parts:
+            path = path / part
+            if not path.exists():
+                path.mkdir()
+                created.append(self._relative(path))
+            elif not path.is_dir() or path.is_symlink():
+                raise FileExistsError(f"{path} exists and is not a folder ponogan eval can write into")
+        if created:
+            self._append("dir", created)
+            self.dirs.update(created)
+        return path
+
+    def remove(self, paths: Iterable[Path]) -> None:
+        """Delete the listed own files among ``paths`` (others are left alone), then the folders eval
+        created that are now empty, deepest first."""
+        for path in paths:
+            if self.owns(path):
+                path.unlink()
+                self.files.discard(self._relative(path))
+        for rel in sorted(self.dirs, key=lambda d: d.count("/"), reverse=True):
+            folder = self.root / rel
+            if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+                folder.rmdir()
+                self.dirs.discard(rel)
+        self.save()
 
 
 def write_metrics_json(path: str | Path, metrics: Mapping[str, float]) -> Path:
@@ -51,7 +221,7 @@ def save_grid(
     rows = [list(r) for r in rows[:max_rows]]
     if not rows or not rows[0]:
         raise ValueError("save_grid needs at least one row with one image")
-    opened = [[c if isinstance(c, Image.Image) else Image.open(c) for c in row] for row in rows]
+    opened = [[c if isinstance(c, Image.Image) else load_image(c, "RGB") for c in row] for row in rows]
     cell_w = max(row[0].width for row in opened)
     cell_h = max(row[0].height for row in opened)
     cols = max(len(row) for row in opened)
@@ -75,13 +245,26 @@ def write_report(
     grid_rows: Sequence[Sequence[Image.Image | Path | str]] = (),
     notes: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """Write ``metrics.json``, ``metrics.md`` and (when rows are given) ``grid.png`` into ``out_dir``."""
+    """Write ``metrics.json``, ``metrics.md`` and (when rows are given) ``grid.png`` into ``out_dir``.
+
+    The files are listed in ``out_dir``'s manifest; an existing file of those names that eval did not
+    write raises ``FileExistsError`` before anything is written. A ``grid.png`` of an earlier
+    evaluation is removed when this one has no grid, so the folder never mixes two evaluations.
+    A grid image that cannot be read leaves the grid out (the metrics are still written).
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output = EvalOutput(out_dir)
+    output.check_free(REPORT_FILES)
+    output.claim(out_dir / name for name in REPORT_FILES[:2])
     written = {"json": write_metrics_json(out_dir / "metrics.json", metrics)}
     md = out_dir / "metrics.md"
     _atomic_write_text(md, metrics_markdown(metrics, skipped, notes))
     written["markdown"] = md
+    grid = out_dir / "grid.png"
     if grid_rows:
-        written["grid"] = save_grid(out_dir / "grid.png", grid_rows)
+        output.claim([grid])
+        with contextlib.suppress(ImageLoadError):  # callers pass readable files; never lose the metrics
+            written["grid"] = save_grid(grid, grid_rows)
+    if "grid" not in written:
+        output.remove([grid])
     return written

@@ -20,6 +20,7 @@ from typing import Any
 from .checkpoint import latest_state
 from .config import MIXED_PRECISION, ConfigError, TrainConfig, apply_overrides, from_dict, load_config
 from .loop import RunResult, TrainingError, UsageError, train
+from .presets import PresetError, find_preset, list_presets, translate_repo_flags
 
 DEFAULT_PRESET = "pix2pix_pono_ms_glyphs.yaml"
 _PACKAGE_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -36,29 +37,63 @@ FLAG_FIELDS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None,
-                        help=f"YAML preset (default: configs/{DEFAULT_PRESET}; with --resume and no "
-                             "--config, the run folder's saved config)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help=f"preset name (see --list-presets) or YAML file (default: {DEFAULT_PRESET[:-5]}; "
+        "with --resume and no --config, the run folder's saved config)",
+    )
+    parser.add_argument(
+        "--list-presets", action="store_true", help="list the presets with a line each, and exit"
+    )
     parser.add_argument("--output-dir", default=None, help="run folder (default: checkpoints/<run_name>)")
     parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps in total")
-    parser.add_argument("--max-minutes", type=float, default=None,
-                        help="stop cleanly, with a checkpoint, after this much wall time")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the run folder's latest checkpoint")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop cleanly, with a checkpoint, after this much wall time",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the run folder's latest checkpoint"
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed of weights, data order and sampling")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
-                        help="auto (default: CUDA when visible, then MPS, else CPU), cpu, cuda or mps")
-    parser.add_argument("--mixed-precision", choices=[m for m in MIXED_PRECISION if m], default=None,
-                        help="no, bf16 (CPU or GPU) or fp16 (GPU only); default: accelerate's setting "
-                             "(accelerate launch --mixed_precision, accelerate config), else bf16 on GPUs "
-                             "and bf16-capable CPUs, else no")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides by dotted path, e.g. model.generator_kwargs.ngf=32 "
-                             "(python train.py also takes --model.generator_kwargs.ngf 32)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default=None,
+        help="auto (default: CUDA when visible, then MPS, else CPU), cpu, cuda or mps",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=[m for m in MIXED_PRECISION if m],
+        default=None,
+        help="no, bf16 (CPU or GPU) or fp16 (GPU only); default: accelerate's setting "
+        "(accelerate launch --mixed_precision, accelerate config), else bf16 on GPUs "
+        "and bf16-capable CPUs, else no",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides by dotted path, e.g. model.generator_kwargs.ngf=32 "
+        "(python train.py also takes --model.generator_kwargs.ngf 32)",
+    )
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """Parse flags; ``--a.b value`` / ``--a.b=value`` (a dotted name) become ``a.b=value`` overrides."""
+    """Parse flags; ``--a.b value`` / ``--a.b=value`` (a dotted name) become ``a.b=value`` overrides, and
+    the CycleGAN/pix2pix repository's flags (``--dataroot``, ``--netG``...) their ponogan fields."""
+    try:
+        argv, repo_overrides, repo_family = translate_repo_flags(argv)
+    except PresetError as err:
+        parser.error(str(err))
+    args = _parse_dotted(parser, argv)
+    args.repo_overrides, args.repo_family = repo_overrides, repo_family
+    return args
+
+
+def _parse_dotted(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     rewritten: list[str] = []
     i = 0
     while i < len(argv):
@@ -86,6 +121,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like section.key=value")
         out[key] = value
+    out.update(getattr(args, "repo_overrides", None) or {})
     for flag, field_path in FLAG_FIELDS.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -95,12 +131,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _default_preset() -> Path:
-    for candidate in (Path("configs") / DEFAULT_PRESET, _PACKAGE_CONFIGS / DEFAULT_PRESET):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"default preset {DEFAULT_PRESET} not found in ./configs or {_PACKAGE_CONFIGS}; "
-                      "pass --config PATH")
+def _default_preset(family: str | None = None) -> Path:
+    """The default preset, or the plain preset of ``family`` (``--model cycle_gan``)."""
+    name = family or DEFAULT_PRESET[:-5]
+    try:
+        return find_preset(name)
+    except PresetError:
+        raise ConfigError(
+            f"default preset {name} not found in ./configs or {_PACKAGE_CONFIGS}; pass --config PATH"
+        ) from None
 
 
 def _saved_config(path: Path) -> TrainConfig:
@@ -127,9 +166,30 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         if saved.is_file():
             return apply_overrides(_saved_config(saved), overrides)
         if run.is_dir() and latest_state(run) is not None:
-            raise ConfigError(f"{run} has a training state but no config.json; pass --config with the run's "
-                              "preset to resume it")
-    return load_config(args.config or _default_preset(), overrides)
+            raise ConfigError(
+                f"{run} has a training state but no config.json; pass --config with the run's "
+                "preset to resume it"
+            )
+    try:
+        preset = (
+            find_preset(args.config) if args.config else _default_preset(getattr(args, "repo_family", None))
+        )
+    except PresetError as err:
+        raise ConfigError(str(err)) from None
+    cfg = load_config(preset, overrides)
+    if "data.root" in overrides and "data.mode" not in overrides and cfg.data.mode == "glyphs":
+        # --dataroot on a glyph preset: the family's own folder layout, as the CycleGAN repo reads it
+        mode = "aligned" if cfg.family == "pix2pix" else "unaligned"
+        cfg = apply_overrides(cfg, {"data.mode": mode})
+    return cfg
+
+
+def print_presets() -> None:
+    presets = list_presets()
+    width = max(map(len, presets), default=0)
+    for name, description in presets.items():
+        print(f"{name:<{width}}  {description}")
+    print(f"\nuse one: python train.py --config NAME   (default: {DEFAULT_PRESET[:-5]})")
 
 
 def _report(result: RunResult) -> None:
@@ -164,6 +224,9 @@ def _os_error(err: OSError) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Build the config and train; every error a user can hit ends as one line (see the module doc)."""
+    if getattr(args, "list_presets", False):
+        print_presets()
+        return 0
     try:
         cfg = build_config(args)
         result = train(cfg)
