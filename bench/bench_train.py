@@ -61,6 +61,8 @@ from ponogan.training.families import FamilyTrainer
 SHORTCUTS = {"none": None, "ms": "ms", "dms": "dms"}
 PRECISIONS = {"fp32": "no", "bf16": "bf16"}
 VARIANTS = ("ours_fp32", "ours_bf16", "official_fp32", "official_bf16")
+# opt-in (bench/gpu_check.sh): ours in channels-last memory, and under torch.compile
+EXTRA_VARIANTS = ("cl_fp32", "cl_bf16", "compile_fp32", "compile_bf16")
 DEFAULT_REPEATS = {64: 5, 128: 3, 256: 2}
 
 
@@ -165,6 +167,11 @@ def build_trainer(job: dict, variant: str) -> FamilyTrainer:
         wrapped = hasattr(net, "_original_forward")
         if wrapped != (precision == "bf16"):
             raise RuntimeError(f"{variant}: net {name} autocast={wrapped}: accelerate state leaked")
+    if impl == "cl":
+        for net in trainer.nets.values():
+            net.to(memory_format=torch.channels_last)
+    if impl == "compile":
+        trainer.nets = {name: torch.compile(net) for name, net in trainer.nets.items()}
     return trainer
 
 
@@ -179,7 +186,9 @@ def worker_time(job: dict) -> dict:
     """Interleaved step timings of ``job["variants"]`` in this process."""
     trainers = {v: build_trainer(job, v) for v in job["variants"]}
     batch = make_batch(job)
-    cases = {v: (lambda t=t: t.step(batch)) for v, t in trainers.items()}
+    batch_cl = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+    inputs = {v: batch_cl if v.startswith("cl_") else batch for v in trainers}
+    cases = {v: (lambda t=t, b=inputs[v]: t.step(b)) for v, t in trainers.items()}
     times = time_interleaved(cases, job["repeats"], job["warmup"], device=job["device"])
     losses = {v: t.step(batch) for v, t in trainers.items()}
     finite = all(math.isfinite(x) for d in losses.values() for x in d.values())
@@ -228,7 +237,7 @@ def spawn(job: dict, threads: int | None, timeout: float) -> dict:
 # ---------------------------------------------------------------- the benchmark
 def variants_for(shortcut: str, wanted: list[str]) -> list[str]:
     """Without a shortcut the official variants equal ours: time them once."""
-    return [v for v in wanted if shortcut != "none" or v.startswith("ours")]
+    return [v for v in wanted if shortcut != "none" or not v.startswith("official")]
 
 
 def ratios(timing: dict, stat: str = "median_s") -> dict:
@@ -245,6 +254,10 @@ def ratios(timing: dict, stat: str = "median_s") -> dict:
             out[f"official_fp32/{v}"] = round(base / med[v], 3)
     if "official_bf16" in med and "ours_bf16" in med:
         out["official_bf16/ours_bf16"] = round(med["official_bf16"] / med["ours_bf16"], 3)
+    for v in EXTRA_VARIANTS:  # channels-last / compile against ours in the same precision
+        ours = f"ours_{v.split('_')[1]}"
+        if v in med and ours in med:
+            out[f"{ours}/{v}"] = round(med[ours] / med[v], 3)
     return out
 
 
@@ -315,7 +328,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--families", nargs="+", default=["pix2pix", "cyclegan", "munit"],
                    choices=list(FAMILY_NETS))
     p.add_argument("--shortcuts", nargs="+", default=list(SHORTCUTS), choices=list(SHORTCUTS))
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS + EXTRA_VARIANTS))
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=None, help="timed rounds (default: 5/3/2 at 64/128/256 px)")
     p.add_argument("--warmup", type=int, default=1)
