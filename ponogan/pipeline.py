@@ -17,13 +17,35 @@ Directions per family (see docs/architecture.md, "Checkpoint roles"):
 MUNIT is multimodal: each input gets `n_styles` outputs from random styles `s ~ N(0, I)` (one set of
 styles per call, shared by all inputs, drawn from `seed`), or one output in the style of a reference
 image encoded by the target domain's style encoder.
+
+Test-time mode (`test_mode`), which only matters for generators with BatchNorm or dropout (the pix2pix
+U-Net; ResNet generators built with `use_dropout`):
+
+- `"eval"` (default): every module in eval mode: BatchNorm uses the running statistics saved in the
+  checkpoint and dropout is off. Deterministic, and an image's output does not depend on the other
+  images of the call (batching never changes results), which is what a single-image tool, the app
+  and batch translation need.
+- `"paper"`: what the pix2pix paper and its official test script do (`test.py` without `--eval`,
+  batch size 1): "we apply dropout at test time, and we apply batch normalization using the
+  statistics of the test batch". Each image is its own test batch (as in the official test script,
+  which forces batch size 1), so BatchNorm normalises it by its own statistics; dropout is active.
+  It runs on a twin of each generator that shares its weights but in which only the BatchNorm and
+  dropout modules are in train mode, with their running-statistics buffers detached, so the
+  checkpoint's running statistics are never updated and calls in eval mode are never affected (even
+  from other threads). With `seed` the dropout noise of an image is a function of the seed and of the
+  image's pixels (reproducible, independent of the other images in the call); `seed=None` draws fresh
+  noise on every call, as the paper does. On the shipped pix2pix demo it lowers the held-out L1
+  (docs/evaluation.md), at the price of stochastic outputs, hence not the default.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
+import threading
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +90,49 @@ _DTYPES = {
     "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
     "float16": torch.float16, "fp16": torch.float16,
 }
+
+
+TEST_MODES = ("eval", "paper")
+DEFAULT_TEST_MODE = "eval"  # deterministic and batch-independent; see the module docstring
+_NOISE_MODULES = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+
+
+def check_test_mode(test_mode: str) -> str:
+    """`test_mode` if it is one of `TEST_MODES`, else `ValueError` naming the valid ones."""
+    if test_mode not in TEST_MODES:
+        raise ValueError(f"test_mode must be one of {', '.join(TEST_MODES)}, got {test_mode!r}")
+    return test_mode
+
+
+def has_test_time_noise(net: nn.Module) -> bool:
+    """Whether `net` has a BatchNorm or an active dropout module, i.e. whether its test mode matters."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+               or (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0) for m in net.modules())
+
+
+def paper_mode_twin(net: nn.Module) -> nn.Module:
+    """A copy of `net` sharing its parameters and buffers, in eval mode except its BatchNorm and dropout
+    modules, which are in train mode: BatchNorm then normalises with the batch's statistics and
+    dropout is active (the pix2pix paper's test time).
+
+    The twin's BatchNorm modules have their running-statistics buffers set to `None`, so a forward
+    pass neither reads nor updates the statistics shared with `net`; `net`'s own modes are untouched.
+    """
+    shared = {id(t): t for t in (*net.parameters(), *net.buffers())}
+    twin = copy.deepcopy(net, memo=shared).eval()
+    for module in twin.modules():
+        if isinstance(module, _NOISE_MODULES):
+            module.train()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.running_mean = module.running_var = module.num_batches_tracked = None
+    return twin
+
+
+def _image_seed(seed: int, img: Image.Image) -> int:
+    """A 63-bit seed from `seed` and an image's mode, size and pixels (paper mode's dropout noise)."""
+    digest = hashlib.blake2b(f"{int(seed)}|{img.mode}|{img.size}|".encode(), digest_size=8)
+    digest.update(img.tobytes())
+    return int.from_bytes(digest.digest(), "little") & (2**63 - 1)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -125,14 +190,62 @@ def parse_size(size: int | str | Sequence[int] | None) -> int | tuple[int, int] 
     return size
 
 
+# Limit on the pixels the networks process (after resizing and padding to their stride): 2**21, so
+# Full HD fits. Peak RSS of `ponogan translate` on one image at about this size (fp32, CPU, ~0.52 GB
+# before the run): resnet_9blocks 1920x1080 2.47 GB (+0.94 GB per processed MP), unet_256 1440x1080
+# (1536x1280 padded) 2.00 GB (+0.75 GB/MP), MUNIT 1920x1080 (1920x1088) 4.70 GB (+2.0 GB/MP).
+# Raise it (`--max-pixels`) on a machine with more memory.
+MAX_PROCESSED_PIXELS = 2**21
+MAX_ASPECT = 32  # longer side / shorter side; extreme strips are padded into mostly-empty tensors
+
+
+class ImageTooLargeError(ValueError):
+    """An image over a processing limit; `option` names it (`max_pixels` or `max_aspect`)."""
+
+    def __init__(self, message: str, option: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+def target_size(image_size: tuple[int, int], size: int | tuple[int, int] | None) -> tuple[int, int]:
+    """`(w, h)` after `resize_image(img, size)` for an image of `image_size`."""
+    if size is None:
+        return image_size
+    if isinstance(size, int):
+        w, h = image_size
+        scale = size / min(w, h)
+        return max(1, round(w * scale)), max(1, round(h * scale))
+    return size
+
+
+def processed_size(image_size: tuple[int, int], size: int | tuple[int, int] | None,
+                   stride: int) -> tuple[int, int]:
+    """`(w, h)` the networks compute on: resized to `size`, then padded up to a multiple of `stride`."""
+    w, h = target_size(image_size, size)
+    return -(-w // stride) * stride, -(-h // stride) * stride
+
+
+def check_processed_size(image_size: tuple[int, int], size: int | tuple[int, int] | None, stride: int,
+                         max_pixels: int | None = MAX_PROCESSED_PIXELS,
+                         max_aspect: float | None = MAX_ASPECT) -> tuple[int, int]:
+    """The processed size of an `image_size` image, or `ImageTooLargeError` when it is over a limit.
+
+    Call it on the header's size (`ponogan.data.image_size`) to refuse an image before decoding it.
+    """
+    w, h = target_size(image_size, size)
+    if max_aspect is not None and max(w, h) > max_aspect * min(w, h):
+        raise ImageTooLargeError(f"{w}x{h} has an aspect ratio of {max(w, h) / min(w, h):.0f}:1, "
+                                 f"over max_aspect={max_aspect:g}", "max_aspect")
+    pw, ph = processed_size(image_size, size, stride)
+    if max_pixels is not None and pw * ph > max_pixels:
+        raise ImageTooLargeError(f"the network would process {pw}x{ph} = {pw * ph:,} pixels (padded to a "
+                                 f"multiple of {stride}), over max_pixels={max_pixels:,}", "max_pixels")
+    return pw, ph
+
+
 def resize_image(img: Image.Image, size: int | tuple[int, int] | None) -> Image.Image:
     """Resize to `(w, h)`, or so the shorter side is `size` (aspect kept); `None` keeps the image."""
-    if size is None:
-        return img
-    if isinstance(size, int):
-        w, h = img.size
-        scale = size / min(w, h)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    size = target_size(img.size, size)
     return img if img.size == size else img.resize(size, Image.Resampling.BICUBIC)
 
 
@@ -150,10 +263,13 @@ class TranslationPipeline:
 
     Build it with `from_pretrained`; `config` is the run's `config.json`, `family` its family name,
     `directions` the directions it supports, `device` and `dtype` where and how it computes.
+    `test_mode` (`"eval"`, the default, or `"paper"`; see the module docstring) is how generators with
+    BatchNorm or dropout run; a call may override it. `test_mode_matters` says whether the generators
+    have such modules (for the others both modes give the same output).
     """
 
     def __init__(self, generators: dict[str, nn.Module], config: dict, *, device: torch.device,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, test_mode: str = DEFAULT_TEST_MODE):
         family = config.get("family")
         if family not in FAMILIES:
             raise ValueError(
@@ -172,14 +288,21 @@ class TranslationPipeline:
         self.family: str = family
         self.device = device
         self.dtype = dtype
+        self.test_mode = check_test_mode(test_mode)
+        self.test_mode_matters = any(has_test_time_noise(net) for net in self.generators.values())
+        self._paper_generators: dict[str, nn.Module] | None = None
+        self._paper_lock = threading.Lock()  # builds the twins once; serialises seeded paper calls
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None,
-                        dtype: str | torch.dtype | None = None) -> TranslationPipeline:
+                        dtype: str | torch.dtype | None = None,
+                        test_mode: str = DEFAULT_TEST_MODE) -> TranslationPipeline:
         """Load a run folder (`config.json` + `model.safetensors`) or the `model.safetensors` file itself.
 
-        `device=None` picks CUDA when available; `dtype="bf16"` runs the generators under bf16 autocast.
+        `device=None` picks CUDA when available; `dtype="bf16"` runs the generators under bf16 autocast;
+        `test_mode` is `"eval"` (running statistics, no dropout) or `"paper"` (pix2pix's test time).
         """
+        check_test_mode(test_mode)
         from ponogan.models.hub import load_pretrained
 
         path = Path(path)
@@ -192,7 +315,7 @@ class TranslationPipeline:
             raise FileNotFoundError(f"checkpoint {path} does not exist")
         device = resolve_device(device)
         generators, config = load_pretrained(path, device=device)
-        return cls(generators, config, device=device, dtype=resolve_dtype(dtype))
+        return cls(generators, config, device=device, dtype=resolve_dtype(dtype), test_mode=test_mode)
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -214,6 +337,12 @@ class TranslationPipeline:
         """PIL mode the source network takes: `L` for one channel, `RGB` for three."""
         return "L" if image_channels(self.generators[self.route(direction).source]) == 1 else "RGB"
 
+    def stride(self, direction: str = "AtoB") -> int:
+        """The multiple the networks of `direction` pad H and W to (the largest of their strides)."""
+        route = self.route(direction)
+        nets = (self.generators[route.source], self.generators[route.target])
+        return max(int(getattr(net, name, 1)) for net in nets for name in ("stride", "style_stride"))
+
     def style_mode(self, direction: str = "AtoB") -> str:
         """PIL mode of a reference style image (a target-domain image)."""
         return "L" if image_channels(self.generators[self.route(direction).target]) == 1 else "RGB"
@@ -222,6 +351,32 @@ class TranslationPipeline:
         if self.dtype == torch.float32:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def _networks(self, test_mode: str) -> dict[str, nn.Module]:
+        """The generators to run for `test_mode`: the loaded ones, or their paper-mode twins (built once)."""
+        if test_mode == "eval" or not self.test_mode_matters:
+            return self.generators
+        with self._paper_lock:
+            if self._paper_generators is None:
+                self._paper_generators = {role: paper_mode_twin(net) for role, net in self.generators.items()}
+            return self._paper_generators
+
+    @contextmanager
+    def _paper_noise(self, seed: int | None, img: Image.Image):
+        """Paper mode's dropout noise for one image: seeded from `seed` and the image when `seed` is set
+        (global RNG saved and restored, one seeded call at a time), else the global RNG as it is."""
+        if seed is None:
+            yield
+            return
+        cuda = self.device.type == "cuda"
+        with self._paper_lock, torch.random.fork_rng(devices=[self.device] if cuda else [],
+                                                     device_type=self.device.type):
+            image_seed = _image_seed(seed, img)
+            torch.default_generator.manual_seed(image_seed)
+            if cuda:
+                with torch.cuda.device(self.device):
+                    torch.cuda.manual_seed(image_seed)
+            yield
 
     def _to_batch(self, images: Sequence[Image.Image], mode: str) -> torch.Tensor:
         return torch.stack([pil_to_tensor(img, mode) for img in images]).to(self.device)  # (N, C, H, W)
@@ -260,15 +415,20 @@ class TranslationPipeline:
     @torch.inference_mode()
     def __call__(self, images: Image.Image | Iterable[Image.Image], direction: str = "AtoB", style=None,
                  seed: int | None = None, n_styles: int = 1, batch_size: int = 8,
-                 size: int | str | tuple[int, int] | None = None) -> list[Image.Image]:
+                 size: int | str | tuple[int, int] | None = None,
+                 test_mode: str | None = None) -> list[Image.Image]:
         """Translate `images` (one PIL image or several, any size and mode).
 
         Returns one image per input, in order, of the input size (or `size` when resizing was asked:
         an int sets the shorter side, `(w, h)` the exact size). MUNIT returns `n_styles` images per input
         (input-major: `[x0_s0, x0_s1, ..., x1_s0, ...]`), or one per input and reference when `style` is a
         PIL image (a target-domain example) or a tensor of style codes `(S, style_dim[, 1, 1])`.
+        `test_mode` overrides the pipeline's (`"eval"` / `"paper"`); in paper mode each image is run as
+        its own batch and `seed` (when given) makes its dropout noise reproducible.
         """
         route = self.route(direction)
+        nets = self._networks(check_test_mode(self.test_mode if test_mode is None else test_mode))
+        paper = nets is not self.generators
         images = self._check_images(images)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -289,18 +449,20 @@ class TranslationPipeline:
 
         results: list[list[Image.Image]] = [[] for _ in prepared]
         styles = None
+        step = 1 if paper else batch_size  # paper mode: each image is its own test batch
         for indices in by_size.values():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start:start + batch_size]
+            for start in range(0, len(indices), step):
+                chunk = indices[start:start + step]
                 x = self._to_batch([prepared[i] for i in chunk], mode)  # (B, C, H, W)
-                with self._autocast():
+                noise = self._paper_noise(seed, prepared[chunk[0]]) if paper else nullcontext()
+                with self._autocast(), noise:
                     if not self.multimodal:
-                        outputs = [self.generators[route.source](x)]
+                        outputs = [nets[route.source](x)]
                     else:
-                        content, moments, own_style = self.generators[route.source].encode(x)
+                        content, moments, own_style = nets[route.source].encode(x)
                         if styles is None:
                             styles = self._styles(direction, style, n_styles, seed, own_style.shape[1])
-                        decoder = self.generators[route.target]
+                        decoder = nets[route.target]
                         outputs = [
                             decoder.decode(content, moments, s.expand(len(chunk), -1, -1, -1).to(own_style),
                                            size=x.shape[-2:])

@@ -1,20 +1,30 @@
 """`ponogan translate`: translate every image under a folder (or matching a glob) with a checkpoint.
 
 Outputs mirror the inputs' relative paths under `--output` (PNG by default; MUNIT with `--n-styles K`
-writes `name_s0.png ... name_s{K-1}.png`). Outputs that already exist are skipped, and each is written
-to a temporary name and renamed, so an interrupted run resumes where it stopped. Worker threads decode
-(and resize) the next images while the model runs; images are batched by size. Unreadable inputs are
-listed at the end; the exit status is non-zero only when nothing could be translated.
+writes `name_s0.png ... name_s{K-1}.png`). The user's files are never written over: an `--output` equal
+to the input folder is refused, one inside it is left out of the walk, and a run that would replace any
+input image is refused before it starts. Each output is written to a temporary `.NAME.partial` beside
+it and renamed (the temporary is removed if the write fails; ones left by a killed run are removed at
+the next start), so outputs that exist are complete: they are skipped, and an interrupted run resumes
+where it stopped.
+
+Each image's header is checked before it is decoded: the size the network processes (after `--size`
+and padding to the model's stride) must be within `--max-pixels` and `--max-aspect`, which bounds
+memory; batches are capped to `--max-pixels` in total too. Worker threads decode (and resize) the next
+images while the model runs; images are batched by size. Inputs that fail (too large, unreadable,
+out of memory) are listed at the end with the reason and the others go on; the exit status is 1 when
+any input failed, 2 for a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import glob
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -23,11 +33,22 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from ponogan.data import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, load_image
-from ponogan.data.image_io import is_image_file
-from ponogan.pipeline import TranslationPipeline, parse_size, resize_image
+from ponogan.data import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, image_size, load_image
+from ponogan.data.image_io import is_image_file, is_within
+from ponogan.pipeline import (
+    MAX_ASPECT,
+    MAX_PROCESSED_PIXELS,
+    ImageTooLargeError,
+    TranslationPipeline,
+    check_processed_size,
+    parse_size,
+    processed_size,
+    resize_image,
+)
 
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+LIMIT_HINTS = {"max_pixels": "shrink it with --size or raise --max-pixels",
+               "max_aspect": "raise --max-aspect to translate it"}
 
 
 @dataclass(frozen=True)
@@ -51,46 +72,91 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="run folder or its model.safetensors")
     parser.add_argument("--input", required=True,
                         help="an image, a folder (walked recursively) or a glob such as 'photos/**/*.jpg'")
-    parser.add_argument("--output", required=True, help="output folder; relative paths are kept")
+    parser.add_argument("--output", required=True,
+                        help="output folder; relative paths are kept. It must not be the input folder; a "
+                             "folder inside the input folder is allowed and left out of the inputs. A run "
+                             "that would write over an input image is refused")
     parser.add_argument("--direction", default="AtoB", help="AtoB or BtoA (CycleGAN, MUNIT); default AtoB")
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     parser.add_argument("--size", default=None,
                         help="resize first: 256 sets the shorter side, 320x240 an exact size (default: keep)")
     parser.add_argument("--n-styles", type=int, default=1, help="MUNIT: random styles per input (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="MUNIT: seed of the random styles (default 0)")
+    parser.add_argument("--test-mode", default="eval", choices=("eval", "paper"),
+                        help="eval (default): BatchNorm running statistics, no dropout; paper: pix2pix's "
+                             "test time, BatchNorm with each image's statistics and dropout on (--seed)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bf16", "fp16"),
                         help="compute precision; bf16/fp16 run under autocast (default float32)")
     parser.add_argument("--format", default="png", choices=sorted(OUTPUT_FORMATS), help="output format")
     parser.add_argument("--workers", type=int, default=2, help="image decoding threads (default 2)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="refuse inputs with more pixels than this (decompression-bomb guard)")
-    parser.add_argument("--overwrite", action="store_true", help="translate again even if outputs exist")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PROCESSED_PIXELS,
+                        help="refuse images the network would process at more pixels than this, after "
+                             "--size and padding to the model's stride; also caps the pixels of a batch. "
+                             "The default fits Full HD: peak memory 2.5 GB for a ResNet-9, 4.7 GB for MUNIT "
+                             "at float32 on CPU, +1-2 GB per extra megapixel")
+    parser.add_argument("--max-aspect", type=float, default=MAX_ASPECT,
+                        help="refuse images whose longer side exceeds this multiple of the shorter, after "
+                             "--size")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="translate again even if outputs exist (input images are never overwritten)")
 
 
-def collect_inputs(spec: str) -> list[tuple[Path, Path]]:
-    """`(source, relative path)` for every image a path or glob names, sorted by relative path.
-
-    A folder is walked recursively (image extensions only); a glob keeps paths relative to its
-    non-wildcard prefix folder; a single file is taken as is, whatever its extension.
-    """
+def input_root(spec: str) -> Path | None:
+    """The folder output paths are relative to: the input folder, or a glob's non-wildcard prefix
+    (`.` when it has none); `None` for a single file."""
     path = Path(spec)
     if path.is_dir():
-        return sorted(((Path(p), Path(p).relative_to(path)) for p in find_images(path)), key=lambda x: x[1])
-    if path.is_file():
-        return [(path, Path(path.name))]
-    if not glob.has_magic(spec):
-        return []
+        return path
+    if path.is_file() or not glob.has_magic(spec):
+        return None
     prefix = _prefix_parts(spec)
-    base = Path(*prefix) if prefix else Path(".")
-    found: list[tuple[Path, Path]] = []
-    for match in sorted(glob.glob(spec, recursive=True)):
-        match_path = Path(match)
-        if match_path.is_dir():
-            found += [(Path(p), Path(p).relative_to(base)) for p in find_images(match_path)]
-        elif is_image_file(match_path):
-            found.append((match_path, match_path.relative_to(base)))
-    return sorted(set(found), key=lambda x: x[1])
+    return Path(*prefix) if prefix else Path(".")
+
+
+def collect_inputs(spec: str, exclude: Sequence[str | os.PathLike] = ()) -> list[tuple[Path, Path]]:
+    """`(source, relative path)` of every image a path or glob names, each file once, by relative path.
+
+    A folder is walked recursively (image extensions only, `find_images`); a glob keeps paths relative to
+    its non-wildcard prefix folder and a folder it matches is walked; a single file is taken as is,
+    whatever its extension. Nothing under a folder in `exclude` (the output folder) is taken.
+    """
+    path, root = Path(spec), input_root(spec)
+    if root is None:
+        return [(path, Path(path.name))] if path.is_file() else []
+    if path.is_dir():
+        files = [Path(p) for p in find_images(path, exclude)]
+    elif "**" in path.parts:  # walk once (link-loop safe): glob's own ** recursion follows loops
+        pattern = path.parts[len(root.parts):]
+        files = [p for p in map(Path, find_images(root, exclude))
+                 if _matches(p.relative_to(root).parts, pattern)]
+    else:
+        files = []
+        for match in map(Path, sorted(glob.glob(spec))):
+            if match.is_dir():
+                files += map(Path, find_images(match, exclude))
+            elif is_image_file(match) and not any(is_within(match, folder) for folder in exclude):
+                files.append(match)
+    unique = {os.path.realpath(p): (p, p.relative_to(root)) for p in reversed(files)}
+    return sorted(unique.values(), key=lambda x: x[1])
+
+
+def _matches(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    """Whether a relative path, or a folder above it, matches glob components (as `glob` with `**`)."""
+    return any(_glob_match(parts[:k], pattern) for k in range(1, len(parts) + 1))
+
+
+def _glob_match(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    """Path components against glob components: `**` spans any number of them; as in `glob`, a hidden
+    name (leading dot) only matches a pattern component that starts with a dot."""
+    if not pattern:
+        return not parts
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return _glob_match(parts, rest) or (
+            bool(parts) and not parts[0].startswith(".") and _glob_match(parts[1:], pattern))
+    return (bool(parts) and (head.startswith(".") or not parts[0].startswith("."))
+            and fnmatch.fnmatchcase(parts[0], head) and _glob_match(parts[1:], rest))
 
 
 def _prefix_parts(pattern: str) -> list[str]:
@@ -133,24 +199,64 @@ def prefetch(function: Callable, items: Iterable, workers: int, depth: int) -> I
             yield future.result()
 
 
+def partial_path(path: Path) -> Path:
+    """The temporary name an output is written to before the rename: `.NAME.partial` beside it."""
+    return path.with_name(f".{path.name}.partial")
+
+
 def save_atomic(img: Image.Image, path: Path, image_format: str) -> None:
-    """Write `img` to a temporary file beside `path`, then rename: never a half-written output."""
+    """Write `img` to a temporary file beside `path`, then rename: never a half-written output.
+
+    The temporary file is removed when the write fails (disk full, interrupted).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    img.save(tmp, format=image_format)
-    os.replace(tmp, path)
+    tmp = partial_path(path)
+    try:
+        img.save(tmp, format=image_format)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def sweep_partials(jobs: Iterable[Job]) -> int:
+    """Remove the temporary files a killed run left for these jobs' outputs (only our own temp names)."""
+    removed = 0
+    for job in jobs:
+        for tmp in map(partial_path, job.outputs):
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+def _first_line(err: BaseException) -> str:
+    """A one-line reason for an exception (torch's out-of-memory messages run over many lines)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Report) -> None:
-    """Decode in worker threads, batch by size, translate and save; failures go into `report`."""
-    mode, size = pipe.input_mode(args.direction), parse_size(args.size)
+    """Decode in worker threads, batch by size, translate and save; failures go into `report`.
+
+    Each image is checked from its header before decoding (`check_processed_size`); a batch holds at
+    most `--max-pixels` processed pixels; a batch that fails (out of memory) is retried image by image.
+    """
+    mode, size, stride = pipe.input_mode(args.direction), parse_size(args.size), pipe.stride(args.direction)
     image_format = OUTPUT_FORMATS[args.format]
+    decode_limit = max(DEFAULT_MAX_PIXELS, args.max_pixels)  # with --size, decoded may exceed processed
 
     def decode(job: Job):
         try:
-            return job, resize_image(load_image(job.source, mode, args.max_pixels), size), None
+            check_processed_size(image_size(job.source, decode_limit), size, stride, args.max_pixels,
+                                 args.max_aspect)
+            return job, resize_image(load_image(job.source, mode, decode_limit), size), None
+        except ImageTooLargeError as err:
+            return job, None, f"{err}; {LIMIT_HINTS[err.option]}"
         except ImageLoadError as err:
             return job, None, err.reason
+        except MemoryError:
+            return job, None, "not enough memory to decode and resize it"
         except OSError as err:
             return job, None, f"cannot read: {err}"
 
@@ -162,8 +268,8 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
         try:
             future.result()
             report.translated += 1
-        except (OSError, ValueError) as err:
-            report.failed.append((str(job.source), f"cannot write output: {err}"))
+        except (OSError, ValueError, MemoryError) as err:
+            report.failed.append((str(job.source), f"cannot write output: {_first_line(err)}"))
 
     with tqdm(total=len(jobs), unit="img", desc="translate", dynamic_ncols=True) as bar, \
             ThreadPoolExecutor(max_workers=1) as writer:
@@ -172,9 +278,13 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
             try:
                 outputs = pipe([img for _, img in batch], direction=args.direction, seed=args.seed,
                                n_styles=args.n_styles, batch_size=args.batch_size)
-            except RuntimeError as err:  # e.g. out of memory on a huge batch: report, go on
-                report.failed += [(str(job.source), f"translation failed: {err}") for job, _ in batch]
-                bar.update(len(batch))
+            except (RuntimeError, MemoryError) as err:  # e.g. out of memory: retry alone, then report
+                if len(batch) > 1:
+                    for item in batch:
+                        flush([item])
+                    return
+                report.failed.append((str(batch[0][0].source), f"translation failed: {_first_line(err)}"))
+                bar.update(1)
                 return
             per_input = len(outputs) // len(batch)
             for k, (job, _) in enumerate(batch):
@@ -194,9 +304,11 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
                 report.failed.append((str(job.source), error))
                 bar.update(1)
                 continue
+            padded_w, padded_h = processed_size(img.size, None, stride)
+            fits = max(1, min(args.batch_size, args.max_pixels // (padded_w * padded_h)))
             bucket = buckets.setdefault(img.size, [])
             bucket.append((job, img))
-            if len(bucket) == args.batch_size:
+            if len(bucket) >= fits:
                 flush(buckets.pop(img.size))
         for bucket in buckets.values():
             flush(bucket)
@@ -204,31 +316,58 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
             settle(*writes.popleft())
 
 
+def _error(message: str, code: int = 2) -> int:
+    print(f"ponogan translate: error: {message}", file=sys.stderr)
+    return code
+
+
 def run(args: argparse.Namespace) -> int:
-    for name in ("batch_size", "n_styles", "workers"):
+    for name in ("batch_size", "n_styles", "workers", "max_pixels", "max_aspect"):
         if getattr(args, name) < 1:
-            print(f"ponogan translate: error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
-            return 2
-    inputs = collect_inputs(args.input)
+            return _error(f"--{name.replace('_', '-')} must be >= 1")
+    output, root = Path(args.output), input_root(args.input)
+    if output.exists() and not output.is_dir():
+        return _error(f"--output {output} is a file; give a folder to write the translations into")
+    if root is not None and os.path.realpath(output) == os.path.realpath(root):
+        return _error(f"--output {output} is the input folder: choose another folder (a new folder "
+                      "inside the input folder is fine: it is left out of the inputs)")
+    inside = root is not None and is_within(output, root)
+    inputs = collect_inputs(args.input, exclude=[output] if inside else [])
     if not inputs:
-        print(f"ponogan translate: error: no images found at {args.input!r}", file=sys.stderr)
-        return 1
+        return _error(f"no images found at {args.input!r}", 1)
+    if inside:
+        print(f"note: the output folder {output} is inside the input folder; its files are not taken "
+              "as inputs", file=sys.stderr)
     try:
-        pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
+        pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype,
+                                                   test_mode=args.test_mode)
         pipe.route(args.direction)
         if args.n_styles != 1 and not pipe.multimodal:
             raise ValueError(f"--n-styles applies to MUNIT checkpoints only; this one is {pipe.family}")
         parse_size(args.size)
     except (OSError, ValueError) as err:
-        print(f"ponogan translate: error: {err}", file=sys.stderr)
-        return 2
+        return _error(str(err))
 
-    jobs = plan_jobs(inputs, Path(args.output), args.n_styles, args.format)
+    jobs = plan_jobs(inputs, output, args.n_styles, args.format)
+    sources = {os.path.realpath(source): source for source, _ in inputs}
+    for job in jobs:
+        clash = next((sources[real] for real in map(os.path.realpath, job.outputs) if real in sources), None)
+        if clash is not None:
+            return _error(f"output {job.outputs[0]} would replace the input image {clash}: choose an "
+                          "--output folder away from the input images")
+    removed = sweep_partials(jobs)
+    if removed:
+        print(f"removed {removed} temporary file(s) left by an interrupted run", file=sys.stderr)
     report = Report()
     todo = [job for job in jobs if args.overwrite or not all(p.is_file() for p in job.outputs)]
     report.skipped = len(jobs) - len(todo)
-    if todo:
-        translate_jobs(pipe, todo, args, report)
+    try:
+        if todo:
+            translate_jobs(pipe, todo, args, report)
+    except KeyboardInterrupt:
+        print(f"interrupted after {report.translated} image(s); run the same command again to resume",
+              file=sys.stderr)
+        return 130
 
     print(f"translated {report.translated} image(s) into {args.output}"
           f"{f', skipped {report.skipped} already done' if report.skipped else ''}", file=sys.stderr)
@@ -236,4 +375,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(report.failed)} input(s) could not be translated:", file=sys.stderr)
         for source, reason in report.failed:
             print(f"  {source}: {reason}", file=sys.stderr)
-    return 1 if todo and report.translated == 0 else 0
+    return 1 if report.failed else 0

@@ -228,7 +228,7 @@ def test_folder_without_readable_image_fails_at_construction(tmp_path):
     write_bad_files(tmp_path / "trainB")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(ValueError, match="none of the 4 image files is readable"):
+        with pytest.raises(ValueError, match="none of the 4 image files is usable"):
             create_dataset("unaligned", tmp_path, max_pixels=10_000)
     with pytest.raises(ValueError, match="does not exist"):
         create_dataset("aligned", tmp_path / "missing")
@@ -262,13 +262,13 @@ def test_aligned_direction_and_channels(tmp_path):
 
 
 def test_single_mode(tmp_path):
-    noise_image().save(tmp_path / "x.png")
+    noise_image((64, 64)).save(tmp_path / "x.png")  # the size of the truncated JPEG's header
     write_bad_files(tmp_path / "sub")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = create_dataset("single", tmp_path, "test", preprocess="none", input_nc=1, max_pixels=10_000)
         items = [ds[i] for i in range(len(ds))]
-    assert set(items[0]) == {"A", "A_path"} and items[0]["A"].shape == (1, 24, 24)
+    assert set(items[0]) == {"A", "A_path"} and items[0]["A"].shape == (1, 64, 64)
     assert all(item["A_path"].endswith("x.png") for item in items)
 
 

@@ -4,6 +4,7 @@ Public API:
     create_dataset(mode, root, phase="train", **options) / build_dataset(mode, root, phase, DataOptions)
     DataOptions: the typed options (one source of defaults), embeddable in training configs
     load_image(path, mode="RGB", max_pixels=...) -> PIL image; raises ImageLoadError(ValueError)
+    image_size(path) -> (w, h) from the header; find_images(root, exclude=()): the one image-folder walker
     pil_to_tensor / tensor_to_pil: PIL <-> (C, H, W) float in [-1, 1]
     GlyphDataset, glyph_mask, TRAIN_CHARS / TEST_CHARS: the built-in glyph data
 """
@@ -15,6 +16,7 @@ from ponogan.data.image_io import (
     IMG_EXTENSIONS,
     ImageLoadError,
     find_images,
+    image_size,
     load_image,
     pil_to_tensor,
     tensor_to_pil,
@@ -37,6 +39,7 @@ __all__ = [
     "create_dataset",
     "find_images",
     "glyph_mask",
+    "image_size",
     "load_image",
     "pil_to_tensor",
     "register_dataset",

@@ -20,6 +20,9 @@ class AlignedDataset(FolderDataset):
         super().__init__(root, phase, options)
         self.paths = self._collect(os.path.join(self.root, phase), "aligned dataset")
 
+    def _item_size(self, width: int, height: int) -> tuple[int, int]:
+        return width // 2, height
+
     def __len__(self) -> int:
         return len(self.paths)
 

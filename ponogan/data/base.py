@@ -1,4 +1,10 @@
-"""Shared machinery of the folder datasets: file discovery, bad-file skipping, one warning per file."""
+"""Shared machinery of the folder datasets: file discovery, bad-file skipping, one warning per file.
+
+Without a crop step (`preprocess` `none` / `scale_width`) items keep each image's size, so the image
+headers are checked when the dataset is built: items of different sizes cannot be batched (one clear
+`ValueError` instead of a traceback from collate), and tiny images (under `MIN_SIDE` px) are skipped
+with a warning instead of failing inside the networks.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,9 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from ponogan.data.image_io import IMG_EXTENSIONS, ImageLoadError, find_images, load_image
+from ponogan.data.image_io import IMG_EXTENSIONS, ImageLoadError, find_images, image_size, load_image
 from ponogan.data.options import DataOptions
+from ponogan.data.transforms import MIN_SIDE, keeps_image_size, resized_size
 
 
 class BadImageWarning(UserWarning):
@@ -56,23 +63,60 @@ class FolderDataset(Dataset, abc.ABC):
             warnings.warn(f"skipping {err.path}: {err.reason}", BadImageWarning, stacklevel=3)
 
     def _collect(self, folder: str, what: str) -> list[str]:
-        """Image paths under `folder`; fails now if none exists or none of them is readable."""
+        """Image paths under `folder`; fails now if none exists or none of them is usable."""
         if not os.path.isdir(folder):
             raise ValueError(f"{what}: folder {folder} does not exist")
         paths = find_images(folder)[: self.options.max_dataset_size]
         if not paths:
             raise ValueError(f"{what}: no image files in {folder} (looked for {', '.join(IMG_EXTENSIONS)})")
-        self._require_readable(paths, f"{what} ({folder})")
-        return paths
+        return self._usable(paths, f"{what} ({folder})")
 
-    def _require_readable(self, paths: list[str], what: str) -> None:
-        reasons = []
+    def _item_size(self, width: int, height: int) -> tuple[int, int]:
+        """Size of the image an item is cut from, for a file of `width x height` (aligned: one half)."""
+        return width, height
+
+    def _usable(self, paths: list[str], what: str) -> list[str]:
+        """`paths` less tiny images when sizes are kept; `ValueError` if none is usable or sizes differ."""
+        total, reasons = len(paths), []
+        if keeps_image_size(self.options):
+            paths = self._check_sizes(paths, what, reasons)
         for path in paths:
             try:
                 load_image(path, "RGB", self.options.max_pixels)
-                return
+                return paths
             except ImageLoadError as err:
                 self._report(err)
                 reasons.append(f"{err.path}: {err.reason}")
         shown = "; ".join(reasons[:3]) + (f"; ... ({len(reasons) - 3} more)" if len(reasons) > 3 else "")
-        raise ValueError(f"{what}: none of the {len(paths)} image files is readable: {shown}")
+        raise ValueError(f"{what}: none of the {total} image files is usable: {shown}")
+
+    def _check_sizes(self, paths: list[str], what: str, reasons: list[str]) -> list[str]:
+        """Item sizes from the headers: skip (warn, add to `reasons`) items under `MIN_SIDE`; refuse mixed
+        sizes. Files whose header cannot be read stay in the list: loading them reports why and skips them.
+        """
+        kept, first_of_size = [], {}
+        preprocess = self.options.preprocess
+        for path in paths:
+            try:
+                width, height = self._item_size(*image_size(path, self.options.max_pixels))
+            except ImageLoadError:
+                kept.append(path)
+                continue
+            size = resized_size(self.options, width, height)
+            if min(size) < MIN_SIDE:
+                err = ImageLoadError(path, f"too small: {size[0]}x{size[1]} px items with "
+                                           f"preprocess={preprocess!r} (minimum {MIN_SIDE})")
+                self._report(err)
+                reasons.append(f"{err.path}: {err.reason}")
+                continue
+            first_of_size.setdefault(size, path)
+            kept.append(path)
+        if len(first_of_size) > 1:
+            (size_a, path_a), (size_b, path_b) = list(first_of_size.items())[:2]
+            raise ValueError(
+                f"{what}: preprocess={preprocess!r} keeps each image's size, but {path_a} gives "
+                f"{size_a[0]}x{size_a[1]} items and {path_b} {size_b[0]}x{size_b[1]} "
+                f"({len(first_of_size)} sizes in all) and a batch needs one size: use preprocess "
+                "'resize_and_crop' or 'scale_width_and_crop', or resize the images to one size"
+            )
+        return kept

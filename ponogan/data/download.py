@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ponogan.data.image_io import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, load_image
+from ponogan.data.image_io import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, is_within, load_image
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
@@ -136,28 +136,41 @@ def combine_ab(fold_a: str | os.PathLike, fold_b: str | os.PathLike, out_dir: st
     If `fold_a` and `fold_b` share sub-folders (e.g. train/val/test) each is combined into
     `out_dir/<sub>`; otherwise the folders are combined flat. B is resized to A's size when they differ.
     Unreadable or unmatched files are skipped with a warning. Returns the number of images written.
+    Input files are never written over: `out_dir` may not be an input folder, one inside an input folder
+    is left out of the inputs, and a pair whose output path is an input file is skipped with a warning.
     """
     fold_a, fold_b, out_dir = Path(fold_a), Path(fold_b), Path(out_dir)
     for folder in (fold_a, fold_b):
         if not folder.is_dir():
             raise ValueError(f"combine: folder {folder} does not exist")
+        if os.path.realpath(folder) == os.path.realpath(out_dir):
+            raise ValueError(f"combine: the output folder {out_dir} is an input folder; choose another one")
     subs_a = {p.name for p in fold_a.iterdir() if p.is_dir()}
     shared = sorted(subs_a & {p.name for p in fold_b.iterdir() if p.is_dir()})
     jobs = [(fold_a / s, fold_b / s, out_dir / s) for s in shared] or [(fold_a, fold_b, out_dir)]
-    written = sum(_combine_flat(a, b, o, max_pixels) for a, b, o in jobs)
+    exclude = [out_dir] if is_within(out_dir, fold_a) or is_within(out_dir, fold_b) else []
+    inputs = {os.path.realpath(p) for folder in (fold_a, fold_b) for p in find_images(folder, exclude)}
+    written = sum(_combine_flat(a, b, o, max_pixels, exclude, inputs) for a, b, o in jobs)
     if written == 0:
         raise ValueError(f"combine: no image of {fold_a} has a readable partner of the same name in "
                          f"{fold_b}")
     return written
 
 
-def _combine_flat(fold_a: Path, fold_b: Path, out_dir: Path, max_pixels: int | None) -> int:
-    by_key_b = {_key(p, fold_b): p for p in find_images(fold_b)}
+def _combine_flat(fold_a: Path, fold_b: Path, out_dir: Path, max_pixels: int | None, exclude: list[Path],
+                  inputs: set[str]) -> int:
+    """Combine one pair of folders; folders in `exclude` are not walked, files in `inputs` (real paths)
+    are never written."""
+    by_key_b = {_key(p, fold_b): p for p in find_images(fold_b, exclude)}
     count, unmatched = 0, 0
-    for path_a in find_images(fold_a):
+    for path_a in find_images(fold_a, exclude):
         key = _key(path_a, fold_a)
         if key not in by_key_b:
             unmatched += 1
+            continue
+        target = out_dir / f"{key}.png"
+        if os.path.realpath(target) in inputs:
+            warnings.warn(f"combine: skipping {path_a}: its output {target} is an input file", stacklevel=3)
             continue
         try:
             img_a = load_image(path_a, "RGB", max_pixels)
@@ -170,7 +183,6 @@ def _combine_flat(fold_a: Path, fold_b: Path, out_dir: Path, max_pixels: int | N
         pair = Image.new("RGB", (img_a.width * 2, img_a.height))
         pair.paste(img_a, (0, 0))
         pair.paste(img_b, (img_a.width, 0))
-        target = out_dir / f"{key}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         pair.save(target)
         count += 1

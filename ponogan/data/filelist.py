@@ -33,6 +33,5 @@ class ListDataset(UnalignedDataset):
         paths = paths[: self.options.max_dataset_size]
         if not paths:
             raise ValueError(f"{what}: the list names no files")
-        self._require_readable(paths, what)
-        return paths
+        return self._usable(paths, what)
 

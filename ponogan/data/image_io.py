@@ -1,23 +1,30 @@
-"""Robust image loading and PIL <-> tensor conversion at the data edge.
+"""Robust image loading, the image-file walker, and PIL <-> tensor conversion at the data edge.
 
 `load_image` opens any file Pillow reads and returns an 8-bit `RGB` or `L` image: EXIF orientation
 applied, transparency composited on white, 16-bit and float data scaled to 8 bits, CMYK/palette converted.
-Every failure a user can hit (missing, empty, not an image, truncated, too many pixels) raises
-`ImageLoadError` naming the file and the reason.
+Every failure a user can hit (missing, empty, permission denied, not an image, truncated, too many
+pixels, out of memory) raises `ImageLoadError` naming the file and the reason. `image_size` reads only
+the header, so limits can be checked before a single pixel is decoded.
+
+`find_images` is the one walker of image folders (datasets, metrics, `ponogan translate`), with the one
+extension list `IMG_EXTENSIONS`.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-DEFAULT_MAX_PIXELS = 89_478_485
+IMG_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
+DEFAULT_MAX_PIXELS = 89_478_485  # decode limit (Pillow's decompression-bomb threshold)
 MODES = ("RGB", "L")
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
@@ -35,32 +42,59 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(IMG_EXTENSIONS)
 
 
-def find_images(root: str | os.PathLike) -> list[str]:
-    """All image files under `root` (recursive, any extension case), sorted for a stable order."""
+def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether `path` is `folder` or lies under it, comparing real paths (links resolved)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def find_images(root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = ()) -> list[str]:
+    """Every image file under `root` once, in a stable order: a folder's files by name, then its sub-folders.
+
+    Links are followed, but each folder and file is visited once by its real path, so a link loop or
+    two links to one folder cannot repeat files (or recurse without end). Folders in `exclude` (a
+    command's own output folder) and everything under them are never entered.
+    """
+    excluded = [os.path.realpath(folder) for folder in exclude]
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real_dir = os.path.realpath(dirpath)
+        if real_dir in seen_dirs or any(is_within(real_dir, folder) for folder in excluded):
+            dirnames.clear()
+            continue
+        seen_dirs.add(real_dir)
         dirnames.sort()
-        found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if is_image_file(f))
+        for name in sorted(filter(is_image_file, filenames)):
+            path = os.path.join(dirpath, name)
+            real = os.path.realpath(path) if os.path.islink(path) else os.path.join(real_dir, name)
+            if real not in seen_files:
+                seen_files.add(real)
+                found.append(path)
     return found
 
 
-def load_image(path: str | os.PathLike, mode: str = "RGB", max_pixels: int | None = DEFAULT_MAX_PIXELS):
-    """Open `path` as an 8-bit PIL image in `mode` (`RGB` or `L`).
+@contextmanager
+def _open_image(path: Path, max_pixels: int | None) -> Iterator[Image.Image]:
+    """The lazily opened image (header read, no pixels decoded); failures become `ImageLoadError`.
 
-    Raises `ImageLoadError` for a missing or empty file, data Pillow cannot identify, a truncated or
-    corrupt file, or more than `max_pixels` pixels (checked from the header, before decoding).
+    Errors raised in the `with` body (decoding) are translated too, so callers get one exception type.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    path = Path(path)
-    if not path.is_file():
-        raise ImageLoadError(path, "no such file")
-    if path.stat().st_size == 0:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ImageLoadError(path, "no such file") from None
+    except PermissionError:
+        raise ImageLoadError(path, "permission denied (check its folder's permissions)") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageLoadError(path, "not a file")
+    if info.st_size == 0:
         raise ImageLoadError(path, "the file is empty (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(path) as img:
+            with open(path, "rb") as handle, Image.open(handle) as img:
                 width, height = img.size
                 if max_pixels is not None and width * height > max_pixels:
                     raise ImageLoadError(
@@ -68,16 +102,42 @@ def load_image(path: str | os.PathLike, mode: str = "RGB", max_pixels: int | Non
                         f"{width}x{height} = {width * height} pixels exceeds max_pixels={max_pixels} "
                         "(possible decompression bomb; raise max_pixels if the image is genuine)",
                     )
-                img.load()
-                img = ImageOps.exif_transpose(img)
+                yield img
         except ImageLoadError:
             raise
+        except PermissionError:
+            raise ImageLoadError(path, "permission denied (check the file's permissions)") from None
         except UnidentifiedImageError:
             raise ImageLoadError(path, "not an image Pillow can read (wrong extension or corrupt)") from None
         except Image.DecompressionBombError as err:
             raise ImageLoadError(path, f"decompression bomb: {err}") from None
+        except MemoryError:
+            raise ImageLoadError(path, "not enough memory to decode it") from None
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise ImageLoadError(path, f"corrupt or truncated image data ({err})") from None
+
+
+def image_size(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """`(width, height)` from the file header, without decoding pixels (before EXIF rotation).
+
+    Raises `ImageLoadError` like `load_image` for files that cannot be opened or exceed `max_pixels`.
+    """
+    with _open_image(Path(path), max_pixels) as img:
+        return img.size
+
+
+def load_image(path: str | os.PathLike, mode: str = "RGB", max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    """Open `path` as an 8-bit PIL image in `mode` (`RGB` or `L`).
+
+    Raises `ImageLoadError` for a missing, empty or unreadable file, data Pillow cannot identify, a
+    truncated or corrupt file, more than `max_pixels` pixels (checked from the header, before
+    decoding), or too little memory to decode it.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    with _open_image(Path(path), max_pixels) as img:
+        img.load()
+        img = ImageOps.exif_transpose(img)
     return to_mode(img, mode)
 
 

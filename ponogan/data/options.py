@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ponogan.data.image_io import DEFAULT_MAX_PIXELS
+
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 DIRECTIONS = ("AtoB", "BtoA")
 VARIANTS = ("plain", "hard")
@@ -22,6 +24,9 @@ class DataOptions:
     Folder modes (`unaligned`, `aligned`, `single`, `list`):
         load_size / crop_size: resize to `load_size`, then crop `crop_size` (pix2pix/CycleGAN semantics).
         preprocess: one of `PREPROCESS_CHOICES`; train crops are random, test crops centred.
+            `none` / `scale_width` keep each image's (scaled) size, so all images must give the same
+            item size (batches need one; checked from the file headers when the dataset is built) and
+            images giving items under `MIN_SIDE` px (transforms.py) are skipped with a warning.
         no_flip: disable the random horizontal flip (never applied outside the train phase).
         direction: `AtoB` or `BtoA`; `BtoA` swaps the domains, so item `A` is always the model input.
         serial: unaligned/list pairing: B index follows A instead of being drawn at random.
@@ -47,7 +52,7 @@ class DataOptions:
     serial: bool = False
     input_nc: int = 3
     output_nc: int = 3
-    max_pixels: int | None = 89_478_485
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
     max_dataset_size: int | None = None
     list_a: str | None = None
     list_b: str | None = None

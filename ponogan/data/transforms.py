@@ -15,6 +15,10 @@ from PIL import Image
 from ponogan.data.image_io import pil_to_tensor
 from ponogan.data.options import DataOptions
 
+# Smallest item side kept when no crop fixes the size: a thinner image is a line or a dot (under one
+# cell of the generators' two stride-2 downsamplings) and fails inside the networks.
+MIN_SIDE = 4
+
 
 @dataclass(frozen=True)
 class TransformParams:
@@ -31,6 +35,11 @@ def resized_size(options: DataOptions, width: int, height: int) -> tuple[int, in
     if options.preprocess in ("scale_width", "scale_width_and_crop"):
         return options.load_size, max(1, round(options.load_size * height / width))
     return width, height
+
+
+def keeps_image_size(options: DataOptions) -> bool:
+    """Whether items keep each image's own (scaled) size: `preprocess` has no crop step to fix it."""
+    return not _crops(options)
 
 
 def get_params(options: DataOptions, size: tuple[int, int], train: bool) -> TransformParams:

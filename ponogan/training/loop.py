@@ -65,8 +65,9 @@ from .checkpoint import (
 from .config import TrainConfig
 from .evaluate import Evaluator, eval_mode
 from .families import create_trainer
+from .plots import LOSSES_NAME, METRICS_NAME, write_run_plots
 from .sampler import EpochSampler
-from .samples import save_sample_grid
+from .samples import labelled_grid, save_png
 
 
 class TrainingError(RuntimeError):
@@ -134,7 +135,8 @@ def build_accelerator(cfg: TrainConfig, runtime: dict[str, str] | None = None) -
 
 
 # what a run writes into its folder (besides its writers' temp files); anything else is the user's
-RUN_ENTRIES = frozenset({WEIGHTS_NAME, CONFIG_NAME, "state", "samples", "log.jsonl", "metrics.json"})
+RUN_ENTRIES = frozenset({WEIGHTS_NAME, CONFIG_NAME, "state", "samples", "log.jsonl", "metrics.json",
+                         LOSSES_NAME, METRICS_NAME})
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -476,17 +478,38 @@ class _Run:
 
     # ---- outputs
     def write_samples(self) -> Path | None:
+        """The labelled sample grid of this step (``trainer.sample_columns``), also sent to TensorBoard,
+        then the loss/metric pictures (``write_plots``); main process only. Returns the grid's path."""
         if not self.main:
             return None
+        path = None
         items = self.evaluator.sample_items(self.train_set, self.cfg.train.num_samples)
-        if not items:
-            return None
-        with eval_mode(self.trainer.nets):
-            real_a = items["A"].to(self.acc.device)
-            fake = self.trainer.translate(real_a, items["index"]).float()
-        targets = items["B"] if self.evaluator.paired else None
-        path = self.run_dir / "samples" / f"step_{self.step:06d}.png"
-        return save_sample_grid(path, items["A"], fake, targets)
+        if items:
+            with eval_mode(self.trainer.nets):
+                columns = self.trainer.sample_columns(_to_device(items, self.acc.device),
+                                                      paired=self.evaluator.paired)
+            grid = labelled_grid(columns)
+            path = save_png(self.run_dir / "samples" / f"step_{self.step:06d}.png", grid)
+            self.track_image("samples", grid)
+        self.write_plots()
+        return path
+
+    def write_plots(self) -> None:
+        """Redraw ``losses.png`` / ``metrics.png`` from ``log.jsonl`` (``plots.write_run_plots``). Pictures
+        are a convenience: any failure is one warning line and the run goes on. Main process only."""
+        if not self.main:
+            return
+        try:
+            write_run_plots(self.run_dir)
+        except Exception as err:  # noqa: BLE001 - never stop a run for a picture
+            tqdm.write(f"warning: could not draw the loss curves of {self.run_dir} "  # above the progress bar
+                       f"({type(err).__name__}: {first_line(err)}); training continues", file=sys.stderr)
+
+    def track_image(self, name: str, image) -> None:
+        """Send an RGB ``PIL`` image to the TensorBoard tracker (if any) at this step."""
+        for tracker in self.acc.trackers:
+            if tracker.name == "tensorboard":
+                tracker.log_images({name: np.asarray(image)[None]}, step=self.step, dataformats="NHWC")
 
     def evaluate(self) -> None:
         self.sync_buffers()
@@ -562,6 +585,7 @@ class _Run:
                                                                 timed_out)
                 if bad_any:
                     bar.close()
+                    self.write_plots()  # the curves up to the last logged step show how it diverged
                     last = latest_state(self.run_dir)
                     what = f"loss {bad} = {sums[bad]}" if bad else "a loss on another process"
                     raise NonFiniteLossError(
@@ -570,13 +594,13 @@ class _Run:
                 bar.update(1)
                 if self.step % max(tc.log_every, 1) == 0 or self.step == tc.max_steps:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in sums.items()}, refresh=False)
+                    lr = self.trainer.schedulers["G"].get_last_lr()[0]
                     if self.main:
-                        lr = self.trainer.schedulers["G"].get_last_lr()[0]
                         self.log({"step": self.step, "epoch": self.batches.epoch, "lr": lr,
                                   "time_s": round(self.elapsed_before + time.monotonic() - start_time, 3),
                                   **sums})
                     if self.acc.trackers:
-                        self.acc.log(sums, step=self.step)
+                        self.acc.log({**sums, "lr": lr}, step=self.step)
                 stopping = signal_any or timeout_any or (stop_at is not None and self.step >= stop_at)
                 if signal_any:
                     stopped_by = "signal"

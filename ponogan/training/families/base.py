@@ -152,6 +152,16 @@ class FamilyTrainer(ABC):
         """A -> B ``(N, C, H, W)`` for evaluation and samples (called under no_grad with the nets in eval
         mode); ``index`` ``(N,)`` are the dataset indices (MUNIT draws a fixed style per index)."""
 
+    def sample_columns(self, items: Batch, paired: bool) -> list[tuple[str, torch.Tensor]]:
+        """The labelled columns of a sample grid (``ponogan.training.samples.labelled_grid``) for
+        ``items`` (``A``, ``B`` if the data has it, ``index``), called like ``translate``: ``input |
+        output``, and ``target`` (B) when ``paired`` (the test split pairs each A with its ground truth).
+        Two-way families override it to show both directions and their reconstructions."""
+        columns = [("input", items["A"]), ("output", self.translate(items["A"], items["index"]))]
+        if paired and "B" in items:
+            columns.append(("target", items["B"]))
+        return columns
+
     def extra_state(self) -> dict[str, Any]:
         """Per-process state beyond nets/optimizers (image pools), saved in ``rank_<i>.pt``."""
         return {}

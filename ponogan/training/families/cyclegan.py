@@ -80,6 +80,19 @@ class CycleGANTrainer(FamilyTrainer):
     def translate(self, real_a: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         return self.unwrap("G_A")(real_a)
 
+    def sample_columns(self, items: Batch, paired: bool) -> list[tuple[str, torch.Tensor]]:
+        """``real A | G_A(A) | G_B(G_A(A)) | real B | G_B(B) | G_A(G_B(B))``: both translations and both
+        cycle reconstructions (the B half only when the data has B)."""
+        G_A, G_B = self.unwrap("G_A"), self.unwrap("G_B")
+        real_a = items["A"]
+        fake_b = G_A(real_a)
+        columns = [("real A", real_a), ("G_A(A)", fake_b), ("G_B(G_A(A))", G_B(fake_b))]
+        if "B" in items:
+            real_b = items["B"]
+            fake_a = G_B(real_b)
+            columns += [("real B", real_b), ("G_B(B)", fake_a), ("G_A(G_B(B))", G_A(fake_a))]
+        return columns
+
     def extra_state(self) -> dict[str, Any]:
         return {"pools": {k: pool.state_dict() for k, pool in self.pools.items()}}
 

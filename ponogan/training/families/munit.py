@@ -150,6 +150,32 @@ class MunitTrainer(FamilyTrainer):
             content, moments, _ = pair.gen_a.encode(real_a)
             return pair.gen_b.decode(content, moments, style, size=real_a.shape[-2:]).float()
 
+    def sample_styles_a(self, index: torch.Tensor) -> torch.Tensor:
+        """Fixed A-styles ``(N, style_dim, 1, 1)`` for the B->A sample column: the draw after item ``i``'s
+        B-style from the same ``(train.style_seed, i)`` generator, so the two never coincide."""
+        codes = []
+        for i in index.tolist():
+            generator = torch.Generator().manual_seed(self.cfg.train.style_seed * 1_000_003 + int(i))
+            torch.randn(self.style_dim, 1, 1, generator=generator)  # item i's B-style (eval_styles)
+            codes.append(torch.randn(self.style_dim, 1, 1, generator=generator))
+        return torch.stack(codes)
+
+    def sample_columns(self, items: Batch, paired: bool) -> list[tuple[str, torch.Tensor]]:
+        """``real A | A->B (fixed style) | A->B->A | real B | B->A | B->A->B``: the translations with the
+        fixed styles (A->B is exactly ``translate``), and the cycles decoded from the re-encoded
+        content and moments with each image's own style, as in training (``MunitPair``)."""
+        real_a, index = items["A"], items["index"]
+        if "B" not in items:
+            return [("real A", real_a), ("A->B (fixed style)", self.translate(real_a, index))]
+        real_b = items["B"]
+        s_b = self.eval_styles(index).to(real_a.device)
+        s_a = self.sample_styles_a(index).to(real_a.device)
+        with self.accelerator.autocast():
+            out = self.unwrap("gen")(real_a, real_b, s_a, s_b)
+        return [("real A", real_a), ("A->B (fixed style)", out["x_ab"].float()),
+                ("A->B->A", out["x_aba"].float()), ("real B", real_b), ("B->A", out["x_ba"].float()),
+                ("B->A->B", out["x_bab"].float())]
+
 
 def _f32_codes(codes: tuple) -> tuple:
     content, moments, style = codes
