@@ -111,3 +111,54 @@ def enable_tf32() -> None:
     if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+def process_info() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` of this process under ``torchrun`` / ``accelerate launch``
+    (their ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); ``(0, 1, 0)`` when started alone."""
+    env = os.environ
+    try:
+        return int(env.get("RANK", 0)), max(1, int(env.get("WORLD_SIZE", 1))), int(env.get("LOCAL_RANK", 0))
+    except ValueError:
+        return 0, 1, 0
+
+
+def inference_device(device: str | None) -> str:
+    """The device of this process for ``ponogan translate``/``eval``: ``resolve_device``, and under a
+    multi-process launch on CUDA the GPU of this process's local rank."""
+    resolved = resolve_device(device)
+    _, world, local_rank = process_info()
+    if world > 1 and resolved == "cuda":
+        return f"cuda:{local_rank % max(1, torch.cuda.device_count())}"
+    return resolved
+
+
+class ProcessGroup:
+    """The processes of a ``torchrun``/``accelerate launch`` inference run, for sharding and totals.
+
+    Alone (``WORLD_SIZE`` unset or 1) every method is local. Under a launcher it joins a gloo group
+    (CPU tensors only, so it works next to any device) unless one exists, and leaves what it created.
+    """
+
+    def __init__(self):
+        self.rank, self.world, _ = process_info()
+        self._created = False
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("gloo")
+            self._created = True
+
+    def shard(self, items: list) -> list:
+        """This process's share of ``items``: every ``world``-th from its rank (each item exactly once)."""
+        return items[self.rank :: self.world]
+
+    def gather(self, value) -> list:
+        """``value`` of every process, by rank (``[value]`` alone)."""
+        if self.world == 1:
+            return [value]
+        out: list = [None] * self.world
+        torch.distributed.all_gather_object(out, value)
+        return out
+
+    def close(self) -> None:
+        if self._created and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

@@ -45,6 +45,7 @@ from ponogan.pipeline import (
     processed_size,
     resize_image,
 )
+from ponogan.runtime import ProcessGroup, default_inference_settings, inference_device
 
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 LIMIT_HINTS = {"max_pixels": "shrink it with --size or raise --max-pixels",
@@ -77,7 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "folder inside the input folder is allowed and left out of the inputs. A run "
                              "that would write over an input image is refused")
     parser.add_argument("--direction", default="AtoB", help="AtoB or BtoA (CycleGAN, MUNIT); default AtoB")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per forward pass (default: 1 on CPUs, where larger batches are slower, "
+                             "8 on GPUs)")
     parser.add_argument("--size", default=None,
                         help="resize first: 256 sets the shorter side, 320x240 an exact size (default: keep)")
     parser.add_argument("--n-styles", type=int, default=1, help="MUNIT: random styles per input (default 1)")
@@ -85,9 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-mode", default="eval", choices=("eval", "paper"),
                         help="eval (default): BatchNorm running statistics, no dropout; paper: pix2pix's "
                              "test time, BatchNorm with each image's statistics and dropout on (--seed)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bf16", "fp16"),
-                        help="compute precision; bf16/fp16 run under autocast (default float32)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, cuda:1, mps (default: CUDA when visible, then MPS, else CPU; under "
+                             "torchrun/accelerate launch each process takes its local GPU and a share of the "
+                             "inputs)")
+    parser.add_argument("--dtype", default=None, choices=("float32", "bf16", "fp16"),
+                        help="compute precision; bf16/fp16 run under autocast (default: bf16 on GPUs and on "
+                             "CPUs with native bf16, else float32; docs/app.md has the measured differences)")
     parser.add_argument("--format", default="png", choices=sorted(OUTPUT_FORMATS), help="output format")
     parser.add_argument("--workers", type=int, default=2, help="image decoding threads (default 2)")
     parser.add_argument("--max-pixels", type=int, default=MAX_PROCESSED_PIXELS,
@@ -322,6 +329,19 @@ def _error(message: str, code: int = 2) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Translate; under ``torchrun``/``accelerate launch`` each process takes every N-th image."""
+    device = inference_device(args.device)
+    defaults = default_inference_settings(device)
+    args.batch_size = defaults["batch_size"] if args.batch_size is None else args.batch_size
+    args.dtype = defaults["dtype"] if args.dtype is None else args.dtype
+    group = ProcessGroup()
+    try:
+        return _run(args, device, group)
+    finally:
+        group.close()
+
+
+def _run(args: argparse.Namespace, device: str, group: ProcessGroup) -> int:
     for name in ("batch_size", "n_styles", "workers", "max_pixels", "max_aspect"):
         if getattr(args, name) < 1:
             return _error(f"--{name.replace('_', '-')} must be >= 1")
@@ -339,7 +359,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: the output folder {output} is inside the input folder; its files are not taken "
               "as inputs", file=sys.stderr)
     try:
-        pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype,
+        pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=device, dtype=args.dtype,
                                                    test_mode=args.test_mode)
         pipe.route(args.direction)
         if args.n_styles != 1 and not pipe.multimodal:
@@ -355,6 +375,7 @@ def run(args: argparse.Namespace) -> int:
         if clash is not None:
             return _error(f"output {job.outputs[0]} would replace the input image {clash}: choose an "
                           "--output folder away from the input images")
+    jobs = group.shard(jobs)  # the clash check above saw every job; from here on, this process's share
     removed = sweep_partials(jobs)
     if removed:
         print(f"removed {removed} temporary file(s) left by an interrupted run", file=sys.stderr)
@@ -369,10 +390,15 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
 
-    print(f"translated {report.translated} image(s) into {args.output}"
-          f"{f', skipped {report.skipped} already done' if report.skipped else ''}", file=sys.stderr)
-    if report.failed:
-        print(f"{len(report.failed)} input(s) could not be translated:", file=sys.stderr)
-        for source, reason in report.failed:
-            print(f"  {source}: {reason}", file=sys.stderr)
-    return 1 if report.failed else 0
+    reports = group.gather(report)
+    translated, skipped = sum(r.translated for r in reports), sum(r.skipped for r in reports)
+    failed = [item for r in reports for item in r.failed]
+    if group.rank == 0:
+        procs = f" by {group.world} processes" if group.world > 1 else ""
+        print(f"translated {translated} image(s) into {args.output}{procs}"
+              f"{f', skipped {skipped} already done' if skipped else ''}", file=sys.stderr)
+        if failed:
+            print(f"{len(failed)} input(s) could not be translated:", file=sys.stderr)
+            for source, reason in failed:
+                print(f"  {source}: {reason}", file=sys.stderr)
+    return 1 if failed else 0
