@@ -285,12 +285,17 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
             try:
                 outputs = pipe([img for _, img in batch], direction=args.direction, seed=args.seed,
                                n_styles=args.n_styles, batch_size=args.batch_size)
-            except (RuntimeError, MemoryError) as err:  # e.g. out of memory: retry alone, then report
+            except (RuntimeError, MemoryError, ValueError) as err:  # out of memory: retry alone, then report
                 if len(batch) > 1:
                     for item in batch:
                         flush([item])
                     return
-                report.failed.append((str(batch[0][0].source), f"translation failed: {_first_line(err)}"))
+                reason = f"translation failed: {_first_line(err)}"
+                if "spatial element" in str(err) or "more than 1 value per channel" in str(err):
+                    w, h = batch[0][1].size
+                    reason = (f"too small for this network ({w}x{h}): its deepest features would be 1x1; "
+                              f"use --size {2 * stride} or more")
+                report.failed.append((str(batch[0][0].source), reason))
                 bar.update(1)
                 return
             per_input = len(outputs) // len(batch)
