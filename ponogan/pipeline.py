@@ -44,7 +44,7 @@ import copy
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,6 +258,66 @@ def moment_to_image(moment: torch.Tensor | np.ndarray) -> Image.Image:
     return Image.fromarray(np.rint(scaled * 255).astype(np.uint8), "L")
 
 
+def _array_to_pil(array: np.ndarray, where: str) -> Image.Image:
+    """``(H, W)``, ``(H, W, 1|3|4)`` uint8 (0-255) or float (0-1) -> PIL."""
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise ValueError(f"{where}: an image array must be (H, W) or (H, W, 1|3|4), got shape {array.shape}")
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.number):
+            raise TypeError(f"{where}: image arrays must be numeric, got {array.dtype}")
+        array = np.rint(np.clip(array.astype(np.float64), 0.0, 1.0) * 255).astype(np.uint8)
+    return Image.fromarray(array)
+
+
+def as_pil_images(images) -> tuple[list[Image.Image], bool]:
+    """``(PIL images, whether a single image was given)`` from what `TranslationPipeline` accepts:
+
+    - a PIL image, or a path (`str` / `os.PathLike`, loaded with `ponogan.data.load_image`);
+    - a numpy array `(H, W)` / `(H, W, C)` (uint8 0-255, or float 0-1), or `(N, H, W, C)` for a batch;
+    - a tensor `(C, H, W)` or `(N, C, H, W)`: uint8 0-255, or float in `[0, 1]`, or in `[-1, 1]` (the
+      models' own range) when it has negative values;
+    - a list or tuple of any of those single images.
+    """
+    from ponogan.data import load_image
+
+    def one(item, where: str) -> Image.Image:
+        if isinstance(item, Image.Image):
+            return item
+        if isinstance(item, (str, os.PathLike)):
+            return load_image(item)  # RGB; converted to the model's channels with the others
+        if isinstance(item, np.ndarray):
+            return _array_to_pil(item, where)
+        if isinstance(item, torch.Tensor):
+            if item.dim() != 3:
+                raise ValueError(f"{where}: an image tensor must be (C, H, W), got shape {tuple(item.shape)}")
+            t = item.detach().cpu()
+            if t.dtype == torch.uint8:
+                return _array_to_pil(t.permute(1, 2, 0).numpy(), where)
+            t = t.float()
+            t = (t + 1) / 2 if t.min() < 0 else t
+            return _array_to_pil(t.permute(1, 2, 0).numpy(), where)
+        raise TypeError(f"{where} is a {type(item).__name__}; give a PIL image, a path, a numpy array or a "
+                        "tensor (or a list of them)")
+
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        return [one(a, f"image {i}") for i, a in enumerate(images)], False
+    if isinstance(images, torch.Tensor) and images.dim() == 4:
+        return [one(t, f"image {i}") for i, t in enumerate(images)], False
+    if isinstance(images, (list, tuple)):
+        return [one(item, f"image {i}") for i, item in enumerate(images)], False
+    return [one(images, "the image")], True
+
+
+def describe_generator(net: nn.Module) -> str:
+    """``ResnetGenerator(resnet_6blocks, shortcut=ms, layout=official)`` from a generator's spec."""
+    spec = getattr(net, "spec", {}) or {}
+    kwargs = spec.get("kwargs", {})
+    parts = [spec.get("name", "?")] + [f"{k}={kwargs[k]}" for k in ("shortcut", "layout") if k in kwargs]
+    return f"{type(net).__name__}({', '.join(map(str, parts))})"
+
+
 class TranslationPipeline:
     """A trained translator: `pipe(images, direction="AtoB") -> list[PIL.Image]`.
 
@@ -382,14 +442,21 @@ class TranslationPipeline:
         return torch.stack([pil_to_tensor(img, mode) for img in images]).to(self.device)  # (N, C, H, W)
 
     def _check_images(self, images) -> list[Image.Image]:
-        images = [images] if isinstance(images, Image.Image) else list(images)
-        for i, img in enumerate(images):
-            if not isinstance(img, Image.Image):
-                raise TypeError(
-                    f"images must be PIL images; item {i} is {type(img).__name__} "
-                    "(load files with ponogan.data.load_image)"
-                )
-        return images
+        return as_pil_images(images)[0]
+
+    def to(self, device: str | torch.device) -> TranslationPipeline:
+        """Move the generators to `device` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); returns self."""
+        self.device = resolve_device(device)
+        self.generators = {role: net.to(self.device) for role, net in self.generators.items()}
+        self._paper_generators = None  # rebuilt on the new device when needed
+        return self
+
+    def __repr__(self) -> str:
+        nets = ", ".join(f"{role}: {describe_generator(net)}" for role, net in self.generators.items())
+        return (f"TranslationPipeline(family={self.family}, directions={'/'.join(self.directions)}, "
+                f"generators={{{nets}}}, device={self.device}, "
+                f"dtype={str(self.dtype).replace('torch.', '')}, "
+                f"test_mode={self.test_mode})")
 
     def _styles(self, direction: str, style, n_styles: int, seed: int | None,
                 style_dim: int) -> torch.Tensor:
@@ -413,23 +480,27 @@ class TranslationPipeline:
         return torch.randn(n_styles, style_dim, 1, 1, generator=generator).to(self.device)
 
     @torch.inference_mode()
-    def __call__(self, images: Image.Image | Iterable[Image.Image], direction: str = "AtoB", style=None,
+    def __call__(self, images, direction: str = "AtoB", style=None,
                  seed: int | None = None, n_styles: int = 1, batch_size: int = 8,
                  size: int | str | tuple[int, int] | None = None,
-                 test_mode: str | None = None) -> list[Image.Image]:
-        """Translate `images` (one PIL image or several, any size and mode).
+                 test_mode: str | None = None) -> Image.Image | list[Image.Image]:
+        """Translate `images`: a PIL image, a path, a numpy array `(H, W[, C])`, a tensor `(C, H, W)`, or a
+        list of them / a batch `(N, H, W, C)` array / `(N, C, H, W)` tensor; any size and mode (see
+        `as_pil_images` for value ranges).
 
-        Returns one image per input, in order, of the input size (or `size` when resizing was asked:
-        an int sets the shorter side, `(w, h)` the exact size). MUNIT returns `n_styles` images per input
-        (input-major: `[x0_s0, x0_s1, ..., x1_s0, ...]`), or one per input and reference when `style` is a
-        PIL image (a target-domain example) or a tensor of style codes `(S, style_dim[, 1, 1])`.
+        One input (not in a list) gives one PIL image; a list or batch gives a list, one image per input,
+        in order, of the input size (or `size` when resizing was asked: an int sets the shorter side,
+        `(w, h)` the exact size). MUNIT returns `n_styles` images per input (input-major:
+        `[x0_s0, x0_s1, ..., x1_s0, ...]`; a list for one input when `n_styles > 1`), or one per input and
+        reference when `style` is a PIL image (a target-domain example) or a tensor of style codes
+        `(S, style_dim[, 1, 1])`.
         `test_mode` overrides the pipeline's (`"eval"` / `"paper"`); in paper mode each image is run as
         its own batch and `seed` (when given) makes its dropout noise reproducible.
         """
         route = self.route(direction)
         nets = self._networks(check_test_mode(self.test_mode if test_mode is None else test_mode))
         paper = nets is not self.generators
-        images = self._check_images(images)
+        images, single = as_pil_images(images)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not self.multimodal and (style is not None or n_styles != 1):
@@ -471,7 +542,8 @@ class TranslationPipeline:
                 for out in outputs:  # (B, C_out, H, W) per style
                     for i, y in zip(chunk, out.float().cpu(), strict=True):
                         results[i].append(tensor_to_pil(y))
-        return [img for per_input in results for img in per_input]
+        flat = [img for per_input in results for img in per_input]
+        return flat[0] if single and len(flat) == 1 else flat
 
     @torch.inference_mode()
     def moments(self, image: Image.Image, direction: str = "AtoB", *, as_images: bool = False) -> list[tuple]:

@@ -108,7 +108,7 @@ def test_rgba_is_composited_on_white(pipes):
     transparent = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
     white = Image.new("RGB", (20, 20), (255, 255, 255))
     pipe = pipes["pix2pix"]
-    assert np.array_equal(np.asarray(pipe(transparent)[0]), np.asarray(pipe(white)[0]))
+    assert np.array_equal(np.asarray(pipe(transparent)), np.asarray(pipe(white)))
 
 
 def test_size_option_resizes(pipes):
@@ -190,7 +190,7 @@ def test_bf16_autocast_close_to_fp32(runs, pipes):
     pipe16 = TranslationPipeline.from_pretrained(runs["cyclegan"], device="cpu", dtype="bf16")
     assert pipe16.dtype == torch.bfloat16
     img = _odd_images()[0]
-    a, b = np.asarray(pipes["cyclegan"](img)[0], np.float32), np.asarray(pipe16(img)[0], np.float32)
+    a, b = np.asarray(pipes["cyclegan"](img), np.float32), np.asarray(pipe16(img), np.float32)
     assert np.abs(a - b).mean() < 8
 
 
@@ -202,8 +202,10 @@ def test_bad_direction_and_options(pipes):
         pipes["cyclegan"]([img], n_styles=2)
     with pytest.raises(ValueError, match="MUNIT checkpoints only"):
         pipes["pix2pix"]([img], style=img)
-    with pytest.raises(TypeError, match="item 1 is str"):
+    with pytest.raises(ValueError, match="photo.png"):  # a path that is not there: the loader's one line
         pipes["pix2pix"]([img, "photo.png"])
+    with pytest.raises(TypeError, match="image 1 is a dict"):
+        pipes["pix2pix"]([img, {}])
     with pytest.raises(ValueError, match="batch_size"):
         pipes["pix2pix"]([img], batch_size=0)
     with pytest.raises(ValueError, match="style_dim=4"):
@@ -337,3 +339,35 @@ def test_bad_test_mode(runs, pipes):
         TranslationPipeline.from_pretrained(runs["pix2pix"], device="cpu", test_mode="train")
     with pytest.raises(ValueError, match="test_mode must be one of eval, paper"):
         pipes["pix2pix"](_odd_images()[0], test_mode="batch")
+
+
+def test_pipeline_accepts_arrays_tensors_and_paths(pipes, tmp_path):
+    pipe = pipes["cyclegan"]
+    rng = np.random.default_rng(3)
+    array = rng.integers(0, 256, (20, 28, 3), dtype=np.uint8)
+    image = Image.fromarray(array)
+    image.save(tmp_path / "x.png")
+    want = np.asarray(pipe([image])[0])
+    single = pipe(image)
+    assert isinstance(single, Image.Image) and np.array_equal(np.asarray(single), want)
+    assert np.array_equal(np.asarray(pipe(tmp_path / "x.png")), want)
+    assert np.array_equal(np.asarray(pipe(str(tmp_path / "x.png"))), want)
+    assert np.array_equal(np.asarray(pipe(array)), want)
+    tensor01 = torch.from_numpy(array).permute(2, 0, 1).float() / 255
+    assert np.array_equal(np.asarray(pipe(tensor01)), want)
+    assert np.array_equal(np.asarray(pipe(tensor01 * 2 - 1)), want)  # the models' [-1, 1] range
+    batch = pipe(np.stack([array, array]))
+    assert isinstance(batch, list) and len(batch) == 2 and np.array_equal(np.asarray(batch[1]), want)
+    assert len(pipe(torch.stack([tensor01, tensor01]))) == 2 and len(pipe([image])) == 1
+    with pytest.raises(TypeError, match="give a PIL image, a path"):
+        pipe(3.5)
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, 1\|3\|4\)"):
+        pipe(np.zeros((4, 5, 7), np.uint8))
+
+
+def test_pipeline_to_and_repr(runs):
+    pipe = TranslationPipeline.from_pretrained(runs["cyclegan"], device="cpu")
+    assert pipe.to("cpu") is pipe and str(pipe.device) == "cpu"
+    text = repr(pipe)
+    assert "family=cyclegan" in text and "G_A: ResnetGenerator(" in text and "dtype=float32" in text
+    assert "device=cpu" in text and "AtoB/BtoA" in text
