@@ -1,10 +1,13 @@
 """Gradio front end: translate images with a trained ponogan checkpoint in the browser.
 
-    python app.py [--checkpoint RUN] [--host 127.0.0.1] [--port 7860]
+    python app.py [--checkpoint RUN] [--host 127.0.0.1] [--port 7860] [--share]
 
-With no `--checkpoint` it opens the shipped demo `checkpoints/demo_pix2pix_pono_ms_glyphs`. The logic
-(checkpoint discovery, model cards, upload checks, glyph text, moment maps) lives in
-`ponogan.app_support` and `ponogan.pipeline`; this file only lays out the UI and wires events.
+With no `--checkpoint` it opens the shipped demo `checkpoints/demo_pix2pix_pono_ms_glyphs`, on the tab
+that fits the model (typed text for glyph models) with clickable examples from the run's test split.
+`--host`/`--port` default to `GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT`, then 127.0.0.1:7860 (so it runs
+as a Hugging Face Space: docs/app.md). The logic (checkpoint discovery, model cards, direction labels,
+examples, upload checks, domain notes, glyph text, moment maps) lives in `ponogan.app_support` and
+`ponogan.pipeline`; this file only lays out the UI and wires events.
 The endpoint `/translate` takes the image first, every other input optional, and returns the image.
 
 Start-up problems are one line on stderr and exit status 2: a port already in use, an explicit
@@ -16,8 +19,12 @@ after `--upload-max-age` seconds, a rejected upload at once.
 from __future__ import annotations
 
 import argparse
+import atexit
+import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 # No outbound network: set before gradio (and huggingface_hub) are imported.
@@ -32,20 +39,30 @@ from PIL import Image  # noqa: E402
 from ponogan.app_support import (  # noqa: E402
     APP_MAX_PIXELS,
     DEFAULT_DEMO,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
     MAX_TEXT_CHARS,
+    SAMPLE_TEXTS,
     UPLOAD_MAX_AGE_S,
     CheckpointInfo,
     PipelineCache,
+    direction_labels,
     discard_upload,
+    domain_note,
+    example_inputs,
+    file_in,
     find_checkpoints,
     glyph_font,
     hstack,
+    input_domain,
     load_upload,
     model_card,
     moment_gallery,
     port_in_use,
     read_checkpoint,
     render_text,
+    resolve_server,
+    start_tab,
     translate_tiles,
     usable_checkpoints,
 )
@@ -54,8 +71,10 @@ from ponogan.pipeline import FAMILIES  # noqa: E402
 ROOT = Path(__file__).resolve().parent
 PAPER_MODE_LABEL = "pix2pix test mode: batch statistics + dropout"
 IMAGE_HEIGHT = 300
-# Small images (64 px glyphs) are shown enlarged: keep their pixels sharp.
-CSS = ".image-frame img, #moments img { image-rendering: pixelated; }"
+# Small images (64 px glyphs) are shown enlarged to fill their boxes, with their pixels kept sharp.
+CSS = (".image-frame img, #moments img, #before-after img { image-rendering: pixelated; }\n"
+       "#input-image .image-frame img, #output-image .image-frame img, #moments-input .image-frame img "
+       "{ width: 100%; height: 100%; object-fit: contain; }")
 ALL_DIRECTIONS = tuple(dict.fromkeys(d for family in FAMILIES.values() for d in family.routes))
 
 
@@ -63,8 +82,9 @@ def checked_image(max_pixels: int, **kwargs) -> gr.Image:
     """A `gr.Image` whose uploads are decoded by ponogan's loader into an RGB PIL image.
 
     A file that is not an image, is truncated or has more than `max_pixels` pixels becomes a `gr.Error`
-    with the loader's reason, shown in the UI and returned to API clients, and is deleted from
-    gradio's upload cache right away (only files inside that cache are ever deleted).
+    with the loader's reason, returned to API clients, and is deleted from gradio's upload cache right
+    away (only files inside that cache are ever deleted). In the browser the same check already ran on
+    upload (`check_upload` in `build_app`), so a bad file never reaches "Translate" there.
     """
     component = gr.Image(type="filepath", image_mode=None, **kwargs)
     to_path = component.preprocess  # gradio's own: moves the upload to its cache, returns the path
@@ -91,8 +111,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"run folder to open first (default: checkpoints/{DEFAULT_DEMO})")
     parser.add_argument("--checkpoints-dir", default=str(ROOT / "checkpoints"),
                         help="folder whose runs the picker lists (default: checkpoints/ beside app.py)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--host", default=None,
+                        help=f"address to serve on (default: $GRADIO_SERVER_NAME, else {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=None,
+                        help=f"port (default: $GRADIO_SERVER_PORT, else {DEFAULT_PORT})")
+    parser.add_argument("--share", action="store_true",
+                        help="also serve through a temporary public *.gradio.live link (needs internet)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--max-pixels", type=int, default=APP_MAX_PIXELS,
                         help=f"largest upload in pixels (default {APP_MAX_PIXELS})")
@@ -147,9 +171,50 @@ def cache_schedule(max_age: int) -> tuple[int, int]:
     return min(max_age, 300), max_age
 
 
+def write_examples(runs: dict[str, CheckpointInfo], folder: Path
+                   ) -> tuple[dict[tuple, tuple[str, str, list[str]]], dict[str, list[tuple]]]:
+    """Render every run's example inputs into `folder` as PNGs, once per distinct (data, direction).
+
+    Returns `({key: (label, direction, [path, ...])}, {run name: [its keys]})`. Why files in a folder
+    of the app's own (served as gradio static files): gradio would otherwise copy examples into its
+    upload cache, which `--upload-max-age` empties.
+    """
+    sets: dict[tuple, tuple[str, str, list[str]]] = {}
+    per_run: dict[str, list[tuple]] = {}
+    for name, info in runs.items():
+        directions = tuple(FAMILIES[info.config["family"]].routes)
+        labels = direction_labels(info.config, directions)
+        glyphs = start_tab(info.config) == "text"
+        for direction in directions:
+            key = (json.dumps(info.config.get("data"), sort_keys=True, default=str), direction)
+            if key not in sets:
+                images = example_inputs(info.config, direction)
+                if not images:
+                    continue
+                subdir = folder / f"set{len(sets)}"
+                subdir.mkdir(parents=True, exist_ok=True)
+                for i, image in enumerate(images):
+                    image.save(subdir / f"{i:02d}.png")
+                what = "held-out characters, never seen in training" if glyphs else "test images"
+                sets[key] = (f"Examples: {labels[direction]} ({what})", direction,
+                             [str(subdir / f"{i:02d}.png") for i in range(len(images))])
+            per_run.setdefault(name, []).append(key)
+    return sets, per_run
+
+
 def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCache,
-              max_pixels: int = APP_MAX_PIXELS, upload_max_age: int = UPLOAD_MAX_AGE_S) -> gr.Blocks:
-    """Lay out the UI for the runs in `runs`, opened on `default`."""
+              max_pixels: int = APP_MAX_PIXELS, upload_max_age: int = UPLOAD_MAX_AGE_S,
+              examples_dir: str | os.PathLike | None = None) -> gr.Blocks:
+    """Lay out the UI for the runs in `runs`, opened on `default`.
+
+    `examples_dir` receives the rendered example inputs (default: a temporary folder removed at exit).
+    """
+    if examples_dir is None:
+        examples_dir = tempfile.mkdtemp(prefix="ponogan-examples-")
+        atexit.register(shutil.rmtree, examples_dir, True)
+    examples_dir = Path(examples_dir)
+    gr.set_static_paths([examples_dir])  # served in place: never copied into (nor deleted from) the cache
+    trusted_roots = [get_upload_folder(), examples_dir]
 
     def pipeline_for(checkpoint: str | None):
         name = checkpoint or default
@@ -160,23 +225,47 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
         except (OSError, ValueError) as err:
             raise gr.Error(f"Cannot load checkpoint {name}: {err}") from None
 
+    def open_input(value: Image.Image | str | None) -> Image.Image | None:
+        """An input image as a PIL image. Usually `checked_image` has decoded it already; but when an event
+        updates the component's properties (an example click does), gradio gives that session a fresh
+        copy of it with gradio's own preprocess, which passes the cached file's path instead."""
+        if value is None or isinstance(value, Image.Image):
+            return value
+        try:
+            return load_upload(value, max_pixels)
+        except ValueError as err:
+            discard_upload(value, get_upload_folder())
+            raise gr.Error(str(err), title="Invalid image") from None
+
     def translate(image: Image.Image, direction: str = "AtoB", seed: float | None = 0, n_styles: float = 1,
                   style_image: Image.Image | None = None, checkpoint: str | None = None,
-                  paper_mode: bool = False) -> Image.Image:
+                  paper_mode: bool = False) -> tuple[Image.Image, tuple]:
+        """The translated image (MUNIT: the styles side by side) and, for the UI only (a `gr.State`,
+        not part of the API), `(input, [output per style])`."""
+        image, style_image = open_input(image), open_input(style_image)
         if image is None:
-            raise gr.Error("Upload or paste an image first.")
+            raise gr.Error("Upload or paste an image first, or click an example.")
         _, pipe = pipeline_for(checkpoint)
         test_mode = "paper" if paper_mode else "eval"
         try:
             if not pipe.multimodal:
-                return pipe([image], direction=direction, seed=int(seed or 0), test_mode=test_mode)[0]
-            if style_image is not None:
-                return pipe([image], direction=direction, style=style_image, test_mode=test_mode)[0]
-            outputs = pipe([image], direction=direction, seed=int(seed or 0), n_styles=int(n_styles),
-                           test_mode=test_mode)
-            return hstack(outputs, gap=4)
+                outputs = pipe([image], direction=direction, seed=int(seed or 0), test_mode=test_mode)
+            elif style_image is not None:
+                outputs = pipe([image], direction=direction, style=style_image, test_mode=test_mode)
+            else:
+                outputs = pipe([image], direction=direction, seed=int(seed or 0), n_styles=int(n_styles),
+                               test_mode=test_mode)
         except (TypeError, ValueError) as err:
             raise gr.Error(str(err)) from None
+        return (outputs[0] if len(outputs) == 1 else hstack(outputs, gap=4)), (image, outputs)
+
+    def result_views(result: tuple | None, style_image=None, seed: float | None = 0):
+        """Before/after slider (input, first output) and the MUNIT styles as a gallery."""
+        if not result:
+            return None, None
+        image, outputs = result
+        source = "reference style" if style_image is not None else f"seed {int(seed or 0)}"
+        return (image, outputs[0]), [(out, f"{source}, style {k + 1}") for k, out in enumerate(outputs)]
 
     def translate_text(text: str, direction: str = "AtoB", checkpoint: str | None = None,
                        paper_mode: bool = False):
@@ -192,8 +281,9 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
             raise gr.Error(str(err)) from None
 
     def show_moments(image: Image.Image, direction: str = "AtoB", checkpoint: str | None = None):
+        image = open_input(image)
         if image is None:
-            raise gr.Error("Upload or paste an image first.")
+            raise gr.Error("Upload or paste an image first, or click an example.")
         _, pipe = pipeline_for(checkpoint)
         try:
             gallery = moment_gallery(pipe, image, direction)
@@ -203,32 +293,73 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
             gr.Info("This model has no moment shortcut (shortcut=None): no PONO moments to show.")
         return gallery
 
-    def on_checkpoint(name: str):
-        info, pipe = pipeline_for(name)
-        directions = list(pipe.directions)
-        return (
-            model_card(info.config, name),
-            gr.Radio(choices=directions, value=directions[0], interactive=len(directions) > 1),
-            gr.Accordion(visible=pipe.multimodal),
-            gr.Tab(visible=glyph_font(info.config, "AtoB") is not None),
-            gr.Checkbox(visible=pipe.test_mode_matters),
-        )
+    def read_payload(payload) -> Image.Image | None:
+        """The image an unpreprocessed upload payload names, or None (nothing, untrusted, unreadable)."""
+        path = file_in(payload, trusted_roots)
+        try:
+            return None if path is None else load_upload(path, max_pixels)
+        except ValueError:
+            return None
+
+    def check_upload(payload):
+        """Runs on `.upload`: a bad file is one warning now (not after Translate) and is removed from the
+        input and from gradio's cache. (It leaves the outputs alone: a Translate clicked right after the
+        upload may already have filled them.)"""
+        path = file_in(payload, [get_upload_folder()])
+        if path is None:
+            return gr.skip()
+        try:
+            load_upload(path, max_pixels)
+        except ValueError as err:
+            discard_upload(path, get_upload_folder())
+            gr.Warning(str(err), title="Invalid image")
+            return None
+        return gr.skip()
+
+    def note_for(image: Image.Image | None, checkpoint: str | None, direction: str | None) -> str:
+        name = checkpoint or default
+        if image is None or name not in runs:
+            return ""
+        return domain_note(image, input_domain(runs[name].config, direction or "AtoB"))
+
+    def input_note(payload, checkpoint: str | None, direction: str | None) -> str:
+        """The far-from-training note for the current input (after a model or direction change)."""
+        return note_for(read_payload(payload), checkpoint, direction)
+
+    def on_input(payload, checkpoint: str | None, direction: str | None):
+        """A new input (upload, paste, example, cleared): its domain note and the Moments tab's copy."""
+        image = read_payload(payload)
+        shown = str(file_in(payload, trusted_roots)) if image is not None else None
+        return note_for(image, checkpoint, direction), shown
 
     first = runs[default]
     first_pipe = cache.get(first.path)
+    example_sets, examples_of = write_examples(runs, examples_dir)
+    first_labels = direction_labels(first.config, ALL_DIRECTIONS)
+    glyphs_visible = glyph_font(first.config, "AtoB") is not None
+    start_text, start_source, start_output = SAMPLE_TEXTS[0], None, None
+    if glyphs_visible:  # the first screen shows a result already (files in examples_dir: kept in place)
+        start_source, start_output = examples_dir / "start_source.png", examples_dir / "start_output.png"
+        for image, path in zip(translate_text(start_text, first_pipe.directions[0], default),
+                               (start_source, start_output), strict=True):
+            image.save(path)
+
     with gr.Blocks(title="ponogan: PONO-MS image translation",
                    delete_cache=cache_schedule(upload_max_age)) as demo:
         gr.Markdown(
             "## ponogan: image-to-image translation with Positional Normalization and Moment Shortcut\n"
-            "Pick a checkpoint, upload or paste an image, press **Translate**. Output is lossless PNG."
+            "Pick a checkpoint, then click an example or upload / paste your own image. "
+            "Outputs are lossless PNG."
         )
         with gr.Row():
             with gr.Column(scale=1):
                 checkpoint = gr.Dropdown(choices=list(runs), value=default, label="Checkpoint",
                                          elem_id="checkpoint")
-                # All directions here so API calls may ask any; each page load narrows it to the model's.
-                direction = gr.Radio(choices=list(ALL_DIRECTIONS), value="AtoB", label="Direction",
-                                     elem_id="direction")
+                # All directions here so API calls may ask any; each page load narrows it to the model's,
+                # and hides it when the model has only one (its card names that one).
+                direction = gr.Radio(choices=[(first_labels[d], d) for d in ALL_DIRECTIONS],
+                                     value=first_pipe.directions[0], label="Direction", elem_id="direction",
+                                     visible=len(first_pipe.directions) > 1)
                 # Shown only for generators with BatchNorm or dropout (pix2pix U-Net): for the others
                 # both test modes give the same output.
                 paper_mode = gr.Checkbox(
@@ -239,56 +370,122 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
             with gr.Column(scale=2):
                 card = gr.Markdown(model_card(first.config, default), elem_id="model-card")
 
-        with gr.Tab("Image"):
-            with gr.Row():
-                image_in = checked_image(max_pixels, label="Input", sources=["upload", "clipboard"],
-                                         elem_id="input-image", height=IMAGE_HEIGHT)
-                image_out = gr.Image(label="Translated", format="png", type="pil", interactive=False,
-                                     elem_id="output-image", height=IMAGE_HEIGHT)
-            with gr.Accordion("MUNIT style", open=True, visible=first_pipe.multimodal) as style_box, gr.Row():
-                seed = gr.Number(value=0, precision=0, label="Style seed")
-                n_styles = gr.Slider(1, 8, value=1, step=1, label="Number of styles")
-                style_image = checked_image(max_pixels, label="Reference style (optional)", height=160,
-                                            sources=["upload", "clipboard"], elem_id="style-image")
-            translate_btn = gr.Button("Translate", variant="primary", elem_id="translate-btn")
+        with gr.Tabs(selected=start_tab(first.config)) as tabs:
+            with gr.Tab("Image", id="image"):
+                with gr.Row():
+                    image_in = checked_image(max_pixels, label="Input", sources=["upload", "clipboard"],
+                                             elem_id="input-image", height=IMAGE_HEIGHT, format="png")
+                    image_out = gr.Image(label="Translated", format="png", type="pil", interactive=False,
+                                         elem_id="output-image", height=IMAGE_HEIGHT,
+                                         visible=not first_pipe.multimodal)
+                    styles = gr.Gallery(label="Translated, one per style", format="png", columns=2,
+                                        elem_id="styles", height=IMAGE_HEIGHT, visible=first_pipe.multimodal)
+                    compare = gr.ImageSlider(label="Before / after (drag the handle)", type="pil",
+                                             format="png", interactive=False, elem_id="before-after",
+                                             height=IMAGE_HEIGHT)
+                note = gr.Markdown(elem_id="domain-note")
+                with gr.Accordion("MUNIT style", open=True, visible=first_pipe.multimodal) as style_box, \
+                        gr.Row():
+                    seed = gr.Number(value=0, precision=0, label="Style seed")
+                    n_styles = gr.Slider(1, 8, value=1, step=1, label="Number of styles", elem_id="n-styles")
+                    style_image = checked_image(max_pixels, label="Reference style (optional)", height=160,
+                                                sources=["upload", "clipboard"], elem_id="style-image")
+                translate_btn = gr.Button("Translate", variant="primary", elem_id="translate-btn")
+                example_boxes, example_events = {}, []
+                for key, (label, example_direction, paths) in example_sets.items():
+                    with gr.Column(visible=key in examples_of.get(default, []),
+                                   elem_classes="examples") as box:
+                        shown = gr.Examples([[path] for path in paths], [image_in], label=label,
+                                            cache_examples=False, examples_per_page=len(paths))
+                    example_boxes[key] = box
+                    example_events.append((shown.load_input_event, example_direction))
 
-        glyphs_visible = glyph_font(first.config, "AtoB") is not None
-        with gr.Tab("Glyph text", visible=glyphs_visible) as glyph_tab:
-            text = gr.Textbox(value="PONO", label=f"Text (up to {MAX_TEXT_CHARS} characters)",
-                              elem_id="glyph-text")
-            text_btn = gr.Button("Render and translate", elem_id="text-btn")
-            text_src = gr.Image(label="Rendered in the source font", format="png", interactive=False,
-                                height=140)
-            text_out = gr.Image(label="Translated", format="png", interactive=False, elem_id="text-output",
-                                height=140)
+            with gr.Tab("Glyph text", id="text", visible=glyphs_visible) as glyph_tab:
+                text = gr.Textbox(value=start_text, max_length=MAX_TEXT_CHARS, elem_id="glyph-text",
+                                  label=f"Text (up to {MAX_TEXT_CHARS} characters; Enter translates)")
+                text_btn = gr.Button("Render and translate", variant="primary", elem_id="text-btn")
+                text_examples = gr.Examples([[t] for t in SAMPLE_TEXTS], [text], label="Sample texts",
+                                            cache_examples=False)
+                text_src = gr.Image(value=start_source, label="Rendered in the source font", format="png",
+                                    interactive=False, height=140, elem_id="text-source")
+                text_out = gr.Image(value=start_output, label="Translated", format="png", interactive=False,
+                                    elem_id="text-output", height=140)
 
-        with gr.Tab("Moments"):
-            gr.Markdown("PONO mean and std of the input at each encoder level (shallow first): the "
-                        "structure the Moment Shortcut carries to the decoder.")
-            moments_btn = gr.Button("Show moments of the input", elem_id="moments-btn")
-            moments = gr.Gallery(label="Moments", columns=4, format="png", elem_id="moments")
+            with gr.Tab("Moments", id="moments"):
+                gr.Markdown("PONO mean and std of the input (from the Image tab) at each encoder level, "
+                            "shallow first: the structure the Moment Shortcut carries to the decoder.")
+                moments_btn = gr.Button("Show moments of the input", elem_id="moments-btn")
+                with gr.Row():
+                    moments_src = gr.Image(label="Input", type="filepath", interactive=False, scale=1,
+                                           elem_id="moments-input", height=IMAGE_HEIGHT)
+                    moments = gr.Gallery(label="Moments", columns=4, format="png", elem_id="moments", scale=3)
 
-        translate_btn.click(translate,
-                            [image_in, direction, seed, n_styles, style_image, checkpoint, paper_mode],
-                            image_out, api_name="translate")
-        text_btn.click(translate_text, [text, direction, checkpoint, paper_mode], [text_src, text_out],
-                       api_name="translate_text")
+        results = gr.State()
+        translate_in = [image_in, direction, seed, n_styles, style_image, checkpoint, paper_mode]
+        translate_btn.click(translate, translate_in, [image_out, results], api_name="translate",
+                            show_progress_on=[image_out, styles]
+                            ).success(result_views, [results, style_image, seed], [compare, styles],
+                                      api_visibility="private")
+        for event, example_direction in example_events:  # an example sets its direction, translates at once
+            event.then(lambda d=example_direction: d, None, direction, api_visibility="private",
+                       show_progress="hidden"
+                       ).then(translate, translate_in, [image_out, results], api_visibility="private",
+                              show_progress_on=[image_out, styles]
+                              ).success(result_views, [results, style_image, seed], [compare, styles],
+                                        api_visibility="private")
+        text_in = [text, direction, checkpoint, paper_mode]
+        text_btn.click(translate_text, text_in, [text_src, text_out], api_name="translate_text",
+                       show_progress_on=text_out)
+        for trigger in (text.submit, text_examples.load_input_event.then):
+            trigger(translate_text, text_in, [text_src, text_out], api_visibility="private",
+                    show_progress_on=text_out)
         moments_btn.click(show_moments, [image_in, direction, checkpoint], moments, api_name="moments")
-        model_view = [card, direction, style_box, glyph_tab, paper_mode]
-        checkpoint.change(on_checkpoint, checkpoint, model_view, api_visibility="private")
-        demo.load(on_checkpoint, checkpoint, model_view, api_visibility="private")
+
+        # light handlers: the raw payload (no decode-or-raise preprocess), outside the compute queue's limit
+        quick = dict(preprocess=False, api_visibility="private", concurrency_limit=None,
+                     show_progress="hidden")
+        image_in.upload(check_upload, image_in, image_in, **quick)
+        style_image.upload(check_upload, style_image, style_image, **quick)
+        image_in.change(on_input, [image_in, checkpoint, direction], [note, moments_src], **quick)
+        direction.change(input_note, [image_in, checkpoint, direction], note, **quick)
+
+        def model_view(name: str, clear: bool = False):
+            """Everything that depends on the model. `clear` (a checkpoint switch, not a page load) also
+            empties the previous model's results and opens the tab that fits the new model."""
+            info, pipe = pipeline_for(name)
+            labels = direction_labels(info.config, pipe.directions)
+            glyphs = glyph_font(info.config, "AtoB") is not None
+            empty = None if clear else gr.skip()
+            return (
+                model_card(info.config, name),
+                gr.Radio(choices=[(label, d) for d, label in labels.items()], value=pipe.directions[0],
+                         visible=len(labels) > 1),
+                gr.Accordion(visible=pipe.multimodal),
+                gr.Tab(visible=glyphs),
+                gr.Checkbox(visible=pipe.test_mode_matters),
+                gr.Tabs(selected=start_tab(info.config)) if clear else gr.skip(),  # not on page load:
+                # the page opens on that tab already, and a tab the visitor picked meanwhile must stay
+                gr.update(visible=not pipe.multimodal, **({"value": None} if clear else {})),
+                gr.update(visible=pipe.multimodal, **({"value": None} if clear else {})),
+                empty, empty, empty, empty,
+                *(gr.Column(visible=key in examples_of.get(name, [])) for key in example_boxes),
+            )
+
+        model_outputs = [card, direction, style_box, glyph_tab, paper_mode, tabs, image_out, styles,
+                         compare, text_src, text_out, moments, *example_boxes.values()]
+        checkpoint.change(lambda name: model_view(name, clear=True), checkpoint, model_outputs,
+                          api_visibility="private")
+        checkpoint.change(input_note, [image_in, checkpoint, direction], note, **quick)
+        demo.load(model_view, checkpoint, model_outputs, api_visibility="private")
     return demo
-
-
-def _port_error(args: argparse.Namespace) -> str:
-    return f"port {args.port} on {args.host} is in use (another app.py?); choose another with --port"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if port_in_use(args.host, args.port):  # before minutes of model loading, not after
-            raise ValueError(_port_error(args))
+        host, port = resolve_server(args.host, args.port)
+        if port_in_use(host, port):  # before minutes of model loading, not after
+            raise ValueError(_port_error(host, port))
         cache = PipelineCache(capacity=2, device=args.device)
         runs, default = load_runs(args, cache)
         demo = build_app(runs, default, cache, max_pixels=args.max_pixels, upload_max_age=args.upload_max_age)
@@ -297,13 +494,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
     try:
-        demo.launch(server_name=args.host, server_port=args.port, max_file_size="50mb", ssr_mode=False,
-                    footer_links=["api"], css=CSS)
+        demo.launch(server_name=host, server_port=port, share=args.share, max_file_size="50mb",
+                    ssr_mode=False, footer_links=["api"], css=CSS)
     except OSError as err:  # taken between the check and the launch, or a host it cannot bind
-        message = _port_error(args) if "port" in str(err).lower() else str(err).split(". ")[0]
+        message = _port_error(host, port) if "port" in str(err).lower() else str(err).split(". ")[0]
         print(f"app.py: error: {message}", file=sys.stderr)
         return 2
     return 0
+
+
+def _port_error(host: str, port: int) -> str:
+    return f"port {port} on {host} is in use (another app.py?); choose another with --port"
 
 
 if __name__ == "__main__":

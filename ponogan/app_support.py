@@ -11,6 +11,12 @@
   the built-in data's renderer, one glyph per tile as in training; `translate_tiles` translates them
   (spaces stay blank) and `hstack` joins tiles for display.
 - `moment_gallery(pipe, image, direction)`: the PONO mean/std maps of each encoder level as images.
+- what a first visitor sees: `direction_labels(config, directions)` names the directions after the run's
+  domains ("DejaVu Sans → DejaVu Serif Bold"), `describe_generator(spec)` says what the network is
+  ("U-Net, 6 levels, 64 px"), `example_inputs(config, direction)` gives clickable examples (held-out
+  glyphs, or a folder run's test images), `input_domain` + `domain_note` warn when an upload is far from
+  what the model was trained on.
+- `resolve_server(host, port, env)`: where to serve, flag > `GRADIO_SERVER_NAME`/`_PORT` > default.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from ponogan.data import ImageLoadError, load_image
-from ponogan.pipeline import TranslationPipeline
+from ponogan.pipeline import FAMILIES, TranslationPipeline
 
 DEMO_PREFIX = "demo_"
 DEFAULT_DEMO = "demo_pix2pix_pono_ms_glyphs"
@@ -135,15 +141,54 @@ def generator_option(spec: dict, key: str):
     return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
+def _shortcut_name(shortcut) -> str:
+    return f"PONO-{shortcut.upper()}" if shortcut else "none"
+
+
+def describe_generator(spec: dict) -> str:
+    """What a generator spec builds, from its options rather than its preset name.
+
+    Why: a run's preset name can mislead (`unet_256` with `num_downs=6` is a 6-level U-Net whose
+    bottleneck is 1x1 at 64 px, not a 256 px net), so the card reads the options that shape the network.
+    """
+    from ponogan.models import GENERATORS
+
+    option = lambda key: generator_option(spec, key)  # noqa: E731
+    name = spec.get("name", "?")
+    cls = GENERATORS[name].cls.__name__ if name in GENERATORS else None
+    dropout = ["dropout"] if option("use_dropout") else []
+    conv = [f"ngf {option('ngf')}", f"norm {option('norm')}", *dropout]
+    if cls == "UnetGenerator":
+        levels = option("num_downs")
+        parts = [f"U-Net, {levels} levels, {2 ** levels} px", *conv]
+    elif cls == "ResnetGenerator":
+        parts = [f"ResNet, {option('n_blocks')} residual blocks, {option('n_downsampling')} downsamplings",
+                 *conv]
+    elif cls == "MunitGenerator":
+        parts = [f"MUNIT auto-encoder, {option('n_downsample')} downsamplings",
+                 f"{option('n_res')} residual blocks", f"dim {option('dim')}",
+                 f"style dim {option('style_dim')}"]
+    else:
+        return f"{name} (unknown preset), shortcut {_shortcut_name(option('shortcut'))}"
+    layout = option("layout") or "ponogan"
+    return ", ".join([*parts, f"shortcut {_shortcut_name(option('shortcut'))}", f"layout {layout}"])
+
+
 def model_card(config: dict, name: str = "") -> str:
-    """Markdown card: family, generator preset, norm and shortcut, training data and steps, metrics."""
+    """Markdown card: family, directions, each generator as built, training data and steps, metrics.
+
+    Generators with the same description (CycleGAN's `G_A`/`G_B`) share one line.
+    """
     lines = [f"### {name or config.get('run_name', 'checkpoint')}", "",
              f"- **family**: {config.get('family', 'unknown')}"]
+    family = FAMILIES.get(config.get("family"))
+    if family is not None:
+        labels = direction_labels(config, tuple(family.routes))
+        lines.append(f"- **direction{'s' if len(labels) > 1 else ''}**: {'; '.join(labels.values())}")
+    by_text: dict[str, list[str]] = {}
     for role, spec in (config.get("generators") or {}).items():
-        shortcut, norm = generator_option(spec, "shortcut"), generator_option(spec, "norm")
-        parts = [spec.get("name", "?"), *([f"norm {norm}"] if norm else []),
-                 f"shortcut {('PONO-' + shortcut.upper()) if shortcut else 'none'}"]
-        lines.append(f"- **{role}**: {', '.join(parts)}")
+        by_text.setdefault(describe_generator(spec), []).append(role)
+    lines += [f"- **{', '.join(roles)}**: {text}" for text, roles in by_text.items()]
     if isinstance(config.get("data"), dict):
         lines.append(f"- **training data**: {describe_data(config['data'])}")
     if "step" in config:
@@ -300,3 +345,190 @@ def moment_gallery(pipe: TranslationPipeline, image: Image.Image, direction: str
             shown = moment.resize((moment.width * scale, moment.height * scale), Image.Resampling.NEAREST)
             gallery.append((shown, f"level {level} {name} ({moment.width}x{moment.height})"))
     return gallery
+
+
+# --- what a first visitor sees: domain names, examples, out-of-domain notes ---
+
+SAMPLE_TEXTS = ("PONO", "Hello", "aeksHKRW27&", "Moment 42")  # the third: every held-out character
+EXAMPLES_PER_DIRECTION = 11  # one per held-out glyph character (`ponogan.data.glyphs.TEST_CHARS`)
+
+
+def font_display_name(font: str) -> str:
+    """A glyph font as people name it: `DejaVuSerif-Bold` -> "DejaVu Serif Bold" (the font file's own
+    family and style names); the config's name itself when the font cannot be opened here."""
+    from PIL import ImageFont
+
+    from ponogan.data.fonts import PIL_DEFAULT, resolve_font
+
+    try:
+        resolved = resolve_font(font)
+        is_default = resolved == PIL_DEFAULT
+        face = ImageFont.load_default(size=12) if is_default else ImageFont.truetype(resolved, 12)
+        family, style = face.getname()
+    except (ValueError, OSError):
+        return Path(font).stem if font.lower().endswith((".ttf", ".otf")) else font
+    return family if style in ("Regular", "Book", "Roman", "Normal") else f"{family} {style}"
+
+
+def domain_names(config: dict) -> tuple[str, str]:
+    """Human names of the model's domains A and B (the input and output of `AtoB`).
+
+    Glyph runs: the fonts. Folder runs: `horse2zebra` -> ("horse", "zebra"), another root `facades` ->
+    ("facades A", "facades B"); list mode: the list files' names. Otherwise ("A", "B"). A run trained
+    with `direction="BtoA"` has the dataset's domains swapped.
+    """
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    if data.get("mode") == "glyphs":
+        names = (font_display_name(data.get("font_a", "DejaVuSans")),
+                 font_display_name(data.get("font_b", "DejaVuSerif-Bold")))
+    elif data.get("list_a") and data.get("list_b"):
+        names = (Path(data["list_a"]).stem, Path(data["list_b"]).stem)
+    elif data.get("root"):
+        root = Path(str(data["root"]).rstrip("/\\")).name
+        first, sep, second = root.partition("2")
+        names = (first, second) if sep and first and second else (f"{root} A", f"{root} B")
+    else:
+        names = ("A", "B")
+    return names[::-1] if data.get("direction") == "BtoA" else names
+
+
+def direction_labels(config: dict, directions: tuple[str, ...]) -> dict[str, str]:
+    """`{"AtoB": "DejaVu Sans → DejaVu Serif Bold", "BtoA": ...}` for the given direction values."""
+    a, b = domain_names(config)
+    return {d: f"{a} → {b}" if d == "AtoB" else f"{b} → {a}" for d in directions}
+
+
+def start_tab(config: dict) -> str:
+    """The tab a model opens on: `"text"` (typed glyphs) for glyph models, else `"image"`."""
+    return "text" if (config.get("data") or {}).get("mode") == "glyphs" else "image"
+
+
+@dataclass(frozen=True)
+class InputDomain:
+    """What a model's inputs looked like in training: `size` (px, None = any), whether they were black
+    glyphs on white, and `text` describing it for the note ("64x64 black-on-white glyphs in DejaVu Sans")."""
+
+    size: int | None
+    black_on_white: bool
+    text: str
+
+
+def input_domain(config: dict, direction: str = "AtoB") -> InputDomain:
+    """The training inputs of `direction` (the source domain), from `config["data"]`."""
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    source = direction_labels(config, (direction,))[direction].split(" → ")[0]
+    if data.get("mode") == "glyphs":
+        size = int(data.get("image_size", 64))
+        # the model's input is the dataset's B side for BtoA (or for a run trained BtoA), never both
+        input_is_b = (direction == "BtoA") != (data.get("direction") == "BtoA")
+        plain = not (input_is_b and data.get("variant") == "hard")
+        look = "black-on-white" if plain else "colour-styled"
+        return InputDomain(size, plain, f"{size}x{size} {look} glyphs in {source}")
+    preprocess = data.get("preprocess", "resize_and_crop")
+    size = data.get("crop_size") if "crop" in preprocess else data.get("load_size")
+    size = None if preprocess == "none" or not size else int(size)
+    return InputDomain(size, False, f"{f'{size} px ' if size else ''}images of {source}")
+
+
+def colourfulness(image: Image.Image) -> float:
+    """Hasler & Süsstrunk's colourfulness on a 128 px thumbnail: 0 for gray, ~15 slightly colourful,
+    ~33 moderately, ~59 quite, >80 extremely colourful."""
+    thumb = image.convert("RGB")
+    thumb.thumbnail((128, 128))
+    r, g, b = np.asarray(thumb, np.float32).reshape(-1, 3).T
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def domain_note(image: Image.Image, domain: InputDomain) -> str:
+    """One line when `image` is far from the model's training inputs, else "".
+
+    Far means: for a glyph model, a colourful image or one that is not mostly white (a photo); for
+    any model with a training size, a shorter side over 4x that size or a longer side under half of it.
+    Why: generators output noise or mush on such inputs, and without a note that looks like a bug.
+    """
+    reasons = []
+    if domain.black_on_white:
+        if colourfulness(image) > 15:
+            reasons.append("in colour")
+        elif (np.asarray(image.convert("L")) > 200).mean() < 0.5:
+            reasons.append("not black on white")
+    if domain.size:
+        if min(image.size) > 4 * domain.size:
+            reasons.append(f"over 4x the {domain.size} px training size")
+        elif max(image.size) < domain.size / 2:
+            reasons.append(f"under half the {domain.size} px training size")
+    if not reasons:
+        return ""
+    return (f"⚠️ This model was trained on {domain.text}; this {image.width}x{image.height} input is "
+            f"{' and '.join(reasons)}, so it will not translate meaningfully.")
+
+
+def example_inputs(config: dict, direction: str = "AtoB", limit: int = EXAMPLES_PER_DIRECTION
+                   ) -> list[Image.Image]:
+    """Up to `limit` inputs for `direction` from the run's own test split, or [] when it is unavailable.
+
+    Glyph runs: one image per held-out character, rendered exactly as in the test split (same font,
+    size, variant), so clicking an example shows what the model was trained for. Folder runs: the
+    first test images, preprocessed as in training, when the dataset is still on disk (its `root` as
+    stored, or relative to this repository). Why the test split: those inputs were never trained on.
+    """
+    import dataclasses
+
+    from ponogan.data import DataOptions, create_dataset, tensor_to_pil
+
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    mode, root = data.get("mode"), data.get("root")
+    if mode is None:
+        return []
+    if root is not None and not Path(root).is_dir():
+        root = Path(__file__).resolve().parents[1] / root
+    fields = {f.name for f in dataclasses.fields(DataOptions)}
+    options = {k: v for k, v in data.items() if k in fields}
+    try:
+        dataset = create_dataset(mode, root, "test", **options)
+        step = int(options.get("test_jitters", 8)) if mode == "glyphs" else 1
+        indices = range(0, min(len(dataset), limit * step), step)
+        key = "A" if direction == "AtoB" else "B"
+        return [tensor_to_pil(dataset[i][key]) for i in indices]
+    except (OSError, ValueError, RuntimeError, KeyError, IndexError, TypeError):
+        return []
+
+
+# --- serving ---
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
+
+
+def resolve_server(host: str | None, port: int | None, env=None) -> tuple[str, int]:
+    """Where to serve: an explicit flag, else `GRADIO_SERVER_NAME` / `GRADIO_SERVER_PORT` (what Hugging
+    Face Spaces and proxies set), else 127.0.0.1:7860. `ValueError` for a port that is not 1-65535."""
+    env = os.environ if env is None else env
+    host = host or env.get("GRADIO_SERVER_NAME") or DEFAULT_HOST
+    if port is None:
+        raw = env.get("GRADIO_SERVER_PORT", "").strip()
+        if not raw:
+            return host, DEFAULT_PORT
+        if not raw.isdigit():
+            raise ValueError(f"GRADIO_SERVER_PORT must be a port number, got {raw!r}")
+        port = int(raw)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port must be between 1 and 65535, got {port}")
+    return host, port
+
+
+def file_in(payload, roots: list[str | os.PathLike]) -> Path | None:
+    """The file a gradio file payload (dict or `FileData`) names, if it lies inside one of `roots`.
+
+    Why: events registered with `preprocess=False` receive the client's payload as sent, so a path
+    is only trusted when it is in gradio's upload cache or the app's own example folder.
+    """
+    path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", None)
+    if not path:
+        return None
+    path = Path(path).resolve()
+    for root in roots:
+        root = Path(root).resolve()
+        if root in path.parents and path.is_file():
+            return path
+    return None

@@ -56,8 +56,7 @@ from torch import nn
 
 from ponogan.data import pil_to_tensor, tensor_to_pil
 from ponogan.data.image_io import to_mode
-
-Moments = list[tuple[torch.Tensor, torch.Tensor]]
+from ponogan.norm import Moments
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -283,23 +284,29 @@ def _load_app():
     return app
 
 
-def test_paper_mode_control_only_for_batchnorm_models(checkpoints):
+def test_paper_mode_control_only_for_batchnorm_models(checkpoints, tmp_path):
     """The checkbox shows for the pix2pix U-Net (BatchNorm) and hides for MUNIT (no BN, no dropout)."""
     app = _load_app()
     cache = PipelineCache(device="cpu")
     runs = {info.name: info for info in find_checkpoints(checkpoints)}
     for default, visible in (("demo_tiny_pix2pix", True), ("zz_run_munit", False)):
-        demo = app.build_app(runs, default, cache)
+        demo = app.build_app(runs, default, cache, examples_dir=tmp_path / default)
         [box] = [c for c in demo.config["components"] if c["props"].get("elem_id") == "paper-mode"]
         assert box["props"]["visible"] is visible and box["props"]["label"] == app.PAPER_MODE_LABEL
-        on_checkpoint = next(f.fn for f in demo.fns.values() if f.name == "on_checkpoint")
-        assert on_checkpoint("zz_run_munit")[-1].visible is False
-        assert on_checkpoint("demo_tiny_pix2pix")[-1].visible is True
+        assert model_view(demo, "zz_run_munit")["paper-mode"].visible is False
+        assert model_view(demo, "demo_tiny_pix2pix")["paper-mode"].visible is True
         assert demo.delete_cache == (300, 3600)
 
 
+def model_view(demo, name: str) -> dict:
+    """What the app sets when checkpoint `name` is chosen (its `model_view`), by output `elem_id`."""
+    fn = next(f for f in demo.fns.values() if f.name == "model_view")
+    return {block.elem_id: update for block, update in zip(fn.outputs, fn.fn(name), strict=True)
+            if block.elem_id}
+
+
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} missing: apt-get install -y chromium")
-def test_browser_upload_translate_and_errors(server, images):
+def test_browser_upload_translate_and_paper_mode(server, images):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -307,6 +314,7 @@ def test_browser_upload_translate_and_errors(server, images):
         try:
             page = browser.new_page()
             page.goto(server)
+            page.get_by_role("tab", name="Image").click()  # a glyph model opens on the Glyph text tab
             page.locator("#input-image input[type=file]").set_input_files(str(images / "small.png"))
             page.locator("#translate-btn").click()
             output = page.locator("#output-image img")
@@ -329,11 +337,129 @@ def test_browser_upload_translate_and_errors(server, images):
             assert np.asarray(Image.open(io.BytesIO(paper))).tolist() != \
                 np.asarray(Image.open(io.BytesIO(data))).tolist()
 
-            for name, message in (("text.png", "not an image Pillow can read"),
-                                  ("large.png", "exceeds max_pixels=5000")):
-                page.locator("#input-image input[type=file]").set_input_files(str(images / name))
-                page.locator("#translate-btn").click()
-                page.get_by_text(message).first.wait_for(timeout=30_000)
-            assert page.locator("#translate-btn").is_enabled()  # the app is still alive
         finally:
             browser.close()
+
+
+# --- what a first visitor sees (issue 14): examples, before/after, checks on upload, model switch ---
+
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                    reason=f"{CHROMIUM} missing: apt-get install -y chromium")
+
+
+@contextlib.contextmanager
+def _browser_page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(server)
+            yield page
+        finally:
+            browser.close()
+
+
+def _shown_png(server: str, img) -> Image.Image:
+    """The PNG an `<img>` locator shows, fetched from the server."""
+    src = img.get_attribute("src")
+    data = urllib.request.urlopen(src if src.startswith("http") else server + src.lstrip("/")).read()
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return image
+
+
+def _wait_src_change(page, selector: str, old: str | None) -> None:
+    page.wait_for_function(
+        "([sel, old]) => { const img = document.querySelector(sel); "
+        "return img && img.getAttribute('src') && img.getAttribute('src') !== old; }",
+        arg=[selector, old], timeout=30_000)
+
+
+@needs_chromium
+def test_browser_first_screen_and_examples(server, checkpoints):
+    """A glyph model opens on the Glyph text tab with a result on screen; a sample text fills the box and
+    translates; an image example fills the input, translates at once and shows the before/after slider;
+    Translate on that input (paper mode, so the output changes) gives the pipeline's output."""
+    from playwright.sync_api import expect
+
+    from ponogan.pipeline import TranslationPipeline
+
+    with _browser_page(server) as page:
+        expect(page.get_by_role("tab", name="Glyph text")).to_have_attribute("aria-selected", "true")
+        start = page.locator("#text-output img")
+        start.wait_for(timeout=30_000)
+        assert _shown_png(server, start).size == (4 * 32, 32)  # "PONO", already translated
+        page.get_by_role("button", name="Hello", exact=True).click()
+        _wait_src_change(page, "#text-output img", start.get_attribute("src"))
+        assert page.locator("#glyph-text textarea").input_value() == "Hello"
+        assert _shown_png(server, page.locator("#text-output img")).size == (5 * 32, 32)
+
+        page.get_by_role("tab", name="Image").click()
+        expect(page.get_by_text("Examples: DejaVu Sans → DejaVu Serif Bold")).to_be_visible()
+        page.locator(".examples .gallery-item").first.click()
+        page.locator("#input-image img").wait_for(timeout=30_000)
+        output = page.locator("#output-image img")
+        output.wait_for(timeout=30_000)
+        expect(page.locator("#before-after img")).to_have_count(2, timeout=30_000)  # before and after
+        expect(page.locator("#before-after img").first).to_be_visible()
+        example = _shown_png(server, page.locator("#input-image img")).convert("RGB")
+        assert example.size == (32, 32) and np.asarray(example).min() < 60  # a held-out glyph tile
+
+        eval_src = output.get_attribute("src")
+        page.locator("#paper-mode input[type=checkbox]").check()
+        page.locator("#translate-btn").click()
+        _wait_src_change(page, "#output-image img", eval_src)
+        pipe = TranslationPipeline.from_pretrained(checkpoints / "demo_tiny_pix2pix", device="cpu")
+        expected = np.asarray(pipe([example], seed=0, test_mode="paper")[0], np.int16)
+        shown = np.asarray(_shown_png(server, output).convert("RGB"), np.int16)
+        assert np.abs(shown - expected).max() <= 1
+
+
+@needs_chromium
+def test_browser_invalid_upload_is_reported_at_once(server, images):
+    """A bad file gets one message on upload (no Translate click) and leaves the input; a colour image
+    gets the out-of-domain note."""
+    with _browser_page(server) as page:
+        page.get_by_role("tab", name="Image").click()
+        upload = page.locator("#input-image input[type=file]")
+        for name, message in (("text.png", "not an image Pillow can read"),
+                              ("large.png", "exceeds max_pixels=5000")):
+            upload.set_input_files(str(images / name))
+            page.get_by_text(message).first.wait_for(timeout=15_000)
+            page.wait_for_function("() => !document.querySelector('#input-image img')", timeout=15_000)
+        assert page.get_by_text("Error", exact=True).count() == 0  # a warning, not an error box
+        upload.set_input_files(str(images / "small.png"))  # 37 x 29 random colours
+        note = page.locator("#domain-note")
+        note.get_by_text("in colour").wait_for(timeout=15_000)
+        assert "trained on 32x32 black-on-white glyphs in DejaVu Sans" in note.inner_text()
+
+
+@needs_chromium
+def test_browser_checkpoint_switch_clears_results_and_shows_munit_styles(server):
+    from playwright.sync_api import expect
+
+    with _browser_page(server) as page:
+        page.get_by_role("tab", name="Image").click()
+        page.locator(".examples .gallery-item").first.click()
+        page.locator("#before-after img").first.wait_for(timeout=30_000)
+        expect(page.locator("#direction")).to_be_hidden()  # pix2pix: one direction, no radio
+
+        page.locator("#checkpoint input").click()
+        page.get_by_role("option", name="zz_run_munit").click()
+        expect(page.locator("#before-after img")).to_have_count(0, timeout=15_000)  # results cleared
+        expect(page.get_by_role("tab", name="Glyph text")).to_have_attribute("aria-selected", "true")
+        expect(page.get_by_label("DejaVu Serif Bold → DejaVu Sans")).to_be_visible()
+
+        page.get_by_role("tab", name="Image").click()
+        expect(page.locator("#output-image")).to_be_hidden()
+        expect(page.locator("#styles")).to_be_visible()
+        box = page.locator(".examples").filter(has_text="Examples: DejaVu Serif Bold → DejaVu Sans")
+        expect(box).to_be_visible()
+        page.locator("#n-styles input[type=number]").fill("3")
+        page.locator("#n-styles input[type=number]").press("Enter")
+        box.locator(".gallery-item").first.click()  # sets the example's direction too
+        expect(page.locator("#styles img")).to_have_count(3, timeout=30_000)
+        expect(page.get_by_label("DejaVu Serif Bold → DejaVu Sans")).to_be_checked()
+        expect(page.locator("#before-after img")).to_have_count(2)

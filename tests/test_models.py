@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from ponogan.layers import crop_to, pad_to_multiple
 from ponogan.models import create_discriminator, create_generator
+from ponogan.models.layers import crop_to, pad_to_multiple
 from ponogan.norm import pono_reference
 
 TINY = {

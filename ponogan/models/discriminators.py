@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from ponogan.layers import ConvNormAct, check_norm_name, conv_bias
+from ponogan.models.layers import ConvNormAct, check_norm_name, conv_bias
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:

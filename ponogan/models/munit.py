@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ponogan.layers import (
+from ponogan.models.layers import (
     AdaINResBlock,
     ConvNormAct,
     ResBlock,
@@ -51,8 +51,7 @@ from ponogan.layers import (
     make_shortcut,
     pad_to_multiple,
 )
-
-Moments = list[tuple[torch.Tensor, torch.Tensor]]
+from ponogan.norm import Moments
 
 
 class ContentEncoder(nn.Module):

@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ponogan.layers import (
+from ponogan.models.layers import (
     ConvNormAct,
     ResBlock,
     check_layout,
@@ -45,9 +45,7 @@ from ponogan.layers import (
     make_shortcut,
     pad_to_multiple,
 )
-from ponogan.norm import OfficialDynamicMomentShortcut
-
-Moments = list[tuple[torch.Tensor, torch.Tensor]]
+from ponogan.norm import Moments, OfficialDynamicMomentShortcut
 
 
 class ResnetGenerator(nn.Module):

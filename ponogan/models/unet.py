@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ponogan.layers import (
+from ponogan.models.layers import (
     ConvNormAct,
     check_layout,
     check_norm_name,
@@ -32,8 +32,7 @@ from ponogan.layers import (
     make_shortcut,
     pad_to_multiple,
 )
-
-Moments = list[tuple[torch.Tensor, torch.Tensor]]
+from ponogan.norm import Moments
 
 
 class _DecoderLevel(nn.Module):

@@ -8,7 +8,7 @@ Where things live: ``pono.py`` (PONO), ``shortcut.py`` (MS, DMS), ``switch.py`` 
 from .adain import AdaIN
 from .factory import NORM_REGISTRY, make_norm
 from .pono import PONO, pono, pono_reference
-from .shortcut import DynamicMomentShortcut, MomentShortcut, OfficialDynamicMomentShortcut
+from .shortcut import DynamicMomentShortcut, Moments, MomentShortcut, OfficialDynamicMomentShortcut
 from .standard import BatchNorm2d, GroupNorm, Identity, InstanceNorm2d, LayerNorm2d
 from .switch import SwitchNorm1d, SwitchNorm2d, accumulate_batch_average
 
@@ -23,6 +23,7 @@ __all__ = [
     "InstanceNorm2d",
     "LayerNorm2d",
     "MomentShortcut",
+    "Moments",
     "OfficialDynamicMomentShortcut",
     "SwitchNorm1d",
     "SwitchNorm2d",

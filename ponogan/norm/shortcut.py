@@ -9,6 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+Moments = list[tuple[torch.Tensor, torch.Tensor]]
+"""PONO moments of every encoder level, shallow first: ``[(mean, std), ...]``, each ``(N, 1, h, w)``."""
+
 
 def check_moments(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, who: str) -> None:
     """Raise a clear error unless ``mean`` and ``std`` are ``(N, 1, H, W)`` matching ``x (N, C, H, W)``."""
