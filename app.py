@@ -66,7 +66,7 @@ from ponogan.app_support import (  # noqa: E402
     translate_tiles,
     usable_checkpoints,
 )
-from ponogan.pipeline import FAMILIES  # noqa: E402
+from ponogan.pipeline import FAMILIES, check_processed_size  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 PAPER_MODE_LABEL = "pix2pix test mode: batch statistics + dropout"
@@ -248,6 +248,8 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
         _, pipe = pipeline_for(checkpoint)
         test_mode = "paper" if paper_mode else "eval"
         try:
+            # what the network processes (after padding to its stride) is what costs memory
+            check_processed_size(image.size, None, pipe.stride(direction))
             if not pipe.multimodal:
                 outputs = pipe([image], direction=direction, seed=int(seed or 0), test_mode=test_mode)
             elif style_image is not None:

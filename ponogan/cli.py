@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("ponogan.data.cli", "generate the built-in glyph data or prepare public datasets"),
     "export": ("ponogan.export", "export a run's generator to ONNX or a torch.export program"),
     "import-official": ("ponogan.models.official", "convert official CycleGAN/pix2pix/PONO weights to a run"),
+    "weights": ("ponogan.metrics.weights_cli", "download the FID / LPIPS weight files, checksum-verified"),
+    "plot": ("ponogan.plot_cli", "compare runs' loss curves and metrics in one picture"),
 }
 
 

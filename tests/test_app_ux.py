@@ -187,3 +187,11 @@ def test_main_reports_a_bad_env_port_in_one_line(tmp_path, monkeypatch, capsys):
     assert app.main(["--checkpoints-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == "app.py: error: GRADIO_SERVER_PORT must be a port number, got 'eighty'\n"
+
+
+def test_app_refuses_what_the_network_would_process_too_large():
+    from ponogan.pipeline import ImageTooLargeError, check_processed_size
+
+    assert check_processed_size((1920, 1080), None, 4) == (1920, 1080)
+    with pytest.raises(ImageTooLargeError, match="max"):
+        check_processed_size((4_194_304, 1), None, 4)  # within the app's raw limit, absurd to process

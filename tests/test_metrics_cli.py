@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from PIL import Image
+from PIL import Image, ImageColor
 
 from ponogan.cli import main
 from ponogan.metrics import diversity_lpips, load_lpips, lpips_distance, paired_metrics
 from ponogan.metrics.images import read_image
 from ponogan.metrics.inception import fid_inception_v3
-from ponogan.metrics.report import write_report
+from ponogan.metrics.report import LABEL_COLOR, write_report
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,13 @@ def _folders(tmp_path, styled=False):
     return real, fake, inputs
 
 
+def label_pixels(image: Image.Image) -> int:
+    """Pixels of an RGB image near the grid's label colour (blue), which gray glyph cells never are."""
+    r, g, b = ImageColor.getrgb(LABEL_COLOR)
+    pixels = np.asarray(image.convert("RGB")).astype(int)
+    return int((np.abs(pixels - [r, g, b]).max(axis=-1) < 60).sum())
+
+
 def _eval(*args):
     return main(["eval", "--no-progress", *map(str, args)])
 
@@ -96,8 +103,10 @@ def test_folder_eval_with_all_weights(tmp_path, weights, capsys):
     )
     markdown = (out / "metrics.md").read_text()
     assert "| fid |" in markdown and "| ssim |" in markdown and "pairs: 2" in markdown
-    grid = Image.open(out / "grid.png")
-    assert grid.size == (3 * 32 + 4 * 2, 2 * 32 + 3 * 2)  # input | output | target, 2 rows, 2 px padding
+    grid = Image.open(out / "grid.png").convert("RGB")
+    # input | output | target, 2 rows of 32 px cells, plus the label strips (column names, pair keys)
+    assert grid.width > 3 * 32 + 4 * 2 and grid.height > 2 * 32 + 3 * 2
+    assert label_pixels(grid) > 20  # the labels were drawn (in LABEL_COLOR; the glyphs are gray)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
 
 

@@ -1,25 +1,69 @@
-"""Evaluation: FID (pytorch-fid), LPIPS (lpips), paired L1/PSNR/SSIM, glyph structure, diversity, reports.
+"""Evaluation: FID and KID (pytorch-fid's Inception), LPIPS (lpips), paired L1/PSNR/SSIM, glyph structure,
+diversity, reports.
 
 Tensor API (``(N, C, H, W)`` in ``[-1, 1]``; CPU or CUDA):
     paired_metrics(fake, real, metrics=("l1", "psnr", "ssim")) -> dict[str, float]
     mask_iou(fake, target_mask) / centroid_error(fake, target) -> float
     load_lpips(net, weights) + lpips_distance(model, fake, real); diversity_lpips(model, outputs)
     load_fid_model(weights) + tensor_features / extract_features; frechet_distance(mu1, s1, mu2, s2)
+    kernel_inception_distance(features1, features2) -> KIDResult(mean, std, ...)
 Folder API: evaluate_folders(EvalConfig(real, fake, out, metrics=...)) -> EvalResult.
-Weights are only read locally; a missing file raises MissingWeightsError naming the file and its URL.
+Statistics files (pytorch-fid's ``.npz``): load_stats_file / save_stats_file.
+Weights are only read locally; a missing file raises MissingWeightsError naming the file and its URL;
+``download_weights`` (``ponogan weights download``) fetches and verifies them.
+
+Names are imported from their submodules on first use, so ``import ponogan.metrics.weights_cli`` (the
+``ponogan weights`` command) does not pay for torch, torchvision and pytorch-fid.
 """
 
-from .diversity import diversity_lpips, diversity_per_input
-from .evaluate import EvalConfig, EvalResult, evaluate_folders
-from .fid import extract_features, fid_between_folders, folder_statistics, load_fid_model, tensor_features
-from .frechet import GaussianStats, feature_statistics, frechet_distance, frechet_distance_stats
-from .inception import FIDInceptionV3, fid_inception_v3
-from .lpips_metric import load_lpips, lpips_distance, lpips_per_image
-from .paired import PAIRED_METRICS, paired_metrics, paired_per_image
-from .registry import DEFAULT_METRICS, METRICS, parse_metrics
-from .report import write_report
-from .structure import centroid_error, glyph_mask, mask_iou
-from .weights import FID_INCEPTION, LPIPS_BACKBONES, MissingWeightsError, locate_weights
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "diversity_lpips": "diversity",
+    "diversity_per_input": "diversity",
+    "EvalConfig": "evaluate",
+    "EvalResult": "evaluate",
+    "evaluate_folders": "evaluate",
+    "extract_features": "fid",
+    "fid_between_folders": "fid",
+    "folder_feature_set": "fid",
+    "folder_statistics": "fid",
+    "load_fid_model": "fid",
+    "tensor_features": "fid",
+    "GaussianStats": "frechet",
+    "feature_statistics": "frechet",
+    "frechet_distance": "frechet",
+    "frechet_distance_stats": "frechet",
+    "FIDInceptionV3": "inception",
+    "fid_inception_v3": "inception",
+    "KIDResult": "kid",
+    "kernel_inception_distance": "kid",
+    "mmd2_unbiased": "kid",
+    "load_lpips": "lpips_metric",
+    "lpips_distance": "lpips_metric",
+    "lpips_per_image": "lpips_metric",
+    "PAIRED_METRICS": "paired",
+    "paired_metrics": "paired",
+    "paired_per_image": "paired",
+    "DEFAULT_METRICS": "registry",
+    "METRICS": "registry",
+    "parse_metrics": "registry",
+    "write_report": "report",
+    "FeatureSet": "stats_file",
+    "load_stats_file": "stats_file",
+    "save_stats_file": "stats_file",
+    "centroid_error": "structure",
+    "glyph_mask": "structure",
+    "mask_iou": "structure",
+    "FID_INCEPTION": "weights",
+    "LPIPS_BACKBONES": "weights",
+    "MissingWeightsError": "weights",
+    "download_weights": "weights",
+    "locate_weights": "weights",
+}
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -27,7 +71,9 @@ __all__ = [
     "EvalResult",
     "FIDInceptionV3",
     "FID_INCEPTION",
+    "FeatureSet",
     "GaussianStats",
+    "KIDResult",
     "LPIPS_BACKBONES",
     "METRICS",
     "MissingWeightsError",
@@ -35,24 +81,66 @@ __all__ = [
     "centroid_error",
     "diversity_lpips",
     "diversity_per_input",
+    "download_weights",
     "evaluate_folders",
     "extract_features",
     "feature_statistics",
     "fid_between_folders",
     "fid_inception_v3",
+    "folder_feature_set",
     "folder_statistics",
     "frechet_distance",
     "frechet_distance_stats",
     "glyph_mask",
+    "kernel_inception_distance",
     "load_fid_model",
     "load_lpips",
+    "load_stats_file",
     "locate_weights",
     "lpips_distance",
     "lpips_per_image",
     "mask_iou",
+    "mmd2_unbiased",
     "paired_metrics",
     "paired_per_image",
     "parse_metrics",
+    "save_stats_file",
     "tensor_features",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its submodule the first time it is asked for (PEP 562)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .diversity import diversity_lpips, diversity_per_input
+    from .evaluate import EvalConfig, EvalResult, evaluate_folders
+    from .fid import (
+        extract_features,
+        fid_between_folders,
+        folder_feature_set,
+        folder_statistics,
+        load_fid_model,
+        tensor_features,
+    )
+    from .frechet import GaussianStats, feature_statistics, frechet_distance, frechet_distance_stats
+    from .inception import FIDInceptionV3, fid_inception_v3
+    from .kid import KIDResult, kernel_inception_distance, mmd2_unbiased
+    from .lpips_metric import load_lpips, lpips_distance, lpips_per_image
+    from .paired import PAIRED_METRICS, paired_metrics, paired_per_image
+    from .registry import DEFAULT_METRICS, METRICS, parse_metrics
+    from .report import write_report
+    from .stats_file import FeatureSet, load_stats_file, save_stats_file
+    from .structure import centroid_error, glyph_mask, mask_iou
+    from .weights import FID_INCEPTION, LPIPS_BACKBONES, MissingWeightsError, download_weights, locate_weights

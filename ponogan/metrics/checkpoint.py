@@ -10,6 +10,11 @@ unpaired data the targets are written as ``real_<index>_<stem>.png`` and only FI
 Every file and folder written is listed in the output folder's manifest (``report.EvalOutput``)
 before it is written: ``overwrite`` deletes only listed files, and a ``input/``, ``fake/``, ``real/`` or
 ``mask/`` folder holding anything eval did not write stops the run before anything is touched.
+
+With several processes (:mod:`.distributed`) rank 0 checks and prepares the folder; batch ``k`` is
+translated by process ``k % world_size`` (the batches of a one-process run, so the same images); before
+each round of batches the file names of every process are gathered and rank 0 lists them in the
+manifest, then each process writes its own files.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ from tqdm import tqdm
 
 from ponogan.data import DataOptions, create_dataset, tensor_to_pil
 
+from .distributed import SINGLE, ProcessGroup
 from .report import REPORT_FILES, EvalOutput
 
 PAIRED_MODES = ("aligned", "glyphs")
 SPLIT_FOLDERS = ("input", "fake", "real", "mask")
+GLYPH_CODE = re.compile(r"U\+([0-9A-Fa-f]{4,6})$")  # glyph item paths end in the code point: .../U+0061
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,14 @@ class TranslatedSplit:
     num_items: int
     paired: bool
     multimodal: bool
+    grid_labels: dict[str, str] | None = None  # glyphs: first item of each character -> the character
+
+
+def glyph_character(path: str) -> str | None:
+    """The character of a built-in glyph item from its path (``glyphs:test/00003/DejaVuSans/U+0061`` ->
+    ``a``), or None for other data."""
+    match = GLYPH_CODE.search(str(path))
+    return chr(int(match[1], 16)) if match else None
 
 
 def _stem(path: str) -> str:
@@ -98,48 +113,67 @@ def translate_split(
     batch_size: int = 8,
     progress: bool = True,
     overwrite: bool = False,
+    group: ProcessGroup | None = None,
 ) -> TranslatedSplit:
     """Translate every item of ``dataset`` (item ``A`` -> fake, item ``B`` = target) into ``out_dir``.
 
     ``direction="BtoA"`` translates item ``B`` and scores it against item ``A``. The output folder is
     checked by :func:`prepare_output` (``overwrite`` replaces images of an earlier evaluation only).
     ``seed`` seeds MUNIT's styles and, for a pipeline in ``"paper"`` test mode, the dropout noise.
+    With a multi-process ``group`` the batches are shared out (see the module docstring). For glyph data
+    ``grid_labels`` maps the first item of each character to that character (one grid row each).
     """
+    group = group or SINGLE
     out_dir = Path(out_dir)
-    output = prepare_output(out_dir, overwrite=overwrite)
+
+    def prepare() -> EvalOutput:
+        output = prepare_output(out_dir, overwrite=overwrite)
+        for name in ("input", "fake", "real"):
+            output.mkdir(name)
+        return output
+
+    output = group.run_on_main(prepare)
     source_key, target_key = ("A", "B") if direction == "AtoB" else ("B", "A")
     folders = {name: out_dir / name for name in SPLIT_FOLDERS}
-    for name in ("input", "fake", "real"):
-        output.mkdir(name)
     multimodal = bool(getattr(pipe, "multimodal", False))
     styles = num_styles if multimodal else 1
     has_masks = False
-    indices = range(len(dataset))
-    for start in tqdm(
-        range(0, len(dataset), batch_size), desc="translating", disable=not progress, leave=False
-    ):
-        items = [dataset[i] for i in indices[start : start + batch_size]]
-        names = [f"{start + j:05d}_{_stem(item[f'{source_key}_path'])}" for j, item in enumerate(items)]
-        images = [tensor_to_pil(item[source_key]) for item in items]
-        kwargs = {"n_styles": styles} if multimodal else {}
-        outputs = pipe(images, direction=direction, seed=seed, **kwargs)
-        for j, (name, item, image) in enumerate(zip(names, items, images, strict=True)):
-            real_name = name if paired else f"real_{start + j:05d}_{_stem(item[f'{target_key}_path'])}"
-            files = {
-                folders["input"] / f"{name}.png": image,
-                folders["real"] / f"{real_name}.png": tensor_to_pil(item[target_key]),
-            }
-            if "B_mask" in item and target_key == "B":
+    grid_labels: dict[str, str] = {}
+    starts = range(0, len(dataset), batch_size)
+    rounds = range(0, len(starts), group.world_size)
+    for first in tqdm(rounds, desc="translating", disable=not (progress and group.is_main), leave=False):
+        mine = first + group.rank  # this process's batch of the round
+        files: dict[Path, object] = {}
+        labels: dict[str, str] = {}
+        error = None
+        try:
+            if mine < len(starts):
+                files, labels = _translate_batch(
+                    pipe, dataset, starts[mine], batch_size, folders, paired=paired,
+                    keys=(source_key, target_key), styles=styles, multimodal=multimodal,
+                    direction=direction, seed=seed,
+                )  # fmt: skip
+        except Exception as err:  # noqa: BLE001 - raised in every process below
+            if not group.distributed:
+                raise
+            error = f"{type(err).__name__}: {err} (process {group.rank})"
+        group.raise_any(error)
+        planned = [Path(p) for paths in group.all_gather([str(p) for p in files]) for p in paths]
+        round_has_masks = any(p.parent == folders["mask"] for p in planned)
+        has_masks = has_masks or round_has_masks
+        if group.is_main:
+            if round_has_masks:
                 output.mkdir("mask")
-                files[folders["mask"] / f"{name}.png"] = tensor_to_pil(item["B_mask"] * 2 - 1)
-                has_masks = True
-            samples = outputs[j * styles : (j + 1) * styles]
-            suffixes = [""] if styles == 1 else [f"_s{k}" for k in range(styles)]
-            for suffix, sample in zip(suffixes, samples, strict=True):
-                files[folders["fake"] / f"{name}{suffix}.png"] = sample
-            output.claim(files)
-            for path, img in files.items():
-                img.save(path)
+            output.claim(planned)  # listed before any process writes them
+        group.barrier()
+        for path, img in files.items():
+            img.save(path)
+        for labelled in group.all_gather(labels):
+            grid_labels.update(labelled)
+    first_of_each: dict[str, str] = {}
+    for name in sorted(grid_labels):
+        first_of_each.setdefault(grid_labels[name], name)
+    group.barrier()  # every file is written before anyone reads the folders
     return TranslatedSplit(
         input=folders["input"],
         fake=folders["fake"],
@@ -148,7 +182,38 @@ def translate_split(
         num_items=len(dataset),
         paired=paired,
         multimodal=multimodal,
+        grid_labels={name: char for char, name in first_of_each.items()} or None,
     )
+
+
+def _translate_batch(
+    pipe, dataset, start, batch_size, folders, *, paired, keys, styles, multimodal, direction, seed
+) -> tuple[dict[Path, object], dict[str, str]]:
+    """Translate items ``start .. start + batch_size``: the files to write (path -> PIL image) and, for
+    glyph items, ``{name: character}``."""
+    source_key, target_key = keys
+    indices = range(start, min(start + batch_size, len(dataset)))
+    items = [dataset[i] for i in indices]
+    names = [f"{i:05d}_{_stem(item[f'{source_key}_path'])}" for i, item in zip(indices, items, strict=True)]
+    images = [tensor_to_pil(item[source_key]) for item in items]
+    kwargs = {"n_styles": styles} if multimodal else {}
+    outputs = pipe(images, direction=direction, seed=seed, **kwargs)
+    files: dict[Path, object] = {}
+    labels: dict[str, str] = {}
+    for j, (index, name, item, image) in enumerate(zip(indices, names, items, images, strict=True)):
+        real_name = name if paired else f"real_{index:05d}_{_stem(item[f'{target_key}_path'])}"
+        files[folders["input"] / f"{name}.png"] = image
+        files[folders["real"] / f"{real_name}.png"] = tensor_to_pil(item[target_key])
+        if "B_mask" in item and target_key == "B":
+            files[folders["mask"] / f"{name}.png"] = tensor_to_pil(item["B_mask"] * 2 - 1)
+        samples = outputs[j * styles : (j + 1) * styles]
+        suffixes = [""] if styles == 1 else [f"_s{k}" for k in range(styles)]
+        for suffix, sample in zip(suffixes, samples, strict=True):
+            files[folders["fake"] / f"{name}{suffix}.png"] = sample
+        character = glyph_character(item[f"{source_key}_path"])
+        if character is not None and paired:
+            labels[name] = character
+    return files, labels
 
 
 def record_metrics_in_run(run: str | Path, metrics: dict[str, float]) -> Path:

@@ -1,9 +1,14 @@
 """``ponogan eval``: score a folder of fakes against targets, or a trained run on a dataset split.
 
 Exit status: 0 every requested metric was computed; 3 some were skipped (reasons printed, the rest
-written); 1 none could be computed (the report still lists why); 2 bad arguments, missing folders, a
-folder without one readable image, or an ``--out`` holding files eval did not write. Unreadable image
-files are skipped with one warning and counted in the report.
+written) or ``--save-stats`` could not be written; 1 none could be computed (the report still lists
+why); 2 bad arguments, missing folders, a folder without one readable image, an ``--out`` holding files
+eval did not write, or an existing ``--save-stats`` file. Unreadable image files are skipped with one
+warning and counted in the report.
+
+``--real`` may be a pytorch-fid statistics file (``.npz``); ``--real DIR --save-stats FILE`` without
+``--fake`` only writes the statistics. Under ``torchrun`` / ``accelerate launch`` the processes share the
+work (:mod:`.distributed`) and only rank 0 prints and writes.
 """
 
 from __future__ import annotations
@@ -25,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "1 none computed, 2 bad arguments"
     )
     folders = parser.add_argument_group("evaluate two folders")
-    folders.add_argument("--real", help="folder of target / real images")
+    folders.add_argument(
+        "--real",
+        help="folder of target / real images, or a pytorch-fid statistics file (.npz with mu, sigma: "
+        "then only FID, and KID if it holds features, are computed)",
+    )
     folders.add_argument(
         "--fake", help="folder of generated images (paired with --real by relative path and stem)"
     )
@@ -58,7 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--record", action="store_true", help="also merge the metrics into the run's config.json"
     )
-    parser.add_argument("--out", required=True, help="output folder for metrics.json, metrics.md, grid.png")
+    parser.add_argument(
+        "--out",
+        help="output folder for metrics.json, metrics.md, grid.png (required unless only --save-stats)",
+    )
     parser.add_argument(
         "--metrics",
         default=",".join(DEFAULT_METRICS),
@@ -74,15 +86,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch for FID features")
     parser.add_argument("--cache-dir", help="FID statistics cache (default ~/.cache/ponogan/fid)")
+    stats = parser.add_argument_group("statistics files (pytorch-fid format) and KID")
+    stats.add_argument(
+        "--save-stats",
+        metavar="FILE.npz",
+        help="also write the Inception statistics (mu, sigma) of --real (or, with a .npz --real, of "
+        "--fake) to this new file; never overwrites. --real DIR --save-stats FILE alone only writes it",
+    )
+    stats.add_argument(
+        "--save-stats-of",
+        choices=("real", "fake"),
+        help="which side --save-stats saves; unset: real, or fake when --real is a .npz",
+    )
+    stats.add_argument(
+        "--save-features",
+        action="store_true",
+        help="also store the features (N x 2048, float32) in the --save-stats file, so KID can use it",
+    )
+    stats.add_argument("--kid-subsets", type=int, default=100, help="KID: number of random subsets")
+    stats.add_argument(
+        "--kid-subset-size", type=int, default=1000, help="KID: images per subset (at most the smaller set)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _error(message: str) -> int:
-    print(f"ponogan eval: {message}", file=sys.stderr)
+def _error(message: str, group=None) -> int:
+    if group is None or group.is_main:
+        print(f"ponogan eval: {message}", file=sys.stderr)
     return EXIT_USAGE
 
 
-def _eval_config(args: argparse.Namespace, *, real, fake, input, masks):
+def _eval_config(args: argparse.Namespace, *, real, fake, input, masks, grid_labels=None):
     """The folder evaluation config for ``real``/``fake`` (and optional ``input``/``masks``) folders."""
     from .evaluate import EvalConfig
 
@@ -100,17 +134,25 @@ def _eval_config(args: argparse.Namespace, *, real, fake, input, masks):
         batch_size=args.batch_size,
         cache_dir=args.cache_dir,
         progress=not args.no_progress,
+        grid_labels=grid_labels,
+        kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size,
+        save_stats=args.save_stats,
+        save_stats_of=args.save_stats_of,
+        save_features=args.save_features,
     )
 
 
-def _checkpoint_config(args: argparse.Namespace, metrics: list[str]):
+def _checkpoint_config(args: argparse.Namespace, metrics: list[str], group):
     """Translate the run's split into ``--out`` and return the folder evaluation config and notes."""
     from ponogan.pipeline import TranslationPipeline
 
     from .checkpoint import PAIRED_MODES, dataset_for_run, translate_split
+    from .distributed import process_device
 
     test_mode = args.test_mode or DEFAULT_TEST_MODE
-    pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=args.device, test_mode=test_mode)
+    device = process_device(args.device, group)
+    pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=device, test_mode=test_mode)
     dataset, mode = dataset_for_run(pipe.config, args.data, args.split)
     split = translate_split(
         pipe,
@@ -122,8 +164,16 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str]):
         seed=args.seed,
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        group=group,
     )
-    config = _eval_config(args, real=split.real, fake=split.fake, input=split.input, masks=split.masks)
+    config = _eval_config(
+        args,
+        real=split.real,
+        fake=split.fake,
+        input=split.input,
+        masks=split.masks,
+        grid_labels=split.grid_labels,
+    )
     notes = [
         f"checkpoint {args.checkpoint} ({pipe.family}), data {args.data} ({mode}, split {args.split}, "
         f"{split.num_items} items, {args.direction}), test mode {test_mode}"
@@ -132,50 +182,120 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str]):
     return config, notes
 
 
+def _save_stats_only(args: argparse.Namespace, group) -> int:
+    """``--real DIR --save-stats FILE`` without ``--fake``: write the folder's statistics, nothing else."""
+    from .evaluate import save_folder_statistics
+    from .weights import MissingWeightsError
+
+    try:
+        path, count, unreadable = save_folder_statistics(
+            args.real,
+            args.save_stats,
+            fid_weights=args.fid_weights,
+            device=args.device,
+            with_features=args.save_features,
+            batch_size=args.batch_size,
+            cache_dir=args.cache_dir,
+            progress=not args.no_progress,
+        )
+    except MissingWeightsError as err:
+        if group.is_main:
+            print(
+                "ponogan eval: cannot write --save-stats:\n  " + str(err).replace("\n", "\n  "),
+                file=sys.stderr,
+            )
+        return EXIT_NOTHING
+    except (OSError, ValueError, TypeError) as err:
+        return _error(str(err), group)
+    if group.is_main:
+        _warn_unreadable(unreadable, where="")
+        content = "mu, sigma, features" if args.save_features else "mu, sigma"
+        print(f"wrote {path} ({content}) of {count} images in {args.real}")
+    return EXIT_OK
+
+
+def _warn_unreadable(unreadable, where: str = " (see metrics.md)") -> None:
+    if unreadable:
+        listed = [f"{path} ({reason})" for path, reason in sorted(unreadable.items())]
+        more = f"; and {len(listed) - 5} more{where}" if len(listed) > 5 else ""
+        shown = "; ".join(listed[:5])
+        warning = f"ponogan eval: warning: skipped {len(listed)} unreadable image(s): {shown}{more}"
+        print(warning, file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
+    from .distributed import current_group, shutdown
+
+    try:
+        return _run(args, current_group())
+    finally:
+        shutdown()
+
+
+def _run(args: argparse.Namespace, group) -> int:
     from .evaluate import evaluate_folders
     from .registry import parse_metrics
+
+    def error(message: str) -> int:
+        return _error(message, group)
 
     try:
         metrics = parse_metrics(args.metrics)
     except ValueError as err:
-        return _error(str(err))
+        return error(str(err))
     folder_mode = args.real is not None or args.fake is not None
     run_mode = args.checkpoint is not None or args.data is not None
     if folder_mode == run_mode:
-        return _error("give either --real DIR --fake DIR, or --checkpoint RUN --data ROOT|glyphs")
+        return error("give either --real DIR --fake DIR, or --checkpoint RUN --data ROOT|glyphs")
+    if folder_mode and args.real is not None and args.fake is None and args.save_stats is not None:
+        if args.out is not None or args.save_stats_of == "fake":
+            return error(
+                "--real DIR --save-stats FILE without --fake only writes the folder's statistics: "
+                "drop --out / --save-stats-of, or add --fake DIR to evaluate"
+            )
+        return _save_stats_only(args, group)
     if folder_mode and (args.real is None or args.fake is None):
-        return _error("folder evaluation needs both --real and --fake")
+        return error("folder evaluation needs both --real and --fake")
     if run_mode and (args.checkpoint is None or args.data is None):
-        return _error("run evaluation needs both --checkpoint and --data")
+        return error("run evaluation needs both --checkpoint and --data")
+    if args.out is None:
+        return error("--out is required: the folder for metrics.json, metrics.md and grid.png")
     if folder_mode and args.test_mode is not None:
-        return _error("--test-mode applies to --checkpoint evaluation (folders are scored as they are)")
+        return error("--test-mode applies to --checkpoint evaluation (folders are scored as they are)")
     if args.num_styles < 2 and "diversity" in metrics:
-        return _error("--num-styles must be at least 2 for diversity")
+        return error("--num-styles must be at least 2 for diversity")
+    if (args.save_stats_of is not None or args.save_features) and args.save_stats is None:
+        return error("--save-stats-of and --save-features go with --save-stats FILE")
     try:
+        if args.save_stats is not None:  # before a possibly long translation
+            from .stats_file import check_new_file
+
+            check_new_file(args.save_stats)
         if run_mode:
-            config, notes = _checkpoint_config(args, metrics)
+            config, notes = _checkpoint_config(args, metrics, group)
         else:
             config = _eval_config(args, real=args.real, fake=args.fake, input=args.input, masks=args.masks)
             notes = []
         result = evaluate_folders(config, notes=notes)
     except (OSError, ValueError, TypeError) as err:
-        return _error(str(err))
+        return error(str(err))
 
-    if result.unreadable:
-        listed = [f"{path} ({reason})" for path, reason in sorted(result.unreadable.items())]
-        more = f"; and {len(listed) - 5} more (see metrics.md)" if len(listed) > 5 else ""
-        shown = "; ".join(listed[:5])
-        warning = f"ponogan eval: warning: skipped {len(listed)} unreadable image(s): {shown}{more}"
-        print(warning, file=sys.stderr)
-    for name, reason in result.skipped.items():
-        print(f"ponogan eval: skipped {name}:\n  " + reason.replace("\n", "\n  "), file=sys.stderr)
-    print(result.files["markdown"].read_text(encoding="utf-8"))
-    print("wrote " + ", ".join(str(p) for p in result.files.values()))
-    if run_mode and args.record and result.metrics:
-        from .checkpoint import record_metrics_in_run
+    if group.is_main:
+        _warn_unreadable(result.unreadable)
+        for name, reason in result.skipped.items():
+            print(f"ponogan eval: skipped {name}:\n  " + reason.replace("\n", "\n  "), file=sys.stderr)
+        if result.stats_error is not None:
+            message = result.stats_error.replace("\n", "\n  ")
+            print(
+                f"ponogan eval: could not write --save-stats {args.save_stats}:\n  {message}", file=sys.stderr
+            )
+        print(result.files["markdown"].read_text(encoding="utf-8"))
+        written = [*result.files.values(), *([result.stats_file] if result.stats_file else [])]
+        print("wrote " + ", ".join(str(p) for p in written))
+        if run_mode and args.record and result.metrics:
+            from .checkpoint import record_metrics_in_run
 
-        print(f"recorded metrics in {record_metrics_in_run(args.checkpoint, result.metrics)}")
+            print(f"recorded metrics in {record_metrics_in_run(args.checkpoint, result.metrics)}")
     if not result.metrics:
         return EXIT_NOTHING
-    return EXIT_PARTIAL if result.skipped else EXIT_OK
+    return EXIT_PARTIAL if result.skipped or result.stats_error is not None else EXIT_OK

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from .distributed import SINGLE, ProcessGroup
 from .frechet import GaussianStats, frechet_distance_stats
 from .images import list_images, read_image
 from .inception import FID_DIMS, FID_SIZE, FIDInceptionV3
+from .stats_file import FeatureSet
 from .weights import FID_INCEPTION, locate_weights
 
 CACHE_VERSION = 1
@@ -62,15 +63,27 @@ def _load_for_fid(path: Path) -> torch.Tensor:
 
 @torch.no_grad()
 def extract_features(
-    files: Sequence[Path], model: FIDInceptionV3, *, batch_size: int = 32, progress: bool = True
+    files: Sequence[Path],
+    model: FIDInceptionV3,
+    *,
+    batch_size: int = 32,
+    progress: bool = True,
+    group: ProcessGroup | None = None,
 ) -> np.ndarray:
-    """Pool3 features ``(len(files), 2048)`` of image files, in batches, with a tqdm progress bar."""
+    """Pool3 features ``(len(files), 2048)`` of image files, in batches, with a tqdm progress bar.
+
+    With a multi-process ``group`` each process computes every ``world_size``-th batch and the batches
+    are gathered back in order: the batches are those of a one-process run, so are the features.
+    """
+    group = group or SINGLE
     param = next(model.parameters())
-    chunks = []
-    starts = range(0, len(files), batch_size)
-    for start in tqdm(starts, desc="FID features", unit="batch", disable=not progress, leave=False):
-        batch = torch.cat([_load_for_fid(p) for p in files[start : start + batch_size]])
-        chunks.append(model(batch.to(param.device, param.dtype)).double().cpu().numpy())
+    batches = [files[start : start + batch_size] for start in range(0, len(files), batch_size)]
+
+    def features(batch: Sequence[Path]) -> np.ndarray:
+        images = torch.cat([_load_for_fid(p) for p in batch])
+        return model(images.to(param.device, param.dtype)).double().cpu().numpy()
+
+    chunks = group.map(features, batches, progress=progress, desc="FID features", unit="batch")
     return np.concatenate(chunks) if chunks else np.zeros((0, FID_DIMS))
 
 
@@ -91,6 +104,72 @@ def statistics_cache_key(folder: Path, files: Sequence[Path], weights_path: Path
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def _read_cache(cache_file: Path) -> FeatureSet:
+    with np.load(cache_file, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    features = arrays.pop("features", None)
+    return FeatureSet(GaussianStats(**arrays), features)
+
+
+def _write_cache(cache_file: Path, feature_set: FeatureSet) -> None:
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    arrays = feature_set.stats.arrays()
+    if feature_set.features is not None:  # Inception outputs are float32: nothing is lost
+        arrays["features"] = feature_set.features.astype(np.float32)
+    tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, cache_file)
+
+
+def folder_feature_set(
+    folder: str | Path,
+    model: FIDInceptionV3,
+    *,
+    need_features: bool = False,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    batch_size: int = 32,
+    progress: bool = True,
+    group: ProcessGroup | None = None,
+) -> FeatureSet:
+    """Statistics (mean ``(2048,)``, covariance) of every image under ``folder``, and with
+    ``need_features`` (KID) the features ``(N, 2048)`` too.
+
+    With ``use_cache`` the result is read from / written to ``cache_dir`` (default
+    :func:`default_cache_dir`) under a key that changes when any file or the weights change; a cache
+    entry without features is recomputed (and rewritten with them) when features are needed. A model
+    built without a weight file (``model.weights_path is None``) is never cached. In a multi-process
+    ``group`` rank 0 decides whether the cache holds the entry and writes it; the features are sharded.
+    """
+    group = group or SINGLE
+    folder = Path(folder)
+    files = list_images(folder)
+    if len(files) < 2:
+        raise ValueError(f"FID needs at least 2 images, found {len(files)} in {folder}")
+    cache_file = None
+    if use_cache and model.weights_path is not None:
+        key = statistics_cache_key(folder, files, model.weights_path)
+        cache_file = Path(cache_dir or default_cache_dir()) / f"{key}.npz"
+
+    def cached() -> FeatureSet | None:
+        if cache_file is None or not cache_file.is_file():
+            return None
+        try:
+            entry = _read_cache(cache_file)
+        except (OSError, ValueError, TypeError):  # a damaged entry is recomputed
+            return None
+        return None if need_features and entry.features is None else entry
+
+    entry = group.broadcast(cached() if group.is_main else None)  # rank 0's cache (may be node-local)
+    if entry is not None:
+        return entry
+    features = extract_features(files, model, batch_size=batch_size, progress=progress, group=group)
+    result = FeatureSet.from_features(features)
+    if cache_file is not None and group.is_main:
+        _write_cache(cache_file, result if need_features else FeatureSet(result.stats))
+    return result
+
+
 def folder_statistics(
     folder: str | Path,
     model: FIDInceptionV3,
@@ -100,32 +179,11 @@ def folder_statistics(
     batch_size: int = 32,
     progress: bool = True,
 ) -> GaussianStats:
-    """Feature mean ``(2048,)`` and covariance of every image under ``folder``.
-
-    With ``use_cache`` the result is read from / written to ``cache_dir`` (default
-    :func:`default_cache_dir`) under a key that changes when any file or the weights change; a model
-    built without a weight file (``model.weights_path is None``) is never cached.
-    """
-    folder = Path(folder)
-    files = list_images(folder)
-    if len(files) < 2:
-        raise ValueError(f"FID needs at least 2 images, found {len(files)} in {folder}")
-    cache_file = None
-    if use_cache and model.weights_path is not None:
-        key = statistics_cache_key(folder, files, model.weights_path)
-        cache_file = Path(cache_dir or default_cache_dir()) / f"{key}.npz"
-        if cache_file.is_file():
-            with np.load(cache_file, allow_pickle=False) as data:
-                return GaussianStats(**{name: data[name] for name in data.files})
-    stats = GaussianStats.from_features(
-        extract_features(files, model, batch_size=batch_size, progress=progress)
-    )
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **stats.arrays())
-        os.replace(tmp, cache_file)
-    return stats
+    """Feature mean ``(2048,)`` and covariance of every image under ``folder`` (cached, see
+    :func:`folder_feature_set`)."""
+    return folder_feature_set(
+        folder, model, cache_dir=cache_dir, use_cache=use_cache, batch_size=batch_size, progress=progress
+    ).stats
 
 
 def fid_between_folders(

@@ -16,11 +16,11 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from ponogan.data import ImageLoadError, load_image
 
-from .registry import METRICS
+from .registry import EXTRA_VALUES, METRICS
 
 MANIFEST_NAME = ".ponogan-eval-manifest.jsonl"
 REPORT_FILES = ("metrics.json", "metrics.md", "grid.png")
@@ -195,6 +195,11 @@ def write_metrics_json(path: str | Path, metrics: Mapping[str, float]) -> Path:
     return path
 
 
+def _format_value(value: float) -> str:
+    """4 decimals; small nonzero values (KID ~ 1e-3) in scientific notation so they keep their digits."""
+    return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3e}"
+
+
 def metrics_markdown(
     metrics: Mapping[str, float], skipped: Mapping[str, str] | None = None, notes: Sequence[str] = ()
 ) -> str:
@@ -202,9 +207,12 @@ def metrics_markdown(
     lines = ["| metric | value | better | description |", "|---|---|---|---|"]
     for name, value in metrics.items():
         info = METRICS.get(name)
-        better = "" if info is None else ("higher" if info.higher_is_better else "lower")
-        description = "" if info is None else info.description
-        lines.append(f"| {name} | {value:.4f} | {better} | {description} |")
+        if info is not None:
+            higher, description = info.higher_is_better, info.description
+        else:
+            higher, description = EXTRA_VALUES.get(name, (None, ""))
+        better = "" if higher is None else ("higher" if higher else "lower")
+        lines.append(f"| {name} | {_format_value(value)} | {better} | {description} |")
     for name, reason in (skipped or {}).items():
         lines.append(f"| {name} | skipped | | {reason.splitlines()[0]} |")
     text = "\n".join(lines) + "\n"
@@ -213,25 +221,81 @@ def metrics_markdown(
     return text
 
 
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in scalable font at ``size`` px (no font file needed)."""
+    return ImageFont.load_default(size=size)
+
+
+def _text_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int]:
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    return right - left, bottom - top
+
+
+LABEL_COLOR = "#1f4fa0"  # labels in blue, so a character label is not mistaken for a black glyph cell
+
+
 def save_grid(
-    path: str | Path, rows: Sequence[Sequence[Image.Image | Path | str]], *, max_rows: int = 8, pad: int = 2
+    path: str | Path,
+    rows: Sequence[Sequence[Image.Image | Path | str | None]],
+    *,
+    max_rows: int = 8,
+    pad: int = 2,
+    column_labels: Sequence[str] = (),
+    row_labels: Sequence[str] = (),
 ) -> Path:
     """Save rows of images (e.g. input | output | target) as one PNG; every cell gets the size of the
-    first image of its row (each row's fake sets the scale), white padding between cells."""
+    first image of its row (each row's fake sets the scale), white padding between cells; a ``None``
+    cell stays white.
+
+    ``column_labels`` (one per column) are written in a header strip above the cells (columns are
+    widened to fit them, the images centred) and ``row_labels`` (one per row: the glyph character, large,
+    or a file key, small) in a strip to their left, with Pillow's built-in font; without labels the grid
+    is exactly the cells and padding: ``(cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad)``.
+    """
     rows = [list(r) for r in rows[:max_rows]]
-    if not rows or not rows[0]:
+    if not rows or not any(c is not None for c in rows[0]):
         raise ValueError("save_grid needs at least one row with one image")
-    opened = [[c if isinstance(c, Image.Image) else load_image(c, "RGB") for c in row] for row in rows]
-    cell_w = max(row[0].width for row in opened)
-    cell_h = max(row[0].height for row in opened)
+    opened = [
+        [None if c is None else c if isinstance(c, Image.Image) else load_image(c, "RGB") for c in row]
+        for row in rows
+    ]
+    firsts = [next(c for c in row if c is not None) for row in opened if any(c is not None for c in row)]
+    cell_w = max(img.width for img in firsts)
+    cell_h = max(img.height for img in firsts)
     cols = max(len(row) for row in opened)
-    grid = Image.new(
-        "RGB", (cols * cell_w + (cols + 1) * pad, len(opened) * cell_h + (len(opened) + 1) * pad), "white"
-    )
+    row_labels = list(row_labels)[: len(opened)]
+    column_labels = list(column_labels)[:cols]
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    header_font = _font(max(10, min(20, cell_h // 3)))
+    big_font = _font(max(12, min(40, cell_h * 2 // 3)))  # one-character row labels (glyphs)
+    row_fonts = [big_font if len(text) <= 2 else header_font for text in row_labels]
+    header_h = col_w = 0
+    if column_labels:
+        sizes = [_text_size(measure, text, header_font) for text in column_labels]
+        header_h = max(h for _, h in sizes) + 2 * pad + 2
+        col_w = max(w for w, _ in sizes) + 2 * pad
+    col_w = max(col_w, cell_w)
+    label_w = 0
+    if row_labels:
+        label_w = (
+            max(_text_size(measure, t, f)[0] for t, f in zip(row_labels, row_fonts, strict=True)) + 3 * pad
+        )
+    width = label_w + cols * col_w + (cols + 1) * pad
+    height = header_h + len(opened) * cell_h + (len(opened) + 1) * pad
+    grid = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(grid)
+    for c, text in enumerate(column_labels):
+        x = label_w + pad + c * (col_w + pad) + col_w // 2
+        draw.text((x, header_h // 2 + pad // 2), text, fill=LABEL_COLOR, font=header_font, anchor="mm")
     for r, row in enumerate(opened):
+        top = header_h + pad + r * (cell_h + pad)
+        if r < len(row_labels):
+            centre = (label_w // 2, top + cell_h // 2)
+            draw.text(centre, row_labels[r], fill=LABEL_COLOR, font=row_fonts[r], anchor="mm")
         for c, img in enumerate(row):
-            cell = img.convert("RGB").resize((cell_w, cell_h), Image.Resampling.BICUBIC)
-            grid.paste(cell, (pad + c * (cell_w + pad), pad + r * (cell_h + pad)))
+            if img is not None:
+                cell = img.convert("RGB").resize((cell_w, cell_h), Image.Resampling.BICUBIC)
+                grid.paste(cell, (label_w + pad + c * (col_w + pad) + (col_w - cell_w) // 2, top))
     path = Path(path)
     grid.save(path)
     return path
@@ -242,11 +306,14 @@ def write_report(
     metrics: Mapping[str, float],
     *,
     skipped: Mapping[str, str] | None = None,
-    grid_rows: Sequence[Sequence[Image.Image | Path | str]] = (),
+    grid_rows: Sequence[Sequence[Image.Image | Path | str | None]] = (),
     notes: Sequence[str] = (),
+    column_labels: Sequence[str] = (),
+    row_labels: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Write ``metrics.json``, ``metrics.md`` and (when rows are given) ``grid.png`` into ``out_dir``.
 
+    The grid shows every row given (``column_labels`` / ``row_labels``: see :func:`save_grid`).
     The files are listed in ``out_dir``'s manifest; an existing file of those names that eval did not
     write raises ``FileExistsError`` before anything is written. A ``grid.png`` of an earlier
     evaluation is removed when this one has no grid, so the folder never mixes two evaluations.
@@ -264,7 +331,9 @@ def write_report(
     if grid_rows:
         output.claim([grid])
         with contextlib.suppress(ImageLoadError):  # callers pass readable files; never lose the metrics
-            written["grid"] = save_grid(grid, grid_rows)
+            written["grid"] = save_grid(
+                grid, grid_rows, max_rows=len(grid_rows), column_labels=column_labels, row_labels=row_labels
+            )
     if "grid" not in written:
         output.remove([grid])
     return written

@@ -1,13 +1,23 @@
-"""Locating and loading the pretrained weight files FID and LPIPS need, without ever downloading.
+"""Locating and loading the pretrained weight files FID and LPIPS need; evaluation never downloads.
 
 The metrics only read local files: an explicit path (``--fid-weights`` / ``--lpips-weights``) or the
 standard torch hub cache (``$TORCH_HOME/hub/checkpoints/``, i.e. ``torch.hub.get_dir()/checkpoints``).
 When the file is absent a :class:`MissingWeightsError` names the file, the URL it comes from and the
-place to put it, so a user on an offline machine knows exactly what to fetch.
+place to put it, so a user on an offline machine knows exactly what to fetch. Fetching is a separate,
+explicit step: ``ponogan weights download`` (:func:`download_weights`), which checks each file's SHA-256.
+
+Checksums: the files follow torch hub's naming rule ``<name>-<hash>.pth``, where ``<hash>`` is the first 8
+hex digits of the file's SHA-256 (torchvision's ``check_hash`` verifies exactly that prefix). We do not have
+the full digests from a source we can vouch for, so ``sha256`` below holds that 8-digit prefix and the
+download verifies the prefix of the SHA-256 it computes; put a full 64-digit digest there to verify all of
+it (any prefix length works).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +32,7 @@ class WeightFile:
     url: str
     purpose: str
     option: str
+    sha256: str = ""  # the file's SHA-256, or its leading hex digits (see the module docstring)
 
 
 FID_INCEPTION = WeightFile(
@@ -30,6 +41,7 @@ FID_INCEPTION = WeightFile(
     "pt_inception-2015-12-05-6726825d.pth",
     purpose="FID (pytorch-fid InceptionV3)",
     option="--fid-weights",
+    sha256="6726825d",  # prefix only (from the file name)
 )
 
 # lpips backbone name -> the torchvision ImageNet weights its trunk is built from
@@ -39,18 +51,21 @@ LPIPS_BACKBONES: dict[str, WeightFile] = {
         url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
         purpose="LPIPS (AlexNet backbone)",
         option="--lpips-weights",
+        sha256="7be5be79",  # prefix only (from the file name)
     ),
     "vgg": WeightFile(
         filename="vgg16-397923af.pth",
         url="https://download.pytorch.org/models/vgg16-397923af.pth",
         purpose="LPIPS (VGG16 backbone)",
         option="--lpips-weights",
+        sha256="397923af",  # prefix only (from the file name)
     ),
     "squeeze": WeightFile(
         filename="squeezenet1_1-b8a52dc0.pth",
         url="https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth",
         purpose="LPIPS (SqueezeNet 1.1 backbone)",
         option="--lpips-weights",
+        sha256="b8a52dc0",  # prefix only (from the file name)
     ),
 }
 
@@ -61,13 +76,17 @@ def hub_checkpoint_dir() -> Path:
 
 
 class MissingWeightsError(FileNotFoundError):
-    """A metric's weight file is not on this machine; the message says what to download and where to."""
+    """A metric's weight file is not on this machine; the message says what to download and where to.
 
-    def __init__(self, weights: WeightFile, given: str | Path | None = None):
+    ``reason`` replaces the default "not found" (e.g. why a download failed)."""
+
+    def __init__(self, weights: WeightFile, given: str | Path | None = None, reason: str | None = None):
         self.weights = weights
         self.given = None if given is None else Path(given)
         self.expected = hub_checkpoint_dir() / weights.filename
-        where = f"{weights.option} {self.given} does not exist" if given is not None else "not found"
+        where = (
+            f"{weights.option} {self.given} does not exist" if given is not None else reason or "not found"
+        )
         message = (
             f"{weights.purpose} needs the weight file '{weights.filename}' ({where}).\n"
             f"  download it from: {weights.url}\n"
@@ -113,3 +132,70 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"weight file {path} does not hold a state dict of tensors")
     return state
+
+
+class ChecksumError(ValueError):
+    """A weight file's SHA-256 does not match the known digest (or prefix)."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(weights: WeightFile, path: str | Path) -> str:
+    """The file's SHA-256 when it starts with ``weights.sha256``, else :class:`ChecksumError`."""
+    digest = file_sha256(path)
+    if not digest.startswith(weights.sha256.lower()):
+        raise ChecksumError(
+            f"{path} has SHA-256 {digest}, but {weights.filename} should start with {weights.sha256}"
+        )
+    return digest
+
+
+def download_weights(weights: WeightFile, *, progress: bool = True) -> tuple[Path, bool]:
+    """Fetch ``weights`` into the torch hub cache, verify its SHA-256, and return ``(path, downloaded)``.
+
+    A file already there is verified and kept (``downloaded`` False; :class:`ChecksumError` if it does
+    not match, and it is never replaced). Otherwise the file is streamed by
+    ``torch.hub.download_url_to_file`` to a temporary file next to the destination, which checks the
+    digest (prefix) and renames it; the result is then linked to the final name, which fails rather than
+    replace a file that appeared meanwhile. Network failures raise :class:`MissingWeightsError` with the
+    reason, the URL and the destination; a digest mismatch raises :class:`ChecksumError` (nothing kept).
+    """
+    if not weights.sha256:
+        raise ValueError(f"no checksum known for {weights.filename}; refusing to download it unverified")
+    dest = hub_checkpoint_dir() / weights.filename
+    if dest.is_file():
+        verify_file(weights, dest)
+        return dest, False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.download")
+    try:
+        torch.hub.download_url_to_file(
+            weights.url, str(tmp), hash_prefix=weights.sha256.lower(), progress=progress
+        )
+    except RuntimeError as err:
+        if "invalid hash value" in str(err):
+            raise ChecksumError(
+                f"the download of {weights.filename} from {weights.url} failed its check: {err}"
+            ) from None
+        raise MissingWeightsError(weights, reason=f"download failed: {err}") from None
+    except (OSError, ValueError) as err:  # URLError, HTTPError, timeouts, refused connections, bad URLs
+        reason = getattr(err, "reason", None) or err
+        raise MissingWeightsError(weights, reason=f"download failed: {reason}") from None
+    try:
+        os.link(tmp, dest)  # no-clobber: another process may have finished first
+    except FileExistsError:
+        verify_file(weights, dest)
+        return dest, False
+    except OSError:  # no hard links on this file system
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return dest, True

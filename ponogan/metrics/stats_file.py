@@ -1,0 +1,112 @@
+"""pytorch-fid statistics files: ``.npz`` with ``mu`` ``(2048,)`` and ``sigma`` ``(2048, 2048)``.
+
+``python -m pytorch_fid --save-stats DIR FILE`` writes such a file and ``python -m pytorch_fid FILE DIR``
+reads one in place of a folder; ``ponogan eval --real FILE.npz`` reads the same format and
+``ponogan eval --save-stats FILE`` writes it. Optionally the file also holds ``features`` ``(N, 2048)``
+(float32, exactly the Inception outputs): statistics alone give FID, KID needs the features themselves.
+
+Files are written atomically (a temporary file in the same folder, then a hard link to the final name,
+which fails rather than replace an existing file) and never over an existing file. They are read with
+``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .frechet import GaussianStats
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """What FID and KID need of one side: statistics, and the features ``(N, D)`` when known."""
+
+    stats: GaussianStats
+    features: np.ndarray | None = None
+
+    @classmethod
+    def from_features(cls, features: np.ndarray) -> FeatureSet:
+        return cls(GaussianStats.from_features(features), np.asarray(features))
+
+
+def is_stats_file(path: str | Path) -> bool:
+    """Whether ``--real`` names a statistics file (a ``.npz`` path) rather than an image folder."""
+    return Path(path).suffix.lower() == ".npz"
+
+
+def load_stats_file(path: str | Path) -> FeatureSet:
+    """Read ``mu``, ``sigma`` (and ``features`` when present) from a pytorch-fid statistics file.
+
+    Raises ``FileNotFoundError`` when it is missing and ``ValueError`` (one line) when it is not a
+    statistics file or its arrays do not fit together.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--real statistics file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except Exception as err:  # not a zip, truncated, pickled objects...
+        raise ValueError(f"--real {path} is not a readable .npz statistics file ({err})") from None
+    if "mu" not in arrays or "sigma" not in arrays:
+        raise ValueError(
+            f"--real {path} is not a pytorch-fid statistics file: it needs arrays 'mu' and 'sigma', "
+            f"has {sorted(arrays)}"
+        )
+    mu, sigma = np.asarray(arrays["mu"], np.float64), np.asarray(arrays["sigma"], np.float64)
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(
+            f"--real {path}: mu {mu.shape} and sigma {sigma.shape} do not fit (need (D,), (D, D))"
+        )
+    features = arrays.get("features")
+    if features is not None and (features.ndim != 2 or features.shape[1] != mu.shape[0]):
+        raise ValueError(f"--real {path}: features {features.shape} do not fit mu {mu.shape}")
+    return FeatureSet(GaussianStats(mu, sigma=sigma), features)
+
+
+def check_new_file(path: str | Path) -> Path:
+    """``FileExistsError`` when ``path`` exists (statistics are never written over a file)."""
+    path = Path(path)
+    if path.is_symlink() or path.exists():
+        raise FileExistsError(
+            f"--save-stats {path} already exists; ponogan eval never overwrites it: "
+            "choose another name or remove the file"
+        )
+    return path
+
+
+def save_stats_file(path: str | Path, features: FeatureSet, *, with_features: bool = False) -> Path:
+    """Write ``mu`` ``(D,)``, ``sigma`` ``(D, D)`` float64 (pytorch-fid's keys) and, with
+    ``with_features``, ``features`` ``(N, D)`` float32, atomically and never over an existing file.
+
+    The parent folder is created. Raises ``FileExistsError`` when ``path`` exists (also when another
+    process creates it meanwhile) and ``ValueError`` when features are asked for but unknown.
+    """
+    path = check_new_file(path)
+    arrays = {"mu": features.stats.mu, "sigma": features.stats.covariance()}
+    if with_features:
+        if features.features is None:
+            raise ValueError(f"cannot save features to {path}: only statistics are known")
+        arrays["features"] = np.asarray(features.features, np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:  # a file object: np.savez would append .npz to a name
+            np.savez(handle, **arrays)
+        try:
+            os.link(tmp, path)  # atomic, and fails if the name exists
+        except FileExistsError:
+            check_new_file(path)
+            raise
+        except OSError:  # no hard links on this file system: check, then rename
+            check_new_file(path)
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path

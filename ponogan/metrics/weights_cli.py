@@ -1,0 +1,94 @@
+"""``ponogan weights``: fetch (``download``) or show (``list``) the pretrained files FID, KID and LPIPS need.
+
+``ponogan weights download [fid] [lpips] ...`` puts each file into the torch hub cache
+(``$TORCH_HOME/hub/checkpoints``, where ``ponogan eval`` looks) and checks its SHA-256; with no names it
+fetches ``fid`` and ``lpips``. Exit status: 0 every file is there and verified; 1 a download failed or a
+file does not match its checksum (one message per file, nothing replaced); 2 bad arguments.
+
+This module only imports the standard library at import time (torch is imported when a command runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+# name on the command line -> (where the WeightFile lives in ponogan.metrics.weights, LPIPS net or None)
+TARGETS: dict[str, str] = {
+    "fid": "FID_INCEPTION",
+    "lpips": "alex",
+    "lpips-alex": "alex",
+    "lpips-vgg": "vgg",
+    "lpips-squeeze": "squeeze",
+}
+DEFAULT_TARGETS = ("fid", "lpips")
+DOWNLOAD_TIMEOUT_S = 60  # per network operation, so a dead connection fails instead of hanging
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "exit status: 0 all files present and verified, 1 a download or a checksum failed, 2 bad arguments"
+    )
+    parser.add_argument("action", choices=("download", "list"), help="download files, or list where they are")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        default=list(DEFAULT_TARGETS),
+        help=f"{', '.join(TARGETS)} or all; lpips = lpips-alex",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the download progress bar")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Options may come between the names (``download --no-progress fid``)."""
+    return parser.parse_intermixed_args(argv)
+
+
+def _weight_files(names: list[str]):
+    """The distinct ``WeightFile`` objects for ``names``, read from the weights module at call time."""
+    from . import weights
+
+    chosen = list(TARGETS) if "all" in names else names or list(DEFAULT_TARGETS)
+    unknown = [n for n in chosen if n not in TARGETS]
+    if unknown:
+        raise ValueError(f"unknown weight name(s) {unknown}; valid: {', '.join(TARGETS)} or all")
+    files = {}
+    for name in chosen:
+        key = TARGETS[name]
+        item = getattr(weights, key) if key == "FID_INCEPTION" else weights.LPIPS_BACKBONES[key]
+        files[item.filename] = item
+    return list(files.values())
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        files = _weight_files(args.names)
+    except ValueError as err:
+        print(f"ponogan weights: {err}", file=sys.stderr)
+        return 2
+    from .weights import ChecksumError, MissingWeightsError, download_weights, hub_checkpoint_dir
+
+    if args.action == "list":
+        for item in files:
+            path = hub_checkpoint_dir() / item.filename
+            state = "present" if path.is_file() else "missing"
+            print(f"{state:8s} {path}  ({item.purpose}; {item.url})")
+        return 0
+    failed = 0
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        for item in files:
+            try:
+                path, downloaded = download_weights(item, progress=not args.no_progress)
+            except (MissingWeightsError, ChecksumError, ValueError) as err:
+                failed += 1
+                print(f"ponogan weights: {err}", file=sys.stderr)
+                continue
+            what = "downloaded" if downloaded else "already present"
+            print(f"{what}: {path} (SHA-256 starts with {item.sha256}: verified)")
+    finally:
+        socket.setdefaulttimeout(previous)
+    return 1 if failed else 0
