@@ -192,6 +192,7 @@ class FolderEvaluation:
         self.config = config
         self.group = group or current_group()
         self.unreadable: dict[Path, str] = {}
+        self.pair_notes: list[str] = []  # metrics that had to leave some pairs out
         self.readable: dict[str, list[Path]] = {"real": []}
         self.real_stats: FeatureSet | None = None
         self._feature_sets: dict[str, FeatureSet] = {}
@@ -285,8 +286,9 @@ class FolderEvaluation:
         return keyed_images(self.config.masks) if self.config.masks is not None else {}
 
     def paired(self, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
-        """L1 / PSNR / SSIM / IoU / centroid per pair, averaged in pair order; a metric failing on a pair
-        is skipped (with the first failing pair's reason)."""
+        """L1 / PSNR / SSIM / IoU / centroid per pair, averaged in pair order. A pair a metric cannot score
+        (an image too small for SSIM's window) is left out of that metric, with a note; the metric is
+        skipped only when no pair can be scored (with the first failing pair's reason)."""
         self._require_pairs(names)
         needs_mask = any(name in STRUCTURE_METRICS for name in names)
 
@@ -308,18 +310,18 @@ class FolderEvaluation:
             return out
 
         values: dict[str, list[float]] = defaultdict(list)
-        skipped: dict[str, str] = {}
+        failures: dict[str, list[str]] = defaultdict(list)
         for scores in self.group.map(score, self.pairs, progress=self.progress, desc="paired metrics"):
             for name, value in scores.items():
-                if name in skipped:
-                    continue
-                if isinstance(value, str):
-                    skipped[name] = value
-                else:
-                    values[name].append(value)
+                (failures if isinstance(value, str) else values)[name].append(value)
+        skipped: dict[str, str] = {}
         for name in names:
-            if name not in skipped and not values[name]:
-                skipped[name] = f"{name}: no pair with a readable target mask"
+            if not values[name]:
+                no_mask = f"{name}: no pair with a readable target mask"
+                reason = failures[name][0] if failures[name] else no_mask
+                skipped[name] = reason
+            elif failures[name]:
+                self.pair_notes.append(f"{name} left out {len(failures[name])} pair(s): {failures[name][0]}")
         return {n: sum(values[n]) / len(values[n]) for n in names if n not in skipped}, skipped
 
     def lpips(self, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
@@ -513,6 +515,7 @@ def evaluate_folders(config: EvalConfig, *, notes: list[str] | None = None) -> E
         )
     if run.group.distributed:
         report_notes.append(f"computed by {run.group.world_size} processes")
+    report_notes += run.pair_notes
     result.unreadable = dict(run.unreadable)
     if result.unreadable:
         listed = [f"{path} ({reason})" for path, reason in sorted(result.unreadable.items())]

@@ -14,6 +14,11 @@ import torch
 
 from ponogan.data import find_images, load_image, pil_to_tensor
 
+# Largest image evaluated, in pixels (4096 x 4096: 4K frames fit). SSIM and LPIPS hold tens of float
+# copies of an image pair, ~1 GB per 8 MP; a larger file is reported as unreadable and skipped, so a
+# 1 KB PNG of 9000 x 9000 pixels cannot take the machine's memory.
+EVAL_MAX_PIXELS = 4096 * 4096
+
 
 def list_images(folder: str | Path) -> list[Path]:
     """All image files under ``folder`` (``find_images``: each file once, one extension list), sorted by
@@ -43,9 +48,9 @@ def pair_files(fake_dir: str | Path, real_dir: str | Path) -> list[tuple[str, Pa
 
 def read_image(path: str | Path) -> torch.Tensor:
     """An image file as a ``(1, 3, H, W)`` float32 tensor in ``[-1, 1]``."""
-    return pil_to_tensor(load_image(path, mode="RGB")).unsqueeze(0)
+    return pil_to_tensor(load_image(path, mode="RGB", max_pixels=EVAL_MAX_PIXELS)).unsqueeze(0)
 
 
 def read_mask(path: str | Path) -> torch.Tensor:
     """A mask image (nonzero gray = glyph) as a ``(1, 1, H, W)`` bool tensor."""
-    return pil_to_tensor(load_image(path, mode="L")).unsqueeze(0) > -1.0
+    return pil_to_tensor(load_image(path, mode="L", max_pixels=EVAL_MAX_PIXELS)).unsqueeze(0) > -1.0
