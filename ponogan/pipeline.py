@@ -309,6 +309,19 @@ def as_pil_images(images) -> tuple[list[Image.Image], bool]:
     return [one(images, "the image")], True
 
 
+@contextmanager
+def _too_small_is_clear(x: torch.Tensor, stride: int):
+    """Turn the norm layers' error for 1x1 features (an image too small for the network) into one line."""
+    try:
+        yield
+    except ValueError as err:
+        if "spatial element" not in str(err) and "more than 1 value per channel" not in str(err):
+            raise
+        h, w = x.shape[-2:]
+        raise ValueError(f"an image of {w}x{h} is too small for this network (its deepest features would be "
+                         f"1x1): resize it to at least {2 * stride} px on one side") from None
+
+
 def describe_generator(net: nn.Module) -> str:
     """``ResnetGenerator(resnet_6blocks, shortcut=ms, layout=official)`` from a generator's spec."""
     spec = getattr(net, "spec", {}) or {}
@@ -525,7 +538,7 @@ class TranslationPipeline:
                 chunk = indices[start:start + step]
                 x = self._to_batch([prepared[i] for i in chunk], mode)  # (B, C, H, W)
                 noise = self._paper_noise(seed, prepared[chunk[0]]) if paper else nullcontext()
-                with self._autocast(), noise:
+                with self._autocast(), noise, _too_small_is_clear(x, self.stride(direction)):
                     if not self.multimodal:
                         outputs = [nets[route.source](x)]
                     else:

@@ -290,12 +290,7 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
                     for item in batch:
                         flush([item])
                     return
-                reason = f"translation failed: {_first_line(err)}"
-                if "spatial element" in str(err) or "more than 1 value per channel" in str(err):
-                    w, h = batch[0][1].size
-                    reason = (f"too small for this network ({w}x{h}): its deepest features would be 1x1; "
-                              f"use --size {2 * stride} or more")
-                report.failed.append((str(batch[0][0].source), reason))
+                report.failed.append((str(batch[0][0].source), f"translation failed: {_first_line(err)}"))
                 bar.update(1)
                 return
             per_input = len(outputs) // len(batch)

@@ -189,3 +189,30 @@ def test_train_survives_the_corpus(corpus):
     assert {k: v for k, v in snapshot(data).items() if not k.startswith("out/")} == {
         k: v for k, v in before.items() if not k.startswith("out/")
     }
+
+
+def test_app_upload_path_survives_the_corpus(corpus):
+    """What `app.py` does with an upload: `load_upload`, the processed-size check, the pipeline; every
+    bad file must end as one readable ValueError (shown as a gr.Error), never anything else."""
+    from ponogan.app_support import APP_MAX_PIXELS, load_upload
+    from ponogan.pipeline import TranslationPipeline, check_processed_size
+
+    root, data, before = corpus
+    pipe = TranslationPipeline.from_pretrained(make_run(root / "app_run", "cyclegan"), device="cpu")
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    outcomes = {}
+    for path in sorted(p for p in data.rglob("*") if p.is_file() and "out" not in p.parts):
+        try:
+            image = load_upload(path, APP_MAX_PIXELS)
+            check_processed_size(image.size, None, pipe.stride("AtoB"))
+            pipe(image)
+            outcomes[path.name] = "ok"
+        except ValueError as err:
+            assert "\n" not in str(err).strip(), str(err)
+            outcomes[path.name] = "refused"
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - start < RSS_LIMIT_MB
+    assert outcomes["good_0.png"] == "ok" and outcomes["cmyk.jpg"] == "ok"
+    assert {outcomes[n] for n in ("empty.png", "huge.png", "strip.png", "pickle.png", "tiny.png")} == {
+        "refused"
+    }
+    assert {k: v for k, v in snapshot(data).items() if not k.startswith("out/")} == before
