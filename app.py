@@ -72,9 +72,11 @@ ROOT = Path(__file__).resolve().parent
 PAPER_MODE_LABEL = "pix2pix test mode: batch statistics + dropout"
 IMAGE_HEIGHT = 300
 # Small images (64 px glyphs) are shown enlarged to fill their boxes, with their pixels kept sharp.
-CSS = (".image-frame img, #moments img, #before-after img { image-rendering: pixelated; }\n"
-       "#input-image .image-frame img, #output-image .image-frame img, #moments-input .image-frame img "
-       "{ width: 100%; height: 100%; object-fit: contain; }")
+CSS = (
+    ".image-frame img, #moments img, #before-after img { image-rendering: pixelated; }\n"
+    "#input-image .image-frame img, #output-image .image-frame img, #moments-input .image-frame img "
+    "{ width: 100%; height: 100%; object-fit: contain; }"
+)
 ALL_DIRECTIONS = tuple(dict.fromkeys(d for family in FAMILIES.values() for d in family.routes))
 
 
@@ -107,23 +109,43 @@ def checked_image(max_pixels: int, **kwargs) -> gr.Image:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="ponogan translation app (Gradio)")
-    parser.add_argument("--checkpoint", default=None,
-                        help=f"run folder to open first (default: checkpoints/{DEFAULT_DEMO})")
-    parser.add_argument("--checkpoints-dir", default=str(ROOT / "checkpoints"),
-                        help="folder whose runs the picker lists (default: checkpoints/ beside app.py)")
-    parser.add_argument("--host", default=None,
-                        help=f"address to serve on (default: $GRADIO_SERVER_NAME, else {DEFAULT_HOST})")
-    parser.add_argument("--port", type=int, default=None,
-                        help=f"port (default: $GRADIO_SERVER_PORT, else {DEFAULT_PORT})")
-    parser.add_argument("--share", action="store_true",
-                        help="also serve through a temporary public *.gradio.live link (needs internet)")
+    parser.add_argument(
+        "--checkpoint", default=None, help=f"run folder to open first (default: checkpoints/{DEFAULT_DEMO})"
+    )
+    parser.add_argument(
+        "--checkpoints-dir",
+        default=str(ROOT / "checkpoints"),
+        help="folder whose runs the picker lists (default: checkpoints/ beside app.py)",
+    )
+    parser.add_argument(
+        "--host",
+        default=None,
+        help=f"address to serve on (default: $GRADIO_SERVER_NAME, else {DEFAULT_HOST})",
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help=f"port (default: $GRADIO_SERVER_PORT, else {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        help="also serve through a temporary public *.gradio.live link (needs internet)",
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--max-pixels", type=int, default=APP_MAX_PIXELS,
-                        help=f"largest upload in pixels (default {APP_MAX_PIXELS})")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=APP_MAX_PIXELS,
+        help=f"largest upload in pixels (default {APP_MAX_PIXELS})",
+    )
     parser.add_argument("--concurrency", type=int, default=1, help="requests computed at once (default 1)")
-    parser.add_argument("--upload-max-age", type=int, default=UPLOAD_MAX_AGE_S, metavar="SECONDS",
-                        help="delete uploads and results from gradio's cache once they are this old "
-                             f"(default {UPLOAD_MAX_AGE_S}; checked every min(SECONDS, 300) s)")
+    parser.add_argument(
+        "--upload-max-age",
+        type=int,
+        default=UPLOAD_MAX_AGE_S,
+        metavar="SECONDS",
+        help="delete uploads and results from gradio's cache once they are this old "
+        f"(default {UPLOAD_MAX_AGE_S}; checked every min(SECONDS, 300) s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -154,8 +176,9 @@ def load_runs(args: argparse.Namespace, cache: PipelineCache) -> tuple[dict[str,
         raise ValueError(f"cannot load --checkpoint {args.checkpoint}: {broken[default]}")
     if not good:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in broken.items())
-        raise ValueError(f"no checkpoint under {args.checkpoints_dir} loads ({reasons}); "
-                         "pass --checkpoint RUN_DIR")
+        raise ValueError(
+            f"no checkpoint under {args.checkpoints_dir} loads ({reasons}); pass --checkpoint RUN_DIR"
+        )
     for name, reason in broken.items():
         print(f"app.py: warning: skipping checkpoint {name}: {reason}", file=sys.stderr)
     if default not in good:
@@ -171,8 +194,9 @@ def cache_schedule(max_age: int) -> tuple[int, int]:
     return min(max_age, 300), max_age
 
 
-def write_examples(runs: dict[str, CheckpointInfo], folder: Path
-                   ) -> tuple[dict[tuple, tuple[str, str, list[str]]], dict[str, list[tuple]]]:
+def write_examples(
+    runs: dict[str, CheckpointInfo], folder: Path
+) -> tuple[dict[tuple, tuple[str, str, list[str]]], dict[str, list[tuple]]]:
     """Render every run's example inputs into `folder` as PNGs, once per distinct (data, direction).
 
     Returns `({key: (label, direction, [path, ...])}, {run name: [its keys]})`. Why files in a folder
@@ -196,15 +220,23 @@ def write_examples(runs: dict[str, CheckpointInfo], folder: Path
                 for i, image in enumerate(images):
                     image.save(subdir / f"{i:02d}.png")
                 what = "held-out characters, never seen in training" if glyphs else "test images"
-                sets[key] = (f"Examples: {labels[direction]} ({what})", direction,
-                             [str(subdir / f"{i:02d}.png") for i in range(len(images))])
+                sets[key] = (
+                    f"Examples: {labels[direction]} ({what})",
+                    direction,
+                    [str(subdir / f"{i:02d}.png") for i in range(len(images))],
+                )
             per_run.setdefault(name, []).append(key)
     return sets, per_run
 
 
-def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCache,
-              max_pixels: int = APP_MAX_PIXELS, upload_max_age: int = UPLOAD_MAX_AGE_S,
-              examples_dir: str | os.PathLike | None = None) -> gr.Blocks:
+def build_app(
+    runs: dict[str, CheckpointInfo],
+    default: str,
+    cache: PipelineCache,
+    max_pixels: int = APP_MAX_PIXELS,
+    upload_max_age: int = UPLOAD_MAX_AGE_S,
+    examples_dir: str | os.PathLike | None = None,
+) -> gr.Blocks:
     """Lay out the UI for the runs in `runs`, opened on `default`.
 
     `examples_dir` receives the rendered example inputs (default: a temporary folder removed at exit).
@@ -237,9 +269,15 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
             discard_upload(value, get_upload_folder())
             raise gr.Error(str(err), title="Invalid image") from None
 
-    def translate(image: Image.Image, direction: str = "AtoB", seed: float | None = 0, n_styles: float = 1,
-                  style_image: Image.Image | None = None, checkpoint: str | None = None,
-                  paper_mode: bool = False) -> tuple[Image.Image, tuple]:
+    def translate(
+        image: Image.Image,
+        direction: str = "AtoB",
+        seed: float | None = 0,
+        n_styles: float = 1,
+        style_image: Image.Image | None = None,
+        checkpoint: str | None = None,
+        paper_mode: bool = False,
+    ) -> tuple[Image.Image, tuple]:
         """The translated image (MUNIT: the styles side by side) and, for the UI only (a `gr.State`,
         not part of the API), `(input, [output per style])`."""
         image, style_image = open_input(image), open_input(style_image)
@@ -255,8 +293,13 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
             elif style_image is not None:
                 outputs = pipe([image], direction=direction, style=style_image, test_mode=test_mode)
             else:
-                outputs = pipe([image], direction=direction, seed=int(seed or 0), n_styles=int(n_styles),
-                               test_mode=test_mode)
+                outputs = pipe(
+                    [image],
+                    direction=direction,
+                    seed=int(seed or 0),
+                    n_styles=int(n_styles),
+                    test_mode=test_mode,
+                )
         except (TypeError, ValueError) as err:
             raise gr.Error(str(err)) from None
         return (outputs[0] if len(outputs) == 1 else hstack(outputs, gap=4)), (image, outputs)
@@ -269,8 +312,9 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
         source = "reference style" if style_image is not None else f"seed {int(seed or 0)}"
         return (image, outputs[0]), [(out, f"{source}, style {k + 1}") for k, out in enumerate(outputs)]
 
-    def translate_text(text: str, direction: str = "AtoB", checkpoint: str | None = None,
-                       paper_mode: bool = False):
+    def translate_text(
+        text: str, direction: str = "AtoB", checkpoint: str | None = None, paper_mode: bool = False
+    ):
         info, pipe = pipeline_for(checkpoint)
         font = glyph_font(info.config, direction)
         if font is None:
@@ -342,12 +386,16 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
     start_text, start_source, start_output = SAMPLE_TEXTS[0], None, None
     if glyphs_visible:  # the first screen shows a result already (files in examples_dir: kept in place)
         start_source, start_output = examples_dir / "start_source.png", examples_dir / "start_output.png"
-        for image, path in zip(translate_text(start_text, first_pipe.directions[0], default),
-                               (start_source, start_output), strict=True):
+        for image, path in zip(
+            translate_text(start_text, first_pipe.directions[0], default),
+            (start_source, start_output),
+            strict=True,
+        ):
             image.save(path)
 
-    with gr.Blocks(title="ponogan: PONO-MS image translation",
-                   delete_cache=cache_schedule(upload_max_age)) as demo:
+    with gr.Blocks(
+        title="ponogan: PONO-MS image translation", delete_cache=cache_schedule(upload_max_age)
+    ) as demo:
         gr.Markdown(
             "## ponogan: image-to-image translation with Positional Normalization and Moment Shortcut\n"
             "Pick a checkpoint, then click an example or upload / paste your own image. "
@@ -355,97 +403,187 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
         )
         with gr.Row():
             with gr.Column(scale=1):
-                checkpoint = gr.Dropdown(choices=list(runs), value=default, label="Checkpoint",
-                                         elem_id="checkpoint")
+                checkpoint = gr.Dropdown(
+                    choices=list(runs), value=default, label="Checkpoint", elem_id="checkpoint"
+                )
                 # All directions here so API calls may ask any; each page load narrows it to the model's,
                 # and hides it when the model has only one (its card names that one).
-                direction = gr.Radio(choices=[(first_labels[d], d) for d in ALL_DIRECTIONS],
-                                     value=first_pipe.directions[0], label="Direction", elem_id="direction",
-                                     visible=len(first_pipe.directions) > 1)
+                direction = gr.Radio(
+                    choices=[(first_labels[d], d) for d in ALL_DIRECTIONS],
+                    value=first_pipe.directions[0],
+                    label="Direction",
+                    elem_id="direction",
+                    visible=len(first_pipe.directions) > 1,
+                )
                 # Shown only for generators with BatchNorm or dropout (pix2pix U-Net): for the others
                 # both test modes give the same output.
                 paper_mode = gr.Checkbox(
-                    value=False, label=PAPER_MODE_LABEL, elem_id="paper-mode",
+                    value=False,
+                    label=PAPER_MODE_LABEL,
+                    elem_id="paper-mode",
                     visible=first_pipe.test_mode_matters,
                     info="As in the pix2pix paper: BatchNorm with the image's own statistics, dropout on "
-                         "(seeded, so repeatable). Off: the saved running statistics, no dropout.")
+                    "(seeded, so repeatable). Off: the saved running statistics, no dropout.",
+                )
             with gr.Column(scale=2):
                 card = gr.Markdown(model_card(first.config, default), elem_id="model-card")
 
         with gr.Tabs(selected=start_tab(first.config)) as tabs:
             with gr.Tab("Image", id="image"):
                 with gr.Row():
-                    image_in = checked_image(max_pixels, label="Input", sources=["upload", "clipboard"],
-                                             elem_id="input-image", height=IMAGE_HEIGHT, format="png")
-                    image_out = gr.Image(label="Translated", format="png", type="pil", interactive=False,
-                                         elem_id="output-image", height=IMAGE_HEIGHT,
-                                         visible=not first_pipe.multimodal)
-                    styles = gr.Gallery(label="Translated, one per style", format="png", columns=2,
-                                        elem_id="styles", height=IMAGE_HEIGHT, visible=first_pipe.multimodal)
-                    compare = gr.ImageSlider(label="Before / after (drag the handle)", type="pil",
-                                             format="png", interactive=False, elem_id="before-after",
-                                             height=IMAGE_HEIGHT)
+                    image_in = checked_image(
+                        max_pixels,
+                        label="Input",
+                        sources=["upload", "clipboard"],
+                        elem_id="input-image",
+                        height=IMAGE_HEIGHT,
+                        format="png",
+                    )
+                    image_out = gr.Image(
+                        label="Translated",
+                        format="png",
+                        type="pil",
+                        interactive=False,
+                        elem_id="output-image",
+                        height=IMAGE_HEIGHT,
+                        visible=not first_pipe.multimodal,
+                    )
+                    styles = gr.Gallery(
+                        label="Translated, one per style",
+                        format="png",
+                        columns=2,
+                        elem_id="styles",
+                        height=IMAGE_HEIGHT,
+                        visible=first_pipe.multimodal,
+                    )
+                    compare = gr.ImageSlider(
+                        label="Before / after (drag the handle)",
+                        type="pil",
+                        format="png",
+                        interactive=False,
+                        elem_id="before-after",
+                        height=IMAGE_HEIGHT,
+                    )
                 note = gr.Markdown(elem_id="domain-note")
-                with gr.Accordion("MUNIT style", open=True, visible=first_pipe.multimodal) as style_box, \
-                        gr.Row():
+                with (
+                    gr.Accordion("MUNIT style", open=True, visible=first_pipe.multimodal) as style_box,
+                    gr.Row(),
+                ):
                     seed = gr.Number(value=0, precision=0, label="Style seed")
                     n_styles = gr.Slider(1, 8, value=1, step=1, label="Number of styles", elem_id="n-styles")
-                    style_image = checked_image(max_pixels, label="Reference style (optional)", height=160,
-                                                sources=["upload", "clipboard"], elem_id="style-image")
+                    style_image = checked_image(
+                        max_pixels,
+                        label="Reference style (optional)",
+                        height=160,
+                        sources=["upload", "clipboard"],
+                        elem_id="style-image",
+                    )
                 translate_btn = gr.Button("Translate", variant="primary", elem_id="translate-btn")
                 example_boxes, example_events = {}, []
                 for key, (label, example_direction, paths) in example_sets.items():
-                    with gr.Column(visible=key in examples_of.get(default, []),
-                                   elem_classes="examples") as box:
-                        shown = gr.Examples([[path] for path in paths], [image_in], label=label,
-                                            cache_examples=False, examples_per_page=len(paths))
+                    with gr.Column(
+                        visible=key in examples_of.get(default, []), elem_classes="examples"
+                    ) as box:
+                        shown = gr.Examples(
+                            [[path] for path in paths],
+                            [image_in],
+                            label=label,
+                            cache_examples=False,
+                            examples_per_page=len(paths),
+                        )
                     example_boxes[key] = box
                     example_events.append((shown.load_input_event, example_direction))
 
             with gr.Tab("Glyph text", id="text", visible=glyphs_visible) as glyph_tab:
-                text = gr.Textbox(value=start_text, max_length=MAX_TEXT_CHARS, elem_id="glyph-text",
-                                  label=f"Text (up to {MAX_TEXT_CHARS} characters; Enter translates)")
+                text = gr.Textbox(
+                    value=start_text,
+                    max_length=MAX_TEXT_CHARS,
+                    elem_id="glyph-text",
+                    label=f"Text (up to {MAX_TEXT_CHARS} characters; Enter translates)",
+                )
                 text_btn = gr.Button("Render and translate", variant="primary", elem_id="text-btn")
-                text_examples = gr.Examples([[t] for t in SAMPLE_TEXTS], [text], label="Sample texts",
-                                            cache_examples=False)
-                text_src = gr.Image(value=start_source, label="Rendered in the source font", format="png",
-                                    interactive=False, height=140, elem_id="text-source")
-                text_out = gr.Image(value=start_output, label="Translated", format="png", interactive=False,
-                                    elem_id="text-output", height=140)
+                text_examples = gr.Examples(
+                    [[t] for t in SAMPLE_TEXTS], [text], label="Sample texts", cache_examples=False
+                )
+                text_src = gr.Image(
+                    value=start_source,
+                    label="Rendered in the source font",
+                    format="png",
+                    interactive=False,
+                    height=140,
+                    elem_id="text-source",
+                )
+                text_out = gr.Image(
+                    value=start_output,
+                    label="Translated",
+                    format="png",
+                    interactive=False,
+                    elem_id="text-output",
+                    height=140,
+                )
 
             with gr.Tab("Moments", id="moments"):
-                gr.Markdown("PONO mean and std of the input (from the Image tab) at each encoder level, "
-                            "shallow first: the structure the Moment Shortcut carries to the decoder.")
+                gr.Markdown(
+                    "PONO mean and std of the input (from the Image tab) at each encoder level, "
+                    "shallow first: the structure the Moment Shortcut carries to the decoder."
+                )
                 moments_btn = gr.Button("Show moments of the input", elem_id="moments-btn")
                 with gr.Row():
-                    moments_src = gr.Image(label="Input", type="filepath", interactive=False, scale=1,
-                                           elem_id="moments-input", height=IMAGE_HEIGHT)
+                    moments_src = gr.Image(
+                        label="Input",
+                        type="filepath",
+                        interactive=False,
+                        scale=1,
+                        elem_id="moments-input",
+                        height=IMAGE_HEIGHT,
+                    )
                     moments = gr.Gallery(label="Moments", columns=4, format="png", elem_id="moments", scale=3)
 
         results = gr.State()
         translate_in = [image_in, direction, seed, n_styles, style_image, checkpoint, paper_mode]
-        translate_btn.click(translate, translate_in, [image_out, results], api_name="translate",
-                            show_progress_on=[image_out, styles]
-                            ).success(result_views, [results, style_image, seed], [compare, styles],
-                                      api_visibility="private")
+        translate_btn.click(
+            translate,
+            translate_in,
+            [image_out, results],
+            api_name="translate",
+            show_progress_on=[image_out, styles],
+        ).success(result_views, [results, style_image, seed], [compare, styles], api_visibility="private")
         for event, example_direction in example_events:  # an example sets its direction, translates at once
-            event.then(lambda d=example_direction: d, None, direction, api_visibility="private",
-                       show_progress="hidden"
-                       ).then(translate, translate_in, [image_out, results], api_visibility="private",
-                              show_progress_on=[image_out, styles]
-                              ).success(result_views, [results, style_image, seed], [compare, styles],
-                                        api_visibility="private")
+            event.then(
+                lambda d=example_direction: d,
+                None,
+                direction,
+                api_visibility="private",
+                show_progress="hidden",
+            ).then(
+                translate,
+                translate_in,
+                [image_out, results],
+                api_visibility="private",
+                show_progress_on=[image_out, styles],
+            ).success(result_views, [results, style_image, seed], [compare, styles], api_visibility="private")
         text_in = [text, direction, checkpoint, paper_mode]
-        text_btn.click(translate_text, text_in, [text_src, text_out], api_name="translate_text",
-                       show_progress_on=text_out)
+        text_btn.click(
+            translate_text,
+            text_in,
+            [text_src, text_out],
+            api_name="translate_text",
+            show_progress_on=text_out,
+        )
         for trigger in (text.submit, text_examples.load_input_event.then):
-            trigger(translate_text, text_in, [text_src, text_out], api_visibility="private",
-                    show_progress_on=text_out)
+            trigger(
+                translate_text,
+                text_in,
+                [text_src, text_out],
+                api_visibility="private",
+                show_progress_on=text_out,
+            )
         moments_btn.click(show_moments, [image_in, direction, checkpoint], moments, api_name="moments")
 
         # light handlers: the raw payload (no decode-or-raise preprocess), outside the compute queue's limit
-        quick = dict(preprocess=False, api_visibility="private", concurrency_limit=None,
-                     show_progress="hidden")
+        quick = dict(
+            preprocess=False, api_visibility="private", concurrency_limit=None, show_progress="hidden"
+        )
         image_in.upload(check_upload, image_in, image_in, **quick)
         style_image.upload(check_upload, style_image, style_image, **quick)
         image_in.change(on_input, [image_in, checkpoint, direction], [note, moments_src], **quick)
@@ -460,8 +598,11 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
             empty = None if clear else gr.skip()
             return (
                 model_card(info.config, name),
-                gr.Radio(choices=[(label, d) for d, label in labels.items()], value=pipe.directions[0],
-                         visible=len(labels) > 1),
+                gr.Radio(
+                    choices=[(label, d) for d, label in labels.items()],
+                    value=pipe.directions[0],
+                    visible=len(labels) > 1,
+                ),
                 gr.Accordion(visible=pipe.multimodal),
                 gr.Tab(visible=glyphs),
                 gr.Checkbox(visible=pipe.test_mode_matters),
@@ -469,14 +610,31 @@ def build_app(runs: dict[str, CheckpointInfo], default: str, cache: PipelineCach
                 # the page opens on that tab already, and a tab the visitor picked meanwhile must stay
                 gr.update(visible=not pipe.multimodal, **({"value": None} if clear else {})),
                 gr.update(visible=pipe.multimodal, **({"value": None} if clear else {})),
-                empty, empty, empty, empty,
+                empty,
+                empty,
+                empty,
+                empty,
                 *(gr.Column(visible=key in examples_of.get(name, [])) for key in example_boxes),
             )
 
-        model_outputs = [card, direction, style_box, glyph_tab, paper_mode, tabs, image_out, styles,
-                         compare, text_src, text_out, moments, *example_boxes.values()]
-        checkpoint.change(lambda name: model_view(name, clear=True), checkpoint, model_outputs,
-                          api_visibility="private")
+        model_outputs = [
+            card,
+            direction,
+            style_box,
+            glyph_tab,
+            paper_mode,
+            tabs,
+            image_out,
+            styles,
+            compare,
+            text_src,
+            text_out,
+            moments,
+            *example_boxes.values(),
+        ]
+        checkpoint.change(
+            lambda name: model_view(name, clear=True), checkpoint, model_outputs, api_visibility="private"
+        )
         checkpoint.change(input_note, [image_in, checkpoint, direction], note, **quick)
         demo.load(model_view, checkpoint, model_outputs, api_visibility="private")
     return demo
@@ -496,8 +654,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
     try:
-        demo.launch(server_name=host, server_port=port, share=args.share, max_file_size="50mb",
-                    ssr_mode=False, footer_links=["api"], css=CSS)
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            share=args.share,
+            max_file_size="50mb",
+            ssr_mode=False,
+            footer_links=["api"],
+            css=CSS,
+        )
     except OSError as err:  # taken between the check and the launch, or a host it cannot bind
         message = _port_error(host, port) if "port" in str(err).lower() else str(err).split(". ")[0]
         print(f"app.py: error: {message}", file=sys.stderr)

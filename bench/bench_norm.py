@@ -65,6 +65,7 @@ def _fwd_bwd(fn: Callable, x0: torch.Tensor, grads: list[torch.Tensor]) -> Calla
         out = fn(x)
         out = out if isinstance(out, tuple) else (out,)
         torch.autograd.backward(out, grads[: len(out)])
+
     return run
 
 
@@ -143,8 +144,8 @@ def _ratios(ms: dict[str, float]) -> dict[str, float]:
     ratios = {
         "pono_official_over_ours": ms["pono_official"] / ms["pono_ours"],
         "pono_var_mean_over_ours": ms["pono_var_mean"] / ms["pono_ours"],
-        "pono_official_over_ours_channels_last":
-            ms["pono_official_channels_last"] / ms["pono_ours_channels_last"],
+        "pono_official_over_ours_channels_last": ms["pono_official_channels_last"]
+        / ms["pono_ours_channels_last"],
         "switch_official_over_ours": ms["switch_official"] / ms["switch_ours"],
         "pono_ours_over_clone": ms["pono_ours"] / ms["clone"],
     }
@@ -173,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, ms in result["median_ms"].items():
         print(f"{name:<{width}}  {ms:9.2f} ms")
     for name, ratio in result["ratios"].items():
-        print(f"{name:<{width}}  {ratio:9.2f}x  (of min times: {result['ratios_of_min'][name]:.2f}x, "
-              f"of CPU times: {result['ratios_of_cpu_median'][name]:.2f}x)")
+        print(
+            f"{name:<{width}}  {ratio:9.2f}x  (of min times: {result['ratios_of_min'][name]:.2f}x, "
+            f"of CPU times: {result['ratios_of_cpu_median'][name]:.2f}x)"
+        )
     print(f"load average before/after: {result['load_average_1min']}")
     print(f"wrote {args.out}")
     return 0

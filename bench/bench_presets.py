@@ -28,15 +28,18 @@ def time_preset(path: Path, size: int, precision: str, steps: int, warmup: int) 
     """``(wall seconds, CPU seconds of this process)`` per step; on a shared machine the CPU time is the
     better estimate of the unloaded cost (wall ~ CPU / threads when the cores are free)."""
     cfg = load_config(path, {"train.mixed_precision": precision, "output_dir": "/tmp/ponogan-bench"})
-    cfg = apply_overrides(cfg, {"data.options.image_size": size, "data.options.crop_size": size,
-                                "data.options.load_size": size})
+    cfg = apply_overrides(
+        cfg, {"data.options.image_size": size, "data.options.crop_size": size, "data.options.load_size": size}
+    )
     accelerator = build_accelerator(cfg)
     torch.manual_seed(0)
     trainer = create_trainer(cfg, accelerator)
     trainer.prepare()
     n, opts = cfg.data.batch_size, cfg.data.options
-    batch = {"A": torch.rand(n, opts.input_nc, size, size) * 2 - 1,
-             "B": torch.rand(n, opts.output_nc, size, size) * 2 - 1}
+    batch = {
+        "A": torch.rand(n, opts.input_nc, size, size) * 2 - 1,
+        "B": torch.rand(n, opts.output_nc, size, size) * 2 - 1,
+    }
     batch = {k: v.to(accelerator.device) for k, v in batch.items()}
     for i in range(warmup + steps):
         if i == warmup:
@@ -48,8 +51,9 @@ def time_preset(path: Path, size: int, precision: str, steps: int, warmup: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="*", default=None,
-                        help="preset names (default: every configs/*.yaml)")
+    parser.add_argument(
+        "--presets", nargs="*", default=None, help="preset names (default: every configs/*.yaml)"
+    )
     parser.add_argument("--sizes", nargs="*", type=int, default=[64, 256])
     parser.add_argument("--precisions", nargs="*", default=["no", "bf16"])
     parser.add_argument("--steps", type=int, default=3)
@@ -70,8 +74,10 @@ def main() -> None:
                 seconds, cpu = time_preset(configs / f"{name}.yaml", size, precision, args.steps, args.warmup)
                 rows.setdefault(name, {})[f"{size}px_{precision}"] = round(seconds, 4)
                 cpu_rows.setdefault(name, {})[f"{size}px_{precision}"] = round(cpu, 4)
-                print(f"{name:28s} {size:4d}px {precision:4s} {seconds:8.3f} s/step wall "
-                      f"{cpu:8.3f} s/step CPU", flush=True)
+                print(
+                    f"{name:28s} {size:4d}px {precision:4s} {seconds:8.3f} s/step wall {cpu:8.3f} s/step CPU",
+                    flush=True,
+                )
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(results, indent=2) + "\n")
     cols = [f"{s}px_{p}" for s in args.sizes for p in args.precisions]

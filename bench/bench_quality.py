@@ -78,11 +78,25 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {
     # smoke-level: every arm, both variants, 3 seeds in < 15 min on 2 busy cores; too short to rank arms
-    "quick": Budget(image_size=32, batch_size=8, steps={"pix2pix": 60, "cyclegan": 30}, ngf=16, n_blocks=2,
-                    ndf=16, d_layers=2),
+    "quick": Budget(
+        image_size=32,
+        batch_size=8,
+        steps={"pix2pix": 60, "cyclegan": 30},
+        ngf=16,
+        n_blocks=2,
+        ndf=16,
+        d_layers=2,
+    ),
     # what this machine affords in under an hour: small nets at 32 px, long enough to translate legibly
-    "medium": Budget(image_size=32, batch_size=4, steps={"pix2pix": 400, "cyclegan": 300}, ngf=16,
-                     n_blocks=3, ndf=16, d_layers=2),
+    "medium": Budget(
+        image_size=32,
+        batch_size=4,
+        steps={"pix2pix": 400, "cyclegan": 300},
+        ngf=16,
+        n_blocks=3,
+        ndf=16,
+        d_layers=2,
+    ),
     # the prototype's scale (64 px, ngf 32, 4 blocks): hours on 2 CPU cores, minutes on a GPU
     "full": Budget(),
 }
@@ -113,8 +127,9 @@ class RunSpec:
         return f"{self.variant}/{self.family}-{self.arm}-s{self.seed}"
 
 
-def plan(variants: list[str], families: list[str], groups: list[str],
-         seeds: tuple[int, ...]) -> list[RunSpec]:
+def plan(
+    variants: list[str], families: list[str], groups: list[str], seeds: tuple[int, ...]
+) -> list[RunSpec]:
     """Every run of the study, ordered so that each (variant, family) comparison completes before the
     next starts (useful when a study is spread over several sessions). The ``batch`` norm run *is*
     the pix2pix baseline, so it is not repeated."""
@@ -123,11 +138,18 @@ def plan(variants: list[str], families: list[str], groups: list[str],
         for family in families:
             base = BASE_NORMS[family]
             if "shortcut" in groups:
-                specs += [RunSpec("shortcut", family, variant, seed, sc, base)
-                          for seed in seeds for sc in SHORTCUT_LABELS]
+                specs += [
+                    RunSpec("shortcut", family, variant, seed, sc, base)
+                    for seed in seeds
+                    for sc in SHORTCUT_LABELS
+                ]
             if "norm" in groups and family == "pix2pix":
-                specs += [RunSpec("norm", family, variant, seed, None, n)
-                          for seed in seeds for n in STUDY_NORMS if n != base]
+                specs += [
+                    RunSpec("norm", family, variant, seed, None, n)
+                    for seed in seeds
+                    for n in STUDY_NORMS
+                    if n != base
+                ]
             if "precision" in groups:
                 specs += [RunSpec("precision", family, variant, seed, "ms", base, "bf16") for seed in seeds]
     return specs
@@ -136,8 +158,11 @@ def plan(variants: list[str], families: list[str], groups: list[str],
 def generator_kwargs(spec: RunSpec, budget: Budget) -> tuple[str, dict]:
     """Preset name and options of the run's generator (U-Net depth follows the image size)."""
     if FAMILY_GENERATORS[spec.family] == "unet":
-        return "unet_256", {"ngf": budget.ngf, "num_downs": int(math.log2(budget.image_size)),
-                            "norm": spec.norm}
+        return "unet_256", {
+            "ngf": budget.ngf,
+            "num_downs": int(math.log2(budget.image_size)),
+            "norm": spec.norm,
+        }
     kwargs = {"ngf": budget.ngf, "n_blocks": budget.n_blocks, "norm": spec.norm}
     if spec.shortcut is not None:  # the official PONO code's ResNet (the U-Net has no official PONO)
         kwargs["layout"] = "official"
@@ -149,19 +174,44 @@ def train_config(spec: RunSpec, budget: Budget, run_dir: Path, *, resume: bool, 
     The loop's own end-of-run evaluation is capped (``score`` below covers the whole test split)."""
     generator, gkw = generator_kwargs(spec, budget)
     dkw = {"ndf": budget.ndf, "n_layers": budget.d_layers, "norm": BASE_NORMS[spec.family]}
-    return from_dict({
-        "family": spec.family, "run_name": spec.name.replace("/", "-"), "output_dir": str(run_dir),
-        "seed": spec.seed,
-        "model": {"generator": generator, "shortcut": spec.shortcut, "generator_kwargs": gkw,
-                  "discriminator": "patchgan", "discriminator_kwargs": dkw},
-        "data": {"batch_size": budget.batch_size, "eval_batch_size": 32, "eval_max_items": 16,
-                 "options": {"image_size": budget.image_size, "variant": spec.variant,
-                             "paired": spec.family == "pix2pix", "seed": spec.seed,
-                             "length": budget.data_length}},
-        "train": {"max_steps": budget.steps[spec.family], "mixed_precision": spec.precision, "device": device,
-                  "sample_every": 0, "save_every": max(budget.steps[spec.family] // 2, 1), "keep_last": 1,
-                  "log_every": 10, "num_samples": 8, "resume": resume},
-    })
+    return from_dict(
+        {
+            "family": spec.family,
+            "run_name": spec.name.replace("/", "-"),
+            "output_dir": str(run_dir),
+            "seed": spec.seed,
+            "model": {
+                "generator": generator,
+                "shortcut": spec.shortcut,
+                "generator_kwargs": gkw,
+                "discriminator": "patchgan",
+                "discriminator_kwargs": dkw,
+            },
+            "data": {
+                "batch_size": budget.batch_size,
+                "eval_batch_size": 32,
+                "eval_max_items": 16,
+                "options": {
+                    "image_size": budget.image_size,
+                    "variant": spec.variant,
+                    "paired": spec.family == "pix2pix",
+                    "seed": spec.seed,
+                    "length": budget.data_length,
+                },
+            },
+            "train": {
+                "max_steps": budget.steps[spec.family],
+                "mixed_precision": spec.precision,
+                "device": device,
+                "sample_every": 0,
+                "save_every": max(budget.steps[spec.family] // 2, 1),
+                "keep_last": 1,
+                "log_every": 10,
+                "num_samples": 8,
+                "resume": resume,
+            },
+        }
+    )
 
 
 # ---------------------------------------------------------------- scoring
@@ -182,8 +232,11 @@ def translate(generator: torch.nn.Module, images: torch.Tensor, batch_size: int 
 def score(fake: torch.Tensor, split: dict[str, torch.Tensor]) -> dict[str, float]:
     """L1/PSNR/SSIM vs the ground truth, glyph-mask IoU and centroid error (pixels) vs the true mask."""
     target_mask = split["B_mask"] > 0.5
-    return {**paired_metrics(fake, split["B"]), "mask_iou": mask_iou(fake, target_mask),
-            "centroid_err": centroid_error(fake, target_mask)}
+    return {
+        **paired_metrics(fake, split["B"]),
+        "mask_iou": mask_iou(fake, target_mask),
+        "centroid_err": centroid_error(fake, target_mask),
+    }
 
 
 def load_generator(run_dir: Path, family: str) -> torch.nn.Module:
@@ -191,8 +244,9 @@ def load_generator(run_dir: Path, family: str) -> torch.nn.Module:
     return generators[GENERATOR_ROLE[family]]
 
 
-def run_one(spec: RunSpec, budget: Budget, root: Path, splits: dict, *, verbose: bool = False,
-            device: str = "cpu") -> dict:
+def run_one(
+    spec: RunSpec, budget: Budget, root: Path, splits: dict, *, verbose: bool = False, device: str = "cpu"
+) -> dict:
     """Train (or resume) and score one run; its ``study.json`` is the record (and the skip marker)."""
     run_dir = root / spec.name
     record = read_json(run_dir / "study.json")
@@ -209,12 +263,19 @@ def run_one(spec: RunSpec, budget: Budget, root: Path, splits: dict, *, verbose:
     split = splits[spec.variant]
     metrics = score(translate(generator, split["A"]), split)
     log = [r for r in _read_log(run_dir) if "time_s" in r]
-    record = {**asdict(spec), "arm": spec.arm, "name": spec.name, "metrics": metrics,
-              "train_s": round(log[-1]["time_s"], 1) if log else round(train_s, 1),
-              "final_losses": {k: v for k, v in (log[-1] if log else {}).items()
-                               if k not in ("step", "epoch", "lr", "time_s")},
-              "params_G": sum(p.numel() for p in generator.parameters()),
-              "load_start": load_start, "load_end": load_average()}
+    record = {
+        **asdict(spec),
+        "arm": spec.arm,
+        "name": spec.name,
+        "metrics": metrics,
+        "train_s": round(log[-1]["time_s"], 1) if log else round(train_s, 1),
+        "final_losses": {
+            k: v for k, v in (log[-1] if log else {}).items() if k not in ("step", "epoch", "lr", "time_s")
+        },
+        "params_G": sum(p.numel() for p in generator.parameters()),
+        "load_start": load_start,
+        "load_end": load_average(),
+    }
     write_json(run_dir / "study.json", record)
     return record
 
@@ -234,9 +295,14 @@ def aggregate(records: list[dict]) -> list[dict]:
         cells.setdefault((r["variant"], r["family"], r["group"], r["arm"]), []).append(r)
     rows = []
     for (variant, family, group, arm), runs in cells.items():
-        row = {"variant": variant, "family": family, "group": group, "arm": arm,
-               "seeds": sorted(r["seed"] for r in runs),
-               "train_s_mean": round(statistics.mean(r["train_s"] for r in runs), 1)}
+        row = {
+            "variant": variant,
+            "family": family,
+            "group": group,
+            "arm": arm,
+            "seeds": sorted(r["seed"] for r in runs),
+            "train_s_mean": round(statistics.mean(r["train_s"] for r in runs), 1),
+        }
         for m in METRICS:
             values = [r["metrics"][m] for r in runs]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -266,16 +332,25 @@ def compare_to_baseline(rows: list[dict]) -> list[dict]:
 
 def markdown_table(rows: list[dict]) -> str:
     """One table: rows (variant, family, arm), columns mean ± std of each metric."""
-    head = ("| variant | family | arm | seeds | L1 ↓ | PSNR ↑ | SSIM ↑ | mask IoU ↑ | centroid err (px) ↓ "
-            "| train s/run |")
+    head = (
+        "| variant | family | arm | seeds | L1 ↓ | PSNR ↑ | SSIM ↑ | mask IoU ↑ | centroid err (px) ↓ "
+        "| train s/run |"
+    )
     lines = [head, "|" + "---|" * 10]
     digits = {"l1": 4, "psnr": 2, "ssim": 3, "mask_iou": 3, "centroid_err": 2}
-    order = {a: i for i, a in enumerate(["baseline", "pono_ms", "pono_dms", "pono_ms_bf16"]
-                                        + [f"norm_{n}" for n in STUDY_NORMS])}
+    order = {
+        a: i
+        for i, a in enumerate(
+            ["baseline", "pono_ms", "pono_dms", "pono_ms_bf16"] + [f"norm_{n}" for n in STUDY_NORMS]
+        )
+    }
     for r in sorted(rows, key=lambda r: (r["variant"], r["family"], order.get(r["arm"], 99))):
         cells = [f"{r[m]['mean']:.{digits[m]}f} ± {r[m]['std']:.{digits[m]}f}" for m in METRICS]
-        lines.append(f"| {r['variant']} | {r['family']} | {r['arm']} | {len(r['seeds'])} | "
-                     + " | ".join(cells) + f" | {r['train_s_mean']} |")
+        lines.append(
+            f"| {r['variant']} | {r['family']} | {r['arm']} | {len(r['seeds'])} | "
+            + " | ".join(cells)
+            + f" | {r['train_s_mean']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -304,8 +379,15 @@ def _heat(maps: torch.Tensor, size: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(scaled, size=(size, size), mode="nearest").expand(-1, 3, -1, -1)
 
 
-def write_figures(root: Path, variants: list[str], families: list[str], budget: Budget, splits: dict,
-                  out_dir: Path, n_items: int = 8) -> list[Path]:
+def write_figures(
+    root: Path,
+    variants: list[str],
+    families: list[str],
+    budget: Budget,
+    splits: dict,
+    out_dir: Path,
+    n_items: int = 8,
+) -> list[Path]:
     """Per variant and family: ``input | baseline | PONO-MS | PONO-DMS | target`` for seed 0, and the
     PONO-MS generator's moment maps (mean and std of each encoder level) on the same inputs."""
     seed = budget.seeds[0]
@@ -350,10 +432,12 @@ def save_results(out: Path, mode: str, result: dict) -> None:
     sections = []
     for name, res in data.items():
         train_total = sum(r["train_s"] for r in res["runs"])
-        sections.append(f"## mode `{name}`: {res['n_runs']} runs, {train_total / 60:.1f} min of "
-                        f"training (summed over runs), "
-                        f"{res['threads']} thread(s), image {res['budget']['image_size']} px, steps "
-                        f"{res['budget']['steps']}\n\n{res['load']['note']}.\n\n{markdown_table(res['summary'])}")
+        sections.append(
+            f"## mode `{name}`: {res['n_runs']} runs, {train_total / 60:.1f} min of "
+            f"training (summed over runs), "
+            f"{res['threads']} thread(s), image {res['budget']['image_size']} px, steps "
+            f"{res['budget']['steps']}\n\n{res['load']['note']}.\n\n{markdown_table(res['summary'])}"
+        )
     title = "# PONO-MS quality study (bench/bench_quality.py)\n\n"
     out.with_suffix(".md").write_text(title + "\n".join(sections))
 
@@ -364,8 +448,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_const", dest="mode", const="quick", help="same as --mode quick")
     p.add_argument("--variants", nargs="+", default=["plain", "hard"], choices=["plain", "hard"])
     p.add_argument("--families", nargs="+", default=["pix2pix", "cyclegan"], choices=list(FAMILY_GENERATORS))
-    p.add_argument("--groups", nargs="+", default=["shortcut", "norm"],
-                   choices=["shortcut", "norm", "precision"])
+    p.add_argument(
+        "--groups", nargs="+", default=["shortcut", "norm"], choices=["shortcut", "norm", "precision"]
+    )
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the budget's 3)")
     p.add_argument("--steps", type=int, default=None, help="override the steps of every family")
     p.add_argument("--image-size", type=int, default=None, help="override the budget's image size")
@@ -375,8 +460,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="results JSON (default: bench/results/quality.json)")
     p.add_argument("--figures", action="store_true", help="write sample grids and moment maps")
     p.add_argument("--figures-dir", default=str(REPO / "docs" / "study"))
-    p.add_argument("--aggregate-only", action="store_true",
-                   help="train nothing: summarise the runs that have finished")
+    p.add_argument(
+        "--aggregate-only", action="store_true", help="train nothing: summarise the runs that have finished"
+    )
     p.add_argument("--verbose", action="store_true", help="show the training progress bars")
     return p.parse_args(argv)
 
@@ -412,21 +498,31 @@ def main(argv: list[str] | None = None) -> dict:
         trained += not done
         records.append(record)
         m = record["metrics"]
-        print(f"[{i}/{len(specs)}] {spec.name}: L1 {m['l1']:.4f} SSIM {m['ssim']:.3f} "
-              f"IoU {m['mask_iou']:.3f} "
-              f"centroid {m['centroid_err']:.2f}px ({time.monotonic() - t_run:.0f} s)", flush=True)
+        print(
+            f"[{i}/{len(specs)}] {spec.name}: L1 {m['l1']:.4f} SSIM {m['ssim']:.3f} "
+            f"IoU {m['mask_iou']:.3f} "
+            f"centroid {m['centroid_err']:.2f}px ({time.monotonic() - t_run:.0f} s)",
+            flush=True,
+        )
         gc.collect()
     wall = time.monotonic() - t0
     rows = aggregate(records)
     result = {
-        "mode": mode, "budget": asdict(budget), "threads": threads, "runs_dir": str(root),
+        "mode": mode,
+        "budget": asdict(budget),
+        "threads": threads,
+        "runs_dir": str(root),
         "command": "python bench/bench_quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "wall_s": round(wall, 1), "n_runs": len(records),
-        "train_s_total": round(sum(r["train_s"] for r in records), 1), "runs_trained": trained,
+        "wall_s": round(wall, 1),
+        "n_runs": len(records),
+        "train_s_total": round(sum(r["train_s"] for r in records), 1),
+        "runs_trained": trained,
         "machine": machine_info(),
         "load": busy_note(load_before, load_average()),
         "test_split": {v: int(s["A"].shape[0]) for v, s in splits.items()},
-        "summary": rows, "vs_baseline": compare_to_baseline(rows), "runs": records,
+        "summary": rows,
+        "vs_baseline": compare_to_baseline(rows),
+        "runs": records,
     }
     if args.figures:
         out_dir = Path(args.figures_dir)

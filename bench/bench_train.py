@@ -138,21 +138,33 @@ def family_model(family: str, size: int, *, ngf: int | None, n_blocks: int | Non
         gkw[nets.blocks_key] = n_blocks
     if ndf is not None:
         dkw["ndf"] = ndf
-    return {"generator": nets.generator, "generator_kwargs": gkw, "discriminator": nets.discriminator,
-            "discriminator_kwargs": dkw}
+    return {
+        "generator": nets.generator,
+        "generator_kwargs": gkw,
+        "discriminator": nets.discriminator,
+        "discriminator_kwargs": dkw,
+    }
 
 
 def build_trainer(job: dict, variant: str) -> FamilyTrainer:
     """The family's trainer for ``variant`` (``<impl>_<precision>``), prepared by its own Accelerator."""
     impl, precision = variant.split("_")
-    model = family_model(job["family"], job["size"], ngf=job.get("ngf"), n_blocks=job.get("n_blocks"),
-                         ndf=job.get("ndf"))
+    model = family_model(
+        job["family"], job["size"], ngf=job.get("ngf"), n_blocks=job.get("n_blocks"), ndf=job.get("ndf")
+    )
     model["shortcut"] = SHORTCUTS[job["shortcut"]]
-    cfg = from_dict({"family": job["family"], "seed": 0, "model": model,
-                     "data": {"batch_size": job["batch"],
-                              "options": {"image_size": job["size"], "paired": job["family"] == "pix2pix"}},
-                     "train": {"device": job["device"], "mixed_precision": PRECISIONS[precision],
-                               "max_steps": 1000}})
+    cfg = from_dict(
+        {
+            "family": job["family"],
+            "seed": 0,
+            "model": model,
+            "data": {
+                "batch_size": job["batch"],
+                "options": {"image_size": job["size"], "paired": job["family"] == "pix2pix"},
+            },
+            "train": {"device": job["device"], "mixed_precision": PRECISIONS[precision], "max_steps": 1000},
+        }
+    )
     # NOTE: accelerate keeps one global state per process; reset it so each trainer gets its own
     # precision. Models prepared earlier keep the autocast wrapper (or none) they were given.
     AcceleratorState._reset_state(reset_partial_state=True)
@@ -211,9 +223,13 @@ def worker_memory(job: dict) -> dict:
         trainer.step(batch)
     sync(job["device"])
     peak = torch.cuda.max_memory_allocated() / 2**20 if job["device"] == "cuda" else max_rss_mb()
-    return {"variant": variant, "before_mb": round(before, 1), "peak_mb": round(peak, 1),
-            "train_peak_mb": round(peak - before, 1),
-            "measure": "cuda max_memory_allocated" if job["device"] == "cuda" else "ru_maxrss delta"}
+    return {
+        "variant": variant,
+        "before_mb": round(before, 1),
+        "peak_mb": round(peak, 1),
+        "train_peak_mb": round(peak - before, 1),
+        "measure": "cuda max_memory_allocated" if job["device"] == "cuda" else "ru_maxrss delta",
+    }
 
 
 WORKERS = {"time": worker_time, "memory": worker_memory}
@@ -230,7 +246,7 @@ def spawn(job: dict, threads: int | None, timeout: float) -> dict:
         return {"error": f"timed out after {timeout:.0f} s"}
     for line in proc.stdout.splitlines()[::-1]:
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     return {"error": f"worker exited {proc.returncode}: {proc.stderr.strip()[-800:]}"}
 
 
@@ -269,9 +285,11 @@ def targets(configs: list[dict]) -> dict:
             r = c.get("ratios", {})
             fp32, bf16 = r.get("official_fp32/ours_fp32"), r.get("official_fp32/ours_bf16")
             out["cyclegan_ms_128"] = {
-                "fp32_speedup": fp32, "fp32_no_slower": None if fp32 is None else fp32 >= 1.0,
+                "fp32_speedup": fp32,
+                "fp32_no_slower": None if fp32 is None else fp32 >= 1.0,
                 "bf16_speedup_vs_official_fp32": bf16,
-                "bf16_meets_1.6x": None if bf16 is None else bf16 >= 1.6}
+                "bf16_meets_1.6x": None if bf16 is None else bf16 >= 1.6,
+            }
     return out
 
 
@@ -283,10 +301,20 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         repeats = args.repeats or DEFAULT_REPEATS.get(size, 2)
         for family in args.families:
             for shortcut in args.shortcuts:
-                job = {"family": family, "shortcut": shortcut, "size": size, "batch": args.batch,
-                       "device": args.device, "ngf": args.ngf, "n_blocks": args.n_blocks, "ndf": args.ndf,
-                       "variants": variants_for(shortcut, args.variants), "repeats": repeats,
-                       "warmup": args.warmup, "steps": 2}
+                job = {
+                    "family": family,
+                    "shortcut": shortcut,
+                    "size": size,
+                    "batch": args.batch,
+                    "device": args.device,
+                    "ngf": args.ngf,
+                    "n_blocks": args.n_blocks,
+                    "ndf": args.ndf,
+                    "variants": variants_for(shortcut, args.variants),
+                    "repeats": repeats,
+                    "warmup": args.warmup,
+                    "steps": 2,
+                }
                 t_cfg = time.monotonic()
                 entry = {k: job[k] for k in ("family", "shortcut", "size", "batch")}
                 result = spawn({**job, "kind": "time"}, args.threads, args.timeout)
@@ -295,18 +323,31 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                     entry["ratios"] = ratios(result["timing"])
                     entry["ratios_min"] = ratios(result["timing"], "min_s")
                 if args.memory:
-                    entry["memory"] = {v: spawn({**job, "kind": "memory", "variants": [v]}, args.threads,
-                                                args.timeout) for v in job["variants"]}
+                    entry["memory"] = {
+                        v: spawn({**job, "kind": "memory", "variants": [v]}, args.threads, args.timeout)
+                        for v in job["variants"]
+                    }
                 entry["wall_s"] = round(time.monotonic() - t_cfg, 1)
                 entry["session"] = session
                 configs.append(entry)
                 med = {v: t["median_s"] for v, t in result.get("timing", {}).items()}
-                print(f"{family:8s} {shortcut:4s} {size:4d}px  " + "  ".join(f"{v} {s:.3f}s" for v, s in
-                      med.items()) + f"  {entry.get('ratios', result.get('error', ''))}", flush=True)
-    return {"session": session, "command": "python bench/bench_train.py " + " ".join(args.argv),
-            "device": args.device, "threads": args.threads or torch.get_num_threads(), "batch": args.batch,
-            "machine": machine_info(), "load": busy_note(load_before, load_average()),
-            "wall_s": round(time.monotonic() - t0, 1), "configs": configs}
+                print(
+                    f"{family:8s} {shortcut:4s} {size:4d}px  "
+                    + "  ".join(f"{v} {s:.3f}s" for v, s in med.items())
+                    + f"  {entry.get('ratios', result.get('error', ''))}",
+                    flush=True,
+                )
+    return {
+        "session": session,
+        "command": "python bench/bench_train.py " + " ".join(args.argv),
+        "device": args.device,
+        "threads": args.threads or torch.get_num_threads(),
+        "batch": args.batch,
+        "machine": machine_info(),
+        "load": busy_note(load_before, load_average()),
+        "wall_s": round(time.monotonic() - t0, 1),
+        "configs": configs,
+    }
 
 
 def merge(previous: dict | None, result: dict) -> dict:
@@ -325,8 +366,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="64 px, CycleGAN and pix2pix, 2 rounds, no memory")
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
-    p.add_argument("--families", nargs="+", default=["pix2pix", "cyclegan", "munit"],
-                   choices=list(FAMILY_NETS))
+    p.add_argument(
+        "--families", nargs="+", default=["pix2pix", "cyclegan", "munit"], choices=list(FAMILY_NETS)
+    )
     p.add_argument("--shortcuts", nargs="+", default=list(SHORTCUTS), choices=list(SHORTCUTS))
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS + EXTRA_VARIANTS))
     p.add_argument("--batch", type=int, default=1)
@@ -334,8 +376,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory processes")
     p.add_argument("--threads", type=int, default=None, help="torch threads of the workers")
-    p.add_argument("--device", choices=["cpu", "cuda"],
-                   default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
+    )
     p.add_argument("--ngf", type=int, default=None, help="override generator width (tests)")
     p.add_argument("--n-blocks", type=int, default=None, help="override residual blocks (tests)")
     p.add_argument("--ndf", type=int, default=None, help="override discriminator width (tests)")

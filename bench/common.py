@@ -50,8 +50,12 @@ def busy_note(before: list[float], after: list[float]) -> dict:
     for the CPU (1-minute load above ``BUSY_LOAD_PER_CORE`` per core at either end)."""
     cores = os.cpu_count() or 1
     busy = max(before[0], after[0]) > BUSY_LOAD_PER_CORE * cores
-    note = (f"other processes shared the CPU (1-min load {before[0]} before, {after[0]} after, on {cores} "
-            "cores): absolute times are inflated" if busy else "machine was quiet")
+    note = (
+        f"other processes shared the CPU (1-min load {before[0]} before, {after[0]} after, on {cores} "
+        "cores): absolute times are inflated"
+        if busy
+        else "machine was quiet"
+    )
     return {"load_before": before, "load_after": after, "shared_cpu": busy, "note": note}
 
 
@@ -68,8 +72,9 @@ def sync(device: str | torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
-                     device: str | torch.device = "cpu") -> dict[str, list[float]]:
+def time_interleaved(
+    cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, device: str | torch.device = "cpu"
+) -> dict[str, list[float]]:
     """Seconds per call of each case: ``warmup`` untimed calls each, then ``repeats`` rounds that
     call every case once, in turn. Returns ``{name: [seconds per round]}``."""
     for run in cases.values():
@@ -88,9 +93,13 @@ def time_interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmu
 
 def summarize(seconds: list[float]) -> dict:
     """Median, min, max and the raw list (rounded) of one case's timings."""
-    return {"median_s": round(statistics.median(seconds), 5), "min_s": round(min(seconds), 5),
-            "max_s": round(max(seconds), 5), "repeats": len(seconds),
-            "all_s": [round(s, 5) for s in seconds]}
+    return {
+        "median_s": round(statistics.median(seconds), 5),
+        "min_s": round(min(seconds), 5),
+        "max_s": round(max(seconds), 5),
+        "repeats": len(seconds),
+        "all_s": [round(s, 5) for s in seconds],
+    }
 
 
 def max_rss_mb() -> float:

@@ -118,8 +118,10 @@ def describe_data(data: dict) -> str:
     mode = data.get("mode", "unknown")
     if mode == "glyphs":
         pairing = "paired" if data.get("paired", True) else "unpaired"
-        return (f"built-in glyphs ({pairing}, {data.get('variant', 'plain')}): "
-                f"{data.get('font_a', '?')} → {data.get('font_b', '?')}, {data.get('image_size', '?')} px")
+        return (
+            f"built-in glyphs ({pairing}, {data.get('variant', 'plain')}): "
+            f"{data.get('font_a', '?')} → {data.get('font_b', '?')}, {data.get('image_size', '?')} px"
+        )
     root = data.get("root") or data.get("dataroot")
     size = data.get("crop_size") or data.get("image_size")
     return f"{mode} dataset{f' at {root}' if root else ''}{f', {size} px crops' if size else ''}"
@@ -160,14 +162,19 @@ def describe_generator(spec: dict) -> str:
     conv = [f"ngf {option('ngf')}", f"norm {option('norm')}", *dropout]
     if cls == "UnetGenerator":
         levels = option("num_downs")
-        parts = [f"U-Net, {levels} levels, {2 ** levels} px", *conv]
+        parts = [f"U-Net, {levels} levels, {2**levels} px", *conv]
     elif cls == "ResnetGenerator":
-        parts = [f"ResNet, {option('n_blocks')} residual blocks, {option('n_downsampling')} downsamplings",
-                 *conv]
+        parts = [
+            f"ResNet, {option('n_blocks')} residual blocks, {option('n_downsampling')} downsamplings",
+            *conv,
+        ]
     elif cls == "MunitGenerator":
-        parts = [f"MUNIT auto-encoder, {option('n_downsample')} downsamplings",
-                 f"{option('n_res')} residual blocks", f"dim {option('dim')}",
-                 f"style dim {option('style_dim')}"]
+        parts = [
+            f"MUNIT auto-encoder, {option('n_downsample')} downsamplings",
+            f"{option('n_res')} residual blocks",
+            f"dim {option('dim')}",
+            f"style dim {option('style_dim')}",
+        ]
     else:
         return f"{name} (unknown preset), shortcut {_shortcut_name(option('shortcut'))}"
     layout = option("layout") or "ponogan"
@@ -179,8 +186,11 @@ def model_card(config: dict, name: str = "") -> str:
 
     Generators with the same description (CycleGAN's `G_A`/`G_B`) share one line.
     """
-    lines = [f"### {name or config.get('run_name', 'checkpoint')}", "",
-             f"- **family**: {config.get('family', 'unknown')}"]
+    lines = [
+        f"### {name or config.get('run_name', 'checkpoint')}",
+        "",
+        f"- **family**: {config.get('family', 'unknown')}",
+    ]
     family = FAMILIES.get(config.get("family"))
     if family is not None:
         labels = direction_labels(config, tuple(family.routes))
@@ -201,8 +211,9 @@ def model_card(config: dict, name: str = "") -> str:
     return "\n".join(lines)
 
 
-def usable_checkpoints(runs: dict[str, CheckpointInfo], cache: PipelineCache
-                       ) -> tuple[dict[str, CheckpointInfo], dict[str, str]]:
+def usable_checkpoints(
+    runs: dict[str, CheckpointInfo], cache: PipelineCache
+) -> tuple[dict[str, CheckpointInfo], dict[str, str]]:
     """Load every run once through `cache`: `(runs that load, {name: reason} for those that do not)`.
 
     Why: a run folder can look complete (config and weights present) and still fail to load (a
@@ -305,8 +316,9 @@ def render_text(text: str, font: str, size: int) -> list[Image.Image]:
     return tiles
 
 
-def translate_tiles(pipe: TranslationPipeline, tiles: list[Image.Image], direction: str,
-                    test_mode: str | None = None) -> list[Image.Image]:
+def translate_tiles(
+    pipe: TranslationPipeline, tiles: list[Image.Image], direction: str, test_mode: str | None = None
+) -> list[Image.Image]:
     """Translate glyph tiles; blank tiles (spaces) stay blank instead of going through the model.
 
     A blank tile is outside the training data (every training tile holds a glyph); instance-normalised
@@ -334,8 +346,9 @@ def hstack(images: list[Image.Image], gap: int = 0) -> Image.Image:
     return canvas
 
 
-def moment_gallery(pipe: TranslationPipeline, image: Image.Image, direction: str,
-                   display_width: int = 192) -> list[tuple[Image.Image, str]]:
+def moment_gallery(
+    pipe: TranslationPipeline, image: Image.Image, direction: str, display_width: int = 192
+) -> list[tuple[Image.Image, str]]:
     """`[(image, caption)]`: mean then std map of each encoder level, upscaled (nearest) for display."""
     levels = pipe.moments(image, direction, as_images=True)
     gallery = []
@@ -379,8 +392,10 @@ def domain_names(config: dict) -> tuple[str, str]:
     """
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
     if data.get("mode") == "glyphs":
-        names = (font_display_name(data.get("font_a", "DejaVuSans")),
-                 font_display_name(data.get("font_b", "DejaVuSerif-Bold")))
+        names = (
+            font_display_name(data.get("font_a", "DejaVuSans")),
+            font_display_name(data.get("font_b", "DejaVuSerif-Bold")),
+        )
     elif data.get("list_a") and data.get("list_b"):
         names = (Path(data["list_a"]).stem, Path(data["list_b"]).stem)
     elif data.get("root"):
@@ -460,12 +475,15 @@ def domain_note(image: Image.Image, domain: InputDomain) -> str:
             reasons.append(f"under half the {domain.size} px training size")
     if not reasons:
         return ""
-    return (f"⚠️ This model was trained on {domain.text}; this {image.width}x{image.height} input is "
-            f"{' and '.join(reasons)}, so it will not translate meaningfully.")
+    return (
+        f"⚠️ This model was trained on {domain.text}; this {image.width}x{image.height} input is "
+        f"{' and '.join(reasons)}, so it will not translate meaningfully."
+    )
 
 
-def example_inputs(config: dict, direction: str = "AtoB", limit: int = EXAMPLES_PER_DIRECTION
-                   ) -> list[Image.Image]:
+def example_inputs(
+    config: dict, direction: str = "AtoB", limit: int = EXAMPLES_PER_DIRECTION
+) -> list[Image.Image]:
     """Up to `limit` inputs for `direction` from the run's own test split, or [] when it is unavailable.
 
     Glyph runs: one image per held-out character, rendered exactly as in the test split (same font,

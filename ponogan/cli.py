@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"ponogan {name}", description=help_,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"ponogan {name}", description=help_, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     module.add_arguments(parser)
     parse = getattr(module, "parse_args", None)  # a module may take extra syntax (dotted overrides)
     args = parse(parser, rest) if parse else parser.parse_args(rest)

@@ -60,19 +60,23 @@ class GANLoss(nn.Module):
         if mode not in GAN_MODES:
             raise ValueError(f"unknown GAN loss mode {mode!r}; valid modes: {', '.join(GAN_MODES)}")
         if scale_reduction not in SCALE_REDUCTIONS:
-            raise ValueError(f"unknown scale_reduction {scale_reduction!r}; "
-                             f"valid: {', '.join(SCALE_REDUCTIONS)}")
+            raise ValueError(
+                f"unknown scale_reduction {scale_reduction!r}; valid: {', '.join(SCALE_REDUCTIONS)}"
+            )
         self.mode = mode
         self.scale_reduction = scale_reduction
 
     def forward(self, pred: Scores, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
         if not for_discriminator and not target_is_real:
-            raise ValueError("the generator loss pushes fakes towards 'real': call with target_is_real=True "
-                             "when for_discriminator=False")
+            raise ValueError(
+                "the generator loss pushes fakes towards 'real': call with target_is_real=True "
+                "when for_discriminator=False"
+            )
         preds = [pred] if isinstance(pred, torch.Tensor) else list(pred)
         if not preds or not all(isinstance(p, torch.Tensor) for p in preds):
-            raise TypeError("GANLoss expects a tensor or a non-empty list of tensors, "
-                            f"got {type(pred).__name__}")
+            raise TypeError(
+                f"GANLoss expects a tensor or a non-empty list of tensors, got {type(pred).__name__}"
+            )
         fn = GAN_MODES[self.mode]
         per_scale = torch.stack([fn(p, target_is_real, for_discriminator) for p in preds])
         return per_scale.sum() if self.scale_reduction == "sum" else per_scale.mean()
@@ -81,8 +85,13 @@ class GANLoss(nn.Module):
         return f"mode={self.mode!r}, scale_reduction={self.scale_reduction!r}"
 
 
-def gradient_penalty(discriminator: Callable[[torch.Tensor], Scores], real: torch.Tensor, fake: torch.Tensor,
-                     *, target_norm: float = 1.0) -> torch.Tensor:
+def gradient_penalty(
+    discriminator: Callable[[torch.Tensor], Scores],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    *,
+    target_norm: float = 1.0,
+) -> torch.Tensor:
     """WGAN-GP penalty ``E[(||grad_x D(x_hat)||_2 - target_norm)^2]`` at random interpolates
     ``x_hat = a * real + (1 - a) * fake``, ``a ~ U(0, 1)`` per sample; ``real, fake (N, C, H, W)``.
     ``fake`` is detached; the result keeps the graph (``create_graph=True``) so it can be
@@ -91,8 +100,9 @@ def gradient_penalty(discriminator: Callable[[torch.Tensor], Scores], real: torc
     (a bf16 gradient is promoted). Multiply by the penalty weight (10 in the paper) yourself.
     """
     if real.shape != fake.shape:
-        raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} "
-                         f"and {tuple(fake.shape)}")
+        raise ValueError(
+            f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
     alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     scores = discriminator(x_hat)
@@ -120,9 +130,11 @@ def identity_loss(same: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     return reconstruction_loss(same, original)
 
 
-def moment_loss(moments_rec: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                moments: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                reduction: str = "mean") -> torch.Tensor:
+def moment_loss(
+    moments_rec: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    moments: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    reduction: str = "mean",
+) -> torch.Tensor:
     """L1 between two lists of PONO moments ``[(mean, std) (N, 1, h, w), ...]``: one L1 (mean over
     elements) per map, then ``reduction`` over the ``2 * len(moments)`` maps: ``"mean"`` averages
     them, ``"sum"`` adds them (the official PONO-MUNIT ``recon_criterion``). Empty lists give 0."""
@@ -133,13 +145,15 @@ def moment_loss(moments_rec: Sequence[tuple[torch.Tensor, torch.Tensor]],
     if not moments:
         return torch.zeros(())
     pairs = zip(moments_rec, moments, strict=True)
-    terms = torch.stack([reconstruction_loss(a, b) for pair_rec, pair in pairs
-                         for a, b in zip(pair_rec, pair, strict=True)])
+    terms = torch.stack(
+        [reconstruction_loss(a, b) for pair_rec, pair in pairs for a, b in zip(pair_rec, pair, strict=True)]
+    )
     return terms.sum() if reduction == "sum" else terms.mean()
 
 
-def latent_reconstruction_loss(recon: tuple, target: tuple, moment_reduction: str = "mean"
-                               ) -> dict[str, torch.Tensor]:
+def latent_reconstruction_loss(
+    recon: tuple, target: tuple, moment_reduction: str = "mean"
+) -> dict[str, torch.Tensor]:
     """MUNIT latent reconstruction: ``recon`` and ``target`` are ``(content, moments, style)``
     triples (``MunitGenerator.encode`` output), e.g. the re-encoding of a translated image against
     the content/moments that produced it and the style it was decoded with.
@@ -150,8 +164,9 @@ def latent_reconstruction_loss(recon: tuple, target: tuple, moment_reduction: st
     """
     content_rec, moments_rec, style_rec = recon
     content, moments, style = target
-    loss_moments = moment_loss(moments_rec, moments, moment_reduction).to(device=content.device,
-                                                                           dtype=content.dtype)
+    loss_moments = moment_loss(moments_rec, moments, moment_reduction).to(
+        device=content.device, dtype=content.dtype
+    )
     return {
         "content": reconstruction_loss(content_rec, content),
         "style": reconstruction_loss(style_rec, style),

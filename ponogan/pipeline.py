@@ -86,8 +86,12 @@ FAMILIES: dict[str, Family] = {
 }
 
 _DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
 }
 
 
@@ -105,8 +109,11 @@ def check_test_mode(test_mode: str) -> str:
 
 def has_test_time_noise(net: nn.Module) -> bool:
     """Whether `net` has a BatchNorm or an active dropout module, i.e. whether its test mode matters."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm)
-               or (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0) for m in net.modules())
+    return any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm)
+        or (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0)
+        for m in net.modules()
+    )
 
 
 def paper_mode_twin(net: nn.Module) -> nn.Module:
@@ -217,28 +224,38 @@ def target_size(image_size: tuple[int, int], size: int | tuple[int, int] | None)
     return size
 
 
-def processed_size(image_size: tuple[int, int], size: int | tuple[int, int] | None,
-                   stride: int) -> tuple[int, int]:
+def processed_size(
+    image_size: tuple[int, int], size: int | tuple[int, int] | None, stride: int
+) -> tuple[int, int]:
     """`(w, h)` the networks compute on: resized to `size`, then padded up to a multiple of `stride`."""
     w, h = target_size(image_size, size)
     return -(-w // stride) * stride, -(-h // stride) * stride
 
 
-def check_processed_size(image_size: tuple[int, int], size: int | tuple[int, int] | None, stride: int,
-                         max_pixels: int | None = MAX_PROCESSED_PIXELS,
-                         max_aspect: float | None = MAX_ASPECT) -> tuple[int, int]:
+def check_processed_size(
+    image_size: tuple[int, int],
+    size: int | tuple[int, int] | None,
+    stride: int,
+    max_pixels: int | None = MAX_PROCESSED_PIXELS,
+    max_aspect: float | None = MAX_ASPECT,
+) -> tuple[int, int]:
     """The processed size of an `image_size` image, or `ImageTooLargeError` when it is over a limit.
 
     Call it on the header's size (`ponogan.data.image_size`) to refuse an image before decoding it.
     """
     w, h = target_size(image_size, size)
     if max_aspect is not None and max(w, h) > max_aspect * min(w, h):
-        raise ImageTooLargeError(f"{w}x{h} has an aspect ratio of {max(w, h) / min(w, h):.0f}:1, "
-                                 f"over max_aspect={max_aspect:g}", "max_aspect")
+        raise ImageTooLargeError(
+            f"{w}x{h} has an aspect ratio of {max(w, h) / min(w, h):.0f}:1, over max_aspect={max_aspect:g}",
+            "max_aspect",
+        )
     pw, ph = processed_size(image_size, size, stride)
     if max_pixels is not None and pw * ph > max_pixels:
-        raise ImageTooLargeError(f"the network would process {pw}x{ph} = {pw * ph:,} pixels (padded to a "
-                                 f"multiple of {stride}), over max_pixels={max_pixels:,}", "max_pixels")
+        raise ImageTooLargeError(
+            f"the network would process {pw}x{ph} = {pw * ph:,} pixels (padded to a "
+            f"multiple of {stride}), over max_pixels={max_pixels:,}",
+            "max_pixels",
+        )
     return pw, ph
 
 
@@ -297,8 +314,10 @@ def as_pil_images(images) -> tuple[list[Image.Image], bool]:
             t = t.float()
             t = (t + 1) / 2 if t.min() < 0 else t
             return _array_to_pil(t.permute(1, 2, 0).numpy(), where)
-        raise TypeError(f"{where} is a {type(item).__name__}; give a PIL image, a path, a numpy array or a "
-                        "tensor (or a list of them)")
+        raise TypeError(
+            f"{where} is a {type(item).__name__}; give a PIL image, a path, a numpy array or a "
+            "tensor (or a list of them)"
+        )
 
     if isinstance(images, np.ndarray) and images.ndim == 4:
         return [one(a, f"image {i}") for i, a in enumerate(images)], False
@@ -318,8 +337,10 @@ def _too_small_is_clear(x: torch.Tensor, stride: int):
         if "spatial element" not in str(err) and "more than 1 value per channel" not in str(err):
             raise
         h, w = x.shape[-2:]
-        raise ValueError(f"an image of {w}x{h} is too small for this network (its deepest features would be "
-                         f"1x1): resize it to at least {2 * stride} px on one side") from None
+        raise ValueError(
+            f"an image of {w}x{h} is too small for this network (its deepest features would be "
+            f"1x1): resize it to at least {2 * stride} px on one side"
+        ) from None
 
 
 def describe_generator(net: nn.Module) -> str:
@@ -340,8 +361,15 @@ class TranslationPipeline:
     have such modules (for the others both modes give the same output).
     """
 
-    def __init__(self, generators: dict[str, nn.Module], config: dict, *, device: torch.device,
-                 dtype: torch.dtype = torch.float32, test_mode: str = DEFAULT_TEST_MODE):
+    def __init__(
+        self,
+        generators: dict[str, nn.Module],
+        config: dict,
+        *,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        test_mode: str = DEFAULT_TEST_MODE,
+    ):
         family = config.get("family")
         if family not in FAMILIES:
             raise ValueError(
@@ -366,9 +394,13 @@ class TranslationPipeline:
         self._paper_lock = threading.Lock()  # builds the twins once; serialises seeded paper calls
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None,
-                        dtype: str | torch.dtype | None = None,
-                        test_mode: str = DEFAULT_TEST_MODE) -> TranslationPipeline:
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        test_mode: str = DEFAULT_TEST_MODE,
+    ) -> TranslationPipeline:
         """Load a run folder (`config.json` + `model.safetensors`) or the `model.safetensors` file itself.
 
         `device=None` picks CUDA when available; `dtype="bf16"` runs the generators under bf16 autocast;
@@ -441,8 +473,10 @@ class TranslationPipeline:
             yield
             return
         cuda = self.device.type == "cuda"
-        with self._paper_lock, torch.random.fork_rng(devices=[self.device] if cuda else [],
-                                                     device_type=self.device.type):
+        with (
+            self._paper_lock,
+            torch.random.fork_rng(devices=[self.device] if cuda else [], device_type=self.device.type),
+        ):
             image_seed = _image_seed(seed, img)
             torch.default_generator.manual_seed(image_seed)
             if cuda:
@@ -465,13 +499,14 @@ class TranslationPipeline:
 
     def __repr__(self) -> str:
         nets = ", ".join(f"{role}: {describe_generator(net)}" for role, net in self.generators.items())
-        return (f"TranslationPipeline(family={self.family}, directions={'/'.join(self.directions)}, "
-                f"generators={{{nets}}}, device={self.device}, "
-                f"dtype={str(self.dtype).replace('torch.', '')}, "
-                f"test_mode={self.test_mode})")
+        return (
+            f"TranslationPipeline(family={self.family}, directions={'/'.join(self.directions)}, "
+            f"generators={{{nets}}}, device={self.device}, "
+            f"dtype={str(self.dtype).replace('torch.', '')}, "
+            f"test_mode={self.test_mode})"
+        )
 
-    def _styles(self, direction: str, style, n_styles: int, seed: int | None,
-                style_dim: int) -> torch.Tensor:
+    def _styles(self, direction: str, style, n_styles: int, seed: int | None, style_dim: int) -> torch.Tensor:
         """Style codes `(S, style_dim, 1, 1)`: from a reference image / given codes, or `n_styles` draws."""
         if isinstance(style, Image.Image):
             target = self.generators[self.route(direction).target]
@@ -492,10 +527,17 @@ class TranslationPipeline:
         return torch.randn(n_styles, style_dim, 1, 1, generator=generator).to(self.device)
 
     @torch.inference_mode()
-    def __call__(self, images, direction: str = "AtoB", style=None,
-                 seed: int | None = None, n_styles: int = 1, batch_size: int = 8,
-                 size: int | str | tuple[int, int] | None = None,
-                 test_mode: str | None = None) -> Image.Image | list[Image.Image]:
+    def __call__(
+        self,
+        images,
+        direction: str = "AtoB",
+        style=None,
+        seed: int | None = None,
+        n_styles: int = 1,
+        batch_size: int = 8,
+        size: int | str | tuple[int, int] | None = None,
+        test_mode: str | None = None,
+    ) -> Image.Image | list[Image.Image]:
         """Translate `images`: a PIL image, a path, a numpy array `(H, W[, C])`, a tensor `(C, H, W)`, or a
         list of them / a batch `(N, H, W, C)` array / `(N, C, H, W)` tensor; any size and mode (see
         `as_pil_images` for value ranges).
@@ -535,7 +577,7 @@ class TranslationPipeline:
         step = 1 if paper else batch_size  # paper mode: each image is its own test batch
         for indices in by_size.values():
             for start in range(0, len(indices), step):
-                chunk = indices[start:start + step]
+                chunk = indices[start : start + step]
                 x = self._to_batch([prepared[i] for i in chunk], mode)  # (B, C, H, W)
                 noise = self._paper_noise(seed, prepared[chunk[0]]) if paper else nullcontext()
                 with self._autocast(), noise, _too_small_is_clear(x, self.stride(direction)):
@@ -547,8 +589,12 @@ class TranslationPipeline:
                             styles = self._styles(direction, style, n_styles, seed, own_style.shape[1])
                         decoder = nets[route.target]
                         outputs = [
-                            decoder.decode(content, moments, s.expand(len(chunk), -1, -1, -1).to(own_style),
-                                           size=x.shape[-2:])
+                            decoder.decode(
+                                content,
+                                moments,
+                                s.expand(len(chunk), -1, -1, -1).to(own_style),
+                                size=x.shape[-2:],
+                            )
                             for s in styles
                         ]
                 for out in outputs:  # (B, C_out, H, W) per style

@@ -21,14 +21,30 @@ FORMATS = (".png", ".svg", ".pdf")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders (each holds a log.jsonl)")
-    parser.add_argument("--out", default="plot.png", metavar="FILE",
-                        help="the picture to write: .png, .svg or .pdf, relative to the current folder")
-    parser.add_argument("--metric", nargs="+", metavar="NAME",
-                        help="only these metrics, e.g. l1 psnr ssim; without it, every metric a run logged")
-    parser.add_argument("--loss", nargs="+", metavar="NAME",
-                        help="only these losses, e.g. G_L1 D_A lr; without it, every loss a run logged")
-    parser.add_argument("--smoothing", type=float, metavar="W",
-                        help="EMA weight of loss curves in [0, 1), 0 = raw; without it, set by curve length")
+    parser.add_argument(
+        "--out",
+        default="plot.png",
+        metavar="FILE",
+        help="the picture to write: .png, .svg or .pdf, relative to the current folder",
+    )
+    parser.add_argument(
+        "--metric",
+        nargs="+",
+        metavar="NAME",
+        help="only these metrics, e.g. l1 psnr ssim; without it, every metric a run logged",
+    )
+    parser.add_argument(
+        "--loss",
+        nargs="+",
+        metavar="NAME",
+        help="only these losses, e.g. G_L1 D_A lr; without it, every loss a run logged",
+    )
+    parser.add_argument(
+        "--smoothing",
+        type=float,
+        metavar="W",
+        help="EMA weight of loss curves in [0, 1), 0 = raw; without it, set by curve length",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 

@@ -48,8 +48,10 @@ from ponogan.pipeline import (
 from ponogan.runtime import ProcessGroup, default_inference_settings, inference_device
 
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
-LIMIT_HINTS = {"max_pixels": "shrink it with --size or raise --max-pixels",
-               "max_aspect": "raise --max-aspect to translate it"}
+LIMIT_HINTS = {
+    "max_pixels": "shrink it with --size or raise --max-pixels",
+    "max_aspect": "raise --max-aspect to translate it",
+}
 
 
 @dataclass(frozen=True)
@@ -71,42 +73,75 @@ class Report:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="run folder or its model.safetensors")
-    parser.add_argument("--input", required=True,
-                        help="an image, a folder (walked recursively) or a glob such as 'photos/**/*.jpg'")
-    parser.add_argument("--output", required=True,
-                        help="output folder; relative paths are kept. It must not be the input folder; a "
-                             "folder inside the input folder is allowed and left out of the inputs. A run "
-                             "that would write over an input image is refused")
+    parser.add_argument(
+        "--input",
+        required=True,
+        help="an image, a folder (walked recursively) or a glob such as 'photos/**/*.jpg'",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="output folder; relative paths are kept. It must not be the input folder; a "
+        "folder inside the input folder is allowed and left out of the inputs. A run "
+        "that would write over an input image is refused",
+    )
     parser.add_argument("--direction", default="AtoB", help="AtoB or BtoA (CycleGAN, MUNIT); default AtoB")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="images per forward pass (default: 1 on CPUs, where larger batches are slower, "
-                             "8 on GPUs)")
-    parser.add_argument("--size", default=None,
-                        help="resize first: 256 sets the shorter side, 320x240 an exact size (default: keep)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per forward pass (default: 1 on CPUs, where larger batches are slower, 8 on GPUs)",
+    )
+    parser.add_argument(
+        "--size",
+        default=None,
+        help="resize first: 256 sets the shorter side, 320x240 an exact size (default: keep)",
+    )
     parser.add_argument("--n-styles", type=int, default=1, help="MUNIT: random styles per input (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="MUNIT: seed of the random styles (default 0)")
-    parser.add_argument("--test-mode", default="eval", choices=("eval", "paper"),
-                        help="eval (default): BatchNorm running statistics, no dropout; paper: pix2pix's "
-                             "test time, BatchNorm with each image's statistics and dropout on (--seed)")
-    parser.add_argument("--device", default=None,
-                        help="cpu, cuda, cuda:1, mps (default: CUDA when visible, then MPS, else CPU; under "
-                             "torchrun/accelerate launch each process takes its local GPU and a share of the "
-                             "inputs)")
-    parser.add_argument("--dtype", default=None, choices=("float32", "bf16", "fp16"),
-                        help="compute precision; bf16/fp16 run under autocast (default: bf16 on GPUs and on "
-                             "CPUs with native bf16, else float32; docs/app.md has the measured differences)")
+    parser.add_argument(
+        "--test-mode",
+        default="eval",
+        choices=("eval", "paper"),
+        help="eval (default): BatchNorm running statistics, no dropout; paper: pix2pix's "
+        "test time, BatchNorm with each image's statistics and dropout on (--seed)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:1, mps (default: CUDA when visible, then MPS, else CPU; under "
+        "torchrun/accelerate launch each process takes its local GPU and a share of the "
+        "inputs)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=("float32", "bf16", "fp16"),
+        help="compute precision; bf16/fp16 run under autocast (default: bf16 on GPUs and on "
+        "CPUs with native bf16, else float32; docs/app.md has the measured differences)",
+    )
     parser.add_argument("--format", default="png", choices=sorted(OUTPUT_FORMATS), help="output format")
     parser.add_argument("--workers", type=int, default=2, help="image decoding threads (default 2)")
-    parser.add_argument("--max-pixels", type=int, default=MAX_PROCESSED_PIXELS,
-                        help="refuse images the network would process at more pixels than this, after "
-                             "--size and padding to the model's stride; also caps the pixels of a batch. "
-                             "The default fits Full HD: peak memory 2.5 GB for a ResNet-9, 4.7 GB for MUNIT "
-                             "at float32 on CPU, +1-2 GB per extra megapixel")
-    parser.add_argument("--max-aspect", type=float, default=MAX_ASPECT,
-                        help="refuse images whose longer side exceeds this multiple of the shorter, after "
-                             "--size")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="translate again even if outputs exist (input images are never overwritten)")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PROCESSED_PIXELS,
+        help="refuse images the network would process at more pixels than this, after "
+        "--size and padding to the model's stride; also caps the pixels of a batch. "
+        "The default fits Full HD: peak memory 2.5 GB for a ResNet-9, 4.7 GB for MUNIT "
+        "at float32 on CPU, +1-2 GB per extra megapixel",
+    )
+    parser.add_argument(
+        "--max-aspect",
+        type=float,
+        default=MAX_ASPECT,
+        help="refuse images whose longer side exceeds this multiple of the shorter, after --size",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="translate again even if outputs exist (input images are never overwritten)",
+    )
 
 
 def input_root(spec: str) -> Path | None:
@@ -134,9 +169,10 @@ def collect_inputs(spec: str, exclude: Sequence[str | os.PathLike] = ()) -> list
     if path.is_dir():
         files = [Path(p) for p in find_images(path, exclude)]
     elif "**" in path.parts:  # walk once (link-loop safe): glob's own ** recursion follows loops
-        pattern = path.parts[len(root.parts):]
-        files = [p for p in map(Path, find_images(root, exclude))
-                 if _matches(p.relative_to(root).parts, pattern)]
+        pattern = path.parts[len(root.parts) :]
+        files = [
+            p for p in map(Path, find_images(root, exclude)) if _matches(p.relative_to(root).parts, pattern)
+        ]
     else:
         files = []
         for match in map(Path, sorted(glob.glob(spec))):
@@ -161,9 +197,14 @@ def _glob_match(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
     head, rest = pattern[0], pattern[1:]
     if head == "**":
         return _glob_match(parts, rest) or (
-            bool(parts) and not parts[0].startswith(".") and _glob_match(parts[1:], pattern))
-    return (bool(parts) and (head.startswith(".") or not parts[0].startswith("."))
-            and fnmatch.fnmatchcase(parts[0], head) and _glob_match(parts[1:], rest))
+            bool(parts) and not parts[0].startswith(".") and _glob_match(parts[1:], pattern)
+        )
+    return (
+        bool(parts)
+        and (head.startswith(".") or not parts[0].startswith("."))
+        and fnmatch.fnmatchcase(parts[0], head)
+        and _glob_match(parts[1:], rest)
+    )
 
 
 def _prefix_parts(pattern: str) -> list[str]:
@@ -255,8 +296,9 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
 
     def decode(job: Job):
         try:
-            check_processed_size(image_size(job.source, decode_limit), size, stride, args.max_pixels,
-                                 args.max_aspect)
+            check_processed_size(
+                image_size(job.source, decode_limit), size, stride, args.max_pixels, args.max_aspect
+            )
             return job, resize_image(load_image(job.source, mode, decode_limit), size), None
         except ImageTooLargeError as err:
             return job, None, f"{err}; {LIMIT_HINTS[err.option]}"
@@ -278,13 +320,20 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
         except (OSError, ValueError, MemoryError) as err:
             report.failed.append((str(job.source), f"cannot write output: {_first_line(err)}"))
 
-    with tqdm(total=len(jobs), unit="img", desc="translate", dynamic_ncols=True) as bar, \
-            ThreadPoolExecutor(max_workers=1) as writer:
+    with (
+        tqdm(total=len(jobs), unit="img", desc="translate", dynamic_ncols=True) as bar,
+        ThreadPoolExecutor(max_workers=1) as writer,
+    ):
 
         def flush(batch: list[tuple[Job, Image.Image]]) -> None:
             try:
-                outputs = pipe([img for _, img in batch], direction=args.direction, seed=args.seed,
-                               n_styles=args.n_styles, batch_size=args.batch_size)
+                outputs = pipe(
+                    [img for _, img in batch],
+                    direction=args.direction,
+                    seed=args.seed,
+                    n_styles=args.n_styles,
+                    batch_size=args.batch_size,
+                )
             except (RuntimeError, MemoryError, ValueError) as err:  # out of memory: retry alone, then report
                 if len(batch) > 1:
                     for item in batch:
@@ -295,7 +344,7 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
                 return
             per_input = len(outputs) // len(batch)
             for k, (job, _) in enumerate(batch):
-                results = outputs[k * per_input:(k + 1) * per_input]
+                results = outputs[k * per_input : (k + 1) * per_input]
 
                 def write(job=job, results=results):
                     for img, path in zip(results, job.outputs, strict=True):
@@ -349,18 +398,23 @@ def _run(args: argparse.Namespace, device: str, group: ProcessGroup) -> int:
     if output.exists() and not output.is_dir():
         return _error(f"--output {output} is a file; give a folder to write the translations into")
     if root is not None and os.path.realpath(output) == os.path.realpath(root):
-        return _error(f"--output {output} is the input folder: choose another folder (a new folder "
-                      "inside the input folder is fine: it is left out of the inputs)")
+        return _error(
+            f"--output {output} is the input folder: choose another folder (a new folder "
+            "inside the input folder is fine: it is left out of the inputs)"
+        )
     inside = root is not None and is_within(output, root)
     inputs = collect_inputs(args.input, exclude=[output] if inside else [])
     if not inputs:
         return _error(f"no images found at {args.input!r}", 1)
     if inside:
-        print(f"note: the output folder {output} is inside the input folder; its files are not taken "
-              "as inputs", file=sys.stderr)
+        print(
+            f"note: the output folder {output} is inside the input folder; its files are not taken as inputs",
+            file=sys.stderr,
+        )
     try:
-        pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=device, dtype=args.dtype,
-                                                   test_mode=args.test_mode)
+        pipe = TranslationPipeline.from_pretrained(
+            args.checkpoint, device=device, dtype=args.dtype, test_mode=args.test_mode
+        )
         pipe.route(args.direction)
         if args.n_styles != 1 and not pipe.multimodal:
             raise ValueError(f"--n-styles applies to MUNIT checkpoints only; this one is {pipe.family}")
@@ -373,8 +427,10 @@ def _run(args: argparse.Namespace, device: str, group: ProcessGroup) -> int:
     for job in jobs:
         clash = next((sources[real] for real in map(os.path.realpath, job.outputs) if real in sources), None)
         if clash is not None:
-            return _error(f"output {job.outputs[0]} would replace the input image {clash}: choose an "
-                          "--output folder away from the input images")
+            return _error(
+                f"output {job.outputs[0]} would replace the input image {clash}: choose an "
+                "--output folder away from the input images"
+            )
     jobs = group.shard(jobs)  # the clash check above saw every job; from here on, this process's share
     removed = sweep_partials(jobs)
     if removed:
@@ -386,8 +442,10 @@ def _run(args: argparse.Namespace, device: str, group: ProcessGroup) -> int:
         if todo:
             translate_jobs(pipe, todo, args, report)
     except KeyboardInterrupt:
-        print(f"interrupted after {report.translated} image(s); run the same command again to resume",
-              file=sys.stderr)
+        print(
+            f"interrupted after {report.translated} image(s); run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
 
     reports = group.gather(report)
@@ -395,8 +453,11 @@ def _run(args: argparse.Namespace, device: str, group: ProcessGroup) -> int:
     failed = [item for r in reports for item in r.failed]
     if group.rank == 0:
         procs = f" by {group.world} processes" if group.world > 1 else ""
-        print(f"translated {translated} image(s) into {args.output}{procs}"
-              f"{f', skipped {skipped} already done' if skipped else ''}", file=sys.stderr)
+        print(
+            f"translated {translated} image(s) into {args.output}{procs}"
+            f"{f', skipped {skipped} already done' if skipped else ''}",
+            file=sys.stderr,
+        )
         if failed:
             print(f"{len(failed)} input(s) could not be translated:", file=sys.stderr)
             for source, reason in failed:

@@ -32,8 +32,14 @@ from ponogan.app_support import (
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 MAX_PIXELS = 5000  # the served app refuses larger uploads, so a 100 x 100 image is "too large"
 
 
@@ -136,13 +142,16 @@ def test_collect_checkpoints_picks_what_to_open(checkpoints, tmp_path):
     args = app.parse_args(["--checkpoints-dir", str(checkpoints), "--checkpoint", inside])
     assert app.collect_checkpoints(args)[1] == "zz_run_munit"
     outside = make_run(tmp_path / "elsewhere", "cyclegan")
-    runs, default = app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(checkpoints),
-                                                            "--checkpoint", str(outside)]))
+    runs, default = app.collect_checkpoints(
+        app.parse_args(["--checkpoints-dir", str(checkpoints), "--checkpoint", str(outside)])
+    )
     assert default == str(outside) and list(runs)[0] == default and len(runs) == 3
     make_run(tmp_path / "ckpts" / app.DEFAULT_DEMO, "pix2pix")
     make_run(tmp_path / "ckpts" / "demo_a", "pix2pix")
-    assert app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(tmp_path / "ckpts")]))[1] == \
-        app.DEFAULT_DEMO
+    assert (
+        app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(tmp_path / "ckpts")]))[1]
+        == app.DEFAULT_DEMO
+    )
     with pytest.raises(ValueError, match="no checkpoints under"):
         app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(tmp_path / "empty")]))
     with pytest.raises(ValueError, match="is not a run folder"):
@@ -166,14 +175,32 @@ def server(checkpoints, gradio_tmp, tmp_path_factory):
     """`python app.py` on a free localhost port, serving the tiny checkpoints; yields its URL."""
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "app.log"
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(gradio_tmp),
-           "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "CUDA_VISIBLE_DEVICES": "",
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "GRADIO_TEMP_DIR": str(gradio_tmp),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": "1",
+    }
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--checkpoints-dir", str(checkpoints), "--port", str(port),
-             "--max-pixels", str(MAX_PIXELS), "--device", "cpu"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                str(REPO / "app.py"),
+                "--checkpoints-dir",
+                str(checkpoints),
+                "--port",
+                str(port),
+                "--max-pixels",
+                str(MAX_PIXELS),
+                "--device",
+                "cpu",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 90
@@ -214,13 +241,19 @@ def test_client_translate_returns_png(client, images):
 def test_client_munit_styles_and_reference(client, images):
     from gradio_client import handle_file
 
-    strip = client.predict(handle_file(str(images / "small.png")), seed=3, n_styles=3,
-                           checkpoint="zz_run_munit", api_name="/translate")
+    strip = client.predict(
+        handle_file(str(images / "small.png")),
+        seed=3,
+        n_styles=3,
+        checkpoint="zz_run_munit",
+        api_name="/translate",
+    )
     with Image.open(strip) as img:
         assert img.size == (3 * 37 + 2 * 4, 29)
     small = handle_file(str(images / "small.png"))
-    guided = client.predict(small, direction="BtoA", checkpoint="zz_run_munit", style_image=small,
-                            api_name="/translate")
+    guided = client.predict(
+        small, direction="BtoA", checkpoint="zz_run_munit", style_image=small, api_name="/translate"
+    )
     with Image.open(guided) as img:
         assert img.size == (37, 29)
 
@@ -234,9 +267,14 @@ def test_client_text_and_moments(client, images):
     assert gallery and gallery[0]["caption"].startswith("level 1 mean")
 
 
-@pytest.mark.parametrize(("name", "message"), [("large.png", "exceeds max_pixels=5000"),
-                                               ("corrupt.png", "corrupt or truncated image data"),
-                                               ("text.png", "not an image Pillow can read")])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("large.png", "exceeds max_pixels=5000"),
+        ("corrupt.png", "corrupt or truncated image data"),
+        ("text.png", "not an image Pillow can read"),
+    ],
+)
 def test_client_bad_uploads_get_a_message(client, images, name, message):
     from gradio_client import handle_file
 
@@ -301,8 +339,9 @@ def test_paper_mode_control_only_for_batchnorm_models(checkpoints, tmp_path):
 def model_view(demo, name: str) -> dict:
     """What the app sets when checkpoint `name` is chosen (its `model_view`), by output `elem_id`."""
     fn = next(f for f in demo.fns.values() if f.name == "model_view")
-    return {block.elem_id: update for block, update in zip(fn.outputs, fn.fn(name), strict=True)
-            if block.elem_id}
+    return {
+        block.elem_id: update for block, update in zip(fn.outputs, fn.fn(name), strict=True) if block.elem_id
+    }
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} missing: apt-get install -y chromium")
@@ -330,12 +369,18 @@ def test_browser_upload_translate_and_paper_mode(server, images):
             page.locator("#translate-btn").click()
             page.wait_for_function(
                 "src => { const img = document.querySelector('#output-image img'); "
-                "return img && img.getAttribute('src') !== src; }", arg=src, timeout=30_000)
+                "return img && img.getAttribute('src') !== src; }",
+                arg=src,
+                timeout=30_000,
+            )
             paper_src = output.get_attribute("src")
-            paper = urllib.request.urlopen(paper_src if paper_src.startswith("http")
-                                           else server + paper_src.lstrip("/")).read()
-            assert np.asarray(Image.open(io.BytesIO(paper))).tolist() != \
-                np.asarray(Image.open(io.BytesIO(data))).tolist()
+            paper = urllib.request.urlopen(
+                paper_src if paper_src.startswith("http") else server + paper_src.lstrip("/")
+            ).read()
+            assert (
+                np.asarray(Image.open(io.BytesIO(paper))).tolist()
+                != np.asarray(Image.open(io.BytesIO(data))).tolist()
+            )
 
         finally:
             browser.close()
@@ -343,8 +388,9 @@ def test_browser_upload_translate_and_paper_mode(server, images):
 
 # --- what a first visitor sees (issue 14): examples, before/after, checks on upload, model switch ---
 
-needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                    reason=f"{CHROMIUM} missing: apt-get install -y chromium")
+needs_chromium = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} missing: apt-get install -y chromium"
+)
 
 
 @contextlib.contextmanager
@@ -374,7 +420,9 @@ def _wait_src_change(page, selector: str, old: str | None) -> None:
     page.wait_for_function(
         "([sel, old]) => { const img = document.querySelector(sel); "
         "return img && img.getAttribute('src') && img.getAttribute('src') !== old; }",
-        arg=[selector, old], timeout=30_000)
+        arg=[selector, old],
+        timeout=30_000,
+    )
 
 
 @needs_chromium
@@ -424,8 +472,10 @@ def test_browser_invalid_upload_is_reported_at_once(server, images):
     with _browser_page(server) as page:
         page.get_by_role("tab", name="Image").click()
         upload = page.locator("#input-image input[type=file]")
-        for name, message in (("text.png", "not an image Pillow can read"),
-                              ("large.png", "exceeds max_pixels=5000")):
+        for name, message in (
+            ("text.png", "not an image Pillow can read"),
+            ("large.png", "exceeds max_pixels=5000"),
+        ):
             upload.set_input_files(str(images / name))
             page.get_by_text(message).first.wait_for(timeout=15_000)
             page.wait_for_function("() => !document.querySelector('#input-image img')", timeout=15_000)

@@ -42,14 +42,17 @@ def _demo_config(name: str) -> dict:
 def test_direction_labels_name_the_domains():
     glyphs = {"data": GLYPHS}
     assert direction_labels(glyphs, ("AtoB", "BtoA")) == {
-        "AtoB": "DejaVu Sans → DejaVu Serif Bold", "BtoA": "DejaVu Serif Bold → DejaVu Sans"}
+        "AtoB": "DejaVu Sans → DejaVu Serif Bold",
+        "BtoA": "DejaVu Serif Bold → DejaVu Sans",
+    }
     swapped = {"data": {**GLYPHS, "direction": "BtoA"}}  # trained BtoA: the model's A is the dataset's B
     assert direction_labels(swapped, ("AtoB",)) == {"AtoB": "DejaVu Serif Bold → DejaVu Sans"}
     horses = {"data": {"mode": "unaligned", "root": "datasets/horse2zebra/"}}
     assert domain_names(horses) == ("horse", "zebra")
     assert domain_names({"data": {"mode": "aligned", "root": "/data/facades"}}) == ("facades A", "facades B")
-    assert domain_names({"data": {"mode": "list", "root": "x", "list_a": "lists/photos.txt",
-                                  "list_b": "lists/paintings.txt"}}) == ("photos", "paintings")
+    assert domain_names(
+        {"data": {"mode": "list", "root": "x", "list_a": "lists/photos.txt", "list_b": "lists/paintings.txt"}}
+    ) == ("photos", "paintings")
     assert direction_labels({}, ("AtoB",)) == {"AtoB": "A → B"}
     assert direction_labels({"data": {"mode": "unaligned"}}, ("BtoA",)) == {"BtoA": "B → A"}
     assert font_display_name("DejaVuSansMono-BoldOblique") == "DejaVu Sans Mono Bold Oblique"
@@ -66,15 +69,19 @@ def test_generator_line_reads_the_spec_not_the_preset_name():
     cyclegan = model_card(_demo_config("demo_cyclegan_pono_ms_glyphs"), "demo")
     assert "- **G_A, G_B**: ResNet, 4 residual blocks, 2 downsamplings, ngf 16, norm instance" in cyclegan
     assert "- **directions**: DejaVu Sans → DejaVu Serif Bold; DejaVu Serif Bold → DejaVu Sans" in cyclegan
-    official = describe_generator({"name": "resnet_9blocks",
-                                   "kwargs": {"shortcut": "ms", "layout": "official"}})
+    official = describe_generator(
+        {"name": "resnet_9blocks", "kwargs": {"shortcut": "ms", "layout": "official"}}
+    )
     assert official.startswith("ResNet, 9 residual blocks, 2 downsamplings, ngf 64")
     assert official.endswith("shortcut PONO-MS, layout official")
     assert describe_generator({"name": "unet_128", "kwargs": {"shortcut": None}}).startswith(
-        "U-Net, 7 levels, 128 px")
+        "U-Net, 7 levels, 128 px"
+    )
     munit = describe_generator({"name": "munit", "kwargs": {"dim": 4, "n_res": 1}})
-    assert munit == ("MUNIT auto-encoder, 2 downsamplings, 1 residual blocks, dim 4, style dim 8, "
-                     "shortcut PONO-MS, layout ponogan")
+    assert munit == (
+        "MUNIT auto-encoder, 2 downsamplings, 1 residual blocks, dim 4, style dim 8, "
+        "shortcut PONO-MS, layout ponogan"
+    )
 
 
 def test_start_tab_fits_the_model():
@@ -114,8 +121,10 @@ def test_domain_note_flags_far_inputs():
     rng = np.random.default_rng(0)
     photo = Image.fromarray(rng.integers(0, 256, (480, 640, 3), np.uint8))
     note = domain_note(photo, glyph_domain)
-    assert note.startswith("⚠️ This model was trained on 64x64 black-on-white glyphs in DejaVu Sans; this "
-                           "640x480 input is in colour and over 4x the 64 px training size")
+    assert note.startswith(
+        "⚠️ This model was trained on 64x64 black-on-white glyphs in DejaVu Sans; this "
+        "640x480 input is in colour and over 4x the 64 px training size"
+    )
     dark = Image.new("L", (64, 64), 40)
     assert "not black on white" in domain_note(dark, glyph_domain)
     tiny = Image.new("RGB", (20, 16), "white")
@@ -176,7 +185,9 @@ def test_main_serves_where_the_environment_says_and_shares_on_request(tmp_path, 
     assert app.main(base) == 0
     assert app.main([*base, "--port", str(flag_port), "--share"]) == 0
     assert [(k["server_name"], k["server_port"], k["share"]) for k in launched] == [
-        ("127.0.0.1", env_port, False), ("127.0.0.1", flag_port, True)]
+        ("127.0.0.1", env_port, False),
+        ("127.0.0.1", flag_port, True),
+    ]
     args = app.parse_args([])
     assert args.host is None and args.port is None and args.share is False
 

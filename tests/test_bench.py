@@ -24,8 +24,9 @@ from ponogan.norm import PONO, MomentShortcut  # noqa: E402
 
 def test_time_interleaved_calls_each_case_in_turn():
     calls = []
-    times = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3,
-                             warmup=1)
+    times = time_interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1
+    )
     assert calls == ["a", "b"] + ["a", "b"] * 3
     assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
     s = summarize([3.0, 1.0, 2.0])
@@ -57,9 +58,34 @@ def test_official_swap_computes_the_same_function(shortcut):
 
 def test_bench_train_quick_writes_timings_and_ratios(tmp_path):
     out = tmp_path / "train.json"
-    bench_train.main(["--quick", "--families", "cyclegan", "--shortcuts", "ms", "--ngf", "4",
-                      "--n-blocks", "1", "--ndf", "4", "--repeats", "1", "--warmup", "0", "--device", "cpu",
-                      "--variants", "ours_bf16", "official_fp32", "--threads", "1", "--out", str(out)])
+    bench_train.main(
+        [
+            "--quick",
+            "--families",
+            "cyclegan",
+            "--shortcuts",
+            "ms",
+            "--ngf",
+            "4",
+            "--n-blocks",
+            "1",
+            "--ndf",
+            "4",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--device",
+            "cpu",
+            "--variants",
+            "ours_bf16",
+            "official_fp32",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())["cpu"]
     (config,) = data["configs"]
     assert "error" not in config, config.get("error")
@@ -74,13 +100,33 @@ def test_bench_train_quick_writes_timings_and_ratios(tmp_path):
 def test_bench_train_skips_official_variants_without_pono():
     assert bench_train.variants_for("none", list(bench_train.VARIANTS)) == ["ours_fp32", "ours_bf16"]
     assert bench_train.ratios({"ours_fp32": {"median_s": 2.0}, "ours_bf16": {"median_s": 1.0}}) == {
-        "official_fp32/ours_fp32": 1.0, "official_fp32/ours_bf16": 2.0}
+        "official_fp32/ours_fp32": 1.0,
+        "official_fp32/ours_bf16": 2.0,
+    }
 
 
 def test_bench_infer_quick(tmp_path):
     out = tmp_path / "infer.json"
-    bench_infer.main(["--quick", "--ngf", "4", "--n-blocks", "1", "--size", "32", "--images", "3",
-                      "--settings", "b1_fp32", "b8_bf16", "--device", "cpu", "--out", str(out)])
+    bench_infer.main(
+        [
+            "--quick",
+            "--ngf",
+            "4",
+            "--n-blocks",
+            "1",
+            "--size",
+            "32",
+            "--images",
+            "3",
+            "--settings",
+            "b1_fp32",
+            "b8_bf16",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())["cpu"]
     assert set(data["translate"]) == {"b1_fp32", "b8_bf16"}
     assert all(r["images"] == 3 and r["images_per_s"] > 0 for r in data["translate"].values())
@@ -95,9 +141,15 @@ def test_quality_plan_counts_each_run_once():
 
 
 def _record(arm, seed, l1, iou):
-    return {"variant": "hard", "family": "cyclegan", "group": "shortcut", "arm": arm, "seed": seed,
-            "train_s": 1.0,
-            "metrics": {"l1": l1, "psnr": 10.0, "ssim": 0.5, "mask_iou": iou, "centroid_err": 1.0}}
+    return {
+        "variant": "hard",
+        "family": "cyclegan",
+        "group": "shortcut",
+        "arm": arm,
+        "seed": seed,
+        "train_s": 1.0,
+        "metrics": {"l1": l1, "psnr": 10.0, "ssim": 0.5, "mask_iou": iou, "centroid_err": 1.0},
+    }
 
 
 def test_quality_aggregate_and_comparison():
@@ -113,9 +165,25 @@ def test_quality_aggregate_and_comparison():
 
 
 def test_bench_quality_tiny_run_is_resumable(tmp_path):
-    args = ["--quick", "--steps", "1", "--seeds", "2", "--variants", "hard", "--families", "pix2pix",
-            "--groups", "shortcut", "--image-size", "16", "--runs-dir", str(tmp_path / "runs"),
-            "--out", str(tmp_path / "q.json")]
+    args = [
+        "--quick",
+        "--steps",
+        "1",
+        "--seeds",
+        "2",
+        "--variants",
+        "hard",
+        "--families",
+        "pix2pix",
+        "--groups",
+        "shortcut",
+        "--image-size",
+        "16",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "q.json"),
+    ]
     result = bench_quality.main(args)
     assert result["n_runs"] == 6
     arms = {r["arm"]: r for r in result["summary"]}

@@ -31,8 +31,12 @@ def make_dataset_tree(root: Path, name: str) -> Path:
 
 
 def test_dataset_urls_follow_the_public_layout():
-    assert dataset_url("horse2zebra") == "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip"
-    assert dataset_url("edges2shoes") == "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/edges2shoes.tar.gz"
+    assert (
+        dataset_url("horse2zebra") == "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip"
+    )
+    assert (
+        dataset_url("edges2shoes") == "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/edges2shoes.tar.gz"
+    )
     assert dataset_url("facades", "pix2pix").endswith("pix2pix/datasets/facades.tar.gz")
     with pytest.raises(ValueError, match="choose one with --kind"):
         dataset_url("facades")
@@ -45,7 +49,9 @@ def test_unreachable_network_gives_a_clear_error(monkeypatch, tmp_path, capsys):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr("urllib.request.urlopen", offline)
-    with pytest.raises(DownloadError, match="could not download http://efrosgans.*horse2zebra.zip.*--archive"):
+    with pytest.raises(
+        DownloadError, match="could not download http://efrosgans.*horse2zebra.zip.*--archive"
+    ):
         download_dataset("horse2zebra", tmp_path)
     assert ponogan_main(["data", "download", "horse2zebra", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err

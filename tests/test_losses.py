@@ -21,24 +21,27 @@ def full(v, shape=(2, 1, 3, 3)):
     return torch.full(shape, float(v))
 
 
-@pytest.mark.parametrize("mode, pred, real, for_d, expected", [
-    ("lsgan", 0.0, True, True, 1.0),
-    ("lsgan", 0.0, False, True, 0.0),
-    ("lsgan", 0.5, True, False, 0.25),
-    ("lsgan", 3.0, False, True, 9.0),
-    ("vanilla", 0.0, True, True, math.log(2)),
-    ("vanilla", 0.0, False, True, math.log(2)),
-    ("vanilla", 2.0, True, False, math.log1p(math.exp(-2.0))),
-    ("vanilla", 2.0, False, True, 2.0 + math.log1p(math.exp(-2.0))),
-    ("hinge", 0.5, True, True, 0.5),
-    ("hinge", 2.0, True, True, 0.0),
-    ("hinge", -0.5, False, True, 0.5),
-    ("hinge", -3.0, False, True, 0.0),
-    ("hinge", 2.0, True, False, -2.0),
-    ("wgangp", 1.5, True, True, -1.5),
-    ("wgangp", 1.5, False, True, 1.5),
-    ("wgangp", 1.5, True, False, -1.5),
-])
+@pytest.mark.parametrize(
+    "mode, pred, real, for_d, expected",
+    [
+        ("lsgan", 0.0, True, True, 1.0),
+        ("lsgan", 0.0, False, True, 0.0),
+        ("lsgan", 0.5, True, False, 0.25),
+        ("lsgan", 3.0, False, True, 9.0),
+        ("vanilla", 0.0, True, True, math.log(2)),
+        ("vanilla", 0.0, False, True, math.log(2)),
+        ("vanilla", 2.0, True, False, math.log1p(math.exp(-2.0))),
+        ("vanilla", 2.0, False, True, 2.0 + math.log1p(math.exp(-2.0))),
+        ("hinge", 0.5, True, True, 0.5),
+        ("hinge", 2.0, True, True, 0.0),
+        ("hinge", -0.5, False, True, 0.5),
+        ("hinge", -3.0, False, True, 0.0),
+        ("hinge", 2.0, True, False, -2.0),
+        ("wgangp", 1.5, True, True, -1.5),
+        ("wgangp", 1.5, False, True, 1.5),
+        ("wgangp", 1.5, True, False, -1.5),
+    ],
+)
 def test_gan_loss_known_values(mode, pred, real, for_d, expected):
     loss = GANLoss(mode)(full(pred), real, for_discriminator=for_d)
     assert loss.shape == ()
@@ -106,8 +109,10 @@ def test_l1_losses():
 def test_latent_reconstruction_with_and_without_moments():
     c, s = torch.zeros(1, 4, 2, 2), torch.zeros(1, 3, 1, 1)
     m = [(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)), (torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2))]
-    m_rec = [(torch.full((1, 1, 4, 4), 0.5), torch.ones(1, 1, 4, 4)), (torch.zeros(1, 1, 2, 2),
-                                                                     torch.full((1, 1, 2, 2), 3.0))]
+    m_rec = [
+        (torch.full((1, 1, 4, 4), 0.5), torch.ones(1, 1, 4, 4)),
+        (torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 3.0)),
+    ]
     losses = latent_reconstruction_loss((c + 1, m_rec, s - 2), (c, m, s))
     assert losses["content"].item() == pytest.approx(1.0)
     assert losses["style"].item() == pytest.approx(2.0)
@@ -123,8 +128,9 @@ def test_multiscale_sum_reduction_adds_the_scales(mode):
     preds = [torch.randn(2, 1, 8, 8), torch.randn(2, 1, 4, 4), torch.randn(2, 1, 2, 2)]
     summed, mean = GANLoss(mode, scale_reduction="sum"), GANLoss(mode)
     torch.testing.assert_close(summed(preds, False), sum(mean(p, False) for p in preds))
-    torch.testing.assert_close(summed(preds, True, for_discriminator=False),
-                               3 * mean(preds, True, for_discriminator=False))
+    torch.testing.assert_close(
+        summed(preds, True, for_discriminator=False), 3 * mean(preds, True, for_discriminator=False)
+    )
     torch.testing.assert_close(summed(preds[0], True), mean(preds[0], True))  # one scale: no change
     assert "scale_reduction='sum'" in repr(summed)
     with pytest.raises(ValueError, match="valid: mean, sum"):
@@ -156,8 +162,10 @@ def test_gradient_penalty_of_a_linear_layer_critic_has_its_known_norm_in_float32
 
 def test_moment_loss_reductions():
     m = [(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)), (torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2))]
-    m_rec = [(torch.full((1, 1, 4, 4), 0.5), torch.ones(1, 1, 4, 4)),
-             (torch.full((1, 1, 2, 2), -1.0), torch.full((1, 1, 2, 2), 3.0))]
+    m_rec = [
+        (torch.full((1, 1, 4, 4), 0.5), torch.ones(1, 1, 4, 4)),
+        (torch.full((1, 1, 2, 2), -1.0), torch.full((1, 1, 2, 2), 3.0)),
+    ]
     assert moment_loss(m_rec, m, reduction="sum").item() == pytest.approx(0.5 + 0 + 1.0 + 2.0)
     assert moment_loss(m_rec, m).item() == pytest.approx((0.5 + 0 + 1.0 + 2.0) / 4)
     assert moment_loss([], [], reduction="sum").item() == 0.0

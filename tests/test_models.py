@@ -28,14 +28,17 @@ def build_meta(kind, name, **kwargs):
         return factory(name, **kwargs)
 
 
-@pytest.mark.parametrize("kind, name, kwargs, expected", [
-    ("G", "resnet_9blocks", {}, 11_378_179),
-    ("G", "resnet_6blocks", {}, 7_837_699),
-    ("G", "unet_256", {}, 54_413_955),
-    ("G", "unet_128", {}, 41_828_995),
-    ("G", "munit", {"shortcut": None}, 15_026_187),
-    ("D", "patchgan", {"norm": "batch"}, 2_765_633),
-])
+@pytest.mark.parametrize(
+    "kind, name, kwargs, expected",
+    [
+        ("G", "resnet_9blocks", {}, 11_378_179),
+        ("G", "resnet_6blocks", {}, 7_837_699),
+        ("G", "unet_256", {}, 54_413_955),
+        ("G", "unet_128", {}, 41_828_995),
+        ("G", "munit", {"shortcut": None}, 15_026_187),
+        ("D", "patchgan", {"norm": "batch"}, 2_765_633),
+    ],
+)
 def test_baseline_parameter_counts_match_the_originals(kind, name, kwargs, expected):
     assert n_params(build_meta(kind, name, **kwargs)) == expected
 
@@ -97,8 +100,10 @@ def test_shortcut_uses_the_moments(name, shortcut):
     n_levels = len(other)
     with torch.no_grad():
         ya = g(xa)
-        handles = [sc.register_forward_pre_hook(lambda m, args, i=i: (args[0], *other[i]))
-                   for i, sc in zip(range(n_levels), g.shortcuts, strict=True)]
+        handles = [
+            sc.register_forward_pre_hook(lambda m, args, i=i: (args[0], *other[i]))
+            for i, sc in zip(range(n_levels), g.shortcuts, strict=True)
+        ]
         y_swapped = g(xa)
         for h in handles:
             h.remove()
@@ -174,26 +179,41 @@ def test_multiscale_rejects_images_too_small():
 def test_registry_spec_rebuilds_the_model():
     g = create_generator("resnet_6blocks", ngf=4, shortcut="ms")
     spec = json.loads(json.dumps(g.spec))
-    assert spec == {"name": "resnet_6blocks", "kwargs": {
-        "in_channels": 3, "out_channels": 3, "ngf": 4, "n_blocks": 6, "norm": "instance", "shortcut": "ms",
-        "layout": "ponogan", "use_dropout": False, "n_downsampling": 2, "pad_type": "reflect"}}
+    assert spec == {
+        "name": "resnet_6blocks",
+        "kwargs": {
+            "in_channels": 3,
+            "out_channels": 3,
+            "ngf": 4,
+            "n_blocks": 6,
+            "norm": "instance",
+            "shortcut": "ms",
+            "layout": "ponogan",
+            "use_dropout": False,
+            "n_downsampling": 2,
+            "pad_type": "reflect",
+        },
+    }
     rebuilt = create_generator(spec["name"], **spec["kwargs"])
     shapes = {k: v.shape for k, v in g.state_dict().items()}
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == shapes
     assert create_discriminator("multiscale", ndf=4).spec["kwargs"]["n_scales"] == 3
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: create_generator("resnet_12blocks"), "valid names: resnet_9blocks"),
-    (lambda: create_discriminator("stylegan"), "valid names: patchgan, pixel, multiscale"),
-    (lambda: create_generator("unet_256", ngff=3), "unknown option"),
-    (lambda: create_generator("resnet_9blocks", norm="fancy"), "unknown norm"),
-    (lambda: create_generator("resnet_9blocks", norm="adain"), "style code"),
-    (lambda: create_generator("unet_128", shortcut="skip"), "unknown shortcut"),
-    (lambda: create_generator("munit", shortcut="MS"), "unknown shortcut"),
-    (lambda: create_discriminator("patchgan", n_layers=0), "n_layers"),
-    (lambda: create_generator("resnet_9blocks", norm=object()), "norm name must be a string|JSON"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: create_generator("resnet_12blocks"), "valid names: resnet_9blocks"),
+        (lambda: create_discriminator("stylegan"), "valid names: patchgan, pixel, multiscale"),
+        (lambda: create_generator("unet_256", ngff=3), "unknown option"),
+        (lambda: create_generator("resnet_9blocks", norm="fancy"), "unknown norm"),
+        (lambda: create_generator("resnet_9blocks", norm="adain"), "style code"),
+        (lambda: create_generator("unet_128", shortcut="skip"), "unknown shortcut"),
+        (lambda: create_generator("munit", shortcut="MS"), "unknown shortcut"),
+        (lambda: create_discriminator("patchgan", n_layers=0), "n_layers"),
+        (lambda: create_generator("resnet_9blocks", norm=object()), "norm name must be a string|JSON"),
+    ],
+)
 def test_bad_options_raise_clear_errors(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()

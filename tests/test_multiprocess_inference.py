@@ -32,12 +32,42 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_two_processes_translate_each_image_once_and_identically(tmp_path):
     run = make_run(tmp_path / "run", "cyclegan")
     images = _images(tmp_path / "images", 7)
-    assert main(["translate", "--checkpoint", str(run), "--input", str(images), "--output",
-                 str(tmp_path / "one"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(run),
+                "--input",
+                str(images),
+                "--output",
+                str(tmp_path / "one"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "ponogan", "translate", "--checkpoint", str(run), "--input", str(images), "--output",
-           str(tmp_path / "two"), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "ponogan",
+        "translate",
+        "--checkpoint",
+        str(run),
+        "--input",
+        str(images),
+        "--output",
+        str(tmp_path / "two"),
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "translated 7 image(s)" in proc.stderr and "by 2 processes" in proc.stderr

@@ -73,8 +73,20 @@ def test_every_name_state_dict_round_trip(name):
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["Instance", "INSTANCE_NORM", "instance_norm", "instance-norm",
-                                  "instancenorm", "Group_Norm", "PONO", "switch_norm", "None"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Instance",
+        "INSTANCE_NORM",
+        "instance_norm",
+        "instance-norm",
+        "instancenorm",
+        "Group_Norm",
+        "PONO",
+        "switch_norm",
+        "None",
+    ],
+)
 def test_name_normalisation(name):
     assert isinstance(make_norm(name, C), nn.Module)
 
@@ -114,8 +126,9 @@ def test_registry_pono_is_a_drop_in_returning_y():
     assert mean.shape == std.shape == (2, 1, 3, 3)
 
 
-@pytest.mark.parametrize("channels, groups, expected", [(64, 32, 32), (8, 32, 8), (12, 32, 12), (48, 32, 24),
-                                                        (6, 4, 3), (7, 4, 1)])
+@pytest.mark.parametrize(
+    "channels, groups, expected", [(64, 32, 32), (8, 32, 8), (12, 32, 12), (48, 32, 24), (6, 4, 3), (7, 4, 1)]
+)
 def test_group_norm_clamps_groups(channels, groups, expected):
     gn = GroupNorm(channels, num_groups=groups)
     assert gn.num_groups == expected

@@ -157,10 +157,14 @@ def test_moment_shortcut_reinjects_moments():
     y, mean, std = pono(x)
     out = MomentShortcut()(y, mean, std)
     torch.testing.assert_close(out, x)  # MS undoes PONO exactly
-    assert torch.autograd.gradcheck(lambda a, b, c: MomentShortcut()(a, b, c),
-                                    (torch.randn(1, 3, 2, 2, dtype=torch.float64, requires_grad=True),
-                                     torch.randn(1, 1, 2, 2, dtype=torch.float64, requires_grad=True),
-                                     torch.rand(1, 1, 2, 2, dtype=torch.float64, requires_grad=True)))
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: MomentShortcut()(a, b, c),
+        (
+            torch.randn(1, 3, 2, 2, dtype=torch.float64, requires_grad=True),
+            torch.randn(1, 1, 2, 2, dtype=torch.float64, requires_grad=True),
+            torch.rand(1, 1, 2, 2, dtype=torch.float64, requires_grad=True),
+        ),
+    )
 
 
 def test_moment_shortcut_is_out_of_place():
@@ -187,9 +191,11 @@ def test_dynamic_moment_shortcut_gradients_reach_inputs():
     with torch.no_grad():
         for p in dms.parameters():
             p.normal_(0, 0.3)
-    args = (torch.randn(1, 4, 3, 3, dtype=torch.float64, requires_grad=True),
-            torch.randn(1, 1, 3, 3, dtype=torch.float64, requires_grad=True),
-            torch.rand(1, 1, 3, 3, dtype=torch.float64, requires_grad=True))
+    args = (
+        torch.randn(1, 4, 3, 3, dtype=torch.float64, requires_grad=True),
+        torch.randn(1, 1, 3, 3, dtype=torch.float64, requires_grad=True),
+        torch.rand(1, 1, 3, 3, dtype=torch.float64, requires_grad=True),
+    )
     assert torch.autograd.gradcheck(dms, args)
 
 

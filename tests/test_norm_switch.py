@@ -40,11 +40,14 @@ def official_switch(x, sn):
     return ((v - mean) / (var + sn.eps).sqrt()).view(n, c, h, w) * sn.weight + sn.bias
 
 
-@pytest.mark.parametrize("k, reference", [
-    (0, lambda x: F.instance_norm(x, eps=1e-5)),
-    (1, lambda x: F.group_norm(x, 1, eps=1e-5)),
-    (2, lambda x: F.batch_norm(x, None, None, training=True, eps=1e-5)),
-])
+@pytest.mark.parametrize(
+    "k, reference",
+    [
+        (0, lambda x: F.instance_norm(x, eps=1e-5)),
+        (1, lambda x: F.group_norm(x, 1, eps=1e-5)),
+        (2, lambda x: F.batch_norm(x, None, None, training=True, eps=1e-5)),
+    ],
+)
 def test_one_hot_logits_reduce_to_in_ln_bn(k, reference):
     sn = SwitchNorm2d(6)
     set_logits(sn, k, k)
@@ -235,8 +238,11 @@ def test_official_train_matches_reference_values_and_gradients(size):
     running = {"mean": torch.zeros(1, 5, 1, dtype=x.dtype), "var": torch.zeros(1, 5, 1, dtype=x.dtype)}
     yb = official_reference(xb, params, running)
     torch.testing.assert_close(ya, yb)
-    for a, b in zip(torch.autograd.grad(ya, [xa, *params.values()], g),
-                    torch.autograd.grad(yb, [xb, *params.values()], g), strict=True):
+    for a, b in zip(
+        torch.autograd.grad(ya, [xa, *params.values()], g),
+        torch.autograd.grad(yb, [xb, *params.values()], g),
+        strict=True,
+    ):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(sn.running_mean, running["mean"].reshape(1, 5, 1, 1))
     torch.testing.assert_close(sn.running_var, running["var"].reshape(1, 5, 1, 1))

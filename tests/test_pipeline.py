@@ -313,8 +313,9 @@ def test_paper_mode_uses_batch_statistics_and_dropout_without_touching_running_s
 def test_paper_mode_batchnorm_is_the_images_own_statistics(tmp_path):
     """Without dropout, paper mode equals the generator in train mode run on the image alone."""
     net = _bn_dropout_unet(use_dropout=False)
-    pipe = TranslationPipeline.from_pretrained(make_run(tmp_path / "bn", "pix2pix", {"G": net}),
-                                               device="cpu", test_mode="paper")
+    pipe = TranslationPipeline.from_pretrained(
+        make_run(tmp_path / "bn", "pix2pix", {"G": net}), device="cpu", test_mode="paper"
+    )
     img = _odd_images()[0]
     reference = _bn_dropout_unet(use_dropout=False).train()
     with torch.no_grad():

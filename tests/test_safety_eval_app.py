@@ -34,14 +34,21 @@ from ponogan.metrics.report import MANIFEST_NAME, EvalOutput
 from ponogan.pipeline import TranslationPipeline
 
 REPO = Path(__file__).resolve().parents[1]
-APP_ENV = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+APP_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "CUDA_VISIBLE_DEVICES": "",
+    "OMP_NUM_THREADS": "1",
+}
 
 
 def _snapshot(root: Path) -> dict[str, bytes | None]:
     """Every entry under `root` (relative path -> file bytes, None for folders)."""
-    return {p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(root.rglob("*"))}
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def _one_line(err: str) -> str:
@@ -71,8 +78,19 @@ def _user_folder(root: Path) -> Path:
 def test_eval_never_touches_a_users_folder(tmp_path, run, capsys, overwrite):
     out = _user_folder(tmp_path / "X")
     before = _snapshot(out)
-    rc = _eval("--checkpoint", run, "--data", "glyphs", "--out", out, "--metrics", "l1", "--device", "cpu",
-               *(["--overwrite"] if overwrite else []))
+    rc = _eval(
+        "--checkpoint",
+        run,
+        "--data",
+        "glyphs",
+        "--out",
+        out,
+        "--metrics",
+        "l1",
+        "--device",
+        "cpu",
+        *(["--overwrite"] if overwrite else []),
+    )
     assert rc == 2
     line = _one_line(capsys.readouterr().err)
     assert "did not write" in line and "choose a new or empty --out" in line
@@ -111,8 +129,12 @@ def test_manifest_entries_never_reach_outside_or_remove_foreign_folders(tmp_path
     outside.write_bytes(b"keep")
     (out / "fake").mkdir(parents=True)  # made by the user, not by eval
     (out / "fake" / "x.png").write_bytes(b"eval's")
-    lines = [{"written_by": "ponogan eval", "version": 1}, {"file": "../outside.png"},
-             {"file": str(outside)}, {"file": "fake/x.png"}]
+    lines = [
+        {"written_by": "ponogan eval", "version": 1},
+        {"file": "../outside.png"},
+        {"file": str(outside)},
+        {"file": "fake/x.png"},
+    ]
     (out / MANIFEST_NAME).write_text("\n".join(map(json.dumps, lines)) + '\n{"file": "fake/y.p')  # torn line
     output = EvalOutput(out)
     assert output.files == {"fake/x.png"}
@@ -197,8 +219,20 @@ def test_fid_uses_the_readable_files(tmp_path, weights, capsys):  # noqa: F811
     for path in fake.iterdir():
         (clean / path.name).write_bytes(path.read_bytes())
     (fake / "g5.png").write_bytes(b"garbage")
-    rc = _eval("--real", real, "--fake", fake, "--out", tmp_path / "out", "--metrics", "fid",
-               "--fid-weights", weights["fid"], "--cache-dir", tmp_path / "cache")
+    rc = _eval(
+        "--real",
+        real,
+        "--fake",
+        fake,
+        "--out",
+        tmp_path / "out",
+        "--metrics",
+        "fid",
+        "--fid-weights",
+        weights["fid"],
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert rc == 0, capsys.readouterr().err
     model = load_fid_model(weights["fid"])
     (clean / "g5.png").unlink()
@@ -218,8 +252,24 @@ def test_translate_test_mode_flag(tmp_path, run):
     outputs = {}
     for mode in ("eval", "paper"):
         out = tmp_path / mode
-        assert main(["translate", "--checkpoint", str(run), "--input", str(inputs), "--output", str(out),
-                     "--device", "cpu", "--test-mode", mode]) == 0
+        assert (
+            main(
+                [
+                    "translate",
+                    "--checkpoint",
+                    str(run),
+                    "--input",
+                    str(inputs),
+                    "--output",
+                    str(out),
+                    "--device",
+                    "cpu",
+                    "--test-mode",
+                    mode,
+                ]
+            )
+            == 0
+        )
         for name in ("a.png", "b.png"):
             expected = pipe([load_image(inputs / name, "L")], seed=0, test_mode=mode)[0]
             outputs[mode, name] = np.asarray(Image.open(out / name))
@@ -299,9 +349,21 @@ def test_port_in_use_is_one_line(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, str(REPO / "app.py"), "--checkpoints-dir", str(root), "--port", str(port),
-             "--device", "cpu"],
-            cwd=REPO, env={**os.environ, **APP_ENV}, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                str(REPO / "app.py"),
+                "--checkpoints-dir",
+                str(root),
+                "--port",
+                str(port),
+                "--device",
+                "cpu",
+            ],
+            cwd=REPO,
+            env={**os.environ, **APP_ENV},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert proc.returncode == 2
     line = _one_line(proc.stderr)
@@ -317,10 +379,22 @@ def short_cache_server(tmp_path_factory):
     port = _free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--checkpoints-dir", str(root), "--port", str(port),
-             "--device", "cpu", "--upload-max-age", "3"],
-            cwd=REPO, env={**os.environ, **APP_ENV, "GRADIO_TEMP_DIR": str(cache)},
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                str(REPO / "app.py"),
+                "--checkpoints-dir",
+                str(root),
+                "--port",
+                str(port),
+                "--device",
+                "cpu",
+                "--upload-max-age",
+                "3",
+            ],
+            cwd=REPO,
+            env={**os.environ, **APP_ENV, "GRADIO_TEMP_DIR": str(cache)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 90
@@ -352,7 +426,8 @@ def test_app_starts_without_its_broken_newest_run_and_empties_its_cache(short_ca
     client = Client(url, verbose=False)
     for i in range(3):  # unique uploads, each a few hundred kB
         Image.fromarray(np.random.default_rng(i).integers(0, 256, (300, 300, 3), np.uint8)).save(
-            tmp_path / f"u{i}.png")
+            tmp_path / f"u{i}.png"
+        )
         client.predict(handle_file(str(tmp_path / f"u{i}.png")), api_name="/translate")
     with pytest.raises(Exception, match="new_run"):  # the broken run is not offered
         client.predict(handle_file(str(tmp_path / "u0.png")), checkpoint="new_run", api_name="/translate")

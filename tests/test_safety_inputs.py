@@ -52,8 +52,11 @@ def photos(root: Path, n: int = 4) -> list[Path]:
 
 
 def digests(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def translate(*args: str) -> int:
@@ -87,18 +90,24 @@ def test_an_input_is_never_written_over(ckpt, tmp_path, capsys):
     images = photos(root)
     before = digests(root)
     # a single file whose output path is the file itself
-    assert translate("--checkpoint", ckpt, "--input", str(images[0]), "--output", str(root),
-                     "--overwrite") == 2
+    assert (
+        translate("--checkpoint", ckpt, "--input", str(images[0]), "--output", str(root), "--overwrite") == 2
+    )
     assert "would replace the input image" in capsys.readouterr().err
     # a glob whose folder is the output folder
-    assert translate("--checkpoint", ckpt, "--input", str(root / "**" / "*.png"), "--output", str(root),
-                     "--overwrite") == 2
+    assert (
+        translate(
+            "--checkpoint", ckpt, "--input", str(root / "**" / "*.png"), "--output", str(root), "--overwrite"
+        )
+        == 2
+    )
     # the input folder inside the output folder, holding a folder named like itself
     nested = root / "photos"
     noise(nested / "img0.png", seed=9)
     before = digests(root)
-    assert translate("--checkpoint", ckpt, "--input", str(root), "--output", str(tmp_path),
-                     "--overwrite") == 2
+    assert (
+        translate("--checkpoint", ckpt, "--input", str(root), "--output", str(tmp_path), "--overwrite") == 2
+    )
     assert "would replace the input image" in capsys.readouterr().err
     # --output naming an existing file
     assert translate("--checkpoint", ckpt, "--input", str(root), "--output", str(images[1])) == 2
@@ -114,8 +123,12 @@ def test_output_inside_input_is_left_out_of_the_inputs(ckpt, tmp_path, capsys, a
     out = root / "out"
     spec = str(root / "**" / "*.png") if as_glob else str(root)
     for run in range(3):
-        assert translate("--checkpoint", ckpt, "--input", spec, "--output", str(out),
-                         *(["--overwrite"] if run else [])) == 0
+        assert (
+            translate(
+                "--checkpoint", ckpt, "--input", spec, "--output", str(out), *(["--overwrite"] if run else [])
+            )
+            == 0
+        )
         err = capsys.readouterr().err
         assert "translated 4 image(s)" in err and "not taken as inputs" in err
     assert written(out) == ["img0.png", "img2.png", "sub/img1.png", "sub/img3.png"]
@@ -171,8 +184,10 @@ def test_combine_never_writes_over_its_inputs(tmp_path):
     noise(fold_a / "A" / "x.png", seed=2)  # a shared sub-folder A/: its output would be A/x.png, an input
     noise(fold_b / "A" / "x.png", seed=3)
     before = digests(tmp_path)
-    with pytest.warns(UserWarning, match="its output .*x.png is an input file"), \
-            pytest.raises(ValueError, match="no image"):
+    with (
+        pytest.warns(UserWarning, match="its output .*x.png is an input file"),
+        pytest.raises(ValueError, match="no image"),
+    ):
         combine_ab(fold_a, fold_b, tmp_path)
     assert digests(tmp_path) == before
 
@@ -209,18 +224,56 @@ def test_limits_after_padding_name_the_flag(ckpt, tmp_path, capsys):
     noise(root / "padded.png", (30, 30))  # 900 px, but 32x32 once padded to the ResNet's stride 4
     noise(root / "strip.png", (3, 300))
     out = tmp_path / "out"
-    assert translate("--checkpoint", ckpt, "--input", str(root), "--output", str(out), "--max-pixels", "1024",
-                     "--max-aspect", "50") == 1
+    assert (
+        translate(
+            "--checkpoint",
+            ckpt,
+            "--input",
+            str(root),
+            "--output",
+            str(out),
+            "--max-pixels",
+            "1024",
+            "--max-aspect",
+            "50",
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert written(out) == ["fits.png", "padded.png"]
-    assert translate("--checkpoint", ckpt, "--input", str(root), "--output", str(out), "--max-pixels", "1000",
-                     "--overwrite") == 1
+    assert (
+        translate(
+            "--checkpoint",
+            ckpt,
+            "--input",
+            str(root),
+            "--output",
+            str(out),
+            "--max-pixels",
+            "1000",
+            "--overwrite",
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "padded.png: the network would process 32x32 = 1,024 pixels" in err and "--max-pixels" in err
     assert "strip.png: 3x300 has an aspect ratio of 100:1, over max_aspect=32" in err
     assert "--max-aspect" in err
-    assert translate("--checkpoint", ckpt, "--input", str(root / "strip.png"), "--output", str(out),
-                     "--size", "256", "--max-aspect", "1000") == 1  # 256x25600 after resizing
+    assert (
+        translate(
+            "--checkpoint",
+            ckpt,
+            "--input",
+            str(root / "strip.png"),
+            "--output",
+            str(out),
+            "--size",
+            "256",
+            "--max-aspect",
+            "1000",
+        )
+        == 1
+    )  # 256x25600 after resizing
     assert "256x25600 = 6,553,600 pixels" in capsys.readouterr().err
 
 
@@ -283,8 +336,9 @@ def test_bad_images_are_reported_and_the_others_written(ckpt, tmp_path, capsys, 
     monkeypatch.setattr("ponogan.translate.load_image", load)
     monkeypatch.setattr(TranslationPipeline, "__call__", call)
     out = tmp_path / "out"
-    assert translate("--checkpoint", ckpt, "--input", str(root), "--output", str(out),
-                     "--batch-size", "4") == 1
+    assert (
+        translate("--checkpoint", ckpt, "--input", str(root), "--output", str(out), "--batch-size", "4") == 1
+    )
     err = capsys.readouterr().err
     assert written(out) == sorted(p.name for p in good)
     assert "3 input(s) could not be translated" in err
@@ -377,8 +431,14 @@ def test_preprocess_none_refuses_mixed_sizes_and_skips_tiny_images(tmp_path):
             create_dataset("single", root, "test", preprocess="none")
         with pytest.raises(ValueError, match="32x24 items and .*c.png 32x19"):  # differing aspect ratios
             create_dataset("single", root, "test", preprocess="scale_width", load_size=32)
-        assert len(create_dataset("single", root, "test", preprocess="resize_and_crop", load_size=16,
-                                  crop_size=16)) == 4  # a crop fixes the size: the tiny image is upscaled
+        assert (
+            len(
+                create_dataset(
+                    "single", root, "test", preprocess="resize_and_crop", load_size=16, crop_size=16
+                )
+            )
+            == 4
+        )  # a crop fixes the size: the tiny image is upscaled
 
     only_tiny = tmp_path / "tiny"
     only_tiny.mkdir()

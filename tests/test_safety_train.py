@@ -24,22 +24,44 @@ from ponogan.training.cli import main
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = {
-    "pix2pix": {"model": {"generator": "unet_256", "generator_kwargs": {"ngf": 8, "num_downs": 5},
-                          "discriminator_kwargs": {"ndf": 8, "n_layers": 1}}},
-    "munit": {"model": {"generator": "munit",
-                        "generator_kwargs": {"dim": 8, "n_res": 1, "mlp_dim": 16, "style_downsample": 2},
-                        "discriminator_kwargs": {"ndf": 8, "n_layers": 2, "n_scales": 1}}},
+    "pix2pix": {
+        "model": {
+            "generator": "unet_256",
+            "generator_kwargs": {"ngf": 8, "num_downs": 5},
+            "discriminator_kwargs": {"ndf": 8, "n_layers": 1},
+        }
+    },
+    "munit": {
+        "model": {
+            "generator": "munit",
+            "generator_kwargs": {"dim": 8, "n_res": 1, "mlp_dim": 16, "style_downsample": 2},
+            "discriminator_kwargs": {"ndf": 8, "n_layers": 2, "n_scales": 1},
+        }
+    },
 }
 
 
 def tiny_config(tmp_path: Path, family: str = "pix2pix", **train) -> Path:
     """A YAML preset of a 2-step run of tiny nets at 32 px (no samples, evaluation or periodic saves)."""
-    values = {"family": family, **TINY[family],
-              "data": {"batch_size": 2, "eval_batch_size": 4, "eval_max_items": 4,
-                       "options": {"image_size": 32, "length": 16, "test_jitters": 1,
-                                   "paired": family == "pix2pix"}},
-              "train": {"max_steps": 2, "save_every": 0, "sample_every": 0, "eval_every": 0, "log_every": 1,
-                        "num_samples": 2, **train}}
+    values = {
+        "family": family,
+        **TINY[family],
+        "data": {
+            "batch_size": 2,
+            "eval_batch_size": 4,
+            "eval_max_items": 4,
+            "options": {"image_size": 32, "length": 16, "test_jitters": 1, "paired": family == "pix2pix"},
+        },
+        "train": {
+            "max_steps": 2,
+            "save_every": 0,
+            "sample_every": 0,
+            "eval_every": 0,
+            "log_every": 1,
+            "num_samples": 2,
+            **train,
+        },
+    }
     path = tmp_path / f"tiny_{family}.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
@@ -71,8 +93,10 @@ def files_of(folder: Path) -> dict[str, bytes]:
 @pytest.fixture
 def no_networks(monkeypatch):
     """Fail the test if a run gets as far as building (allocating) its networks."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("the networks were built: the config should have been refused first")
+
     monkeypatch.setattr(loop, "create_trainer", refuse)
 
 
@@ -150,12 +174,16 @@ def test_a_rerun_of_a_run_killed_before_its_first_checkpoint_starts_over(tmp_pat
 
 
 # ---------------------------------------------------------------- config files
-@pytest.mark.parametrize("content, words", [
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", ["not a YAML text file", "UTF-8"]),
-    ("family: pix2pix\nrun_name: caf\xe9\n".encode("latin-1"), ["not a YAML text file", "UTF-8"]),
-    (b"1: 2\nfamily: pix2pix\n", ["config keys must be names", "1"]),
-    (b"train:\n  max_steps: [3\n", ["not valid YAML", "line"]),
-], ids=["binary", "latin-1", "number-key", "bad-yaml"])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", ["not a YAML text file", "UTF-8"]),
+        ("family: pix2pix\nrun_name: caf\xe9\n".encode("latin-1"), ["not a YAML text file", "UTF-8"]),
+        (b"1: 2\nfamily: pix2pix\n", ["config keys must be names", "1"]),
+        (b"train:\n  max_steps: [3\n", ["not valid YAML", "line"]),
+    ],
+    ids=["binary", "latin-1", "number-key", "bad-yaml"],
+)
 def test_a_config_that_is_not_a_yaml_preset_is_one_line(tmp_path, capsys, no_networks, content, words):
     config = tmp_path / "preset.yaml"
     config.write_bytes(content)
@@ -165,12 +193,16 @@ def test_a_config_that_is_not_a_yaml_preset_is_one_line(tmp_path, capsys, no_net
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("content, words", [
-    ('{"train": {"family": "pix2pix", ', ["cannot read the run's saved config", "--config"]),
-    ('{"family": "pix2pix", "generators": {}}', ["no 'train' entry", "--config"]),
-    ("[1, 2]", ["no 'train' entry"]),
-    ("\udcff", ["cannot read the run's saved config"]),
-], ids=["garbled", "no-train", "not-a-mapping", "not-utf8"])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ('{"train": {"family": "pix2pix", ', ["cannot read the run's saved config", "--config"]),
+        ('{"family": "pix2pix", "generators": {}}', ["no 'train' entry", "--config"]),
+        ("[1, 2]", ["no 'train' entry"]),
+        ("\udcff", ["cannot read the run's saved config"]),
+    ],
+    ids=["garbled", "no-train", "not-a-mapping", "not-utf8"],
+)
 def test_resume_with_a_broken_saved_config_is_one_line(tmp_path, capsys, no_networks, content, words):
     run = tmp_path / "run"
     run.mkdir()
@@ -180,35 +212,54 @@ def test_resume_with_a_broken_saved_config_is_one_line(tmp_path, capsys, no_netw
     assert status == 2 and "config.json" in line and all(word in line for word in words), line
 
 
-@pytest.mark.parametrize("override, words", [
-    ("model.generator_kwargs.ngf=-3", ["model.generator_kwargs.ngf", "1 to 1024", "-3"]),
-    ("model.generator_kwargs.ngf=4096", ["model.generator_kwargs.ngf", "1 to 1024", "4096"]),
-    ("model.discriminator_kwargs.ndf=0", ["model.discriminator_kwargs.ndf", "1 to 1024"]),
-    ("model.generator_kwargs.ngf=2.5", ["model.generator_kwargs.ngf", "integer"]),
-], ids=["negative", "huge", "zero", "fraction"])
-def test_absurd_widths_are_refused_before_anything_is_allocated(tmp_path, capsys, no_networks, override,
-                                                                 words):
-    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", tmp_path / "run",
-                             override)
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("model.generator_kwargs.ngf=-3", ["model.generator_kwargs.ngf", "1 to 1024", "-3"]),
+        ("model.generator_kwargs.ngf=4096", ["model.generator_kwargs.ngf", "1 to 1024", "4096"]),
+        ("model.discriminator_kwargs.ndf=0", ["model.discriminator_kwargs.ndf", "1 to 1024"]),
+        ("model.generator_kwargs.ngf=2.5", ["model.generator_kwargs.ngf", "integer"]),
+    ],
+    ids=["negative", "huge", "zero", "fraction"],
+)
+def test_absurd_widths_are_refused_before_anything_is_allocated(
+    tmp_path, capsys, no_networks, override, words
+):
+    status, _, err = run_cli(
+        capsys, "--config", tiny_config(tmp_path), "--output-dir", tmp_path / "run", override
+    )
     line = error_line(err)
     assert status == 2 and all(word in line for word in words), line
 
 
-def test_networks_too_big_for_the_memory_are_refused_before_allocating(tmp_path, capsys, no_networks,
-                                                                       monkeypatch):
+def test_networks_too_big_for_the_memory_are_refused_before_allocating(
+    tmp_path, capsys, no_networks, monkeypatch
+):
     monkeypatch.setattr(loop, "_memory_bytes", lambda device: 8 << 30)  # an 8 GiB machine
     # every width is allowed, but unet_256 at ngf 1024 has ~14 billion parameters
-    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", tmp_path / "run",
-                             "model.generator_kwargs.ngf=1024", "model.generator_kwargs.num_downs=8")
+    status, _, err = run_cli(
+        capsys,
+        "--config",
+        tiny_config(tmp_path),
+        "--output-dir",
+        tmp_path / "run",
+        "model.generator_kwargs.ngf=1024",
+        "model.generator_kwargs.num_downs=8",
+    )
     line = error_line(err)
     assert status == 2 and "billion parameters" in line and "8 GiB of RAM" in line and "ngf" in line
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("family, override", [
-    ("munit", f"--seed={2**70}"), ("munit", f"train.style_seed={2**70}"), ("pix2pix", "seed=-1"),
-    ("pix2pix", f"seed={2**32}"),
-])
+@pytest.mark.parametrize(
+    "family, override",
+    [
+        ("munit", f"--seed={2**70}"),
+        ("munit", f"train.style_seed={2**70}"),
+        ("pix2pix", "seed=-1"),
+        ("pix2pix", f"seed={2**32}"),
+    ],
+)
 def test_seeds_outside_numpys_range_are_refused(tmp_path, capsys, no_networks, family, override):
     config = tiny_config(tmp_path, family)
     status, _, err = run_cli(capsys, "--config", config, "--output-dir", tmp_path / "run", override)
@@ -234,16 +285,19 @@ def _plain_pickle(path: Path) -> None:
     path.write_bytes(pickle.dumps({"rng": Namespace(seed=1), "extra": {}}))
 
 
-DAMAGE = [("nets.safetensors", _truncate, "nets.safetensors is damaged"),
-          ("optimizers.pt", _garbage, "optimizers.pt is not a valid torch file"),
-          ("rank_0.pt", _pickled, "rank_0.pt holds pickled Python objects (argparse.Namespace)"),
-          ("schedulers.pt", _plain_pickle, "schedulers.pt holds pickled Python objects (a plain pickle)"),
-          ("trainer_state.json", _garbage, "trainer_state.json is damaged")]
+DAMAGE = [
+    ("nets.safetensors", _truncate, "nets.safetensors is damaged"),
+    ("optimizers.pt", _garbage, "optimizers.pt is not a valid torch file"),
+    ("rank_0.pt", _pickled, "rank_0.pt holds pickled Python objects (argparse.Namespace)"),
+    ("schedulers.pt", _plain_pickle, "schedulers.pt holds pickled Python objects (a plain pickle)"),
+    ("trainer_state.json", _garbage, "trainer_state.json is damaged"),
+]
 
 
 @pytest.mark.parametrize("name, damage, words", DAMAGE, ids=[d[0] for d in DAMAGE])
-def test_resume_falls_back_to_the_previous_state_when_the_latest_is_broken(trained, capsys, name, damage,
-                                                                           words):
+def test_resume_falls_back_to_the_previous_state_when_the_latest_is_broken(
+    trained, capsys, name, damage, words
+):
     config, run = trained
     damage(run / "state" / "step_000002" / name)
     status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
@@ -289,8 +343,13 @@ def test_the_latest_pointer_never_leaves_the_run_folder(tmp_path):
 def test_start_sweeps_the_leftovers_of_killed_runs_and_nothing_else(trained, capsys):
     config, run = trained
     state = run / "state"
-    leftovers = [run / ".tmpAb12Cd", run / ".model.safetensors.k2_j3h4x.tmp", run / ".config.json.abc123.tmp",
-                 run / "samples" / ".step_000007.tmp.png", state / ".latest.tmp"]
+    leftovers = [
+        run / ".tmpAb12Cd",
+        run / ".model.safetensors.k2_j3h4x.tmp",
+        run / ".config.json.abc123.tmp",
+        run / "samples" / ".step_000007.tmp.png",
+        state / ".latest.tmp",
+    ]
     for path in leftovers:
         path.write_bytes(b"x" * 29)
     (state / ".tmp-step_000003").mkdir()
@@ -323,8 +382,9 @@ def test_a_state_caught_between_two_renames_is_put_back(tmp_path):
 
 # ---------------------------------------------------------------- full disk, second Ctrl-C
 @pytest.mark.parametrize("failure", ["enospc", "torch-full"])
-def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_state(tmp_path, capsys, monkeypatch,
-                                                                           failure):
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_state(
+    tmp_path, capsys, monkeypatch, failure
+):
     config, run = tiny_config(tmp_path, max_steps=4, save_every=2), tmp_path / "run"
     if failure == "enospc":
         real = checkpoint.save_file
@@ -341,8 +401,10 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_state(tmp_
         def writer(obj, path, *args, **kwargs):
             if ".tmp-step_000004" in str(path):
                 monkeypatch.setattr(checkpoint, "_free_bytes", lambda path: 0)
-                raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0\n"
-                                   "basic_ios::clear: iostream error")
+                raise RuntimeError(
+                    "[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0\n"
+                    "basic_ios::clear: iostream error"
+                )
             return real(obj, path, *args, **kwargs)
 
         monkeypatch.setattr(torch, "save", writer)
@@ -370,8 +432,9 @@ def test_a_second_ctrl_c_during_a_save_waits_for_the_save(tmp_path, capsys, monk
 
     monkeypatch.setattr(loop, "save_state", interrupted_save)
     run = tmp_path / "run"
-    status, out, err = run_cli(capsys, "--config", tiny_config(tmp_path, max_steps=1000, save_every=2),
-                               "--output-dir", run)
+    status, out, err = run_cli(
+        capsys, "--config", tiny_config(tmp_path, max_steps=1000, save_every=2), "--output-dir", run
+    )
     assert status == 0 and "Traceback" not in err, err
     assert "still writing the checkpoint" in err and "stopped (signal) at step 3" in out
     assert [p.name for p in list_states(run)] == ["step_000002", "step_000003"]
@@ -389,8 +452,9 @@ def test_a_second_ctrl_c_outside_a_save_stops_at_once_with_one_line(tmp_path, ca
 
     monkeypatch.setattr(loop, "_to_device", batch_then_ctrl_c)
     run = tmp_path / "run"
-    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path, max_steps=1000, save_every=2),
-                             "--output-dir", run)
+    status, _, err = run_cli(
+        capsys, "--config", tiny_config(tmp_path, max_steps=1000, save_every=2), "--output-dir", run
+    )
     line = error_line(err)
     assert status == 130 and "second SIGINT" in line and str(run / "state" / "step_000002") in line
     assert [p.name for p in list_states(run)] == ["step_000002"]

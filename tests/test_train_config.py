@@ -23,9 +23,16 @@ from ponogan.training.loop import TrainingError, build_accelerator
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = sorted(CONFIGS.glob("*.yaml"))
-EXPECTED = [f"{fam}{v}{g}" for fam, variants in
-            [("pix2pix", ["", "_pono_ms", "_pono_dms"]), ("cyclegan", ["", "_pono_ms", "_pono_dms"]),
-             ("munit", ["", "_pono_ms"])] for v in variants for g in ("", "_glyphs")]
+EXPECTED = [
+    f"{fam}{v}{g}"
+    for fam, variants in [
+        ("pix2pix", ["", "_pono_ms", "_pono_dms"]),
+        ("cyclegan", ["", "_pono_ms", "_pono_dms"]),
+        ("munit", ["", "_pono_ms"]),
+    ]
+    for v in variants
+    for g in ("", "_glyphs")
+]
 
 
 def test_every_family_and_variant_has_a_preset():
@@ -66,27 +73,38 @@ def test_default_run_is_pix2pix_pono_ms_glyphs_at_64px():
 
 
 def test_overrides_are_typed_and_reach_nested_fields():
-    cfg = apply_overrides(from_dict({}), {
-        "optim.lr_g": "1e-3", "model.generator_kwargs.ngf": "8", "train.max_minutes": "null",
-        "data.options.paired": "false", "train.mixed_precision": "no", "loss.l1": "nan", "seed": 3,
-    })
+    cfg = apply_overrides(
+        from_dict({}),
+        {
+            "optim.lr_g": "1e-3",
+            "model.generator_kwargs.ngf": "8",
+            "train.max_minutes": "null",
+            "data.options.paired": "false",
+            "train.mixed_precision": "no",
+            "loss.l1": "nan",
+            "seed": 3,
+        },
+    )
     assert cfg.optim.lr_g == 1e-3 and cfg.model.generator_kwargs == {"ngf": 8}
     assert cfg.train.max_minutes is None and cfg.data.options.paired is False
     assert cfg.train.mixed_precision == "no" and math.isnan(cfg.loss.l1) and cfg.seed == 3
 
 
-@pytest.mark.parametrize("overrides, words", [
-    ({"model.ngff": 8}, ["model.ngff", "generator_kwargs"]),
-    ({"lossx": 1}, ["lossx", "family", "train"]),
-    ({"loss.cycle": 3}, ["loss.cycle", "l1"]),  # pix2pix has no cycle loss
-    ({"data.options.imagesize": 3}, ["data.options.imagesize", "image_size"]),
-    ({"train.max_steps": "many"}, ["train.max_steps", "integer"]),
-    ({"train.max_steps.x": 1}, ["train.max_steps", "not a section"]),
-    ({"train.device": "tpu"}, ["train.device", "auto, cpu, cuda, mps"]),
-    ({"model.shortcut": "pono"}, ["model.shortcut", "ms, dms"]),
-    ({"data.options.image_size": 8}, ["image_size", "16"]),
-    ({"family": "munit"}, ["family"]),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"model.ngff": 8}, ["model.ngff", "generator_kwargs"]),
+        ({"lossx": 1}, ["lossx", "family", "train"]),
+        ({"loss.cycle": 3}, ["loss.cycle", "l1"]),  # pix2pix has no cycle loss
+        ({"data.options.imagesize": 3}, ["data.options.imagesize", "image_size"]),
+        ({"train.max_steps": "many"}, ["train.max_steps", "integer"]),
+        ({"train.max_steps.x": 1}, ["train.max_steps", "not a section"]),
+        ({"train.device": "tpu"}, ["train.device", "auto, cpu, cuda, mps"]),
+        ({"model.shortcut": "pono"}, ["model.shortcut", "ms, dms"]),
+        ({"data.options.image_size": 8}, ["image_size", "16"]),
+        ({"family": "munit"}, ["family"]),
+    ],
+)
 def test_bad_overrides_name_the_key_and_the_valid_values(overrides, words):
     with pytest.raises(ConfigError) as err:
         apply_overrides(from_dict({}), overrides)
@@ -108,8 +126,9 @@ def test_bad_yaml_files(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("path", [CONFIGS / "cyclegan_pono_dms.yaml", CONFIGS / "munit_pono_ms_glyphs.yaml"],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", [CONFIGS / "cyclegan_pono_dms.yaml", CONFIGS / "munit_pono_ms_glyphs.yaml"], ids=lambda p: p.stem
+)
 def test_round_trip_yaml_dataclass_json(path):
     cfg = load_config(path)
     again = from_dict(json.loads(json.dumps(cfg.to_dict())))
@@ -123,11 +142,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def test_command_line_flags_and_dotted_overrides():
-    args = parse_args(_parser(), [
-        "--config", str(CONFIGS / "cyclegan_glyphs.yaml"), "--max-steps", "7", "--seed", "5",
-        "--mixed-precision", "bf16", "--output-dir", "/tmp/x", "--model.generator_kwargs.ngf", "16",
-        "--loss.cycle=5", "optim.lr_d=1e-5", "--max-minutes", "2.5",
-    ])
+    args = parse_args(
+        _parser(),
+        [
+            "--config",
+            str(CONFIGS / "cyclegan_glyphs.yaml"),
+            "--max-steps",
+            "7",
+            "--seed",
+            "5",
+            "--mixed-precision",
+            "bf16",
+            "--output-dir",
+            "/tmp/x",
+            "--model.generator_kwargs.ngf",
+            "16",
+            "--loss.cycle=5",
+            "optim.lr_d=1e-5",
+            "--max-minutes",
+            "2.5",
+        ],
+    )
     cfg = build_config(args)
     assert (cfg.train.max_steps, cfg.seed, cfg.train.mixed_precision) == (7, 5, "bf16")
     assert cfg.output_dir == "/tmp/x" and cfg.run_dir == Path("/tmp/x")
@@ -175,11 +210,34 @@ def test_presets_by_name_and_listing(capsys):
 
 
 def test_cyclegan_repository_flags_map_to_fields(capsys):
-    cfg = _parsed(["--dataroot", "datasets/horse2zebra", "--name", "h2z", "--model", "cycle_gan",
-                   "--netG", "resnetPONODMS_9blocks", "--norm", "batch", "--direction=BtoA",
-                   "--no_dropout", "--lr", "1e-4", "--checkpoints_dir", "runs", "--gpu_ids", "-1"])
-    assert (cfg.family, cfg.data.mode, cfg.data.root, cfg.run_name) == ("cyclegan", "unaligned",
-                                                                        "datasets/horse2zebra", "h2z")
+    cfg = _parsed(
+        [
+            "--dataroot",
+            "datasets/horse2zebra",
+            "--name",
+            "h2z",
+            "--model",
+            "cycle_gan",
+            "--netG",
+            "resnetPONODMS_9blocks",
+            "--norm",
+            "batch",
+            "--direction=BtoA",
+            "--no_dropout",
+            "--lr",
+            "1e-4",
+            "--checkpoints_dir",
+            "runs",
+            "--gpu_ids",
+            "-1",
+        ]
+    )
+    assert (cfg.family, cfg.data.mode, cfg.data.root, cfg.run_name) == (
+        "cyclegan",
+        "unaligned",
+        "datasets/horse2zebra",
+        "h2z",
+    )
     assert (cfg.model.generator, cfg.model.shortcut) == ("resnet_9blocks", "dms")
     gkw = cfg.model.generator_kwargs
     assert gkw["layout"] == "official" and gkw["norm"] == "batch"

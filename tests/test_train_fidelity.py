@@ -23,25 +23,45 @@ from ponogan.training.loop import build_accelerator
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 MODELS = {
-    "pix2pix": {"generator": "unet_256", "generator_kwargs": {"ngf": 8, "num_downs": 5},
-                "discriminator_kwargs": {"ndf": 8, "n_layers": 1}},
-    "cyclegan": {"generator": "resnet_6blocks", "generator_kwargs": {"ngf": 8, "n_blocks": 1},
-                 "discriminator_kwargs": {"ndf": 8, "n_layers": 1, "norm": "instance"}},
-    "munit": {"generator": "munit",
-              "generator_kwargs": {"dim": 8, "n_res": 1, "mlp_dim": 16, "style_downsample": 2},
-              "discriminator_kwargs": {"ndf": 8, "n_layers": 2, "n_scales": 3}},
+    "pix2pix": {
+        "generator": "unet_256",
+        "generator_kwargs": {"ngf": 8, "num_downs": 5},
+        "discriminator_kwargs": {"ndf": 8, "n_layers": 1},
+    },
+    "cyclegan": {
+        "generator": "resnet_6blocks",
+        "generator_kwargs": {"ngf": 8, "n_blocks": 1},
+        "discriminator_kwargs": {"ndf": 8, "n_layers": 1, "norm": "instance"},
+    },
+    "munit": {
+        "generator": "munit",
+        "generator_kwargs": {"dim": 8, "n_res": 1, "mlp_dim": 16, "style_downsample": 2},
+        "discriminator_kwargs": {"ndf": 8, "n_layers": 2, "n_scales": 3},
+    },
 }
 CONVS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
 
 def config(family: str, run_dir: Path | None = None, shortcut: str | None = "ms", **overrides):
-    values = {"family": family, "run_name": f"fidelity_{family}",
-              "model": {**MODELS[family], "shortcut": shortcut},
-              "data": {"batch_size": 2, "eval_batch_size": 2, "eval_max_items": 2,
-                       "options": {"image_size": 32, "length": 4, "test_jitters": 1,
-                                   "paired": family == "pix2pix"}},
-              "train": {"max_steps": 1, "save_every": 0, "sample_every": 0, "eval_every": 0, "log_every": 1,
-                        "num_samples": 1}}
+    values = {
+        "family": family,
+        "run_name": f"fidelity_{family}",
+        "model": {**MODELS[family], "shortcut": shortcut},
+        "data": {
+            "batch_size": 2,
+            "eval_batch_size": 2,
+            "eval_max_items": 2,
+            "options": {"image_size": 32, "length": 4, "test_jitters": 1, "paired": family == "pix2pix"},
+        },
+        "train": {
+            "max_steps": 1,
+            "save_every": 0,
+            "sample_every": 0,
+            "eval_every": 0,
+            "log_every": 1,
+            "num_samples": 1,
+        },
+    }
     if run_dir is not None:
         values["output_dir"] = str(run_dir)
     return apply_overrides(from_dict(values), overrides)
@@ -113,8 +133,9 @@ def test_init_override_takes_effect_and_is_recorded():
     trainer = build(cfg)
     for name in ("G_A", "G_B"):
         # xavier-normal: std = gain * sqrt(2 / (fan_in + fan_out))
-        z = normalised(trainer.nets[name],
-                       lambda w: math.sqrt(2.0 / sum(nn.init._calculate_fan_in_and_fan_out(w))))
+        z = normalised(
+            trainer.nets[name], lambda w: math.sqrt(2.0 / sum(nn.init._calculate_fan_in_and_fan_out(w)))
+        )
         assert z.std().item() == pytest.approx(1.0, rel=0.05), name
     d_weights = torch.cat([_weight(m).flatten() for m in layers(trainer.nets["D_A"])])
     assert d_weights.std().item() == pytest.approx(1.0, rel=0.05)  # D keeps normal, with the shared gain 1
@@ -125,8 +146,10 @@ def test_init_override_takes_effect_and_is_recorded():
 def test_seeded_init_is_reproducible_and_differs_from_pytorch_default():
     cfg = config("cyclegan", shortcut="dms", **{"model.init_type": "orthogonal"})
     first, again, other = build(cfg, seed=3), build(cfg, seed=3), build(cfg, seed=4)
-    plain = build(config("cyclegan", shortcut="dms", **{"model.init_type": "default",
-                                                        "model.init_type_d": "default"}), seed=3)
+    plain = build(
+        config("cyclegan", shortcut="dms", **{"model.init_type": "default", "model.init_type_d": "default"}),
+        seed=3,
+    )
     for name, net in first.nets.items():
         state, same = net.state_dict(), again.nets[name].state_dict()
         assert all(torch.equal(state[k], same[k]) for k in state), name
@@ -138,8 +161,9 @@ def test_seeded_init_is_reproducible_and_differs_from_pytorch_default():
 
 
 def test_saved_run_config_records_the_concrete_init(tmp_path):
-    cfg = config("munit", tmp_path / "run",
-                 **{"model.init_type": "null", "model.discriminator_kwargs.n_scales": 1})
+    cfg = config(
+        "munit", tmp_path / "run", **{"model.init_type": "null", "model.discriminator_kwargs.n_scales": 1}
+    )
     train(cfg)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]["model"]
     assert (saved["init_type"], saved["init_type_d"], saved["init_gain"]) == ("kaiming", "normal", 0.02)
@@ -160,8 +184,10 @@ def test_munit_gan_loss_is_summed_over_the_discriminator_scales():
     assert build(config("cyclegan")).gan_loss.scale_reduction == "mean"
 
 
-@pytest.mark.parametrize("family, keys", [("pix2pix", ["D_gp"]), ("cyclegan", ["D_A_gp", "D_B_gp"]),
-                                          ("munit", ["D_A_gp", "D_B_gp"])])
+@pytest.mark.parametrize(
+    "family, keys",
+    [("pix2pix", ["D_gp"]), ("cyclegan", ["D_A_gp", "D_B_gp"]), ("munit", ["D_A_gp", "D_B_gp"])],
+)
 def test_wgangp_logs_a_positive_penalty_per_discriminator(tmp_path, family, keys):
     overrides = {"loss.gan_mode": "wgangp"}
     if family == "munit":
@@ -201,12 +227,15 @@ def test_wgangp_penalty_is_in_the_pix2pix_discriminator_gradient(monkeypatch):
             params = list(trainer.nets["D"].parameters())
             penalty = 5.0 * captured[-1]
             # (the last conv's bias cannot change a gradient w.r.t. the input: zero, not unused)
-            g_penalty = torch.autograd.grad(penalty, params, retain_graph=True, allow_unused=True,
-                                            materialize_grads=True)
+            g_penalty = torch.autograd.grad(
+                penalty, params, retain_graph=True, allow_unused=True, materialize_grads=True
+            )
             g_rest = torch.autograd.grad(loss - penalty, params, retain_graph=True)
             trainer.accelerator.backward(loss)
-            checked["sum"] = all(torch.allclose(p.grad, a + b, atol=1e-6) for p, a, b in
-                                 zip(params, g_penalty, g_rest, strict=True))
+            checked["sum"] = all(
+                torch.allclose(p.grad, a + b, atol=1e-6)
+                for p, a, b in zip(params, g_penalty, g_rest, strict=True)
+            )
             checked["penalty_norm"] = sum(g.norm() for g in g_penalty).item()
             trainer.optimizers["D"].step()
             trainer.optimizers["D"].zero_grad(set_to_none=True)
@@ -253,8 +282,11 @@ def _step_with_latent_spy(monkeypatch, cfg) -> tuple[dict[str, float], list[tupl
 
 def _moment_l1s(recon: tuple, target: tuple) -> list[float]:
     """One L1 per moment map (mean and std of every PONO level), by hand."""
-    return [F.l1_loss(a, b).item() for pr, pt in zip(recon[1], target[1], strict=True)
-            for a, b in zip(pr, pt, strict=True)]
+    return [
+        F.l1_loss(a, b).item()
+        for pr, pt in zip(recon[1], target[1], strict=True)
+        for a, b in zip(pr, pt, strict=True)
+    ]
 
 
 def test_munit_official_moment_rule_sums_moment_l1s_into_the_content_term(monkeypatch):

@@ -119,8 +119,17 @@ def _state(seed: int) -> TrainingState:
 
 
 def _save(run, step, state, keep_last=2):
-    return save_state(run, step, state, meta={"epoch": 0, "batch": step}, rank_state={"rng": capture_rng()},
-                      rank=0, world_size=1, barrier=lambda: None, keep_last=keep_last)
+    return save_state(
+        run,
+        step,
+        state,
+        meta={"epoch": 0, "batch": step},
+        rank_state={"rng": capture_rng()},
+        rank=0,
+        world_size=1,
+        barrier=lambda: None,
+        keep_last=keep_last,
+    )
 
 
 def test_checkpoint_round_trip_restores_nets_optimizers_schedulers(tmp_path):

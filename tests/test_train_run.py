@@ -27,18 +27,36 @@ from ponogan.training import (
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY_DATA = {"batch_size": 2, "eval_batch_size": 4, "eval_max_items": 4,
-             "options": {"image_size": 32, "length": 16, "test_jitters": 1}}
-TINY_LOOP = {"max_steps": 2, "save_every": 0, "sample_every": 0, "eval_every": 0, "log_every": 1,
-             "num_samples": 2}
+TINY_DATA = {
+    "batch_size": 2,
+    "eval_batch_size": 4,
+    "eval_max_items": 4,
+    "options": {"image_size": 32, "length": 16, "test_jitters": 1},
+}
+TINY_LOOP = {
+    "max_steps": 2,
+    "save_every": 0,
+    "sample_every": 0,
+    "eval_every": 0,
+    "log_every": 1,
+    "num_samples": 2,
+}
 TINY_MODELS = {
-    "pix2pix": {"generator": "unet_256", "generator_kwargs": {"ngf": 8, "num_downs": 5},
-                "discriminator_kwargs": {"ndf": 8, "n_layers": 1}},
-    "cyclegan": {"generator": "resnet_6blocks", "generator_kwargs": {"ngf": 8, "n_blocks": 1},
-                 "discriminator_kwargs": {"ndf": 8, "n_layers": 1, "norm": "instance"}},
-    "munit": {"generator": "munit",
-              "generator_kwargs": {"dim": 8, "n_res": 1, "mlp_dim": 16, "style_downsample": 2},
-              "discriminator_kwargs": {"ndf": 8, "n_layers": 2, "n_scales": 1}},
+    "pix2pix": {
+        "generator": "unet_256",
+        "generator_kwargs": {"ngf": 8, "num_downs": 5},
+        "discriminator_kwargs": {"ndf": 8, "n_layers": 1},
+    },
+    "cyclegan": {
+        "generator": "resnet_6blocks",
+        "generator_kwargs": {"ngf": 8, "n_blocks": 1},
+        "discriminator_kwargs": {"ndf": 8, "n_layers": 1, "norm": "instance"},
+    },
+    "munit": {
+        "generator": "munit",
+        "generator_kwargs": {"dim": 8, "n_res": 1, "mlp_dim": 16, "style_downsample": 2},
+        "discriminator_kwargs": {"ndf": 8, "n_layers": 2, "n_scales": 1},
+    },
 }
 
 
@@ -46,10 +64,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(family: str, run_dir: Path, shortcut: str | None = "ms", **overrides):
-    values = {"family": family, "run_name": f"tiny_{family}", "output_dir": str(run_dir),
-              "model": {**TINY_MODELS[family], "shortcut": shortcut},
-              "data": {**TINY_DATA, "options": {**TINY_DATA["options"], "paired": family == "pix2pix"}},
-              "train": dict(TINY_LOOP)}
+    values = {
+        "family": family,
+        "run_name": f"tiny_{family}",
+        "output_dir": str(run_dir),
+        "model": {**TINY_MODELS[family], "shortcut": shortcut},
+        "data": {**TINY_DATA, "options": {**TINY_DATA["options"], "paired": family == "pix2pix"}},
+        "train": dict(TINY_LOOP),
+    }
     if family == "cyclegan":
         values["loss"] = {"pool_size": 3}
     if family == "munit":
@@ -61,8 +83,16 @@ def nets_of(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
     return load_file(str(run_dir / "state" / f"step_{step:06d}" / "nets.safetensors"))
 
 
-CASES = [("pix2pix", None), ("pix2pix", "ms"), ("pix2pix", "dms"), ("cyclegan", None), ("cyclegan", "ms"),
-         ("cyclegan", "dms"), ("munit", None), ("munit", "ms")]
+CASES = [
+    ("pix2pix", None),
+    ("pix2pix", "ms"),
+    ("pix2pix", "dms"),
+    ("cyclegan", None),
+    ("cyclegan", "ms"),
+    ("cyclegan", "dms"),
+    ("munit", None),
+    ("munit", "ms"),
+]
 
 
 @pytest.mark.parametrize("family, shortcut", CASES, ids=[f"{f}-{s}" for f, s in CASES])
@@ -117,8 +147,11 @@ def test_exact_resume_equals_uninterrupted(tmp_path, family):
     # and the run really changed the weights between the two checkpoints
     mid = nets_of(tmp_path / "part", 2)
     assert any(not torch.equal(mid[k], resumed[k]) for k in mid)
-    steps = [r["step"] for r in map(json.loads, (tmp_path / "part" / "log.jsonl").read_text().splitlines())
-             if "eval" not in r]
+    steps = [
+        r["step"]
+        for r in map(json.loads, (tmp_path / "part" / "log.jsonl").read_text().splitlines())
+        if "eval" not in r
+    ]
     assert steps == [1, 2, 3, 4]
 
 
@@ -173,8 +206,9 @@ def test_sigterm_saves_a_loadable_checkpoint_and_exits_0(tmp_path):
     config = _write_yaml(cfg, tmp_path / "tiny.yaml")
     run = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "train.py"), "--config", str(config), "--output-dir", str(run)]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         while not (run / "log.jsonl").is_file() and time.monotonic() < deadline and proc.poll() is None:
@@ -196,8 +230,19 @@ def test_two_process_torchrun_keeps_weights_identical(tmp_path):
     cfg = tiny("pix2pix", tmp_path / "run", **{"train.max_steps": 2, "data.batch_size": 1})
     config = _write_yaml(cfg, tmp_path / "tiny.yaml")
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(ROOT / "train.py"), "--config", str(config), "--output-dir", str(run)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(ROOT / "train.py"),
+        "--config",
+        str(config),
+        "--output-dir",
+        str(run),
+    ]
     done = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     state = run / "state" / "step_000002"

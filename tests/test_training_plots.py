@@ -139,12 +139,21 @@ def test_log_reader_skips_a_truncated_last_line_and_garbage(tmp_path):
     log.write_text(text[:40] + "\n" + "[1, 2]\n\n" + '{"epoch": 3}\n' + text + '{"step": 3, "G_GAN": 0.')
     records = read_log(log)
     assert records == lines
-    assert loss_series(records) == {"G_GAN": ([1, 2], [0.7, 0.6]), "G_L1": ([1, 2], [40.0, 30.0]),
-                                    "D_real": ([1, 2], [0.3, 0.4])}
+    assert loss_series(records) == {
+        "G_GAN": ([1, 2], [0.7, 0.6]),
+        "G_L1": ([1, 2], [40.0, 30.0]),
+        "D_real": ([1, 2], [0.3, 0.4]),
+    }
     assert lr_series(records) == ([1, 2], [2e-4, 1e-4])
     assert metric_series(records) == {"l1": ([2], [0.2]), "psnr": ([2], [12.5]), "ssim": ([2], [0.4])}
     assert [loss_group(n) for n in ("G_GAN", "D_real", "D_A_gp", "cycle_A", "recon_x", "D")] == [
-        "generator", "discriminator", "discriminator", "generator", "generator", "discriminator"]
+        "generator",
+        "discriminator",
+        "discriminator",
+        "generator",
+        "generator",
+        "discriminator",
+    ]
 
 
 def test_smoothing_is_a_debiased_ema_that_skips_non_finite_values():
@@ -208,10 +217,12 @@ def test_plot_command_errors_are_one_line(runs, tmp_path, capsys, monkeypatch):
 
 
 def test_plot_help_imports_neither_torch_nor_matplotlib():
-    code = ("import sys, contextlib, io\nfrom ponogan.cli import main\n"
-            "with contextlib.redirect_stdout(io.StringIO()):\n"
-            "    try:\n        main(['plot', '--help'])\n    except SystemExit:\n        pass\n"
-            "print(sorted(m for m in ('torch', 'matplotlib', 'numpy') if m in sys.modules))")
+    code = (
+        "import sys, contextlib, io\nfrom ponogan.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n        main(['plot', '--help'])\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in ('torch', 'matplotlib', 'numpy') if m in sys.modules))"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -236,13 +247,13 @@ def test_cyclegan_sample_grid_has_six_labelled_columns(runs):
     assert pixels.shape[1] == 6 * (TILE + 2) + 2  # one item per row: 6 tiles and their padding
     header = _header(pixels, items=2)
     for column in range(6):  # every column has its label: dark text on the white header
-        cell = header[:, 2 + column * (TILE + 2): 2 + column * (TILE + 2) + TILE]
+        cell = header[:, 2 + column * (TILE + 2) : 2 + column * (TILE + 2) + TILE]
         assert (cell.min(axis=2) < 100).sum() > 10, f"column {column} has no label"
     # columns 0 and 3 are the real test images A and B of the first sample item
     test_item = build_dataset("glyphs", None, "test", tiny("cyclegan", runs["cyclegan"]).data.options)[0]
     top = header.shape[0] + 2
     for column, key in ((0, "A"), (3, "B")):
-        tile = pixels[top: top + TILE, 2 + column * (TILE + 2): 2 + column * (TILE + 2) + TILE]
+        tile = pixels[top : top + TILE, 2 + column * (TILE + 2) : 2 + column * (TILE + 2) + TILE]
         expected = ((test_item[key].clamp(-1, 1) * 0.5 + 0.5) * 255).round().permute(1, 2, 0).numpy()
         assert np.abs(tile.astype(float) - expected).max() <= 1, key
 
@@ -322,7 +333,7 @@ def test_tracker_receives_losses_lr_metrics_and_sample_grids(tmp_path, monkeypat
     assert [step for step, _ in losses] == [1, 2]
     assert {"G_GAN", "G_L1", "D_real", "D_fake", "lr"} <= set(losses[0][1])
     assert any(set(values) == {"eval/l1", "eval/psnr", "eval/ssim"} for _, values in tracker.scalars)
-    (step, images, kwargs), = tracker.images  # the final grid
+    ((step, images, kwargs),) = tracker.images  # the final grid
     sample = _png(tmp_path / "run" / "samples" / "step_000002.png")
     assert step == 2 and kwargs == {"dataformats": "NHWC"} and np.array_equal(images["samples"][0], sample)
     assert tracker.finished

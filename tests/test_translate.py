@@ -28,8 +28,12 @@ def photos(tmp_path):
     """Nested dirs, odd sizes, a grayscale JPEG, a corrupt PNG, an empty file and a text file."""
     root = tmp_path / "photos"
     rng = np.random.default_rng(0)
-    files = {"top.png": (33, 21, "RGB"), "a/one.png": (17, 40, "RGB"), "a/b/two.jpg": (64, 48, "L"),
-             "a/b/three.png": (33, 21, "RGBA")}
+    files = {
+        "top.png": (33, 21, "RGB"),
+        "a/one.png": (17, 40, "RGB"),
+        "a/b/two.jpg": (64, 48, "L"),
+        "a/b/three.png": (33, 21, "RGBA"),
+    }
     for rel, (w, h, mode) in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,8 +53,18 @@ def _translate(*args: str) -> int:
 def test_folder_nested_corrupt_and_resume(run_dirs, photos, tmp_path, capsys):
     root, sizes = photos
     out = tmp_path / "out"
-    code = _translate("--checkpoint", str(run_dirs["cyclegan"]), "--input", str(root), "--output", str(out),
-                      "--batch-size", "2", "--device", "cpu")
+    code = _translate(
+        "--checkpoint",
+        str(run_dirs["cyclegan"]),
+        "--input",
+        str(root),
+        "--output",
+        str(out),
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+    )
     assert code == 1  # the good images are written; the exit status says some inputs failed
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == sorted(str(Path(rel).with_suffix(".png").as_posix()) for rel in sizes)
@@ -63,8 +77,19 @@ def test_folder_nested_corrupt_and_resume(run_dirs, photos, tmp_path, capsys):
 
     stamp = (out / "top.png").stat().st_mtime_ns
     (out / "a" / "one.png").unlink()  # an interrupted run: one output missing
-    assert _translate("--checkpoint", str(run_dirs["cyclegan"]), "--input", str(root), "--output", str(out),
-                      "--device", "cpu") == 1
+    assert (
+        _translate(
+            "--checkpoint",
+            str(run_dirs["cyclegan"]),
+            "--input",
+            str(root),
+            "--output",
+            str(out),
+            "--device",
+            "cpu",
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "translated 1 image(s)" in err and "skipped 3 already done" in err
     assert (out / "a" / "one.png").is_file() and (out / "top.png").stat().st_mtime_ns == stamp
@@ -74,8 +99,20 @@ def test_folder_nested_corrupt_and_resume(run_dirs, photos, tmp_path, capsys):
 def test_direction_size_and_glob(run_dirs, photos, tmp_path):
     root, _ = photos
     out = tmp_path / "out"
-    code = _translate("--checkpoint", str(run_dirs["cyclegan"]), "--input", str(root / "a" / "**" / "*.png"),
-                      "--output", str(out), "--direction", "BtoA", "--size", "16", "--device", "cpu")
+    code = _translate(
+        "--checkpoint",
+        str(run_dirs["cyclegan"]),
+        "--input",
+        str(root / "a" / "**" / "*.png"),
+        "--output",
+        str(out),
+        "--direction",
+        "BtoA",
+        "--size",
+        "16",
+        "--device",
+        "cpu",
+    )
     assert code == 1  # the glob also matches the corrupt and the empty PNG
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["b/three.png", "one.png"]
     with Image.open(out / "one.png") as img:
@@ -85,8 +122,21 @@ def test_direction_size_and_glob(run_dirs, photos, tmp_path):
 def test_munit_n_styles_outputs(run_dirs, photos, tmp_path):
     root, _ = photos
     out = tmp_path / "out"
-    assert _translate("--checkpoint", str(run_dirs["munit"]), "--input", str(root / "top.png"),
-                      "--output", str(out), "--n-styles", "3", "--device", "cpu") == 0
+    assert (
+        _translate(
+            "--checkpoint",
+            str(run_dirs["munit"]),
+            "--input",
+            str(root / "top.png"),
+            "--output",
+            str(out),
+            "--n-styles",
+            "3",
+            "--device",
+            "cpu",
+        )
+        == 0
+    )
     names = sorted(p.name for p in out.iterdir())
     assert names == ["top_s0.png", "top_s1.png", "top_s2.png"]
     arrays = [np.asarray(Image.open(out / name)) for name in names]
@@ -101,17 +151,40 @@ def test_exit_codes(run_dirs, photos, tmp_path, capsys):
     (only_bad / "x.png").write_bytes(b"nope")
     assert _translate("--checkpoint", ckpt, "--input", str(only_bad), "--output", str(tmp_path / "o1")) == 1
     assert "x.png: not an image" in capsys.readouterr().err
-    assert _translate("--checkpoint", ckpt, "--input", str(tmp_path / "missing"),
-                      "--output", str(tmp_path / "o2")) == 1
+    assert (
+        _translate(
+            "--checkpoint", ckpt, "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "o2")
+        )
+        == 1
+    )
     assert "no images found" in capsys.readouterr().err
-    assert _translate("--checkpoint", ckpt, "--input", str(root), "--output", str(tmp_path / "o3"),
-                      "--direction", "BtoA") == 2
+    assert (
+        _translate(
+            "--checkpoint",
+            ckpt,
+            "--input",
+            str(root),
+            "--output",
+            str(tmp_path / "o3"),
+            "--direction",
+            "BtoA",
+        )
+        == 2
+    )
     assert "valid: AtoB" in capsys.readouterr().err
-    assert _translate("--checkpoint", str(tmp_path / "nothing"), "--input", str(root),
-                      "--output", str(tmp_path / "o4")) == 2
+    assert (
+        _translate(
+            "--checkpoint", str(tmp_path / "nothing"), "--input", str(root), "--output", str(tmp_path / "o4")
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
-    assert _translate("--checkpoint", ckpt, "--input", str(root), "--output", str(tmp_path / "o5"),
-                      "--n-styles", "2") == 2
+    assert (
+        _translate(
+            "--checkpoint", ckpt, "--input", str(root), "--output", str(tmp_path / "o5"), "--n-styles", "2"
+        )
+        == 2
+    )
     assert "MUNIT checkpoints only" in capsys.readouterr().err
     assert not (tmp_path / "o3").exists()
 
@@ -122,10 +195,21 @@ def test_collect_and_plan(photos, tmp_path):
     rels = [rel.as_posix() for _, rel in inputs]
     assert "notes.txt" not in rels and "a/corrupt.png" in rels and rels == sorted(rels)
     assert collect_inputs(str(root / "notes.txt")) == [(root / "notes.txt", Path("notes.txt"))]
-    jobs = plan_jobs([(Path("x/a.jpg"), Path("a.jpg")), (Path("x/a.png"), Path("a.png")),
-                      (Path("x/b.png"), Path("sub/b.png"))], tmp_path, 1, "png")
-    assert [j.outputs[0].relative_to(tmp_path).as_posix() for j in jobs] == ["a_jpg.png", "a_png.png",
-                                                                              "sub/b.png"]
+    jobs = plan_jobs(
+        [
+            (Path("x/a.jpg"), Path("a.jpg")),
+            (Path("x/a.png"), Path("a.png")),
+            (Path("x/b.png"), Path("sub/b.png")),
+        ],
+        tmp_path,
+        1,
+        "png",
+    )
+    assert [j.outputs[0].relative_to(tmp_path).as_posix() for j in jobs] == [
+        "a_jpg.png",
+        "a_png.png",
+        "sub/b.png",
+    ]
     two = plan_jobs([(Path("b.png"), Path("b.png"))], tmp_path, 2, "webp")
     assert [p.name for p in two[0].outputs] == ["b_s0.webp", "b_s1.webp"]
 

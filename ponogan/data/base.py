@@ -104,8 +104,11 @@ class FolderDataset(Dataset, abc.ABC):
                 continue
             size = resized_size(self.options, width, height)
             if min(size) < MIN_SIDE:
-                err = ImageLoadError(path, f"too small: {size[0]}x{size[1]} px items with "
-                                           f"preprocess={preprocess!r} (minimum {MIN_SIDE})")
+                err = ImageLoadError(
+                    path,
+                    f"too small: {size[0]}x{size[1]} px items with "
+                    f"preprocess={preprocess!r} (minimum {MIN_SIDE})",
+                )
                 self._report(err)
                 reasons.append(f"{err.path}: {err.reason}")
                 continue

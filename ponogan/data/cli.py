@@ -19,15 +19,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     glyphs = sub.add_parser("glyphs", help="write the built-in glyph dataset to disk")
     glyphs.add_argument("--out", help="output folder, e.g. datasets/glyphs (required unless --list-fonts)")
-    glyphs.add_argument("--paired", action="store_true",
-                        help="aligned layout train/, test/ of A|B images (default: unaligned trainA/ ...)")
+    glyphs.add_argument(
+        "--paired",
+        action="store_true",
+        help="aligned layout train/, test/ of A|B images (default: unaligned trainA/ ...)",
+    )
     glyphs.add_argument("--size", type=int, default=defaults.image_size, help="image side in pixels")
-    glyphs.add_argument("--variant", choices=VARIANTS, default=defaults.variant,
-                        help="plain: black on white; hard: B with textured colour fill on clutter")
+    glyphs.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default=defaults.variant,
+        help="plain: black on white; hard: B with textured colour fill on clutter",
+    )
     glyphs.add_argument("--seed", type=int, default=defaults.seed)
     glyphs.add_argument("--length", type=int, default=defaults.length, help="number of train items")
-    glyphs.add_argument("--test-jitters", type=int, default=defaults.test_jitters,
-                        help="placements per held-out test character")
+    glyphs.add_argument(
+        "--test-jitters",
+        type=int,
+        default=defaults.test_jitters,
+        help="placements per held-out test character",
+    )
     glyphs.add_argument("--font-a", default=defaults.font_a, help="domain A font (name or .ttf path)")
     glyphs.add_argument("--font-b", default=defaults.font_b, help="domain B font (name or .ttf path)")
     glyphs.add_argument("--list-fonts", action="store_true", help="print the usable font names and exit")
@@ -73,8 +84,10 @@ def _glyphs(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     counts = export_glyphs(args.out, options)
     layout = "aligned (train/, test/)" if args.paired else "unaligned (trainA/, trainB/, testA/, testB/)"
-    print(f"wrote {counts['train']} train and {counts['test']} test items to {args.out}, {layout} layout, "
-          f"in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {counts['train']} train and {counts['test']} test items to {args.out}, {layout} layout, "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
     return 0
 
 
@@ -88,8 +101,9 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    target = download_dataset(args.name, args.out, args.kind, url=args.url, archive=args.archive,
-                              timeout=args.timeout)
+    target = download_dataset(
+        args.name, args.out, args.kind, url=args.url, archive=args.archive, timeout=args.timeout
+    )
     print(f"dataset ready in {target}")
     return 0
 

@@ -102,9 +102,15 @@ def _check_inside(out_dir: Path, member: str, archive: Path) -> None:
         raise DownloadError(f"{archive} holds a member outside the target folder ({member}); refused")
 
 
-def download_dataset(name: str, out_dir: str | os.PathLike, kind: str | None = None, *,
-                     url: str | None = None, archive: str | os.PathLike | None = None,
-                     timeout: float = 30.0) -> Path:
+def download_dataset(
+    name: str,
+    out_dir: str | os.PathLike,
+    kind: str | None = None,
+    *,
+    url: str | None = None,
+    archive: str | os.PathLike | None = None,
+    timeout: float = 30.0,
+) -> Path:
     """Download (or take a local `archive`) and unpack dataset `name` into `out_dir/<name>`.
 
     Returns the dataset folder. The public archives already contain a top-level `<name>/` folder.
@@ -129,8 +135,13 @@ def download_dataset(name: str, out_dir: str | os.PathLike, kind: str | None = N
     return target
 
 
-def combine_ab(fold_a: str | os.PathLike, fold_b: str | os.PathLike, out_dir: str | os.PathLike, *,
-               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> int:
+def combine_ab(
+    fold_a: str | os.PathLike,
+    fold_b: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> int:
     """Write one `A|B` PNG per image present in both folders (matched by relative path without extension).
 
     If `fold_a` and `fold_b` share sub-folders (e.g. train/val/test) each is combined into
@@ -152,13 +163,13 @@ def combine_ab(fold_a: str | os.PathLike, fold_b: str | os.PathLike, out_dir: st
     inputs = {os.path.realpath(p) for folder in (fold_a, fold_b) for p in find_images(folder, exclude)}
     written = sum(_combine_flat(a, b, o, max_pixels, exclude, inputs) for a, b, o in jobs)
     if written == 0:
-        raise ValueError(f"combine: no image of {fold_a} has a readable partner of the same name in "
-                         f"{fold_b}")
+        raise ValueError(f"combine: no image of {fold_a} has a readable partner of the same name in {fold_b}")
     return written
 
 
-def _combine_flat(fold_a: Path, fold_b: Path, out_dir: Path, max_pixels: int | None, exclude: list[Path],
-                  inputs: set[str]) -> int:
+def _combine_flat(
+    fold_a: Path, fold_b: Path, out_dir: Path, max_pixels: int | None, exclude: list[Path], inputs: set[str]
+) -> int:
     """Combine one pair of folders; folders in `exclude` are not walked, files in `inputs` (real paths)
     are never written."""
     by_key_b = {_key(p, fold_b): p for p in find_images(fold_b, exclude)}

@@ -34,4 +34,3 @@ class ListDataset(UnalignedDataset):
         if not paths:
             raise ValueError(f"{what}: the list names no files")
         return self._usable(paths, what)
-

@@ -30,8 +30,15 @@ class PatchDiscriminator(nn.Module):
     With batch norm, ``in_channels=3``, ``ndf=64``: 2,765,633 parameters, as in pix2pix.
     """
 
-    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "batch", *,
-                 spectral_norm: bool = False):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: str = "batch",
+        *,
+        spectral_norm: bool = False,
+    ):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"PatchDiscriminator needs n_layers >= 1, got {n_layers}")
@@ -56,8 +63,9 @@ class PatchDiscriminator(nn.Module):
 class PixelDiscriminator(nn.Module):
     """1x1 PatchGAN (pix2pix's ``pixel``): ``(N, C, H, W) -> (N, 1, H, W)``, one score per pixel."""
 
-    def __init__(self, in_channels: int = 3, ndf: int = 64, norm: str = "batch", *,
-                 spectral_norm: bool = False):
+    def __init__(
+        self, in_channels: int = 3, ndf: int = 64, norm: str = "batch", *, spectral_norm: bool = False
+    ):
         super().__init__()
         check_norm_name(norm, "PixelDiscriminator")
         bias = conv_bias(norm)
@@ -81,8 +89,11 @@ class _ScaleDiscriminator(nn.Sequential):
         layers = [ConvNormAct(in_channels, ndf, 4, 2, 1, activation="lrelu", pad_type=pad_type, bias=True)]
         width = ndf
         for _ in range(n_layers - 1):
-            layers.append(ConvNormAct(width, 2 * width, 4, 2, 1, norm=norm, activation="lrelu",
-                                      pad_type=pad_type, bias=True))
+            layers.append(
+                ConvNormAct(
+                    width, 2 * width, 4, 2, 1, norm=norm, activation="lrelu", pad_type=pad_type, bias=True
+                )
+            )
             width *= 2
         layers.append(nn.Conv2d(width, 1, 1))
         super().__init__(*layers)
@@ -95,12 +106,22 @@ class MultiScaleDiscriminator(nn.Module):
     ``forward(x (N, C, H, W)) -> [scores (N, 1, H/16, W/16), scores at H/32, ...]`` (4 layers).
     """
 
-    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 4, n_scales: int = 3,
-                 norm: str = "none", *, pad_type: str = "reflect", spectral_norm: bool = False):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        ndf: int = 64,
+        n_layers: int = 4,
+        n_scales: int = 3,
+        norm: str = "none",
+        *,
+        pad_type: str = "reflect",
+        spectral_norm: bool = False,
+    ):
         super().__init__()
         if n_scales < 1 or n_layers < 1:
-            raise ValueError("MultiScaleDiscriminator needs n_scales, n_layers >= 1, "
-                             f"got {n_scales}, {n_layers}")
+            raise ValueError(
+                f"MultiScaleDiscriminator needs n_scales, n_layers >= 1, got {n_scales}, {n_layers}"
+            )
         check_norm_name(norm, "MultiScaleDiscriminator")
         self.scales = nn.ModuleList(
             _ScaleDiscriminator(in_channels, ndf, n_layers, norm, pad_type) for _ in range(n_scales)
@@ -116,8 +137,10 @@ class MultiScaleDiscriminator(nn.Module):
             if i:
                 x = self.downsample(x)
             if min(x.shape[-2:]) < self.min_size:
-                raise ValueError(f"image of size {tuple(x.shape[-2:])} at scale {i} is too small for "
-                                 f"{len(scale) - 1} layers (needs >= {self.min_size} px): use fewer "
-                                 "n_scales or n_layers, or a larger image")
+                raise ValueError(
+                    f"image of size {tuple(x.shape[-2:])} at scale {i} is too small for "
+                    f"{len(scale) - 1} layers (needs >= {self.min_size} px): use fewer "
+                    "n_scales or n_layers, or a larger image"
+                )
             outputs.append(scale(x))
         return outputs

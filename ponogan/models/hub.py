@@ -57,8 +57,10 @@ def save_pretrained(run_dir: str | os.PathLike, generators: dict[str, nn.Module]
             raise ValueError(f"generator role {role!r} must be a non-empty name without dots")
         spec = getattr(model, "spec", None)
         if spec is None:
-            raise ValueError(f"generator {role!r} ({type(model).__name__}) has no .spec: build it with "
-                             "ponogan.models.create_generator (and unwrap DDP/accelerate wrappers)")
+            raise ValueError(
+                f"generator {role!r} ({type(model).__name__}) has no .spec: build it with "
+                "ponogan.models.create_generator (and unwrap DDP/accelerate wrappers)"
+            )
         specs[role] = spec
         for key, value in model.state_dict().items():
             tensors[f"{role}.{key}"] = value.detach().to("cpu").contiguous()
@@ -80,13 +82,16 @@ def _resolve(path: str | os.PathLike) -> tuple[Path, Path]:
         raise FileNotFoundError(f"checkpoint folder not found: {run_dir}")
     for needed in (config, weights):
         if not needed.is_file():
-            raise FileNotFoundError(f"checkpoint file missing: {needed} (a run folder needs "
-                                    f"{CONFIG_NAME} and {WEIGHTS_NAME}, written by save_pretrained)")
+            raise FileNotFoundError(
+                f"checkpoint file missing: {needed} (a run folder needs "
+                f"{CONFIG_NAME} and {WEIGHTS_NAME}, written by save_pretrained)"
+            )
     return weights, config
 
 
-def load_pretrained(path: str | os.PathLike, device: str | torch.device = "cpu"
-                    ) -> tuple[dict[str, nn.Module], dict]:
+def load_pretrained(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[dict[str, nn.Module], dict]:
     """Load ``(generators: {role: model in eval mode on device}, config)`` from a run folder or its
     ``model.safetensors``. Never unpickles. Raises ``FileNotFoundError`` naming a missing file and
     ``ValueError`` for a file that is not safetensors, a bad config, or weights that do not match
@@ -113,8 +118,10 @@ def load_pretrained(path: str | os.PathLike, device: str | torch.device = "cpu"
         else:
             stray.append(key)
     if stray:
-        raise ValueError(f"checkpoint {weights} does not match its config: weights for roles not in "
-                         f"{config_path} (e.g. {stray[0]!r}); config roles: {', '.join(specs)}")
+        raise ValueError(
+            f"checkpoint {weights} does not match its config: weights for roles not in "
+            f"{config_path} (e.g. {stray[0]!r}); config roles: {', '.join(specs)}"
+        )
 
     models = {}
     for role, spec in specs.items():
@@ -127,12 +134,15 @@ def load_pretrained(path: str | os.PathLike, device: str | torch.device = "cpu"
             raise ValueError(
                 f"checkpoint {weights} does not match its config for generator {role!r} ({spec['name']}): "
                 f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys "
-                f"(e.g. {unexpected[:3]})")
+                f"(e.g. {unexpected[:3]})"
+            )
         try:
             model.load_state_dict(by_role[role], strict=True)
         except RuntimeError as err:  # same keys, different shapes
-            raise ValueError(f"checkpoint {weights} does not match its config for generator {role!r}: "
-                             f"{str(err).splitlines()[-1].strip()}") from err
+            raise ValueError(
+                f"checkpoint {weights} does not match its config for generator {role!r}: "
+                f"{str(err).splitlines()[-1].strip()}"
+            ) from err
         models[role] = model.to(device).eval()
     return models, config
 

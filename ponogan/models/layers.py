@@ -50,8 +50,10 @@ def check_norm_name(norm: str, where: str) -> None:
     """Fail early, with a message, on a norm the plain conv layers cannot use."""
     make_norm(norm, 1)  # raises ValueError listing the valid names for an unknown one
     if norm.lower().startswith("adain"):
-        raise ValueError(f"{where}: norm='adain' needs a style code for its affine parameters; "
-                         "use MunitGenerator, or pick another norm")
+        raise ValueError(
+            f"{where}: norm='adain' needs a style code for its affine parameters; "
+            "use MunitGenerator, or pick another norm"
+        )
 
 
 def check_shortcut(shortcut: str | None) -> None:
@@ -114,17 +116,38 @@ class ConvNormAct(nn.Module):
     to ``make_norm`` (e.g. ``{"affine": True}`` for an instance norm with affine parameters).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, *, norm: str = "none", activation: str = "relu", pad_type: str = "zero",
-                 bias: bool | None = None, pono: bool = False, transposed: bool = False,
-                 output_padding: int = 0, norm_kwargs: dict | None = None, pono_unbiased: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        *,
+        norm: str = "none",
+        activation: str = "relu",
+        pad_type: str = "zero",
+        bias: bool | None = None,
+        pono: bool = False,
+        transposed: bool = False,
+        output_padding: int = 0,
+        norm_kwargs: dict | None = None,
+        pono_unbiased: bool = False,
+    ):
         super().__init__()
         norm_kwargs = norm_kwargs or {}
         bias = conv_bias(norm, **norm_kwargs) if bias is None else bias
         if transposed:
             self.pad = nn.Identity()
-            self.conv = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding,
-                                           output_padding=output_padding, bias=bias)
+            self.conv = nn.ConvTranspose2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                output_padding=output_padding,
+                bias=bias,
+            )
         else:
             self.pad = make_padding(pad_type, padding) if padding else nn.Identity()
             self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, bias=bias)
@@ -144,9 +167,17 @@ class ResBlock(nn.Module):
     """``x + (pad-conv3-norm-act-[dropout]-pad-conv3-norm)(x)`` at constant width ``(N, C, H, W)``
     (the CycleGAN and MUNIT residual block)."""
 
-    def __init__(self, channels: int, *, norm: str = "instance", activation: str = "relu",
-                 pad_type: str = "reflect", dropout: float = 0.0, bias: bool | None = None,
-                 norm_kwargs: dict | None = None):
+    def __init__(
+        self,
+        channels: int,
+        *,
+        norm: str = "instance",
+        activation: str = "relu",
+        pad_type: str = "reflect",
+        dropout: float = 0.0,
+        bias: bool | None = None,
+        norm_kwargs: dict | None = None,
+    ):
         super().__init__()
         opts = dict(norm=norm, pad_type=pad_type, bias=bias, norm_kwargs=norm_kwargs)
         self.conv1 = ConvNormAct(channels, channels, 3, 1, 1, activation=activation, **opts)

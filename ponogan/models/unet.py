@@ -38,12 +38,21 @@ from ponogan.norm import Moments
 class _DecoderLevel(nn.Module):
     """``relu -> convT4/2 -> norm -> act -> [dropout]``: ``(N, C_in, h, w) -> (N, C_out, 2h, 2w)``."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str, *, activation: str = "none",
-                 bias: bool | None = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        norm: str,
+        *,
+        activation: str = "none",
+        bias: bool | None = None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.pre = nn.ReLU()
-        self.conv = ConvNormAct(in_channels, out_channels, 4, 2, 1, norm=norm, activation=activation,
-                                bias=bias, transposed=True)
+        self.conv = ConvNormAct(
+            in_channels, out_channels, 4, 2, 1, norm=norm, activation=activation, bias=bias, transposed=True
+        )
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,12 +62,21 @@ class _DecoderLevel(nn.Module):
 class _EncoderLevel(nn.Module):
     """``[lrelu] -> conv4/2 -> [PONO] -> norm``: returns ``(y, mean, std)`` with PONO, else ``y``."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str, *, pre_act: bool, pono: bool,
-                 bias: bool | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        norm: str,
+        *,
+        pre_act: bool,
+        pono: bool,
+        bias: bool | None = None,
+    ):
         super().__init__()
         self.pre = nn.LeakyReLU(0.2) if pre_act else nn.Identity()
-        self.conv = ConvNormAct(in_channels, out_channels, 4, 2, 1, norm=norm, activation="none",
-                                bias=bias, pono=pono)
+        self.conv = ConvNormAct(
+            in_channels, out_channels, 4, 2, 1, norm=norm, activation="none", bias=bias, pono=pono
+        )
 
     def forward(self, x: torch.Tensor):
         return self.conv(self.pre(x))
@@ -80,9 +98,18 @@ class UnetGenerator(nn.Module):
             ``"official"`` layout to reproduce (accepted with ``shortcut=None``, the plain pix2pix).
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, ngf: int = 64,
-                 norm: str = "batch", shortcut: str | None = None, *, layout: str = "ponogan",
-                 use_dropout: bool = True):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "batch",
+        shortcut: str | None = None,
+        *,
+        layout: str = "ponogan",
+        use_dropout: bool = True,
+    ):
         super().__init__()
         if num_downs < 2:
             raise ValueError(f"UnetGenerator needs num_downs >= 2, got {num_downs}")
@@ -90,8 +117,10 @@ class UnetGenerator(nn.Module):
         check_shortcut(shortcut)
         check_layout(layout)
         if layout == "official" and shortcut is not None:
-            raise ValueError("the official PONO code has no U-Net with PONO-MS/DMS: use layout='ponogan' "
-                             "(ponogan's own design, docs/models.md)")
+            raise ValueError(
+                "the official PONO code has no U-Net with PONO-MS/DMS: use layout='ponogan' "
+                "(ponogan's own design, docs/models.md)"
+            )
         self.shortcut = shortcut
         self.stride = 2**num_downs
         widths = [ngf * min(2**k, 8) for k in range(num_downs)]
@@ -99,9 +128,14 @@ class UnetGenerator(nn.Module):
         # NOTE: one bias rule for the whole net, as in pix2pix, even where no norm follows the conv
         use_bias = conv_bias(norm)
         self.encoder = nn.ModuleList(
-            _EncoderLevel(in_channels if k == 0 else widths[k - 1], widths[k],
-                          "none" if k in (0, inner) else norm, pre_act=k > 0,
-                          pono=shortcut is not None and k < inner, bias=use_bias)
+            _EncoderLevel(
+                in_channels if k == 0 else widths[k - 1],
+                widths[k],
+                "none" if k in (0, inner) else norm,
+                pre_act=k > 0,
+                pono=shortcut is not None and k < inner,
+                bias=use_bias,
+            )
             for k in range(num_downs)
         )
         decoder = [_DecoderLevel(widths[0] * 2, out_channels, "none", activation="tanh", bias=True)]
@@ -110,8 +144,9 @@ class UnetGenerator(nn.Module):
             drop = 0.5 if use_dropout and 4 <= k < inner else 0.0
             decoder.append(_DecoderLevel(c_in, widths[k - 1], norm, bias=use_bias, dropout=drop))
         self.decoder = nn.ModuleList(decoder)
-        self.shortcuts = (nn.ModuleList(make_shortcut(shortcut, widths[k]) for k in range(inner))
-                          if shortcut else None)
+        self.shortcuts = (
+            nn.ModuleList(make_shortcut(shortcut, widths[k]) for k in range(inner)) if shortcut else None
+        )
 
     def _encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], Moments]:
         feats, moments = [], []

@@ -127,8 +127,10 @@ def use_fast_path(x: torch.Tensor) -> bool:
 def _check_input(x: torch.Tensor, unbiased: bool, num_channels: int | None = None) -> None:
     check_nchw(x, num_channels, "PONO")
     if unbiased and x.shape[1] < 2:
-        raise ValueError("PONO(unbiased=True) divides the variance by C - 1 and needs C >= 2 channels, "
-                         f"got shape {tuple(x.shape)}")
+        raise ValueError(
+            "PONO(unbiased=True) divides the variance by C - 1 and needs C >= 2 channels, "
+            f"got shape {tuple(x.shape)}"
+        )
 
 
 def pono(x: torch.Tensor, eps: float = 1e-5, unbiased: bool = False, *, fast: bool | None = None):

@@ -72,8 +72,9 @@ class DynamicMomentShortcut(nn.Module):
     def forward(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         check_moments(x, mean, std, "DynamicMomentShortcut")
         if x.shape[1] != self.channels:
-            raise ValueError(f"DynamicMomentShortcut built for {self.channels} channels got x of shape "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"DynamicMomentShortcut built for {self.channels} channels got x of shape {tuple(x.shape)}"
+            )
         correction = self.net(torch.cat([mean, std], dim=1))  # (N, 2C, H, W)
         d_beta, d_gamma = correction.chunk(2, dim=1)
         beta = mean + d_beta
@@ -106,12 +107,16 @@ class OfficialDynamicMomentShortcut(nn.Module):
 
     def forward(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         if mean.shape != std.shape or mean.dim() != 4 or mean.shape[1] != 1:
-            raise ValueError(f"OfficialDynamicMomentShortcut needs mean and std of shape (N, 1, h, w), got "
-                             f"{tuple(mean.shape)} and {tuple(std.shape)}")
+            raise ValueError(
+                f"OfficialDynamicMomentShortcut needs mean and std of shape (N, 1, h, w), got "
+                f"{tuple(mean.shape)} and {tuple(std.shape)}"
+            )
         want = (mean.shape[0], self.channels, 2 * mean.shape[2], 2 * mean.shape[3])
         if tuple(x.shape) != want:
-            raise ValueError(f"OfficialDynamicMomentShortcut on moments of shape {tuple(mean.shape)} needs x "
-                             f"of shape {want} (twice their resolution), got {tuple(x.shape)}")
+            raise ValueError(
+                f"OfficialDynamicMomentShortcut on moments of shape {tuple(mean.shape)} needs x "
+                f"of shape {want} (twice their resolution), got {tuple(x.shape)}"
+            )
         h = torch.relu(self.up_norm(self.up(torch.cat([mean, std], dim=1))))
         beta, gamma = torch.relu(self.conv(h)).chunk(2, dim=1)  # (N, C, 2h, 2w) each
         return torch.addcmul(beta, x, gamma)

@@ -20,10 +20,17 @@ from .checks import check_nchw
 class BatchNorm2d(nn.BatchNorm2d):
     """Batch normalization: statistics over ``N, H, W`` per channel; running averages at eval."""
 
-    def __init__(self, num_channels: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
-                 track_running_stats: bool = True):
-        super().__init__(num_channels, eps=eps, momentum=momentum, affine=affine,
-                         track_running_stats=track_running_stats)
+    def __init__(
+        self,
+        num_channels: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ):
+        super().__init__(
+            num_channels, eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.num_features, "BatchNorm2d")
@@ -37,8 +44,9 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     parameter counts assume.
     """
 
-    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = False,
-                 track_running_stats: bool = False):
+    def __init__(
+        self, num_channels: int, eps: float = 1e-5, affine: bool = False, track_running_stats: bool = False
+    ):
         super().__init__(num_channels, eps=eps, affine=affine, track_running_stats=track_running_stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,8 +82,9 @@ class LayerNorm2d(nn.Module):
         return y
 
     def extra_repr(self) -> str:
-        return (f"{self.num_channels}, eps={self.eps}, affine={self.weight is not None}"
-                + (", munit_std=True" if self.munit_std else ""))
+        return f"{self.num_channels}, eps={self.eps}, affine={self.weight is not None}" + (
+            ", munit_std=True" if self.munit_std else ""
+        )
 
 
 class GroupNorm(nn.GroupNorm):

@@ -92,8 +92,15 @@ class _SwitchNormBase(nn.Module):
     n_dims: int  # 2 for (N, C), 4 for (N, C, H, W)
     official: bool = False  # SwitchNorm2d(official=True): the official code's conventions
 
-    def __init__(self, num_channels: int, eps: float = 1e-5, momentum: float = 0.9, using_bn: bool = True,
-                 using_moving_average: bool = True, last_gamma: bool = False):
+    def __init__(
+        self,
+        num_channels: int,
+        eps: float = 1e-5,
+        momentum: float = 0.9,
+        using_bn: bool = True,
+        using_moving_average: bool = True,
+        last_gamma: bool = False,
+    ):
         super().__init__()
         self.num_channels = num_channels
         self.eps = eps
@@ -144,15 +151,17 @@ class _SwitchNormBase(nn.Module):
             self.running_var.mul_(k / (k + 1)).add_(var_bn, alpha=1 / (k + 1))
         self.num_batches_tracked.add_(1)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # State dicts of the official module have no batch counter; it only matters for
         # using_moving_average=False, which restarts from a reset anyway.
         key = prefix + "num_batches_tracked"
         if self.using_bn and key not in state_dict and prefix + "running_mean" in state_dict:
             state_dict[key] = torch.zeros_like(self.num_batches_tracked)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def _batch_moments(self, mean_x: torch.Tensor, mean_x2: torch.Tensor):
         """BN moments from per-sample moments ``(N, C, ...)``: average over N, then update or use
@@ -172,8 +181,10 @@ class _SwitchNormBase(nn.Module):
         return mean, var
 
     def extra_repr(self) -> str:
-        return (f"{self.num_channels}, eps={self.eps}, momentum={self.momentum}, using_bn={self.using_bn}, "
-                f"using_moving_average={self.using_moving_average}")
+        return (
+            f"{self.num_channels}, eps={self.eps}, momentum={self.momentum}, using_bn={self.using_bn}, "
+            f"using_moving_average={self.using_moving_average}"
+        )
 
 
 class SwitchNorm2d(_SwitchNormBase):
@@ -200,18 +211,34 @@ class SwitchNorm2d(_SwitchNormBase):
 
     n_dims = 4
 
-    def __init__(self, num_channels: int, eps: float = 1e-5, momentum: float = 0.9, using_bn: bool = True,
-                 using_moving_average: bool = True, last_gamma: bool = False, *, official: bool = False):
-        super().__init__(num_channels, eps=eps, momentum=momentum, using_bn=using_bn,
-                         using_moving_average=using_moving_average, last_gamma=last_gamma)
+    def __init__(
+        self,
+        num_channels: int,
+        eps: float = 1e-5,
+        momentum: float = 0.9,
+        using_bn: bool = True,
+        using_moving_average: bool = True,
+        last_gamma: bool = False,
+        *,
+        official: bool = False,
+    ):
+        super().__init__(
+            num_channels,
+            eps=eps,
+            momentum=momentum,
+            using_bn=using_bn,
+            using_moving_average=using_moving_average,
+            last_gamma=last_gamma,
+        )
         self.official = bool(official)
         self.reset_running_stats()
 
     def _n_stats(self) -> int:
         return 3 if self.using_bn else 2
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # The official module keeps its running statistics as (1, C, 1) for its (N, C, H*W) view.
         official_shape = (1, self.num_channels, 1)
         found_official = False
@@ -221,11 +248,14 @@ class SwitchNorm2d(_SwitchNormBase):
                 state_dict[prefix + name] = value.reshape(getattr(self, name).shape)
                 found_official = True
         if found_official and not self.official:
-            warnings.warn("SwitchNorm2d: loading an official Switchable Norm state dict into a layer "
-                          "with official=False; build it with official=True to reproduce its outputs",
-                          stacklevel=2)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+            warnings.warn(
+                "SwitchNorm2d: loading an official Switchable Norm state dict into a layer "
+                "with official=False; build it with official=True to reproduce its outputs",
+                stacklevel=2,
+            )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", official=True" if self.official else "")
@@ -233,8 +263,10 @@ class SwitchNorm2d(_SwitchNormBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.num_channels, "SwitchNorm2d")
         if self.official and x.shape[2] * x.shape[3] < 2:
-            raise ValueError("SwitchNorm2d(official=True) needs H*W >= 2 for the unbiased instance "
-                             f"variance, got input of shape {tuple(x.shape)}")
+            raise ValueError(
+                "SwitchNorm2d(official=True) needs H*W >= 2 for the unbiased instance "
+                f"variance, got input of shape {tuple(x.shape)}"
+            )
         mean_in, var_in = _InstanceMoments.apply(x, 1 if self.official else 0)  # (N, C, 1, 1) each
         mean_x2 = var_in + mean_in**2
         mean_ln = mean_in.mean(1, keepdim=True)  # (N, 1, 1, 1)
@@ -264,8 +296,9 @@ class SwitchNorm1d(_SwitchNormBase):
         if x.dim() != 2:
             raise ValueError(f"SwitchNorm1d expects (N, C), got shape {tuple(x.shape)}")
         if x.shape[1] != self.num_channels:
-            raise ValueError(f"SwitchNorm1d built for {self.num_channels} channels got input of shape "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"SwitchNorm1d built for {self.num_channels} channels got input of shape {tuple(x.shape)}"
+            )
         var_ln, mean_ln = torch.var_mean(x, dim=1, keepdim=True, correction=0)  # (N, 1)
         means, vars_ = [mean_ln], [var_ln]
         if self.using_bn:

@@ -92,8 +92,13 @@ def capture_rng() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -105,8 +110,15 @@ def restore_rng(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     np_state = state["numpy"]
-    np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
-                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    np.random.set_state(
+        (
+            np_state["kind"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -203,8 +215,18 @@ def _discard(state: Path) -> None:
     shutil.rmtree(doomed, ignore_errors=True)
 
 
-def save_state(run_dir: Path, step: int, state: TrainingState, *, meta: dict[str, Any],
-               rank_state: dict[str, Any], rank: int, world_size: int, barrier, keep_last: int) -> Path:
+def save_state(
+    run_dir: Path,
+    step: int,
+    state: TrainingState,
+    *,
+    meta: dict[str, Any],
+    rank_state: dict[str, Any],
+    rank: int,
+    world_size: int,
+    barrier,
+    keep_last: int,
+) -> Path:
     """Write ``state/step_<step>/`` atomically from all ranks (``barrier()`` syncs them); returns it.
 
     Every rank writes its ``rank_<i>.pt``; rank 0 writes the shared files, renames the folder into
@@ -225,8 +247,11 @@ def save_state(run_dir: Path, step: int, state: TrainingState, *, meta: dict[str
         barrier()
         _write(tmp / f"rank_{rank}.pt", lambda p: torch.save(rank_state, p))
         if rank == 0:
-            tensors = {f"{name}.{key}": value.detach().to("cpu").contiguous()
-                       for name, net in state.nets.items() for key, value in net.state_dict().items()}
+            tensors = {
+                f"{name}.{key}": value.detach().to("cpu").contiguous()
+                for name, net in state.nets.items()
+                for key, value in net.state_dict().items()
+            }
             _write(tmp / "nets.safetensors", lambda p: save_file(tensors, p))
             optim = {name: opt.state_dict() for name, opt in state.optimizers.items()}
             if state.scaler is not None:
@@ -337,8 +362,12 @@ def sweep_leftovers(run_dir: Path) -> list[Path]:
                 os.replace(path, target)
             else:
                 remove(path)
-        elif (_STATE_NAME.fullmatch(path.name) and path.is_dir() and not _is_complete(path)
-              and _marker_step(path) == _step_of(path)):
+        elif (
+            _STATE_NAME.fullmatch(path.name)
+            and path.is_dir()
+            and not _is_complete(path)
+            and _marker_step(path) == _step_of(path)
+        ):
             remove(path)
     return removed
 
@@ -358,14 +387,16 @@ def _read(path: Path, reader: Callable[[Path], Any]) -> Any:
         if "Unsupported global" in message:
             found = re.search(r"GLOBAL (\S+)", message)
             what = found.group(1) if found else "not tensors"
-            raise BrokenStateError(f"{path.name} holds pickled Python objects ({what}), which ponogan "
-                                   "never loads") from err
+            raise BrokenStateError(
+                f"{path.name} holds pickled Python objects ({what}), which ponogan never loads"
+            ) from err
         if "Weights only load failed" in message:
             with open(path, "rb") as f:  # a plain pickle starts with the PROTO opcode; torch.save writes zips
                 plain = f.read(1) == b"\x80"
             what = "holds pickled Python objects (a plain pickle)" if plain else "is not a valid torch file"
-            raise BrokenStateError(f"{path.name} {what}, which ponogan never loads" if plain else
-                                   f"{path.name} {what} (damaged)") from err
+            raise BrokenStateError(
+                f"{path.name} {what}, which ponogan never loads" if plain else f"{path.name} {what} (damaged)"
+            ) from err
         if path.stat().st_size == 0:
             raise BrokenStateError(f"{path.name} is empty") from err
         raise BrokenStateError(f"{path.name} is damaged ({first_line(err)})") from err
@@ -388,8 +419,10 @@ def load_state(path: Path, state: TrainingState, *, rank: int, world_size: int) 
     if not isinstance(meta, dict) or not all(isinstance(meta.get(k), int) for k in positions):
         raise BrokenStateError(f"{META} lacks its step, epoch or batch")
     if meta.get("world_size", 1) != world_size:
-        raise CheckpointError(f"{path} was written by {meta.get('world_size')} process(es); resume it with "
-                              f"the same number (this run has {world_size}), or start a new run")
+        raise CheckpointError(
+            f"{path} was written by {meta.get('world_size')} process(es); resume it with "
+            f"the same number (this run has {world_size}), or start a new run"
+        )
     tensors = _read(path / "nets.safetensors", lambda p: load_file(str(p)))
     optim = _read(path / "optimizers.pt", _torch_load)
     scheds = _read(path / "schedulers.pt", _torch_load)
@@ -399,10 +432,12 @@ def load_state(path: Path, state: TrainingState, *, rank: int, world_size: int) 
     try:
         for name, net in state.nets.items():
             prefix = f"{name}."
-            own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             if not own:
-                raise CheckpointError(f"nets.safetensors has no weights for network {name!r}; "
-                                      f"it holds {sorted({k.split('.')[0] for k in tensors})}")
+                raise CheckpointError(
+                    f"nets.safetensors has no weights for network {name!r}; "
+                    f"it holds {sorted({k.split('.')[0] for k in tensors})}"
+                )
             net.load_state_dict(own, strict=True)
         for name, opt in state.optimizers.items():
             opt.load_state_dict(optim[name])
@@ -413,6 +448,8 @@ def load_state(path: Path, state: TrainingState, *, rank: int, world_size: int) 
     except (RuntimeError, ValueError, KeyError, TypeError) as err:
         if isinstance(err, CheckpointError):
             raise
-        raise CheckpointError(f"{path.name} does not fit this run's networks ({first_line(err)}); resume "
-                              "with the run's own config (no --config)") from err
+        raise CheckpointError(
+            f"{path.name} does not fit this run's networks ({first_line(err)}); resume "
+            "with the run's own config (no --config)"
+        ) from err
     return meta, rank_state

@@ -245,8 +245,11 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``train.py``."""
-    parser = argparse.ArgumentParser(prog="train.py", description="train a translator from a YAML preset",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description="train a translator from a YAML preset",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_arguments(parser)
     args = parse_args(parser, list(sys.argv[1:] if argv is None else argv))
     return run(args)

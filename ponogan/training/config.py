@@ -217,10 +217,14 @@ class TrainConfig:
         """Resolve ``model.init_type``/``init_type_d`` of ``None`` to the family's original init."""
         defaults = FAMILY_INIT.get(self.family)
         model = self.model
-        if defaults is not None and isinstance(model, ModelConfig) and None in (model.init_type,
-                                                                                  model.init_type_d):
-            self.model = dataclasses.replace(model, init_type=model.init_type or defaults[0],
-                                             init_type_d=model.init_type_d or defaults[1])
+        if (
+            defaults is not None
+            and isinstance(model, ModelConfig)
+            and None in (model.init_type, model.init_type_d)
+        ):
+            self.model = dataclasses.replace(
+                model, init_type=model.init_type or defaults[0], init_type_d=model.init_type_d or defaults[1]
+            )
 
     @property
     def run_dir(self) -> Path:
@@ -240,17 +244,31 @@ class TrainConfig:
 def family_defaults(family: str) -> TrainConfig:
     """The paper settings of one family (what a preset inherits before its own YAML)."""
     if family == "pix2pix":
-        return TrainConfig(family=family, model=ModelConfig("unet_256", None, {}, "patchgan", {}),
-                           loss=Pix2PixLoss())
+        return TrainConfig(
+            family=family, model=ModelConfig("unet_256", None, {}, "patchgan", {}), loss=Pix2PixLoss()
+        )
     if family == "cyclegan":
-        return TrainConfig(family=family,
-                           model=ModelConfig("resnet_9blocks", None, {}, "patchgan", {"norm": "instance"}),
-                           loss=CycleGANLoss())
+        return TrainConfig(
+            family=family,
+            model=ModelConfig("resnet_9blocks", None, {}, "patchgan", {"norm": "instance"}),
+            loss=CycleGANLoss(),
+        )
     if family == "munit":
-        return TrainConfig(family=family, model=ModelConfig("munit", "ms", {}, "multiscale", {}),
-                           optim=OptimConfig(lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.999, weight_decay=1e-4,
-                                             lr_policy="step", step_size=100_000, gamma=0.5),
-                           loss=MunitLoss())
+        return TrainConfig(
+            family=family,
+            model=ModelConfig("munit", "ms", {}, "multiscale", {}),
+            optim=OptimConfig(
+                lr_g=1e-4,
+                lr_d=1e-4,
+                beta1=0.5,
+                beta2=0.999,
+                weight_decay=1e-4,
+                lr_policy="step",
+                step_size=100_000,
+                gamma=0.5,
+            ),
+            loss=MunitLoss(),
+        )
     raise ConfigError(f"unknown family {family!r}; valid families: {', '.join(FAMILIES)}")
 
 
@@ -323,8 +341,10 @@ def _merge(obj: Any, values: dict[str, Any], where: str) -> Any:
     unknown = sorted(set(values) - set(names))
     if unknown:
         label = f"{where}." if where else ""
-        raise ConfigError(f"unknown config key(s) {', '.join(label + k for k in unknown)}; "
-                          f"valid keys{' under ' + where if where else ''}: {', '.join(names)}")
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(label + k for k in unknown)}; "
+            f"valid keys{' under ' + where if where else ''}: {', '.join(names)}"
+        )
     hints = _hints(type(obj))
     changes = {}
     for key, value in values.items():
@@ -367,10 +387,12 @@ def _check_limits(cfg: TrainConfig) -> None:
         kwargs = getattr(cfg.model, section)
         for key in WIDTH_KEYS:
             value = kwargs.get(key)
-            if key in kwargs and (isinstance(value, bool) or not isinstance(value, int)
-                                  or not 1 <= value <= MAX_WIDTH):
-                raise ConfigError(f"model.{section}.{key} must be an integer from 1 to {MAX_WIDTH}, "
-                                  f"got {value!r}")
+            if key in kwargs and (
+                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WIDTH
+            ):
+                raise ConfigError(
+                    f"model.{section}.{key} must be an integer from 1 to {MAX_WIDTH}, got {value!r}"
+                )
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -387,8 +409,14 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"{name} must be one of {shown}; got {value!r}")
     if not isinstance(cfg.loss, LOSS_CONFIGS[cfg.family]):
         raise ConfigError(f"loss section does not match family {cfg.family!r}")
-    positive = ["train.max_steps", "train.keep_last", "data.batch_size", "data.eval_batch_size",
-                "optim.grad_accum_steps", "optim.step_size"]
+    positive = [
+        "train.max_steps",
+        "train.keep_last",
+        "data.batch_size",
+        "data.eval_batch_size",
+        "optim.grad_accum_steps",
+        "optim.step_size",
+    ]
     for name in positive:
         section, key = name.split(".")
         value = getattr(getattr(cfg, section), key)
@@ -400,8 +428,9 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.train.max_minutes is not None and cfg.train.max_minutes <= 0:
         raise ConfigError(f"train.max_minutes must be positive, got {cfg.train.max_minutes}")
     if not 0.0 <= cfg.optim.decay_start <= 1.0:
-        raise ConfigError(f"optim.decay_start is a fraction of max_steps in [0, 1], "
-                          f"got {cfg.optim.decay_start}")
+        raise ConfigError(
+            f"optim.decay_start is a fraction of max_steps in [0, 1], got {cfg.optim.decay_start}"
+        )
     if cfg.data.num_workers is not None and cfg.data.num_workers < 0:
         raise ConfigError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}")
 
@@ -419,8 +448,9 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except UnicodeDecodeError as err:
-            raise ConfigError(f"{path} is not a YAML text file (byte {err.start} is not UTF-8); pass a "
-                              ".yaml preset") from err
+            raise ConfigError(
+                f"{path} is not a YAML text file (byte {err.start} is not UTF-8); pass a .yaml preset"
+            ) from err
         except OSError as err:
             raise ConfigError(f"cannot read {path}: {err.strerror}") from err
         except yaml.YAMLError as err:
@@ -450,16 +480,19 @@ def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
         value = parse_scalar(raw) if isinstance(raw, str) else raw
         if dotted == "family":
             if value != cfg.family:
-                raise ConfigError(f"family cannot be changed by an override ({cfg.family} -> {value}); "
-                                  "start from a preset of that family instead")
+                raise ConfigError(
+                    f"family cannot be changed by an override ({cfg.family} -> {value}); "
+                    "start from a preset of that family instead"
+                )
             continue
         *parents, leaf = dotted.split(".")
         node = values
         for i, key in enumerate(parents):
             child = node.setdefault(key, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"cannot set {dotted}: {'.'.join(parents[: i + 1])} is a value "
-                                  f"({child!r}), not a section")
+                raise ConfigError(
+                    f"cannot set {dotted}: {'.'.join(parents[: i + 1])} is a value ({child!r}), not a section"
+                )
             node = child
         node[leaf] = value
     return from_dict(values)

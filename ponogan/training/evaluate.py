@@ -57,8 +57,15 @@ def eval_mode(nets: dict[str, nn.Module]) -> Iterator[None]:
 class Evaluator:
     """Paired metrics of ``trainer.translate(A)`` vs ``B`` over the (capped) test split, all processes."""
 
-    def __init__(self, accelerator: Accelerator, test_set: Dataset | None, *, mode: str, batch_size: int,
-                 max_items: int | None):
+    def __init__(
+        self,
+        accelerator: Accelerator,
+        test_set: Dataset | None,
+        *,
+        mode: str,
+        batch_size: int,
+        max_items: int | None,
+    ):
         self.accelerator = accelerator
         self.test_set = test_set
         self.paired = test_set is not None and mode in PAIRED_TEST_MODES

@@ -104,13 +104,16 @@ def resolve_runtime(cfg: TrainConfig) -> dict[str, str]:
     kind = torch.device(device).type
     if kind == "cuda" and not torch.cuda.is_available():
         raise TrainingError(
-            "--device cuda was requested but no CUDA GPU is visible; use --device auto or cpu")
+            "--device cuda was requested but no CUDA GPU is visible; use --device auto or cpu"
+        )
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise TrainingError("--device mps was requested but MPS is not available; use --device cpu or auto")
     precision, source = resolve_mixed_precision(cfg.train.mixed_precision, device)
     if precision == "fp16" and kind == "cpu":
-        raise TrainingError(f"fp16 mixed precision (from {source}) needs a CUDA GPU (its grad scaler is "
-                            "GPU-only); on the CPU use --mixed-precision bf16 or no")
+        raise TrainingError(
+            f"fp16 mixed precision (from {source}) needs a CUDA GPU (its grad scaler is "
+            "GPU-only); on the CPU use --mixed-precision bf16 or no"
+        )
     return {"device": device, "mixed_precision": precision, "precision_source": source}
 
 
@@ -129,14 +132,19 @@ def build_accelerator(cfg: TrainConfig, runtime: dict[str, str] | None = None) -
         GradientState._reset_state()
     plugin = GradientAccumulationPlugin(num_steps=cfg.optim.grad_accum_steps, sync_with_dataloader=False)
     tensorboard = importlib.util.find_spec("tensorboard") is not None
-    return Accelerator(cpu=torch.device(device).type == "cpu", mixed_precision=precision,
-                       gradient_accumulation_plugin=plugin,
-                       log_with="tensorboard" if tensorboard else None, project_dir=str(cfg.run_dir))
+    return Accelerator(
+        cpu=torch.device(device).type == "cpu",
+        mixed_precision=precision,
+        gradient_accumulation_plugin=plugin,
+        log_with="tensorboard" if tensorboard else None,
+        project_dir=str(cfg.run_dir),
+    )
 
 
 # what a run writes into its folder (besides its writers' temp files); anything else is the user's
-RUN_ENTRIES = frozenset({WEIGHTS_NAME, CONFIG_NAME, "state", "samples", "log.jsonl", "metrics.json",
-                         LOSSES_NAME, METRICS_NAME})
+RUN_ENTRIES = frozenset(
+    {WEIGHTS_NAME, CONFIG_NAME, "state", "samples", "log.jsonl", "metrics.json", LOSSES_NAME, METRICS_NAME}
+)
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -156,8 +164,10 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     states = list_states(run_dir)
     if states:
         if not resume:
-            raise UsageError(f"{run_dir} already holds a run (checkpoint {latest_state(run_dir).name}); pass "
-                             "--resume to continue it, or --output-dir DIR for a new run folder")
+            raise UsageError(
+                f"{run_dir} already holds a run (checkpoint {latest_state(run_dir).name}); pass "
+                "--resume to continue it, or --output-dir DIR for a new run folder"
+            )
         return
     # NOTE: accelerate's tensorboard tracker logs into <run>/<run folder name>
     names = sorted(p.name for p in run_dir.iterdir() if not is_temp_name(p.name))
@@ -165,16 +175,23 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     foreign = [n for n in names if n not in RUN_ENTRIES and n != run_dir.name]
     if model:
         what = f"{run_dir} holds an exported model ({', '.join(model)}) but no training state (state/step_*)"
-        raise UsageError(f"nothing to resume: {what}" if resume else
-                         f"{what}; train into another --output-dir so it is not overwritten (--resume needs "
-                         "a run folder with a training state)")
+        raise UsageError(
+            f"nothing to resume: {what}"
+            if resume
+            else f"{what}; train into another --output-dir so it is not overwritten (--resume needs "
+            "a run folder with a training state)"
+        )
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        raise UsageError(f"--output-dir {run_dir} is not empty and is not a ponogan run folder (it holds "
-                         f"{shown}); use a new or empty folder")
+        raise UsageError(
+            f"--output-dir {run_dir} is not empty and is not a ponogan run folder (it holds "
+            f"{shown}); use a new or empty folder"
+        )
     if resume:
-        raise UsageError(f"nothing to resume: {run_dir} has no training state (state/step_*) yet; drop "
-                         "--resume to start the run over")
+        raise UsageError(
+            f"nothing to resume: {run_dir} has no training state (state/step_*) yet; drop "
+            "--resume to start the run over"
+        )
 
 
 def _memory_bytes(device: str) -> int | None:
@@ -202,8 +219,10 @@ def check_model_size(cfg: TrainConfig) -> None:
     dis_kwargs = {**model.discriminator_kwargs, "in_channels": d_in}
     try:
         with torch.device("meta"):
-            nets = [create_generator(model.generator, **gen_kwargs),
-                    create_discriminator(model.discriminator, **dis_kwargs)]
+            nets = [
+                create_generator(model.generator, **gen_kwargs),
+                create_discriminator(model.discriminator, **dis_kwargs),
+            ]
     except (TypeError, ValueError) as err:
         raise TrainingError(f"cannot build the {cfg.family} networks: {err}") from err
     except Exception:  # noqa: BLE001 - a module that cannot be built on "meta": the real build will tell
@@ -213,10 +232,12 @@ def check_model_size(cfg: TrainConfig) -> None:
     need, have = 16 * params, _memory_bytes(torch.device(device).type)
     if have and need > have:
         where = "GPU memory" if device.startswith("cuda") else "RAM"
-        raise UsageError(f"the {cfg.family} networks would have {params / 1e9:.1f} billion parameters: "
-                         f"their weights, gradients and Adam state alone need {need / 2**30:.0f} GiB, more "
-                         f"than this machine's {have / 2**30:.0f} GiB of {where}; use smaller "
-                         "model.generator_kwargs (ngf, dim) or model.discriminator_kwargs (ndf)")
+        raise UsageError(
+            f"the {cfg.family} networks would have {params / 1e9:.1f} billion parameters: "
+            f"their weights, gradients and Adam state alone need {need / 2**30:.0f} GiB, more "
+            f"than this machine's {have / 2**30:.0f} GiB of {where}; use smaller "
+            "model.generator_kwargs (ngf, dim) or model.discriminator_kwargs (ndf)"
+        )
 
 
 def seed_everything(seed: int) -> None:
@@ -250,14 +271,21 @@ class _Batches:
     """Endless ``(epoch, batch_index, batch)`` stream over epochs; position is resumable."""
 
     def __init__(self, dataset, cfg: TrainConfig, rank: int, world_size: int, device: torch.device):
-        self.sampler = EpochSampler(len(dataset), batch_size=cfg.data.batch_size, seed=cfg.seed, rank=rank,
-                                    world_size=world_size)
+        self.sampler = EpochSampler(
+            len(dataset), batch_size=cfg.data.batch_size, seed=cfg.seed, rank=rank, world_size=world_size
+        )
         self.seed = cfg.seed
         self.generator = torch.Generator()
-        self.loader = DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=self.sampler,
-                                 num_workers=data_workers(cfg.data.num_workers, device, world_size),
-                                 pin_memory=device.type == "cuda", generator=self.generator,
-                                 worker_init_fn=_seed_worker, drop_last=False)
+        self.loader = DataLoader(
+            dataset,
+            batch_size=cfg.data.batch_size,
+            sampler=self.sampler,
+            num_workers=data_workers(cfg.data.num_workers, device, world_size),
+            pin_memory=device.type == "cuda",
+            generator=self.generator,
+            worker_init_fn=_seed_worker,
+            drop_last=False,
+        )
         self.epoch, self.batch = 0, 0  # position of the next batch
 
     def __iter__(self) -> Iterator[dict]:
@@ -293,14 +321,17 @@ class _StopSignals:
         name = signal.Signals(signum).name
         if self.received is None:
             self.received = name
-            self._say(f"{name}: finishing this step, then saving a checkpoint (send it again to stop at once "
-                      "without saving)")
+            self._say(
+                f"{name}: finishing this step, then saving a checkpoint (send it again to stop at once "
+                "without saving)"
+            )
         elif self._saving:
             self._say(f"{name} again: still writing the checkpoint; the run stops once it is complete")
         else:
             last = latest_state(self.run_dir)
-            raise KeyboardInterrupt(f"second {name}: stopped at once without saving; latest complete "
-                                    f"checkpoint: {last or 'none'}")
+            raise KeyboardInterrupt(
+                f"second {name}: stopped at once without saving; latest complete checkpoint: {last or 'none'}"
+            )
 
     @contextlib.contextmanager
     def saving(self) -> Iterator[None]:
@@ -358,9 +389,12 @@ class _Run:
         if self.main:
             removed = sweep_leftovers(self.run_dir)
             if removed:
-                print(f"removed {len(removed)} leftover(s) of an interrupted run from {self.run_dir}: "
-                      + ", ".join(str(p.relative_to(self.run_dir)) for p in removed[:3])
-                      + (", ..." if len(removed) > 3 else ""), file=sys.stderr)
+                print(
+                    f"removed {len(removed)} leftover(s) of an interrupted run from {self.run_dir}: "
+                    + ", ".join(str(p.relative_to(self.run_dir)) for p in removed[:3])
+                    + (", ..." if len(removed) > 3 else ""),
+                    file=sys.stderr,
+                )
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
             if not cfg.train.resume:  # a restart of a run that never saved: its log starts over
                 _truncate_log(self.run_dir / "log.jsonl", 0)
@@ -382,11 +416,19 @@ class _Run:
             self.batches = _Batches(self.train_set, cfg, self.rank, self.world, self.acc.device)
         except ValueError as err:
             raise TrainingError(f"{cfg.data.mode} training data: {err}") from err
-        self.evaluator = Evaluator(self.acc, self.test_set, mode=cfg.data.mode,
-                                   batch_size=cfg.data.eval_batch_size, max_items=cfg.data.eval_max_items)
-        self.state = TrainingState(nets={k: self.acc.unwrap_model(v) for k, v in self.trainer.nets.items()},
-                                   optimizers=self.trainer.optimizers, schedulers=self.trainer.schedulers,
-                                   scaler=self.acc.scaler)
+        self.evaluator = Evaluator(
+            self.acc,
+            self.test_set,
+            mode=cfg.data.mode,
+            batch_size=cfg.data.eval_batch_size,
+            max_items=cfg.data.eval_max_items,
+        )
+        self.state = TrainingState(
+            nets={k: self.acc.unwrap_model(v) for k, v in self.trainer.nets.items()},
+            optimizers=self.trainer.optimizers,
+            schedulers=self.trainer.schedulers,
+            scaler=self.acc.scaler,
+        )
         self.step = 0
         self.elapsed_before = 0.0
         self.metrics: dict[str, float] = {}
@@ -403,8 +445,9 @@ class _Run:
             self.elapsed_before = float(meta.get("elapsed_s", 0.0))
             self.metrics = dict(meta.get("metrics", {}))
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise BrokenStateError(f"rank_{self.rank}.pt holds a malformed trainer state "
-                                   f"({first_line(err)})") from err
+            raise BrokenStateError(
+                f"rank_{self.rank}.pt holds a malformed trainer state ({first_line(err)})"
+            ) from err
         self.step = int(meta["step"])
 
     def resume(self) -> None:
@@ -424,8 +467,10 @@ class _Run:
                 continue
             if self.main:
                 for bad, why in broken:
-                    print(f"warning: training state {bad} is broken ({why}); resuming from {path.name}",
-                          file=sys.stderr)
+                    print(
+                        f"warning: training state {bad} is broken ({why}); resuming from {path.name}",
+                        file=sys.stderr,
+                    )
                 _truncate_log(self.run_dir / "log.jsonl", self.step)
             self.acc.print(f"resumed from {path} (step {self.step})")
             return
@@ -433,8 +478,10 @@ class _Run:
             raise UsageError(f"nothing to resume: {self.run_dir} has no training state (state/step_*)")
         (bad, why), others = broken[0], len(broken) - 1
         earlier = f"so are the {others} earlier one(s)" if others else "there is no earlier one"
-        raise TrainingError(f"cannot resume: training state {bad} is broken ({why}) and {earlier}; start "
-                            "a new run with another --output-dir")
+        raise TrainingError(
+            f"cannot resume: training state {bad} is broken ({why}) and {earlier}; start "
+            "a new run with another --output-dir"
+        )
 
     def sync_buffers(self) -> None:
         """Give every rank rank 0's buffers (BatchNorm running stats drift apart after the last forward;
@@ -447,14 +494,32 @@ class _Run:
 
     def save(self, elapsed: float) -> None:
         self.sync_buffers()
-        meta = {"epoch": self.batches.epoch, "batch": self.batches.batch, "elapsed_s": elapsed,
-                "metrics": self.metrics, "config": self.cfg.to_dict(), "runtime": self.runtime}
-        rank_state = {"rng": capture_rng(), "extra": self.trainer.extra_state(), "rank": self.rank,
-                      "digest": weights_digest(self.state.nets)}
+        meta = {
+            "epoch": self.batches.epoch,
+            "batch": self.batches.batch,
+            "elapsed_s": elapsed,
+            "metrics": self.metrics,
+            "config": self.cfg.to_dict(),
+            "runtime": self.runtime,
+        }
+        rank_state = {
+            "rng": capture_rng(),
+            "extra": self.trainer.extra_state(),
+            "rank": self.rank,
+            "digest": weights_digest(self.state.nets),
+        }
         try:
-            save_state(self.run_dir, self.step, self.state, meta=meta, rank_state=rank_state, rank=self.rank,
-                       world_size=self.world, barrier=self.acc.wait_for_everyone,
-                       keep_last=self.cfg.train.keep_last)
+            save_state(
+                self.run_dir,
+                self.step,
+                self.state,
+                meta=meta,
+                rank_state=rank_state,
+                rank=self.rank,
+                world_size=self.world,
+                barrier=self.acc.wait_for_everyone,
+                keep_last=self.cfg.train.keep_last,
+            )
         except CheckpointError as err:
             raise TrainingError(str(err)) from err
         if self.main:
@@ -464,17 +529,23 @@ class _Run:
         """``model.safetensors`` + ``config.json`` for inference (see docs/architecture.md)."""
         opts = self.cfg.data.options.to_dict()
         size = opts["image_size"] if self.cfg.data.mode == "glyphs" else opts["crop_size"]
-        config = {"family": self.cfg.family, "data": {"mode": self.cfg.data.mode, "root": self.cfg.data.root,
-                                                      **opts, "image_size": size},
-                  "train": self.cfg.to_dict(), "runtime": self.runtime,
-                  "run_name": self.cfg.run_name or self.run_dir.name,
-                  "step": self.step, "metrics": self.metrics}
+        config = {
+            "family": self.cfg.family,
+            "data": {"mode": self.cfg.data.mode, "root": self.cfg.data.root, **opts, "image_size": size},
+            "train": self.cfg.to_dict(),
+            "runtime": self.runtime,
+            "run_name": self.cfg.run_name or self.run_dir.name,
+            "step": self.step,
+            "metrics": self.metrics,
+        }
         try:
             save_pretrained(self.run_dir, self.trainer.generators(), config)
         except (OSError, RuntimeError, SafetensorError) as err:
             failed = describe_write_error(self.run_dir / WEIGHTS_NAME, err)
-            raise TrainingError(f"{failed}; the training state {latest_state(self.run_dir)} is saved "
-                                "(free space or fix the cause, then continue with --resume)") from err
+            raise TrainingError(
+                f"{failed}; the training state {latest_state(self.run_dir)} is saved "
+                "(free space or fix the cause, then continue with --resume)"
+            ) from err
 
     # ---- outputs
     def write_samples(self) -> Path | None:
@@ -486,8 +557,9 @@ class _Run:
         items = self.evaluator.sample_items(self.train_set, self.cfg.train.num_samples)
         if items:
             with eval_mode(self.trainer.nets):
-                columns = self.trainer.sample_columns(_to_device(items, self.acc.device),
-                                                      paired=self.evaluator.paired)
+                columns = self.trainer.sample_columns(
+                    _to_device(items, self.acc.device), paired=self.evaluator.paired
+                )
             grid = labelled_grid(columns)
             path = save_png(self.run_dir / "samples" / f"step_{self.step:06d}.png", grid)
             self.track_image("samples", grid)
@@ -502,8 +574,11 @@ class _Run:
         try:
             write_run_plots(self.run_dir)
         except Exception as err:  # noqa: BLE001 - never stop a run for a picture
-            tqdm.write(f"warning: could not draw the loss curves of {self.run_dir} "  # above the progress bar
-                       f"({type(err).__name__}: {first_line(err)}); training continues", file=sys.stderr)
+            tqdm.write(
+                f"warning: could not draw the loss curves of {self.run_dir} "  # above the progress bar
+                f"({type(err).__name__}: {first_line(err)}); training continues",
+                file=sys.stderr,
+            )
 
     def track_image(self, name: str, image) -> None:
         """Send an RGB ``PIL`` image to the TensorBoard tracker (if any) at this step."""
@@ -540,18 +615,22 @@ class _Run:
         """The start-of-run lines: folder, device, precision, network sizes, data sizes."""
         rt = self.runtime
         procs = f", {rt['num_processes']} processes" if rt["num_processes"] > 1 else ""
-        nets = ", ".join(f"{name} {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M"
-                         for name, net in self.state.nets.items())
+        nets = ", ".join(
+            f"{name} {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M"
+            for name, net in self.state.nets.items()
+        )
         test = len(self.test_set) if self.test_set is not None else 0
         start = f"resuming at step {self.step}" if self.step else "from scratch"
-        return "\n".join([
-            f"run      {self.run_dir} ({self.cfg.family}, {start}, {self.cfg.train.max_steps} steps)",
-            f"device   {self.acc.device}{procs}; "
-            f"precision {rt['mixed_precision']} ({rt['precision_source']})",
-            f"params   {nets}",
-            f"data     {self.cfg.data.mode}: {len(self.train_set)} training items, {test} test items, "
-            f"batch {self.cfg.data.batch_size} per process",
-        ])
+        return "\n".join(
+            [
+                f"run      {self.run_dir} ({self.cfg.family}, {start}, {self.cfg.train.max_steps} steps)",
+                f"device   {self.acc.device}{procs}; "
+                f"precision {rt['mixed_precision']} ({rt['precision_source']})",
+                f"params   {nets}",
+                f"data     {self.cfg.data.mode}: {len(self.train_set)} training items, {test} test items, "
+                f"batch {self.cfg.data.batch_size} per process",
+            ]
+        )
 
     def run(self) -> RunResult:
         cfg, tc = self.cfg, self.cfg.train
@@ -565,8 +644,14 @@ class _Run:
         stop_at = tc.stop_at_step if tc.stop_at_step is not None and tc.stop_at_step > start_step else None
         deadline = None if tc.max_minutes is None else start_time + 60 * tc.max_minutes
         stopped_by = "max_steps"
-        bar = tqdm(total=tc.max_steps, initial=self.step, desc=cfg.run_name or cfg.family,
-                   disable=not self.main, dynamic_ncols=True, unit="step")
+        bar = tqdm(
+            total=tc.max_steps,
+            initial=self.step,
+            desc=cfg.run_name or cfg.family,
+            disable=not self.main,
+            dynamic_ncols=True,
+            unit="step",
+        )
         stream = iter(self.batches)
         with contextlib.closing(bar), _StopSignals(self.run_dir, verbose=self.main) as signals:
             while self.step < tc.max_steps:
@@ -581,8 +666,9 @@ class _Run:
                 self.step += 1
                 bad = next((k for k, v in sums.items() if not math.isfinite(v)), None)
                 timed_out = deadline is not None and time.monotonic() >= deadline
-                bad_any, signal_any, timeout_any = self._agree(bad is not None, signals.received is not None,
-                                                                timed_out)
+                bad_any, signal_any, timeout_any = self._agree(
+                    bad is not None, signals.received is not None, timed_out
+                )
                 if bad_any:
                     bar.close()
                     self.write_plots()  # the curves up to the last logged step show how it diverged
@@ -590,15 +676,22 @@ class _Run:
                     what = f"loss {bad} = {sums[bad]}" if bad else "a loss on another process"
                     raise NonFiniteLossError(
                         f"{what} is not finite at step {self.step}; stopping without saving. "
-                        f"Last good checkpoint: {last if last else 'none (no checkpoint was saved yet)'}")
+                        f"Last good checkpoint: {last if last else 'none (no checkpoint was saved yet)'}"
+                    )
                 bar.update(1)
                 if self.step % max(tc.log_every, 1) == 0 or self.step == tc.max_steps:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in sums.items()}, refresh=False)
                     lr = self.trainer.schedulers["G"].get_last_lr()[0]
                     if self.main:
-                        self.log({"step": self.step, "epoch": self.batches.epoch, "lr": lr,
-                                  "time_s": round(self.elapsed_before + time.monotonic() - start_time, 3),
-                                  **sums})
+                        self.log(
+                            {
+                                "step": self.step,
+                                "epoch": self.batches.epoch,
+                                "lr": lr,
+                                "time_s": round(self.elapsed_before + time.monotonic() - start_time, 3),
+                                **sums,
+                            }
+                        )
                     if self.acc.trackers:
                         self.acc.log({**sums, "lr": lr}, step=self.step)
                 stopping = signal_any or timeout_any or (stop_at is not None and self.step >= stop_at)

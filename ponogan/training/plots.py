@@ -28,8 +28,13 @@ METRICS_NAME = "metrics.png"
 # check_run_dir ignores, so a kill while a picture is written leaves nothing that blocks a restart.
 _TEMP_NAMES = {LOSSES_NAME: ".tmplosses", METRICS_NAME: ".tmpmetric"}
 BOOKKEEPING = frozenset({"step", "epoch", "lr", "time_s"})  # fields of a loss line that are not losses
-METRIC_HINTS = {"l1": "lower is better", "psnr": "higher is better", "ssim": "higher is better",
-                "fid": "lower is better", "lpips": "lower is better"}
+METRIC_HINTS = {
+    "l1": "lower is better",
+    "psnr": "higher is better",
+    "ssim": "higher is better",
+    "fid": "lower is better",
+    "lpips": "lower is better",
+}
 MAX_POINTS = 2000  # points drawn per curve; longer curves are thinned after smoothing
 
 Series = tuple[list[int], list[float]]  # (steps, values)
@@ -189,8 +194,9 @@ def _colors(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def draw_losses(records: Sequence[dict], path: str | os.PathLike, *, title: str = "",
-                smoothing: float | None = None) -> Path | None:
+def draw_losses(
+    records: Sequence[dict], path: str | os.PathLike, *, title: str = "", smoothing: float | None = None
+) -> Path | None:
     """``losses.png``: generator terms, discriminator terms and learning rate over steps, one panel each
     (only the panels with data). Returns the path, or None if the log holds no losses yet."""
     losses, lr = loss_series(records), lr_series(records)
@@ -207,8 +213,15 @@ def draw_losses(records: Sequence[dict], path: str | os.PathLike, *, title: str 
         colors = _colors(len(group_series))
         for (name, (steps, values)), color in zip(group_series.items(), colors, strict=True):
             is_lr = name == "lr"  # a schedule, not a noisy measurement: drawn as is
-            _draw_curve(ax, steps, values, label=name, color=color, smoothing=0.0 if is_lr else smoothing,
-                        raw=not is_lr)
+            _draw_curve(
+                ax,
+                steps,
+                values,
+                label=name,
+                color=color,
+                smoothing=0.0 if is_lr else smoothing,
+                raw=not is_lr,
+            )
         if heading != "learning rate":
             _autoscale(ax, [values for _, values in group_series.values()])
         ax.set_title(heading, fontsize=10, loc="left")
@@ -244,8 +257,10 @@ def write_run_plots(run_dir: str | os.PathLike) -> list[Path]:
     if not log.is_file():
         return []
     records = read_log(log)
-    written = [draw_losses(records, run_dir / LOSSES_NAME, title=run_dir.name),
-               draw_metrics(records, run_dir / METRICS_NAME, title=run_dir.name)]
+    written = [
+        draw_losses(records, run_dir / LOSSES_NAME, title=run_dir.name),
+        draw_metrics(records, run_dir / METRICS_NAME, title=run_dir.name),
+    ]
     return [p for p in written if p is not None]
 
 
@@ -270,9 +285,14 @@ def _select(available: dict[str, None], wanted: Sequence[str] | None, what: str)
     return list(dict.fromkeys(wanted))
 
 
-def compare_runs(runs: Sequence[tuple[str, Sequence[dict]]], out: str | os.PathLike, *,
-                 losses: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
-                 smoothing: float | None = None) -> Path:
+def compare_runs(
+    runs: Sequence[tuple[str, Sequence[dict]]],
+    out: str | os.PathLike,
+    *,
+    losses: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    smoothing: float | None = None,
+) -> Path:
     """One picture overlaying ``runs`` (``(label, log records)``): a panel per loss name (smoothed,
     raw faint; ``lr`` too) and per metric (as measured), each run in its own colour throughout.
 
@@ -310,19 +330,31 @@ def compare_runs(runs: Sequence[tuple[str, Sequence[dict]]], out: str | os.PathL
             if kind == "metric":
                 ax.plot(steps, values, color=color, marker="o", markersize=3, linewidth=1.4, label=label)
             else:
-                _draw_curve(ax, steps, values, label=label, color=color,
-                            smoothing=0.0 if name == "lr" else smoothing, raw=name != "lr")
+                _draw_curve(
+                    ax,
+                    steps,
+                    values,
+                    label=label,
+                    color=color,
+                    smoothing=0.0 if name == "lr" else smoothing,
+                    raw=name != "lr",
+                )
         if kind == "loss" and name != "lr":
             _autoscale(ax, curves)
         hint = METRIC_HINTS.get(name) if kind == "metric" else None
         heading = "learning rate" if (kind, name) == ("loss", "lr") else f"{kind} {name}"
         ax.set_title(f"{heading} ({hint})" if hint else heading, fontsize=10, loc="left")
         ax.set_xlabel("step", fontsize=8)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=color, linewidth=2) for color in colors]
-    fig.legend(handles, [label for label, _, _ in per_run], loc="outside upper center",
-               ncol=min(4, len(per_run)), fontsize=9)
+    fig.legend(
+        handles,
+        [label for label, _, _ in per_run],
+        loc="outside upper center",
+        ncol=min(4, len(per_run)),
+        fontsize=9,
+    )
     return _save(fig, Path(out))

@@ -18,11 +18,21 @@ from torch.utils.data import Sampler
 class EpochSampler(Sampler[int]):
     """Indices for one rank: ``len(self) == (batches_per_epoch - start_batch) * batch_size``."""
 
-    def __init__(self, num_items: int, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 shuffle: bool = True):
+    def __init__(
+        self,
+        num_items: int,
+        *,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+    ):
         if num_items < batch_size * world_size:
-            raise ValueError(f"the dataset has {num_items} items, fewer than one batch per process "
-                             f"(batch_size {batch_size} x {world_size} processes)")
+            raise ValueError(
+                f"the dataset has {num_items} items, fewer than one batch per process "
+                f"(batch_size {batch_size} x {world_size} processes)"
+            )
         self.num_items = num_items
         self.batch_size = batch_size
         self.seed = seed

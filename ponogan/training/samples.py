@@ -43,15 +43,17 @@ def _tile_grid(columns: list[torch.Tensor], per_row: int, names: Sequence[str] |
     return make_grid(tiles, nrow=len(columns) * per_row, padding=PADDING, pad_value=PAD_VALUE)
 
 
-def sample_grid(inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor | None = None,
-                *, per_row: int = 2) -> torch.Tensor:
+def sample_grid(
+    inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor | None = None, *, per_row: int = 2
+) -> torch.Tensor:
     """A ``(3, H', W')`` grid of triplets (pairs without targets), ``per_row`` triplets per row."""
     columns = [inputs, outputs] + ([targets] if targets is not None else [])
     return _tile_grid(columns, max(1, min(per_row, inputs.shape[0])))
 
 
-def save_sample_grid(path: str | Path, inputs: torch.Tensor, outputs: torch.Tensor,
-                     targets: torch.Tensor | None = None) -> Path:
+def save_sample_grid(
+    path: str | Path, inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor | None = None
+) -> Path:
     """Write the unlabelled grid as PNG (temp file + rename, so a viewer never sees half an image)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +91,7 @@ def _wrap(label: str, font, width: int) -> list[str]:
                 cut = max(current.rfind("("), current.rfind(">"))
             if cut > 0:
                 lines.append(current[: cut + 1].rstrip())
-                current = current[cut + 1:].lstrip()
+                current = current[cut + 1 :].lstrip()
             else:
                 lines.append(current)
                 current = ""

@@ -24,5 +24,12 @@ def create_trainer(cfg: TrainConfig, accelerator: Accelerator) -> FamilyTrainer:
     return TRAINERS[cfg.family](cfg, accelerator)
 
 
-__all__ = ["TRAINERS", "CycleGANTrainer", "FamilyTrainer", "MunitPair", "MunitTrainer", "Pix2PixTrainer",
-           "create_trainer"]
+__all__ = [
+    "TRAINERS",
+    "CycleGANTrainer",
+    "FamilyTrainer",
+    "MunitPair",
+    "MunitTrainer",
+    "Pix2PixTrainer",
+    "create_trainer",
+]

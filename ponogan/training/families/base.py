@@ -83,8 +83,11 @@ class FamilyTrainer(ABC):
 
     def make_generator(self, in_channels: int, out_channels: int | None) -> nn.Module:
         """A freshly built generator, initialised with ``init_types[0]`` and ``model.init_gain``."""
-        kwargs = {**self.cfg.model.generator_kwargs, "in_channels": in_channels,
-                  "shortcut": self.cfg.model.shortcut}
+        kwargs = {
+            **self.cfg.model.generator_kwargs,
+            "in_channels": in_channels,
+            "shortcut": self.cfg.model.shortcut,
+        }
         if out_channels is not None:
             kwargs["out_channels"] = out_channels
         net = create_generator(self.cfg.model.generator, **kwargs)
@@ -112,7 +115,7 @@ class FamilyTrainer(ABC):
         prepared = self.accelerator.prepare(*self.nets.values(), *self.optimizers.values())
         prepared = list(prepared) if isinstance(prepared, tuple | list) else [prepared]
         self.nets = dict(zip(names, prepared[: len(names)], strict=True))
-        self.optimizers = dict(zip(opt_names, prepared[len(names):], strict=True))
+        self.optimizers = dict(zip(opt_names, prepared[len(names) :], strict=True))
 
     # ---- training
     @abstractmethod

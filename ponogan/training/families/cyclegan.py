@@ -63,8 +63,10 @@ class CycleGANTrainer(FamilyTrainer):
         set_requires_grad([D_A, D_B], True)
         pooled_b = self.pools["fake_B"].query(fake_b)
         pooled_a = self.pools["fake_A"].query(fake_a)
-        d_losses = {"D_A": self.discriminator_loss(D_A, real_b, pooled_b),
-                    "D_B": self.discriminator_loss(D_B, real_a, pooled_a)}
+        d_losses = {
+            "D_A": self.discriminator_loss(D_A, real_b, pooled_b),
+            "D_B": self.discriminator_loss(D_B, real_a, pooled_a),
+        }
         if self.uses_gradient_penalty:
             d_losses["D_A_gp"] = self.penalty(D_A, real_b, pooled_b)
             d_losses["D_B_gp"] = self.penalty(D_B, real_a, pooled_a)

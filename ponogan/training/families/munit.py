@@ -25,8 +25,14 @@ class MunitPair(nn.Module):
         self.gen_a = gen_a
         self.gen_b = gen_b
 
-    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor, s_a: torch.Tensor, s_b: torch.Tensor,
-                translate_only: bool = False) -> dict:
+    def forward(
+        self,
+        x_a: torch.Tensor,
+        x_b: torch.Tensor,
+        s_a: torch.Tensor,
+        s_b: torch.Tensor,
+        translate_only: bool = False,
+    ) -> dict:
         c_a, m_a, s_a_prime = self.gen_a.encode(x_a)
         c_b, m_b, s_b_prime = self.gen_b.encode(x_b)
         x_ba = self.gen_a.decode(c_b, m_b, s_a, size=x_b.shape[-2:])
@@ -108,19 +114,27 @@ class MunitTrainer(FamilyTrainer):
         gen_losses = {
             "G_A": w.gan * self.gan_loss(f32(pred_ba), True, for_discriminator=False),
             "G_B": w.gan * self.gan_loss(f32(pred_ab), True, for_discriminator=False),
-            "recon_x": w.image * (reconstruction_loss(f32(out["x_a_recon"]), f32(x_a))
-                                  + reconstruction_loss(f32(out["x_b_recon"]), f32(x_b))),
-            "recon_cycle": w.cycle * (reconstruction_loss(f32(out["x_aba"]), f32(x_a))
-                                      + reconstruction_loss(f32(out["x_bab"]), f32(x_b))),
+            "recon_x": w.image
+            * (
+                reconstruction_loss(f32(out["x_a_recon"]), f32(x_a))
+                + reconstruction_loss(f32(out["x_b_recon"]), f32(x_b))
+            ),
+            "recon_cycle": w.cycle
+            * (
+                reconstruction_loss(f32(out["x_aba"]), f32(x_a))
+                + reconstruction_loss(f32(out["x_bab"]), f32(x_b))
+            ),
         }
         c_a, m_a, _ = out["codes_a"]
         c_b, m_b, _ = out["codes_b"]
         official = w.moments is None  # PONO-MUNIT: moment L1s summed into the content term
         reduction = "sum" if official else "mean"
-        latent_ab = latent_reconstruction_loss(_f32_codes(out["codes_ab"]), _f32_codes((c_a, m_a, s_b)),
-                                               moment_reduction=reduction)
-        latent_ba = latent_reconstruction_loss(_f32_codes(out["codes_ba"]), _f32_codes((c_b, m_b, s_a)),
-                                               moment_reduction=reduction)
+        latent_ab = latent_reconstruction_loss(
+            _f32_codes(out["codes_ab"]), _f32_codes((c_a, m_a, s_b)), moment_reduction=reduction
+        )
+        latent_ba = latent_reconstruction_loss(
+            _f32_codes(out["codes_ba"]), _f32_codes((c_b, m_b, s_a)), moment_reduction=reduction
+        )
         content = latent_ab["content"] + latent_ba["content"]
         moments = latent_ab["moments"] + latent_ba["moments"]
         gen_losses["recon_content"] = w.content * (content + moments if official else content)
@@ -172,9 +186,14 @@ class MunitTrainer(FamilyTrainer):
         s_a = self.sample_styles_a(index).to(real_a.device)
         with self.accelerator.autocast():
             out = self.unwrap("gen")(real_a, real_b, s_a, s_b)
-        return [("real A", real_a), ("A->B (fixed style)", out["x_ab"].float()),
-                ("A->B->A", out["x_aba"].float()), ("real B", real_b), ("B->A", out["x_ba"].float()),
-                ("B->A->B", out["x_bab"].float())]
+        return [
+            ("real A", real_a),
+            ("A->B (fixed style)", out["x_ab"].float()),
+            ("A->B->A", out["x_aba"].float()),
+            ("real B", real_b),
+            ("B->A", out["x_ba"].float()),
+            ("B->A->B", out["x_bab"].float()),
+        ]
 
 
 def _f32_codes(codes: tuple) -> tuple:
