@@ -121,6 +121,7 @@ def test_bench_infer_quick(tmp_path):
             "--settings",
             "b1_fp32",
             "b8_bf16",
+            "default",
             "--device",
             "cpu",
             "--out",
@@ -128,8 +129,17 @@ def test_bench_infer_quick(tmp_path):
         ]
     )
     data = json.loads(out.read_text())["cpu"]
-    assert set(data["translate"]) == {"b1_fp32", "b8_bf16"}
-    assert all(r["images"] == 3 and r["images_per_s"] > 0 for r in data["translate"].values())
+    runs = {k: v for k, v in data["translate"].items() if k != "default_vs_best"}
+    assert set(runs) == {"b1_fp32", "b8_bf16", "default"}
+    assert all(r["images"] == 3 and r["images_per_s"] > 0 for r in runs.values())
+    # the default setting is what `ponogan translate` picks here, compared with the best other setting
+    assert (runs["default"]["batch"], runs["default"]["dtype"]) == tuple(data["defaults"].values())
+    best = max(("b1_fp32", "b8_bf16"), key=lambda k: runs[k]["images_per_s"])
+    ratio = data["translate"]["default_vs_best"]
+    assert ratio["best"] == best
+    assert ratio["ratio"] == round(runs["default"]["images_per_s"] / runs[best]["images_per_s"], 3)
+    diff = data["bf16_vs_fp32_output"]
+    assert diff["images"] == 3 and 0 <= diff["mean_abs_255"] <= diff["max_abs_255"] <= 255
     assert data["app_request"]["first_request_s"] > 0 and data["app_request"]["image_size"] == [32, 32]
 
 

@@ -255,10 +255,39 @@ def test_two_process_torchrun_keeps_weights_identical(tmp_path):
     load_pretrained(run)
 
 
-def test_gradient_accumulation_consumes_micro_batches_per_step(tmp_path):
-    result = train(tiny("pix2pix", tmp_path / "run", **{"train.max_steps": 1, "optim.grad_accum_steps": 2}))
-    meta = json.loads((tmp_path / "run" / "state" / "step_000001" / "trainer_state.json").read_text())
-    assert result.step == 1 and (meta["epoch"], meta["batch"]) == (0, 2)  # 2 batches for 1 optimizer step
+def test_gradient_accumulation_equals_the_larger_batch(tmp_path, monkeypatch):
+    """2 micro-batches of 2 accumulated give the gradients of one batch of 4 (same samples), for G and D,
+    at the moment each optimizer steps (instance norms and no dropout: nothing couples the samples)."""
+    seen: list[list[torch.Tensor]] = []
+    adam_step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append(
+            [p.grad.detach().clone() for g in self.param_groups for p in g["params"] if p.grad is not None]
+        )
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    exact = {
+        "model.generator_kwargs.norm": "instance",
+        "model.generator_kwargs.use_dropout": "false",
+        "model.discriminator_kwargs.norm": "instance",
+        "train.max_steps": 1,
+    }
+    train(tiny("pix2pix", tmp_path / "big", **exact, **{"data.batch_size": 4}))
+    big, seen[:] = list(seen), []
+    acc = train(
+        tiny("pix2pix", tmp_path / "acc", **exact, **{"data.batch_size": 2, "optim.grad_accum_steps": 2})
+    )
+    meta = json.loads((tmp_path / "acc" / "state" / "step_000001" / "trainer_state.json").read_text())
+    assert acc.step == 1 and (meta["epoch"], meta["batch"]) == (0, 2)  # 2 micro-batches, 1 optimizer step
+    assert len(big) == len(seen) == 2  # one real D step and one real G step each
+    for grads_big, grads_acc in zip(big, seen, strict=True):
+        assert len(grads_big) == len(grads_acc)
+        for a, b in zip(grads_big, grads_acc, strict=True):
+            # float32 convolutions sum in another order for another batch size: compare whole tensors
+            # (a mean over the wrong number of micro-batches would be off by 50-100%)
+            assert (a - b).norm() <= 2e-3 * a.norm() + 1e-7
 
 
 def test_max_minutes_stops_cleanly_with_a_checkpoint(tmp_path):
