@@ -24,6 +24,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows every option's default in ``--help``, unless its help already says it or it has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text
+            or action.default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: ponogan <command> [options]", "", "commands:"]
@@ -43,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(
-        prog=f"ponogan {name}", description=help_, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog=f"ponogan {name}", description=help_, formatter_class=HelpFormatter)
     module.add_arguments(parser)
     parse = getattr(module, "parse_args", None)  # a module may take extra syntax (dotted overrides)
     args = parse(parser, rest) if parse else parser.parse_args(rest)

@@ -80,12 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--output",
+        "--out",
+        dest="output",
         required=True,
         help="output folder; relative paths are kept. It must not be the input folder; a "
         "folder inside the input folder is allowed and left out of the inputs. A run "
         "that would write over an input image is refused",
     )
-    parser.add_argument("--direction", default="AtoB", help="AtoB or BtoA (CycleGAN, MUNIT); default AtoB")
+    parser.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="BtoA: CycleGAN, MUNIT")
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -115,8 +117,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dtype",
+        "--mixed-precision",
+        dest="dtype",
         default=None,
-        choices=("float32", "bf16", "fp16"),
+        choices=("float32", "no", "bf16", "fp16"),  # `no` (= float32) as train's --mixed-precision
         help="compute precision; bf16/fp16 run under autocast (default: bf16 on GPUs and on "
         "CPUs with native bf16, else float32; docs/app.md has the measured differences)",
     )
@@ -382,7 +386,7 @@ def run(args: argparse.Namespace) -> int:
     device = inference_device(args.device)
     defaults = default_inference_settings(device)
     args.batch_size = defaults["batch_size"] if args.batch_size is None else args.batch_size
-    args.dtype = defaults["dtype"] if args.dtype is None else args.dtype
+    args.dtype = defaults["dtype"] if args.dtype is None else {"no": "float32"}.get(args.dtype, args.dtype)
     group = ProcessGroup()
     try:
         return _run(args, device, group)

@@ -65,7 +65,7 @@ class FolderDataset(Dataset, abc.ABC):
     def _collect(self, folder: str, what: str) -> list[str]:
         """Image paths under `folder`; fails now if none exists or none of them is usable."""
         if not os.path.isdir(folder):
-            raise ValueError(f"{what}: folder {folder} does not exist")
+            raise ValueError(f"{what}: folder {folder} does not exist{_how_to_get(folder)}")
         paths = find_images(folder)[: self.options.max_dataset_size]
         if not paths:
             raise ValueError(f"{what}: no image files in {folder} (looked for {', '.join(IMG_EXTENSIONS)})")
@@ -123,3 +123,16 @@ class FolderDataset(Dataset, abc.ABC):
                 "'resize_and_crop' or 'scale_width_and_crop', or resize the images to one size"
             )
         return kept
+
+
+def _how_to_get(folder: str) -> str:
+    """A hint for a missing public dataset: ``datasets/horse2zebra/trainA`` -> the download command."""
+    from ponogan.data.download import KINDS
+
+    root = os.path.dirname(os.path.normpath(folder))
+    name = os.path.basename(root)
+    known = {n for _, names in KINDS.values() for n in names}
+    if name in known:
+        return f"; get it with: ponogan data download {name} --out {os.path.dirname(root) or '.'}"
+    examples = ", ".join(sorted(known)[:6])
+    return f"; for a public dataset see `ponogan data download --help` (known: {examples}, ...)"

@@ -18,13 +18,18 @@ from ponogan.data.image_io import tensor_to_pil
 from ponogan.data.options import DataOptions
 
 
-def export_glyphs(out_dir: str | os.PathLike, options: DataOptions) -> dict[str, int]:
-    """Render both splits of the glyph data under `out_dir`; returns the number of items per split."""
+def export_glyphs(
+    out_dir: str | os.PathLike, options: DataOptions, *, progress: bool = True
+) -> dict[str, int]:
+    """Render both splits of the glyph data under `out_dir`, with a progress bar per split (on stderr);
+    returns the number of items per split."""
+    from tqdm import tqdm
+
     out_dir = Path(out_dir)
     counts = {}
     for phase in ("train", "test"):
         dataset = GlyphDataset(None, phase, options)
-        for index in range(len(dataset)):
+        for index in tqdm(range(len(dataset)), desc=f"glyphs {phase}", unit="img", disable=not progress):
             _write_item(out_dir, phase, index, dataset[index], options.paired)
         counts[phase] = len(dataset)
     return counts

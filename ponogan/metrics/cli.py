@@ -48,7 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--split", default="test", help="dataset phase to translate (default test)")
     run.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="translation direction")
     run.add_argument(
-        "--num-styles", type=int, default=4, help="MUNIT: samples per input for diversity (default 4)"
+        "--n-styles",
+        "--num-styles",
+        dest="num_styles",
+        type=int,
+        default=4,
+        help="MUNIT: samples per input for diversity (default 4)",
     )
     run.add_argument(
         "--seed", type=int, default=0, help="seed of MUNIT's styles and of paper mode's dropout (default 0)"
@@ -69,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out",
+        "--output",
+        dest="out",
         help="output folder for metrics.json, metrics.md, grid.png (required unless only --save-stats)",
     )
     parser.add_argument(

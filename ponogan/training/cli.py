@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ponogan.cli import HelpFormatter
+
 from .checkpoint import latest_state
 from .config import MIXED_PRECISION, ConfigError, TrainConfig, apply_overrides, from_dict, load_config
 from .loop import RunResult, TrainingError, UsageError, train
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="train.py",
         description="train a translator from a YAML preset",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_arguments(parser)
     args = parse_args(parser, list(sys.argv[1:] if argv is None else argv))
