@@ -15,10 +15,16 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ponogan.training.cli", "train a translator from a YAML preset"),
     "translate": ("ponogan.translate", "translate a folder of images with a trained checkpoint"),
-    "eval": ("ponogan.metrics.cli", "FID / LPIPS / L1 / PSNR / SSIM / diversity of a run or two folders"),
+    "eval": (
+        "ponogan.metrics.cli",
+        "FID / KID / LPIPS / L1 / PSNR / SSIM / diversity of a run or two folders",
+    ),
     "data": ("ponogan.data.cli", "generate the built-in glyph data or prepare public datasets"),
-    "export": ("ponogan.export", "export a run's generator to ONNX or a torch.export program"),
-    "import-official": ("ponogan.models.official", "convert official CycleGAN/pix2pix/PONO weights to a run"),
+    "export": ("ponogan.export_cli", "export a run's generator to ONNX or a torch.export program"),
+    "import-official": (
+        "ponogan.models.official_cli",
+        "convert official CycleGAN/pix2pix/PONO weights to a run",
+    ),
     "weights": ("ponogan.metrics.weights_cli", "download the FID / LPIPS weight files, checksum-verified"),
     "plot": ("ponogan.plot_cli", "compare runs' loss curves and metrics in one picture"),
 }

@@ -13,16 +13,15 @@ function; ``torch.export`` (and the dynamo ONNX exporter built on it, which need
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
-FORMATS = ("onnx", "exported-program")
-STYLES = ("fixed", "input")
+from ponogan.settings import EXPORT_FORMATS as FORMATS
+from ponogan.settings import EXPORT_STYLES as STYLES
+
 MAX_SIDE = 16384  # upper bound of the dynamic height/width
 
 
@@ -153,33 +152,3 @@ def _export_onnx(module, args, shapes, path: Path, *, direction: str, family: st
     for key, value in meta.items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(path))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="run folder (model.safetensors + config.json)")
-    parser.add_argument("--out", required=True, help="file to write (.onnx or .pt2)")
-    parser.add_argument("--format", default="onnx", choices=FORMATS, help="default: onnx")
-    parser.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="default: AtoB")
-    parser.add_argument(
-        "--style", default="fixed", choices=STYLES, help="MUNIT: style baked in (fixed) or a second input"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="MUNIT: seed of the fixed style (default 0)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        out = export(
-            args.run,
-            args.out,
-            format=args.format,
-            direction=args.direction,
-            style=args.style,
-            seed=args.seed,
-            overwrite=args.overwrite,
-        )
-    except (ExportError, FileNotFoundError, ValueError) as err:
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0

@@ -57,6 +57,7 @@ from torch import nn
 from ponogan.data import pil_to_tensor, tensor_to_pil
 from ponogan.data.image_io import to_mode
 from ponogan.norm import Moments
+from ponogan.settings import DEFAULT_TEST_MODE, MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,6 @@ _DTYPES = {
 }
 
 
-TEST_MODES = ("eval", "paper")
-DEFAULT_TEST_MODE = "eval"  # deterministic and batch-independent; see the module docstring
 _NOISE_MODULES = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
 
 
@@ -194,15 +193,6 @@ def parse_size(size: int | str | Sequence[int] | None) -> int | tuple[int, int] 
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"size must be an int or a positive (width, height) pair, got {size}")
     return size
-
-
-# Limit on the pixels the networks process (after resizing and padding to their stride): 2**21, so
-# Full HD fits. Peak RSS of `ponogan translate` on one image at about this size (fp32, CPU, ~0.52 GB
-# before the run): resnet_9blocks 1920x1080 2.47 GB (+0.94 GB per processed MP), unet_256 1440x1080
-# (1536x1280 padded) 2.00 GB (+0.75 GB/MP), MUNIT 1920x1080 (1920x1088) 4.70 GB (+2.0 GB/MP).
-# Raise it (`--max-pixels`) on a machine with more memory.
-MAX_PROCESSED_PIXELS = 2**21
-MAX_ASPECT = 32  # longer side / shorter side; extreme strips are padded into mostly-empty tensors
 
 
 class ImageTooLargeError(ValueError):

@@ -35,17 +35,7 @@ from tqdm import tqdm
 
 from ponogan.data import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, image_size, load_image
 from ponogan.data.image_io import is_image_file, is_within
-from ponogan.pipeline import (
-    MAX_ASPECT,
-    MAX_PROCESSED_PIXELS,
-    ImageTooLargeError,
-    TranslationPipeline,
-    check_processed_size,
-    parse_size,
-    processed_size,
-    resize_image,
-)
-from ponogan.runtime import ProcessGroup, default_inference_settings, inference_device
+from ponogan.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
 
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 LIMIT_HINTS = {
@@ -104,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--test-mode",
         default="eval",
-        choices=("eval", "paper"),
+        choices=TEST_MODES,
         help="eval (default): BatchNorm running statistics, no dropout; paper: pix2pix's "
         "test time, BatchNorm with each image's statistics and dropout on (--seed)",
     )
@@ -294,6 +284,14 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
     Each image is checked from its header before decoding (`check_processed_size`); a batch holds at
     most `--max-pixels` processed pixels; a batch that fails (out of memory) is retried image by image.
     """
+    from ponogan.pipeline import (
+        ImageTooLargeError,
+        check_processed_size,
+        parse_size,
+        processed_size,
+        resize_image,
+    )
+
     mode, size, stride = pipe.input_mode(args.direction), parse_size(args.size), pipe.stride(args.direction)
     image_format = OUTPUT_FORMATS[args.format]
     decode_limit = max(DEFAULT_MAX_PIXELS, args.max_pixels)  # with --size, decoded may exceed processed
@@ -383,6 +381,12 @@ def _error(message: str, code: int = 2) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Translate; under ``torchrun``/``accelerate launch`` each process takes every N-th image."""
+    from ponogan.runtime import (  # torch from here on
+        ProcessGroup,
+        default_inference_settings,
+        inference_device,
+    )
+
     device = inference_device(args.device)
     defaults = default_inference_settings(device)
     args.batch_size = defaults["batch_size"] if args.batch_size is None else args.batch_size
@@ -394,7 +398,9 @@ def run(args: argparse.Namespace) -> int:
         group.close()
 
 
-def _run(args: argparse.Namespace, device: str, group: ProcessGroup) -> int:
+def _run(args: argparse.Namespace, device: str, group) -> int:
+    from ponogan.pipeline import TranslationPipeline, parse_size
+
     for name in ("batch_size", "n_styles", "workers", "max_pixels", "max_aspect"):
         if getattr(args, name) < 1:
             return _error(f"--{name.replace('_', '-')} must be >= 1")

@@ -9,39 +9,28 @@ Public API:
     GlyphDataset, glyph_mask, TRAIN_CHARS / TEST_CHARS: the built-in glyph data
 """
 
-from ponogan.data.base import BadImageWarning
-from ponogan.data.glyphs import CHARSET, TEST_CHARS, TRAIN_CHARS, GlyphDataset, glyph_mask
-from ponogan.data.image_io import (
-    DEFAULT_MAX_PIXELS,
-    IMG_EXTENSIONS,
-    ImageLoadError,
-    find_images,
-    image_size,
-    load_image,
-    pil_to_tensor,
-    tensor_to_pil,
-)
-from ponogan.data.options import DataOptions
-from ponogan.data.registry import DATASETS, build_dataset, create_dataset, register_dataset
+from ponogan._lazy import lazy_exports
 
-__all__ = [
-    "BadImageWarning",
-    "CHARSET",
-    "DATASETS",
-    "DEFAULT_MAX_PIXELS",
-    "DataOptions",
-    "GlyphDataset",
-    "IMG_EXTENSIONS",
-    "ImageLoadError",
-    "TEST_CHARS",
-    "TRAIN_CHARS",
-    "build_dataset",
-    "create_dataset",
-    "find_images",
-    "glyph_mask",
-    "image_size",
-    "load_image",
-    "pil_to_tensor",
-    "register_dataset",
-    "tensor_to_pil",
-]
+_EXPORTS = {
+    "BadImageWarning": "base",
+    "CHARSET": "glyphs",
+    "DATASETS": "registry",
+    "DEFAULT_MAX_PIXELS": "image_io",
+    "DataOptions": "options",
+    "GlyphDataset": "glyphs",
+    "IMG_EXTENSIONS": "image_io",
+    "ImageLoadError": "image_io",
+    "TEST_CHARS": "glyphs",
+    "TRAIN_CHARS": "glyphs",
+    "build_dataset": "registry",
+    "create_dataset": "registry",
+    "find_images": "image_io",
+    "glyph_mask": "glyphs",
+    "image_size": "image_io",
+    "load_image": "image_io",
+    "pil_to_tensor": "image_io",
+    "register_dataset": "registry",
+    "tensor_to_pil": "image_io",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

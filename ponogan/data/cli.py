@@ -7,7 +7,6 @@ import sys
 import time
 
 from ponogan.data.download import KINDS, DownloadError, combine_ab, download_dataset
-from ponogan.data.export import export_glyphs, glyph_preview
 from ponogan.data.fonts import available_fonts
 from ponogan.data.options import VARIANTS, DataOptions
 
@@ -82,6 +81,8 @@ def _glyphs(args: argparse.Namespace) -> int:
         test_jitters=args.test_jitters, font_a=args.font_a, font_b=args.font_b,
     )  # fmt: skip
     start = time.perf_counter()
+    from ponogan.data.export import export_glyphs  # torch: only when rendering
+
     counts = export_glyphs(args.out, options)
     layout = "aligned (train/, test/)" if args.paired else "unaligned (trainA/, trainB/, testA/, testB/)"
     print(
@@ -94,6 +95,8 @@ def _glyphs(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise ValueError(f"--count must be positive, got {args.count}")
+    from ponogan.data.export import glyph_preview
+
     grid = glyph_preview(DataOptions(image_size=args.size, seed=args.seed), count=args.count)
     grid.save(args.out, optimize=True)
     print(f"wrote {args.out} ({grid.width}x{grid.height})")

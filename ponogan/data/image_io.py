@@ -18,13 +18,17 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ponogan.settings import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    import torch
+
 IMG_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
-DEFAULT_MAX_PIXELS = 89_478_485  # decode limit (Pillow's decompression-bomb threshold)
 MODES = ("RGB", "L")
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
@@ -169,6 +173,8 @@ def to_mode(img: Image.Image, mode: str = "RGB") -> Image.Image:
 
 def pil_to_tensor(img: Image.Image, mode: str | None = None) -> torch.Tensor:
     """PIL image -> float32 `(C, H, W)` in [-1, 1] (C = 3 for RGB, 1 for L); `mode` converts first."""
+    import torch  # here, not at the top: the image helpers serve commands that never need torch
+
     img = to_mode(img, mode or ("L" if img.mode in ("L", "1", "F", *_SIXTEEN_BIT) else "RGB"))
     array = np.asarray(img, dtype=np.uint8)
     if array.ndim == 2:
@@ -179,6 +185,8 @@ def pil_to_tensor(img: Image.Image, mode: str | None = None) -> torch.Tensor:
 
 def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
     """`(C, H, W)` or `(1, C, H, W)` tensor in [-1, 1] (C = 1 or 3, any device/dtype) -> PIL `L`/`RGB`."""
+    import torch
+
     if tensor.dim() == 4:
         if tensor.shape[0] != 1:
             raise ValueError(f"tensor_to_pil takes one image; got a batch of {tensor.shape[0]}")

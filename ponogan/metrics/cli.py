@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ponogan.pipeline import DEFAULT_TEST_MODE, TEST_MODES
+from ponogan.settings import DEFAULT_TEST_MODE, TEST_MODES
 
 from .registry import DEFAULT_METRICS, METRICS
 

@@ -4,27 +4,23 @@
 ``registry.py``); ``save_pretrained`` / ``load_pretrained`` (``hub.py``) store them for inference.
 """
 
-from .discriminators import MultiScaleDiscriminator, PatchDiscriminator, PixelDiscriminator
-from .hub import load_pretrained, save_pretrained
-from .init import INIT_TYPES, init_weights
-from .munit import MunitGenerator
-from .registry import DISCRIMINATORS, GENERATORS, create_discriminator, create_generator
-from .resnet import ResnetGenerator
-from .unet import UnetGenerator
+from ponogan._lazy import lazy_exports
 
-__all__ = [
-    "DISCRIMINATORS",
-    "GENERATORS",
-    "INIT_TYPES",
-    "MultiScaleDiscriminator",
-    "MunitGenerator",
-    "PatchDiscriminator",
-    "PixelDiscriminator",
-    "ResnetGenerator",
-    "UnetGenerator",
-    "create_discriminator",
-    "create_generator",
-    "init_weights",
-    "load_pretrained",
-    "save_pretrained",
-]
+_EXPORTS = {
+    "DISCRIMINATORS": "registry",
+    "GENERATORS": "registry",
+    "INIT_TYPES": "init",
+    "MultiScaleDiscriminator": "discriminators",
+    "MunitGenerator": "munit",
+    "PatchDiscriminator": "discriminators",
+    "PixelDiscriminator": "discriminators",
+    "ResnetGenerator": "resnet",
+    "UnetGenerator": "unet",
+    "create_discriminator": "registry",
+    "create_generator": "registry",
+    "init_weights": "init",
+    "load_pretrained": "hub",
+    "save_pretrained": "hub",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

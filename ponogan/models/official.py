@@ -24,11 +24,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ponogan.settings import OFFICIAL_ARCHS as ARCHS
+from ponogan.settings import OFFICIAL_NORMS as NORMS
+
 from .hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from .registry import create_generator
 
-ARCHS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
-NORMS = ("instance", "batch")
 SHORTCUTS = (None, "ms", "dms")
 _LEGACY_INSTANCE_NORM = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$")
 
@@ -294,42 +295,6 @@ def import_official(
     }
     save_pretrained(out, generators, config)
     return out
-
-
-def add_arguments(parser) -> None:
-    parser.description = (
-        "Convert generator weights saved by the official CycleGAN/pix2pix code or the "
-        "official PONO code into a ponogan run folder (for translate, eval, the app)."
-    )
-    parser.add_argument(
-        "weights", nargs="+", help="latest_net_G.pth, or the pair latest_net_G_A.pth latest_net_G_B.pth"
-    )
-    parser.add_argument("--arch", required=True, choices=ARCHS, help="the official --netG")
-    parser.add_argument(
-        "--norm", default="instance", choices=NORMS, help="the official --norm (default instance)"
-    )
-    parser.add_argument(
-        "--shortcut",
-        default=None,
-        choices=("ms", "dms"),
-        help="official PONO code: ResnetPONOMSGenerator (ms) or ResnetPONODMSGenerator (dms)",
-    )
-    parser.add_argument("--out", required=True, help="new run folder to write (must not exist or be empty)")
-
-
-def run(args) -> int:
-    import sys
-
-    try:
-        out = import_official(args.weights, args.out, arch=args.arch, norm=args.norm, shortcut=args.shortcut)
-    except OfficialImportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(
-        f"wrote {out / WEIGHTS_NAME} and {out / CONFIG_NAME}; try: ponogan translate --checkpoint {out} "
-        f"--input IMAGES --output OUT, or python app.py --checkpoint {out}"
-    )
-    return 0
 
 
 __all__ = [

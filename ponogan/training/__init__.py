@@ -4,38 +4,27 @@
 ``ponogan train`` do the same from the command line (``ponogan.training.cli``).
 """
 
-from .checkpoint import latest_state, list_states
-from .config import (
-    ConfigError,
-    DataConfig,
-    LoopConfig,
-    ModelConfig,
-    OptimConfig,
-    TrainConfig,
-    apply_overrides,
-    from_dict,
-    load_config,
-)
-from .families import TRAINERS, create_trainer
-from .loop import NonFiniteLossError, RunResult, TrainingError, UsageError, train
+from ponogan._lazy import lazy_exports
 
-__all__ = [
-    "TRAINERS",
-    "ConfigError",
-    "DataConfig",
-    "LoopConfig",
-    "ModelConfig",
-    "NonFiniteLossError",
-    "OptimConfig",
-    "RunResult",
-    "TrainConfig",
-    "TrainingError",
-    "UsageError",
-    "apply_overrides",
-    "create_trainer",
-    "from_dict",
-    "latest_state",
-    "list_states",
-    "load_config",
-    "train",
-]
+_EXPORTS = {
+    "ConfigError": "config",
+    "DataConfig": "config",
+    "LoopConfig": "config",
+    "ModelConfig": "config",
+    "NonFiniteLossError": "loop",
+    "OptimConfig": "config",
+    "RunResult": "loop",
+    "TRAINERS": "families",
+    "TrainConfig": "config",
+    "TrainingError": "loop",
+    "UsageError": "loop",
+    "apply_overrides": "config",
+    "create_trainer": "families",
+    "from_dict": "config",
+    "latest_state": "checkpoint",
+    "list_states": "checkpoint",
+    "load_config": "config",
+    "train": "loop",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

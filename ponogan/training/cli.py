@@ -19,9 +19,7 @@ from typing import Any
 
 from ponogan.cli import HelpFormatter
 
-from .checkpoint import latest_state
 from .config import MIXED_PRECISION, ConfigError, TrainConfig, apply_overrides, from_dict, load_config
-from .loop import RunResult, TrainingError, UsageError, train
 from .presets import PresetError, find_preset, list_presets, translate_repo_flags
 
 DEFAULT_PRESET = "pix2pix_pono_ms_glyphs.yaml"
@@ -167,6 +165,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         saved = run / "config.json"
         if saved.is_file():
             return apply_overrides(_saved_config(saved), overrides)
+        from .checkpoint import latest_state
+
         if run.is_dir() and latest_state(run) is not None:
             raise ConfigError(
                 f"{run} has a training state but no config.json; pass --config with the run's "
@@ -194,7 +194,7 @@ def print_presets() -> None:
     print(f"\nuse one: python train.py --config NAME   (default: {DEFAULT_PRESET[:-5]})")
 
 
-def _report(result: RunResult) -> None:
+def _report(result) -> None:
     run = result.run_dir
     samples = sorted((run / "samples").glob("step_*.png"))
     lines = [f"\nTraining stopped ({result.stopped_by}) at step {result.step}.", f"Run folder: {run}"]
@@ -229,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "list_presets", False):
         print_presets()
         return 0
+    from .loop import TrainingError, UsageError, train  # torch: only once a run really starts
+
     try:
         cfg = build_config(args)
         result = train(cfg)

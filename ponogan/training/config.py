@@ -21,7 +21,6 @@ from typing import Any
 import yaml
 
 from ponogan.data import DataOptions
-from ponogan.models.init import INIT_TYPES
 
 FAMILIES = ("pix2pix", "cyclegan", "munit")
 SHORTCUTS = (None, "ms", "dms")
@@ -60,6 +59,8 @@ class ModelConfig:
     init_gain: float = 0.02
 
     def __post_init__(self) -> None:
+        from ponogan.models.init import INIT_TYPES  # here: the config module stays free of torch
+
         for name in ("init_type", "init_type_d"):
             value = getattr(self, name)
             if value is not None and value not in INIT_TYPES:

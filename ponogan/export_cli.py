@@ -1,0 +1,41 @@
+"""``ponogan export``: the command line of ``ponogan.export`` (kept apart so ``--help`` needs no torch)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ponogan.settings import EXPORT_FORMATS as FORMATS
+from ponogan.settings import EXPORT_STYLES as STYLES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run folder (model.safetensors + config.json)")
+    parser.add_argument("--out", required=True, help="file to write (.onnx or .pt2)")
+    parser.add_argument("--format", default="onnx", choices=FORMATS, help="default: onnx")
+    parser.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="default: AtoB")
+    parser.add_argument(
+        "--style", default="fixed", choices=STYLES, help="MUNIT: style baked in (fixed) or a second input"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="MUNIT: seed of the fixed style (default 0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ponogan.export import ExportError, export
+
+    try:
+        out = export(
+            args.run,
+            args.out,
+            format=args.format,
+            direction=args.direction,
+            style=args.style,
+            seed=args.seed,
+            overwrite=args.overwrite,
+        )
+    except (ExportError, FileNotFoundError, ValueError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,46 @@
+"""``ponogan import-official``: the command line of ``ponogan.models.official`` (no torch at import)."""
+
+from __future__ import annotations
+
+from ponogan.settings import OFFICIAL_ARCHS as ARCHS
+from ponogan.settings import OFFICIAL_NORMS as NORMS
+
+WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"  # the names ponogan.models.hub writes
+
+
+def add_arguments(parser) -> None:
+    parser.description = (
+        "Convert generator weights saved by the official CycleGAN/pix2pix code or the "
+        "official PONO code into a ponogan run folder (for translate, eval, the app)."
+    )
+    parser.add_argument(
+        "weights", nargs="+", help="latest_net_G.pth, or the pair latest_net_G_A.pth latest_net_G_B.pth"
+    )
+    parser.add_argument("--arch", required=True, choices=ARCHS, help="the official --netG")
+    parser.add_argument(
+        "--norm", default="instance", choices=NORMS, help="the official --norm (default instance)"
+    )
+    parser.add_argument(
+        "--shortcut",
+        default=None,
+        choices=("ms", "dms"),
+        help="official PONO code: ResnetPONOMSGenerator (ms) or ResnetPONODMSGenerator (dms)",
+    )
+    parser.add_argument("--out", required=True, help="new run folder to write (must not exist or be empty)")
+
+
+def run(args) -> int:
+    import sys
+
+    from .official import OfficialImportError, import_official
+
+    try:
+        out = import_official(args.weights, args.out, arch=args.arch, norm=args.norm, shortcut=args.shortcut)
+    except OfficialImportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {out / WEIGHTS_NAME} and {out / CONFIG_NAME}; try: ponogan translate --checkpoint {out} "
+        f"--input IMAGES --output OUT, or python app.py --checkpoint {out}"
+    )
+    return 0
