@@ -447,3 +447,20 @@ def test_preprocess_none_refuses_mixed_sizes_and_skips_tiny_images(tmp_path):
         warnings.simplefilter("ignore", BadImageWarning)
         with pytest.raises(ValueError, match="none of the 1 image files is usable: .*too small"):
             create_dataset("single", only_tiny, "test", preprocess="none")
+
+
+def test_dataset_without_a_crop_skips_images_too_large_to_process(tmp_path):
+    """preprocess=none trains on whole images: one the networks could not process in memory is skipped
+    with a warning naming the limit (the same limit as `ponogan translate`), the others are kept."""
+    import warnings
+
+    from ponogan.data import create_dataset
+
+    folder = tmp_path / "single"
+    folder.mkdir()
+    Image.new("RGB", (32, 32)).save(folder / "ok.png")
+    Image.new("L", (4000, 4000)).save(folder / "big.png")  # 16 MP: over the 2 MP processing limit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = create_dataset("single", str(folder), preprocess="none")
+    assert len(ds) == 1 and any("too large to train on" in str(w.message) for w in caught)

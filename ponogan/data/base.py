@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from ponogan.data.image_io import IMG_EXTENSIONS, ImageLoadError, find_images, image_size, load_image
 from ponogan.data.options import DataOptions
 from ponogan.data.transforms import MIN_SIDE, keeps_image_size, resized_size
+from ponogan.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS
 
 
 class BadImageWarning(UserWarning):
@@ -103,12 +104,18 @@ class FolderDataset(Dataset, abc.ABC):
                 kept.append(path)
                 continue
             size = resized_size(self.options, width, height)
+            problem = None
             if min(size) < MIN_SIDE:
-                err = ImageLoadError(
-                    path,
-                    f"too small: {size[0]}x{size[1]} px items with "
-                    f"preprocess={preprocess!r} (minimum {MIN_SIDE})",
+                problem = f"too small: {size[0]}x{size[1]} px items with preprocess={preprocess!r}"
+                problem += f" (minimum {MIN_SIDE})"
+            elif size[0] * size[1] > MAX_PROCESSED_PIXELS or max(size) > MAX_ASPECT * min(size):
+                # what the networks would process: bounded like `ponogan translate` bounds it
+                problem = (
+                    f"too large to train on: {size[0]}x{size[1]} px items with preprocess={preprocess!r} "
+                    f"(limits: {MAX_PROCESSED_PIXELS} pixels, aspect {MAX_ASPECT}; use a crop)"
                 )
+            if problem is not None:
+                err = ImageLoadError(path, problem)
                 self._report(err)
                 reasons.append(f"{err.path}: {err.reason}")
                 continue
