@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_train_run import TINY_MODELS  # noqa: E402  (tests/ is on sys.path)
 from torch import nn
 
 import ponogan.training.families.base as base
@@ -22,22 +23,10 @@ from ponogan.training.loop import build_accelerator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+# the tiny nets of test_train_run, with MUNIT's three discriminator scales (its GAN loss sums over them)
 MODELS = {
-    "pix2pix": {
-        "generator": "unet_256",
-        "generator_kwargs": {"ngf": 8, "num_downs": 5},
-        "discriminator_kwargs": {"ndf": 8, "n_layers": 1},
-    },
-    "cyclegan": {
-        "generator": "resnet_6blocks",
-        "generator_kwargs": {"ngf": 8, "n_blocks": 1},
-        "discriminator_kwargs": {"ndf": 8, "n_layers": 1, "norm": "instance"},
-    },
-    "munit": {
-        "generator": "munit",
-        "generator_kwargs": {"dim": 8, "n_res": 1, "mlp_dim": 16, "style_downsample": 2},
-        "discriminator_kwargs": {"ndf": 8, "n_layers": 2, "n_scales": 3},
-    },
+    **TINY_MODELS,
+    "munit": {**TINY_MODELS["munit"], "discriminator_kwargs": {"ndf": 8, "n_layers": 2, "n_scales": 3}},
 }
 CONVS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
