@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from test_train_run import TINY_MODELS  # noqa: E402  (tests/ is on sys.path)
+from test_train_run import TINY_MODELS  # tests/ is on sys.path
 from torch import nn
 
 import ponogan.training.families.base as base
