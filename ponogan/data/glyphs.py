@@ -133,15 +133,20 @@ def glyph_mask(images: torch.Tensor, threshold: float = MASK_THRESHOLD) -> torch
     Accepts `(C, H, W)` or `(N, C, H, W)` with C = 1 or 3 and returns `(..., 1, H, W)` floats in {0, 1}.
     Valid for both variants: glyph fills are darker than any background or clutter by construction.
     """
+    return (luminance(images) < threshold).float()
+
+
+def luminance(images: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luminance on the ``[0, 1]`` scale of images in ``[-1, 1]``: ``(C, H, W)`` or
+    ``(N, C, H, W)`` with C = 1 or 3 -> ``(..., 1, H, W)``; a single channel is taken as is. The one rule
+    behind the glyph masks of the data and of the structure metrics."""
     if images.dim() not in (3, 4) or images.shape[-3] not in (1, 3):
         raise ValueError(f"expected (C, H, W) or (N, C, H, W) with C = 1 or 3, got {tuple(images.shape)}")
     unit = (images.float() + 1) / 2
-    if unit.shape[-3] == 3:
-        weights = torch.as_tensor(LUMA, device=unit.device).view(3, 1, 1)
-        luma = (unit * weights).sum(dim=-3, keepdim=True)
-    else:
-        luma = unit
-    return (luma < threshold).float()
+    if unit.shape[-3] == 1:
+        return unit
+    weights = torch.as_tensor(LUMA, dtype=unit.dtype, device=unit.device).view(3, 1, 1)
+    return (unit * weights).sum(dim=-3, keepdim=True)
 
 
 def _plain(mask: np.ndarray) -> np.ndarray:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from ponogan.data.glyph_style import LUMA as DATA_LUMA
 from ponogan.data.glyph_style import MASK_THRESHOLD
+from ponogan.data.glyphs import luminance
 
 GLYPH_THRESHOLD = float(MASK_THRESHOLD)  # one rule for the data and the metrics
-LUMA = tuple(float(w) for w in DATA_LUMA)  # Rec. 601
 
 
 def glyph_mask(
@@ -29,12 +28,7 @@ def glyph_mask(
             raise ValueError(f"expected (N, C, H, W) images, got {tuple(image.shape)}")
         if image.shape[1] not in (1, 3):
             raise ValueError(f"glyph masks need 1- or 3-channel images, got {image.shape[1]} channels")
-        unit = image.float() * 0.5 + 0.5
-        if image.shape[1] == 3:
-            weights = torch.tensor(LUMA, dtype=unit.dtype, device=unit.device).view(1, 3, 1, 1)
-            gray = (unit * weights).sum(1, keepdim=True)
-        else:
-            gray = unit
+        gray = luminance(image)  # the data's own rule
         mask = gray < threshold if dark_on_light else gray > threshold
     if mask.ndim == 3:
         mask = mask.unsqueeze(1)
