@@ -381,21 +381,18 @@ def _error(message: str, code: int = 2) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Translate; under ``torchrun``/``accelerate launch`` each process takes every N-th image."""
-    from ponogan.runtime import (  # torch from here on
-        ProcessGroup,
-        default_inference_settings,
-        inference_device,
-    )
+    from ponogan.distributed import current_group, process_device, shutdown
+    from ponogan.runtime import default_inference_settings, resolve_device  # torch from here on
 
-    device = inference_device(args.device)
+    group = current_group()
+    device = resolve_device(process_device(args.device, group))
     defaults = default_inference_settings(device)
     args.batch_size = defaults["batch_size"] if args.batch_size is None else args.batch_size
     args.dtype = defaults["dtype"] if args.dtype is None else {"no": "float32"}.get(args.dtype, args.dtype)
-    group = ProcessGroup()
     try:
         return _run(args, device, group)
     finally:
-        group.close()
+        shutdown()
 
 
 def _run(args: argparse.Namespace, device: str, group) -> int:
@@ -458,11 +455,11 @@ def _run(args: argparse.Namespace, device: str, group) -> int:
         )
         return 130
 
-    reports = group.gather(report)
+    reports = group.all_gather(report)
     translated, skipped = sum(r.translated for r in reports), sum(r.skipped for r in reports)
     failed = [item for r in reports for item in r.failed]
-    if group.rank == 0:
-        procs = f" by {group.world} processes" if group.world > 1 else ""
+    if group.is_main:
+        procs = f" by {group.world_size} processes" if group.distributed else ""
         print(
             f"translated {translated} image(s) into {args.output}{procs}"
             f"{f', skipped {skipped} already done' if skipped else ''}",

@@ -13,7 +13,8 @@ from PIL import Image
 from test_pipeline import make_run
 
 from ponogan.cli import main
-from ponogan.runtime import ProcessGroup, default_inference_settings
+from ponogan.distributed import ProcessGroup, current_group
+from ponogan.runtime import default_inference_settings
 
 
 def _images(root: Path, count: int) -> Path:
@@ -78,11 +79,11 @@ def test_two_processes_translate_each_image_once_and_identically(tmp_path):
 
 def test_process_group_alone_is_local(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    group = ProcessGroup()
-    assert (group.rank, group.world) == (0, 1)
-    assert group.shard(list(range(5))) == [0, 1, 2, 3, 4] and group.gather(3) == [3]
-    group.rank, group.world = 1, 3  # the share of rank 1 of 3
-    assert group.shard(list(range(7))) == [1, 4]
+    current_group.cache_clear()
+    group = current_group()
+    assert (group.rank, group.world_size) == (0, 1)
+    assert group.shard(list(range(5))) == [0, 1, 2, 3, 4] and group.all_gather(3) == [3]
+    assert ProcessGroup(rank=1, world_size=3).shard(list(range(7))) == [1, 4]  # the share of rank 1 of 3
 
 
 def test_inference_defaults_per_device(monkeypatch):

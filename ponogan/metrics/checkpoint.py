@@ -28,8 +28,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ponogan.data import DataOptions, create_dataset, tensor_to_pil
+from ponogan.distributed import SINGLE, ProcessGroup
 
-from .distributed import SINGLE, ProcessGroup
 from .report import REPORT_FILES, EvalOutput
 
 PAIRED_MODES = ("aligned", "glyphs")

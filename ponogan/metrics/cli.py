@@ -152,10 +152,10 @@ def _eval_config(args: argparse.Namespace, *, real, fake, input, masks, grid_lab
 
 def _checkpoint_config(args: argparse.Namespace, metrics: list[str], group):
     """Translate the run's split into ``--out`` and return the folder evaluation config and notes."""
+    from ponogan.distributed import process_device
     from ponogan.pipeline import TranslationPipeline
 
     from .checkpoint import PAIRED_MODES, dataset_for_run, translate_split
-    from .distributed import process_device
 
     test_mode = args.test_mode or DEFAULT_TEST_MODE
     device = process_device(args.device, group)
@@ -231,7 +231,7 @@ def _warn_unreadable(unreadable, where: str = " (see metrics.md)") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .distributed import current_group, shutdown
+    from ponogan.distributed import current_group, shutdown
 
     try:
         return _run(args, current_group())

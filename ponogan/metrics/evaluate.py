@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 
 from ponogan.data import ImageLoadError
+from ponogan.distributed import ProcessGroup, current_group, process_device
 
-from .distributed import ProcessGroup, current_group, process_device
 from .diversity import diversity_per_input
 from .fid import extract_features, folder_feature_set, load_fid_model
 from .frechet import frechet_distance_stats

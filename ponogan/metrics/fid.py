@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .distributed import SINGLE, ProcessGroup
+from ponogan.distributed import SINGLE, ProcessGroup
+
 from .frechet import GaussianStats, frechet_distance_stats
 from .images import list_images, read_image
 from .inception import FID_DIMS, FID_SIZE, FIDInceptionV3

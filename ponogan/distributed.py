@@ -1,6 +1,7 @@
-"""Several processes sharing one evaluation (``torchrun --nproc_per_node N`` / ``accelerate launch``).
+"""Several processes sharing one inference job (``torchrun --nproc_per_node N`` / ``accelerate launch``):
+``ponogan eval`` and ``ponogan translate``.
 
-Under a launcher every process runs ``ponogan eval`` with the same arguments; ``WORLD_SIZE``, ``RANK``,
+Under a launcher every process runs the command with the same arguments; ``WORLD_SIZE``, ``RANK``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` are set by the launcher. Each process then works on its
 shard of the items (decoding, translation batches, Inception features, paired metrics, LPIPS), the
 results are gathered to every process in the original order, and all processes compute the same final
