@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ponogan.models.hub import _atomic_write
 from ponogan.settings import EXPORT_FORMATS as FORMATS
 from ponogan.settings import EXPORT_STYLES as STYLES
 
@@ -118,16 +119,16 @@ def export(
     module = build_translator(pipe, direction, style=style, seed=seed)
     source = pipe.generators[pipe.route(direction).source]
     args, shapes = _example_and_shapes(module, image_channels(source))
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        if format == "exported-program":
-            program = torch.export.export(module, args, dynamic_shapes=shapes)
-            torch.export.save(program, tmp)
-        else:
-            _export_onnx(module, args, shapes, tmp, direction=direction, family=pipe.family)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if format == "exported-program":
+        program = torch.export.export(module, args, dynamic_shapes=shapes)
+        _atomic_write(out, lambda tmp: torch.export.save(program, tmp))
+    else:
+        _atomic_write(
+            out,
+            lambda tmp: _export_onnx(
+                module, args, shapes, Path(tmp), direction=direction, family=pipe.family
+            ),
+        )
     return out
 
 
