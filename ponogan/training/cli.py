@@ -201,7 +201,7 @@ def _report(result) -> None:
     if result.metrics:
         lines.append("Test metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
     if samples:
-        lines.append(f"Latest samples (input | output | target): {samples[-1]}")
+        lines.append(f"Latest samples (labelled columns): {samples[-1]}")
     lines += [
         "Open it:",
         f"  python app.py --checkpoint {run}",
