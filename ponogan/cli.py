@@ -13,13 +13,13 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("ponogan.training.cli", "train a translator from a YAML preset"),
+    "train": ("ponogan.training.train_cli", "train a translator from a YAML preset"),
     "translate": ("ponogan.translate", "translate a folder of images with a trained checkpoint"),
     "eval": (
-        "ponogan.metrics.cli",
+        "ponogan.metrics.eval_cli",
         "FID / KID / LPIPS / L1 / PSNR / SSIM / diversity of a run or two folders",
     ),
-    "data": ("ponogan.data.cli", "generate the built-in glyph data or prepare public datasets"),
+    "data": ("ponogan.data.data_cli", "generate the built-in glyph data or prepare public datasets"),
     "export": ("ponogan.export_cli", "export a run's generator to ONNX or a torch.export program"),
     "import-official": (
         "ponogan.models.official_cli",

@@ -11,8 +11,8 @@ from torch.utils.data import Subset
 
 from ponogan.data.glyphs import TEST_CHARS
 from ponogan.metrics import EvalConfig, evaluate_folders
-from ponogan.metrics.checkpoint import dataset_for_run, glyph_character, translate_split
 from ponogan.metrics.report import save_grid
+from ponogan.metrics.run_eval import dataset_for_run, glyph_character, translate_split
 
 CELL, PAD = 32, 2
 

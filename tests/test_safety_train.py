@@ -15,11 +15,11 @@ import pytest
 import torch
 import yaml
 
-import ponogan.training.checkpoint as checkpoint
 import ponogan.training.loop as loop
+import ponogan.training.state as checkpoint
 from ponogan.models.hub import load_pretrained
 from ponogan.training import latest_state, list_states
-from ponogan.training.cli import main
+from ponogan.training.train_cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,7 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from ponogan.training.checkpoint import (
+from ponogan.training.config import OptimConfig
+from ponogan.training.image_pool import ImagePool
+from ponogan.training.sampler import EpochSampler
+from ponogan.training.samples import sample_grid, save_sample_grid
+from ponogan.training.schedules import make_scheduler
+from ponogan.training.state import (
     TrainingState,
     capture_rng,
     latest_state,
@@ -19,11 +24,6 @@ from ponogan.training.checkpoint import (
     save_state,
     weights_digest,
 )
-from ponogan.training.config import OptimConfig
-from ponogan.training.image_pool import ImagePool
-from ponogan.training.sampler import EpochSampler
-from ponogan.training.samples import sample_grid, save_sample_grid
-from ponogan.training.schedules import make_scheduler
 
 
 def test_sampler_is_a_seeded_permutation_sharded_by_rank():

@@ -21,7 +21,6 @@ import ponogan.training.loop as loop
 from ponogan.cli import main as ponogan_main
 from ponogan.data import build_dataset
 from ponogan.training import NonFiniteLossError, create_trainer, train
-from ponogan.training.checkpoint import is_temp_name
 from ponogan.training.plots import (
     PlotError,
     compare_runs,
@@ -35,6 +34,7 @@ from ponogan.training.plots import (
     smooth,
 )
 from ponogan.training.samples import labelled_grid
+from ponogan.training.state import is_temp_name
 
 ROOT = Path(__file__).resolve().parents[1]
 TILE = 32  # tiny runs' image size

@@ -25,9 +25,9 @@ from ponogan._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "diversity_lpips": "diversity",
     "diversity_per_input": "diversity",
-    "EvalConfig": "evaluate",
-    "EvalResult": "evaluate",
-    "evaluate_folders": "evaluate",
+    "EvalConfig": "folder_eval",
+    "EvalResult": "folder_eval",
+    "evaluate_folders": "folder_eval",
     "extract_features": "fid",
     "fid_between_folders": "fid",
     "folder_feature_set": "fid",
@@ -116,7 +116,6 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .diversity import diversity_lpips, diversity_per_input
-    from .evaluate import EvalConfig, EvalResult, evaluate_folders
     from .fid import (
         extract_features,
         fid_between_folders,
@@ -125,6 +124,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         load_fid_model,
         tensor_features,
     )
+    from .folder_eval import EvalConfig, EvalResult, evaluate_folders
     from .frechet import GaussianStats, feature_statistics, frechet_distance, frechet_distance_stats
     from .inception import FIDInceptionV3, fid_inception_v3
     from .kid import KIDResult, kernel_inception_distance, mmd2_unbiased

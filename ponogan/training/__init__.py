@@ -1,7 +1,7 @@
 """Training: typed configs, one accelerate loop, one trainer per family (pix2pix, CycleGAN, MUNIT).
 
 ``train(load_config("configs/pix2pix_pono_ms_glyphs.yaml"))`` runs a preset; ``python train.py`` and
-``ponogan train`` do the same from the command line (``ponogan.training.cli``).
+``ponogan train`` do the same from the command line (``ponogan.training.train_cli``).
 """
 
 from ponogan._lazy import lazy_exports
@@ -21,8 +21,8 @@ _EXPORTS = {
     "apply_overrides": "config",
     "create_trainer": "families",
     "from_dict": "config",
-    "latest_state": "checkpoint",
-    "list_states": "checkpoint",
+    "latest_state": "state",
+    "list_states": "state",
     "load_config": "config",
     "train": "loop",
 }

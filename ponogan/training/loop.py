@@ -45,7 +45,13 @@ from ponogan.models import create_discriminator, create_generator
 from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from ponogan.runtime import enable_tf32, resolve_device, resolve_mixed_precision
 
-from .checkpoint import (
+from .config import TrainConfig
+from .families import create_trainer
+from .heldout import Evaluator, eval_mode
+from .plots import LOSSES_NAME, METRICS_NAME, write_run_plots
+from .sampler import EpochSampler
+from .samples import labelled_grid, save_png
+from .state import (
     BrokenStateError,
     CheckpointError,
     TrainingState,
@@ -62,12 +68,6 @@ from .checkpoint import (
     sweep_leftovers,
     weights_digest,
 )
-from .config import TrainConfig
-from .evaluate import Evaluator, eval_mode
-from .families import create_trainer
-from .plots import LOSSES_NAME, METRICS_NAME, write_run_plots
-from .sampler import EpochSampler
-from .samples import labelled_grid, save_png
 
 
 class TrainingError(RuntimeError):

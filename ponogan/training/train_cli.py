@@ -165,7 +165,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         saved = run / "config.json"
         if saved.is_file():
             return apply_overrides(_saved_config(saved), overrides)
-        from .checkpoint import latest_state
+        from .state import latest_state
 
         if run.is_dir() and latest_state(run) is not None:
             raise ConfigError(

@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ponogan.metrics import paired_metrics
 
-from .checkpoint import preserved_rng
 from .families.base import FamilyTrainer
+from .state import preserved_rng
 
 PAIRED_TEST_MODES = {"glyphs", "aligned"}
 

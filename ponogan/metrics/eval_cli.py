@@ -125,7 +125,7 @@ def _error(message: str, group=None) -> int:
 
 def _eval_config(args: argparse.Namespace, *, real, fake, input, masks, grid_labels=None):
     """The folder evaluation config for ``real``/``fake`` (and optional ``input``/``masks``) folders."""
-    from .evaluate import EvalConfig
+    from .folder_eval import EvalConfig
 
     return EvalConfig(
         real=real,
@@ -155,7 +155,7 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str], group):
     from ponogan.distributed import process_device
     from ponogan.pipeline import TranslationPipeline
 
-    from .checkpoint import PAIRED_MODES, dataset_for_run, translate_split
+    from .run_eval import PAIRED_MODES, dataset_for_run, translate_split
 
     test_mode = args.test_mode or DEFAULT_TEST_MODE
     device = process_device(args.device, group)
@@ -191,7 +191,7 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str], group):
 
 def _save_stats_only(args: argparse.Namespace, group) -> int:
     """``--real DIR --save-stats FILE`` without ``--fake``: write the folder's statistics, nothing else."""
-    from .evaluate import save_folder_statistics
+    from .folder_eval import save_folder_statistics
     from .weights import MissingWeightsError
 
     try:
@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, group) -> int:
-    from .evaluate import evaluate_folders
+    from .folder_eval import evaluate_folders
     from .registry import parse_metrics
 
     def error(message: str) -> int:
@@ -300,7 +300,7 @@ def _run(args: argparse.Namespace, group) -> int:
         written = [*result.files.values(), *([result.stats_file] if result.stats_file else [])]
         print("wrote " + ", ".join(str(p) for p in written))
         if run_mode and args.record and result.metrics:
-            from .checkpoint import record_metrics_in_run
+            from .run_eval import record_metrics_in_run
 
             print(f"recorded metrics in {record_metrics_in_run(args.checkpoint, result.metrics)}")
     if not result.metrics:
