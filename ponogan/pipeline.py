@@ -57,6 +57,7 @@ from torch import nn
 from ponogan.data import pil_to_tensor, tensor_to_pil
 from ponogan.data.image_io import to_mode
 from ponogan.norm import Moments
+from ponogan.runtime import resolve_device
 from ponogan.settings import DEFAULT_TEST_MODE, MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
 
 
@@ -138,16 +139,6 @@ def _image_seed(seed: int, img: Image.Image) -> int:
     digest = hashlib.blake2b(f"{int(seed)}|{img.mode}|{img.size}|".encode(), digest_size=8)
     digest.update(img.tobytes())
     return int.from_bytes(digest.digest(), "little") & (2**63 - 1)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """`None` -> CUDA when available, else CPU; otherwise the named device (checked to exist)."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use device='cpu'")
-    return device
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
@@ -407,7 +398,7 @@ class TranslationPipeline:
             )
         if not path.exists():
             raise FileNotFoundError(f"checkpoint {path} does not exist")
-        device = resolve_device(device)
+        device = torch.device(resolve_device(device))
         generators, config = load_pretrained(path, device=device)
         return cls(generators, config, device=device, dtype=resolve_dtype(dtype), test_mode=test_mode)
 
@@ -482,7 +473,7 @@ class TranslationPipeline:
 
     def to(self, device: str | torch.device) -> TranslationPipeline:
         """Move the generators to `device` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); returns self."""
-        self.device = resolve_device(device)
+        self.device = torch.device(resolve_device(device))
         self.generators = {role: net.to(self.device) for role, net in self.generators.items()}
         self._paper_generators = None  # rebuilt on the new device when needed
         return self

@@ -25,17 +25,30 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 
 
-def resolve_device(device: str | None = "auto") -> str:
+def resolve_device(device: str | torch.device | None = "auto") -> str:
     """``auto`` (or ``None``) -> ``cuda`` when a GPU is visible, else ``mps``, else ``cpu``; other names
-    pass through (``cuda:1`` included)."""
+    pass through (``cuda:1`` included) once ``check_device`` finds them available."""
     if device in (None, "auto"):
         if torch.cuda.is_available():
             return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
-    return str(device)
+        return "mps" if _mps_available() else "cpu"
+    return check_device(str(device))
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+def check_device(device: str) -> str:
+    """``device`` if its kind is available here, else ``ValueError`` with one line saying what to use."""
+    kind = torch.device(device).type
+    if (kind == "cuda" and not torch.cuda.is_available()) or (kind == "mps" and not _mps_available()):
+        raise ValueError(
+            f"device {device!r} was requested but {kind.upper()} is not available here; "
+            "use device 'auto' or 'cpu'"
+        )
+    return device
 
 
 @lru_cache(maxsize=1)

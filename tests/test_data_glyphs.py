@@ -121,9 +121,22 @@ def test_hard_train_variant_is_unpaired_and_swappable():
 def test_glyph_mask_of_plain_render_matches_coverage():
     coverage = torch.from_numpy(render_glyph(resolve_font("DejaVuSans"), "H", SIZE).copy())
     image = (1 - coverage) * 2 - 1
-    assert torch.equal(glyph_mask(image[None]), (1 - coverage < 0.5).float()[None])
-    with pytest.raises(ValueError, match="C = 1 or 3"):
-        glyph_mask(torch.zeros(2, SIZE, SIZE))
+    assert torch.equal(glyph_mask(image[None]), (1 - coverage < 0.5)[None])
+
+
+def test_glyph_mask_thresholds_rec601_luminance():
+    """Pixels of known luminance either side of 0.5: pure green (0.587) is page, pure red (0.299) and
+    blue (0.114) are ink; one channel is its own luminance; ``dark_on_light=False`` flips the side."""
+    rgb = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]]) * 2 - 1
+    image = rgb.view(3, 1, 4)  # (C, H, W), pixels: red, green, blue, white
+    assert glyph_mask(image).tolist() == [[[True, False, True, False]]]
+    assert glyph_mask(image[None], dark_on_light=False).tolist() == [[[[False, True, False, True]]]]
+    assert glyph_mask(image, threshold=0.1).tolist() == [[[False, False, False, False]]]
+    gray = torch.tensor([[[-0.1, 0.1]]])  # luminance 0.45, 0.55
+    assert glyph_mask(gray).tolist() == [[[True, False]]] and glyph_mask(gray).dtype == torch.bool
+    for bad in (torch.zeros(2, SIZE, SIZE), torch.zeros(1, 2, 4, 4), torch.zeros(SIZE, SIZE)):
+        with pytest.raises(ValueError, match="1- or 3-channel images"):
+            glyph_mask(bad)
 
 
 def test_font_errors_are_clear():

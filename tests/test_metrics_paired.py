@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
-from ponogan.metrics import centroid_error, glyph_mask, mask_iou, paired_metrics
+from ponogan.metrics import centroid_error, mask_iou, paired_metrics
 from ponogan.metrics.paired import gaussian_window, paired_per_image
 
 
@@ -148,14 +148,3 @@ def test_structure_metrics_in_paired_metrics_and_per_image():
     torch.testing.assert_close(per_image["iou"], torch.tensor([1.0, 18 / 54], dtype=torch.float64))
     torch.testing.assert_close(per_image["centroid"], torch.tensor([0.0, 3.0], dtype=torch.float64))
     assert paired_metrics(fake, target, ("iou",))["iou"] == pytest.approx((1 + 18 / 54) / 2)
-
-
-def test_glyph_mask_matches_the_data_package_rule():
-    from ponogan.data import glyph_mask as data_glyph_mask
-
-    images = torch.rand(3, 3, 12, 12) * 2 - 1
-    assert torch.equal(glyph_mask(images).float(), data_glyph_mask(images))
-    gray = torch.rand(2, 1, 12, 12) * 2 - 1
-    assert torch.equal(glyph_mask(gray).float(), data_glyph_mask(gray))
-    with pytest.raises(ValueError, match="1- or 3-channel"):
-        glyph_mask(torch.zeros(1, 2, 4, 4))

@@ -1,5 +1,6 @@
 """The registry and the classic members: every name builds and trains, names normalise, kwargs reach
-the class, GN / IN / LN / AdaIN against torch references, bf16 autocast, state_dict round trips."""
+the class, GN / IN / LN / AdaIN against torch references or formulas, bf16 autocast, state_dict round
+trips."""
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from ponogan.norm import (
     BatchNorm2d,
     GroupNorm,
     InstanceNorm2d,
-    LayerNorm2d,
+    LayerNormCHW,
     SwitchNorm2d,
     make_norm,
     pono_reference,
@@ -22,21 +23,11 @@ from ponogan.norm import (
 C = 8
 
 
-def run(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Call any registry member: AdaIN gets a per-sample affine, the others just ``x``."""
-    if isinstance(norm, AdaIN):
-        n, c = x.shape[:2]
-        weight = torch.rand(n, c, dtype=x.dtype, requires_grad=True)
-        bias = torch.randn(n, c, dtype=x.dtype, requires_grad=True)
-        return norm(x, weight, bias)
-    return norm(x)
-
-
 @pytest.mark.parametrize("name", list(NORM_REGISTRY))
 def test_every_name_builds_runs_forward_backward(name):
     norm = make_norm(name, C)
     x = torch.randn(2, C, 5, 5, requires_grad=True)
-    y = run(norm, x)
+    y = norm(x)
     assert isinstance(y, torch.Tensor) and y.shape == x.shape
     (y * torch.randn_like(y)).sum().backward()
     assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
@@ -49,11 +40,9 @@ def test_every_name_under_bf16_autocast(name):
     torch.manual_seed(0)
     norm = make_norm(name, C)
     x = torch.randn(2, C, 4, 4, requires_grad=True)
-    torch.manual_seed(1)
-    ref = run(norm, x)  # float32, same AdaIN affine draws
-    torch.manual_seed(1)
+    ref = norm(x)  # float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = run(norm, x)
+        y = norm(x)
     y.float().sum().backward()
     assert torch.isfinite(y.float()).all() and torch.isfinite(x.grad).all()
     # bf16 keeps 8 bits of mantissa: outputs of unit scale agree to a few hundredths
@@ -67,17 +56,13 @@ def test_every_name_state_dict_round_trip(name):
         for p in norm.parameters():
             p.normal_()
     norm.train()
-    run(norm, torch.randn(2, C, 3, 3))  # moves running statistics where there are any
+    norm(torch.randn(2, C, 3, 3))  # moves running statistics where there are any
     clone = make_norm(name, C)
     clone.load_state_dict(norm.state_dict())
     norm.eval()
     clone.eval()
     x = torch.randn(2, C, 3, 3)
-    torch.manual_seed(1)
-    a = run(norm, x)
-    torch.manual_seed(1)
-    b = run(clone, x)
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(norm(x), clone(x), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
@@ -102,11 +87,11 @@ def test_name_normalisation(name):
 def test_names_map_to_the_right_classes():
     assert isinstance(make_norm("batch", C), BatchNorm2d)
     assert isinstance(make_norm("Instance_Norm", C), InstanceNorm2d)
-    assert isinstance(make_norm("layer", C), LayerNorm2d)
+    assert isinstance(make_norm("layer", C), LayerNormCHW)
     assert isinstance(make_norm("group", C), GroupNorm)
     assert isinstance(make_norm("switch", C), SwitchNorm2d)
     assert isinstance(make_norm("pono", C), PONO)
-    assert isinstance(make_norm("adain", C), AdaIN)
+    assert type(make_norm("none", C)) is nn.Identity
 
 
 def test_unknown_name_lists_valid_names():
@@ -114,6 +99,8 @@ def test_unknown_name_lists_valid_names():
         make_norm("spectral", C)
     for name in NORM_REGISTRY:
         assert name in str(info.value)
+    with pytest.raises(ValueError, match="unknown norm 'adain'"):  # needs a style code: MUNIT builds AdaIN
+        make_norm("adain", C)
     with pytest.raises(TypeError, match="must be a string"):
         make_norm(None, C)
 
@@ -163,16 +150,21 @@ def test_instance_norm_matches_torch_and_formula():
     torch.testing.assert_close(ours, (x - mean) / (var + 1e-5).sqrt(), rtol=1e-4, atol=1e-5)
 
 
-def test_layer_norm_matches_group_norm_one_and_formula():
-    ln = LayerNorm2d(C)
-    with torch.no_grad():
-        ln.weight.normal_()
-        ln.bias.normal_()
-    x = torch.randn(2, C, 4, 4) * 2 + 3
-    torch.testing.assert_close(ln(x), F.group_norm(x, 1, ln.weight, ln.bias, 1e-5))
-    var, mean = torch.var_mean(x, dim=(1, 2, 3), keepdim=True, correction=0)
-    ref = (x - mean) / (var + 1e-5).sqrt() * ln.weight.view(1, C, 1, 1) + ln.bias.view(1, C, 1, 1)
-    torch.testing.assert_close(ln(x), ref, rtol=1e-4, atol=1e-5)
+def test_layer_norm_chw_is_the_formula():
+    """The default path (``F.group_norm`` with one group) is layer norm over C, H, W per sample with
+    a per-channel affine; ``munit_std=True`` is MUNIT's ``(x - mean) / (unbiased std + eps)``."""
+    x = torch.randn(2, C, 4, 5, dtype=torch.float64) * 2 + 3
+    for munit_std in (False, True):
+        ln = LayerNormCHW(C, munit_std=munit_std).double()
+        with torch.no_grad():
+            ln.weight.normal_()
+            ln.bias.normal_()
+        var, mean = torch.var_mean(x, dim=(1, 2, 3), keepdim=True, correction=int(munit_std))
+        y = (x - mean) / (var.sqrt() + 1e-5 if munit_std else (var + 1e-5).sqrt())
+        ref = y * ln.weight.view(1, C, 1, 1) + ln.bias.view(1, C, 1, 1)
+        torch.testing.assert_close(ln(x), ref, rtol=0, atol=1e-12)
+    assert LayerNormCHW(C, affine=False).state_dict() == {}
+    assert set(LayerNormCHW(C).state_dict()) == {"weight", "bias"}  # the keys old checkpoints hold
 
 
 def test_adain_applies_per_sample_affine():
@@ -187,8 +179,9 @@ def test_adain_applies_per_sample_affine():
 
 @pytest.mark.parametrize("name", ["batch", "instance", "layer", "group", "switch", "pono", "adain"])
 def test_bad_input_shape_is_a_clear_error(name):
-    norm = make_norm(name, C)
-    args = (torch.rand(2, C), torch.rand(2, C)) if name == "adain" else ()
+    norm, args = (
+        (AdaIN(C), (torch.rand(2, C), torch.rand(2, C))) if name == "adain" else (make_norm(name, C), ())
+    )
     with pytest.raises(ValueError, match=rf"built for {C} channels got input of shape \(2, {C + 1}, 4, 4\)"):
         norm(torch.randn(2, C + 1, 4, 4), *args)
     with pytest.raises(ValueError, match=r"expects a 4-D tensor \(N, C, H, W\), got shape \(2, 8, 4\)"):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ponogan.data import create_dataset, glyph_mask, pil_to_tensor, tensor_to_pil
 from ponogan.models import create_generator, save_pretrained
-from ponogan.pipeline import TranslationPipeline, parse_size, resize_image, resolve_device
+from ponogan.pipeline import TranslationPipeline, parse_size, resize_image
 
 TINY = {
     "pix2pix": lambda: {"G": create_generator("unet_128", ngf=4, num_downs=4, shortcut="ms")},
@@ -232,10 +232,12 @@ def test_wrong_checkpoints(tmp_path, runs):
 def test_from_weights_file_and_device(runs):
     pipe = TranslationPipeline.from_pretrained(runs["pix2pix"] / "model.safetensors", device="cpu")
     assert pipe.family == "pix2pix" and pipe.device.type == "cpu"
-    assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            resolve_device("cuda")
+            TranslationPipeline.from_pretrained(runs["pix2pix"], device="cuda")
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            pipe.to("cuda:1")
+        assert pipe.device.type == "cpu"
 
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"

@@ -29,7 +29,11 @@ def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     assert runtime.resolve_device(None) == "mps"
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert runtime.resolve_device("auto") == "cpu" and runtime.resolve_device("cuda:1") == "cuda:1"
+    assert runtime.resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match="'mps' was requested but MPS is not available here"):
+        runtime.resolve_device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.resolve_device("cuda:1") == "cuda:1"  # a named device passes through once available
 
 
 def test_precision_order(monkeypatch, no_accelerate_config):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from test_pipeline import make_run  # tests/ is on sys.path (pytest rootdir-less test modules)
 
@@ -186,6 +187,13 @@ def test_exit_codes(run_dirs, photos, tmp_path, capsys):
         == 2
     )
     assert "MUNIT checkpoints only" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        out = str(tmp_path / "o6")
+        assert (
+            _translate("--checkpoint", ckpt, "--input", str(root), "--output", out, "--device", "cuda") == 2
+        )
+        err = capsys.readouterr().err
+        assert "CUDA is not available here" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o3").exists()
 
 

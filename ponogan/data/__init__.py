@@ -2,11 +2,13 @@
 
 Public API:
     create_dataset(mode, root, phase="train", **options) / build_dataset(mode, root, phase, DataOptions)
+    register_dataset(name, factory, needs_root=True): add a mode of your own
     DataOptions: the typed options (one source of defaults), embeddable in training configs
     load_image(path, mode="RGB", max_pixels=...) -> PIL image; raises ImageLoadError(ValueError)
     image_size(path) -> (w, h) from the header; find_images(root, exclude=()): the one image-folder walker
     pil_to_tensor / tensor_to_pil: PIL <-> (C, H, W) float in [-1, 1]
-    GlyphDataset, glyph_mask, TRAIN_CHARS / TEST_CHARS: the built-in glyph data
+    GlyphDataset, TRAIN_CHARS / TEST_CHARS: the built-in glyph data; glyph_mask: its ink rule, also the
+    structure metrics' (bool (N, 1, H, W))
 """
 
 from ponogan._lazy import lazy_exports

@@ -127,26 +127,25 @@ class GlyphDataset(Dataset):
         return f"glyphs:{self.phase}/{index:05d}/{font}/U+{ord(char):04X}"
 
 
-def glyph_mask(images: torch.Tensor, threshold: float = MASK_THRESHOLD) -> torch.Tensor:
-    """Binary glyph mask of images in [-1, 1]: luminance (on [0, 1]) below `threshold`.
+def glyph_mask(
+    images: torch.Tensor, threshold: float = MASK_THRESHOLD, *, dark_on_light: bool = True
+) -> torch.Tensor:
+    """Boolean glyph mask of images in [-1, 1]: Rec. 601 luminance on the [0, 1] scale (a single
+    channel taken as is) below `threshold`, or above it with `dark_on_light=False`.
 
-    Accepts `(C, H, W)` or `(N, C, H, W)` with C = 1 or 3 and returns `(..., 1, H, W)` floats in {0, 1}.
-    Valid for both variants: glyph fills are darker than any background or clutter by construction.
+    `(C, H, W)` -> `(1, H, W)`, `(N, C, H, W)` -> `(N, 1, H, W)`, C = 1 or 3; `.float()` gives {0, 1}.
+    The one rule for the built-in data (glyph fills are darker than any background or clutter in both
+    variants) and the structure metrics (`ponogan.metrics.mask_iou`, `centroid_error`).
     """
-    return (luminance(images) < threshold).float()
-
-
-def luminance(images: torch.Tensor) -> torch.Tensor:
-    """Rec. 601 luminance on the ``[0, 1]`` scale of images in ``[-1, 1]``: ``(C, H, W)`` or
-    ``(N, C, H, W)`` with C = 1 or 3 -> ``(..., 1, H, W)``; a single channel is taken as is. The one rule
-    behind the glyph masks of the data and of the structure metrics."""
     if images.dim() not in (3, 4) or images.shape[-3] not in (1, 3):
-        raise ValueError(f"expected (C, H, W) or (N, C, H, W) with C = 1 or 3, got {tuple(images.shape)}")
-    unit = (images.float() + 1) / 2
-    if unit.shape[-3] == 1:
-        return unit
-    weights = torch.as_tensor(LUMA, dtype=unit.dtype, device=unit.device).view(3, 1, 1)
-    return (unit * weights).sum(dim=-3, keepdim=True)
+        raise ValueError(
+            f"glyph_mask needs 1- or 3-channel images (C, H, W) or (N, C, H, W), got {tuple(images.shape)}"
+        )
+    gray = (images.float() + 1) / 2
+    if gray.shape[-3] == 3:
+        luma = torch.as_tensor(LUMA, dtype=gray.dtype, device=gray.device).view(3, 1, 1)
+        gray = (gray * luma).sum(-3, keepdim=True)
+    return gray < threshold if dark_on_light else gray > threshold
 
 
 def _plain(mask: np.ndarray) -> np.ndarray:

@@ -28,14 +28,23 @@ ROOTLESS = {"glyphs"}
 
 
 def register_dataset(name: str, factory: DatasetFactory, *, needs_root: bool = True) -> None:
-    """Add a mode: `factory(root, phase, options) -> Dataset`."""
-    DATASETS[name] = factory
+    """Add a dataset mode of your own: `factory(root, phase, options: DataOptions) -> Dataset` whose
+    items are dicts like the built-in ones (`A`, `B` `(C, H, W)` in [-1, 1], `A_path`, `B_path`).
+    `create_dataset`, `build_dataset` and a training config's `data.mode` then accept `name` (matched
+    case-insensitively); `needs_root=False` lets `root` be None."""
+    key = name.lower().strip() if isinstance(name, str) else ""
+    if not key:
+        raise ValueError(f"a dataset mode name must be a non-empty string, got {name!r}")
+    if key in DATASETS:
+        raise ValueError(f"dataset mode {key!r} is already registered; valid modes: {', '.join(DATASETS)}")
+    DATASETS[key] = factory
     if not needs_root:
-        ROOTLESS.add(name)
+        ROOTLESS.add(key)
 
 
 def create_dataset(mode: str, root: str | os.PathLike | None = None, phase: str = "train", **options: Any):
-    """Build the dataset of `mode` (`unaligned`, `aligned`, `single`, `list`, `glyphs`).
+    """Build the dataset of `mode` (`unaligned`, `aligned`, `single`, `list`, `glyphs`, or one added
+    with `register_dataset`).
 
     `options` are `DataOptions` fields (unknown names raise `ValueError`); pass `options=DataOptions(...)`
     instead to use a prepared dataclass. Items are dicts with `A`/`B` `(C, H, W)` tensors in [-1, 1]

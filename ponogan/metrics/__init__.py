@@ -57,7 +57,6 @@ _EXPORTS: dict[str, str] = {
     "load_stats_file": "stats_file",
     "save_stats_file": "stats_file",
     "centroid_error": "structure",
-    "glyph_mask": "structure",
     "mask_iou": "structure",
     "FID_INCEPTION": "weights",
     "LPIPS_BACKBONES": "weights",
@@ -92,7 +91,6 @@ __all__ = [
     "folder_statistics",
     "frechet_distance",
     "frechet_distance_stats",
-    "glyph_mask",
     "kernel_inception_distance",
     "load_fid_model",
     "load_lpips",
@@ -133,5 +131,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .registry import DEFAULT_METRICS, METRICS, parse_metrics
     from .report import write_report
     from .stats_file import FeatureSet, load_stats_file, save_stats_file
-    from .structure import centroid_error, glyph_mask, mask_iou
+    from .structure import centroid_error, mask_iou
     from .weights import FID_INCEPTION, LPIPS_BACKBONES, MissingWeightsError, download_weights, locate_weights

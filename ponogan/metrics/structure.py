@@ -1,10 +1,9 @@
 """Weight-free structure measures for glyph translation: glyph-mask IoU and centroid error.
 
-A glyph mask is taken from an image in ``[-1, 1]`` by thresholding its luminance (Rec. 601 weights on
-the ``[0, 1]`` scale; one channel is used as is) at :data:`GLYPH_THRESHOLD`, the threshold of the
-built-in glyph data (``ponogan.data.glyph_mask``, whose ink is darker and page/clutter brighter than it
-in both variants). With ``dark_on_light=True`` glyph pixels are those darker than the threshold, else
-those brighter. A boolean tensor is taken as a ready mask. Both measures are per image, then averaged.
+Masks come from ``ponogan.data.glyph_mask``, the rule of the built-in glyph data (luminance below
+:data:`MASK_THRESHOLD`, whose ink is darker and page/clutter brighter than it in both variants); with
+``dark_on_light=False`` glyph pixels are those brighter than the threshold. A boolean tensor
+``(N, H, W)`` or ``(N, 1, H, W)`` is taken as a ready mask. Both measures are per image, then averaged.
 """
 
 from __future__ import annotations
@@ -12,34 +11,24 @@ from __future__ import annotations
 import torch
 
 from ponogan.data.glyph_style import MASK_THRESHOLD
-from ponogan.data.glyphs import luminance
-
-GLYPH_THRESHOLD = float(MASK_THRESHOLD)  # one rule for the data and the metrics
+from ponogan.data.glyphs import glyph_mask
 
 
-def glyph_mask(
-    image: torch.Tensor, *, threshold: float = GLYPH_THRESHOLD, dark_on_light: bool = True
-) -> torch.Tensor:
-    """Boolean glyph mask ``(N, 1, H, W)`` of ``(N, C, H, W)`` images in ``[-1, 1]`` (or of a bool mask)."""
-    if image.dtype == torch.bool:
-        mask = image
-    else:
-        if image.ndim != 4:
-            raise ValueError(f"expected (N, C, H, W) images, got {tuple(image.shape)}")
-        if image.shape[1] not in (1, 3):
-            raise ValueError(f"glyph masks need 1- or 3-channel images, got {image.shape[1]} channels")
-        gray = luminance(image)  # the data's own rule
-        mask = gray < threshold if dark_on_light else gray > threshold
-    if mask.ndim == 3:
-        mask = mask.unsqueeze(1)
+def _mask(x: torch.Tensor, threshold: float, dark_on_light: bool) -> torch.Tensor:
+    """``(N, 1, H, W)`` bool mask of ``(N, C, H, W)`` images in ``[-1, 1]``, or of a bool mask."""
+    if x.dtype != torch.bool:
+        if x.ndim != 4:
+            raise ValueError(f"expected (N, C, H, W) images, got {tuple(x.shape)}")
+        return glyph_mask(x, threshold, dark_on_light=dark_on_light)
+    mask = x.unsqueeze(1) if x.ndim == 3 else x
     if mask.ndim != 4 or mask.shape[1] != 1:
-        raise ValueError(f"a glyph mask must be (N, H, W) or (N, 1, H, W), got {tuple(mask.shape)}")
+        raise ValueError(f"a glyph mask must be (N, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
     return mask
 
 
 def _masks(fake, target, threshold, dark_on_light):
-    fake_mask = glyph_mask(fake, threshold=threshold, dark_on_light=dark_on_light)
-    target_mask = glyph_mask(target, threshold=threshold, dark_on_light=dark_on_light).to(fake_mask.device)
+    fake_mask = _mask(fake, threshold, dark_on_light)
+    target_mask = _mask(target, threshold, dark_on_light).to(fake_mask.device)
     if fake_mask.shape != target_mask.shape:
         raise ValueError(
             f"fake and target masks differ in shape: {tuple(fake_mask.shape)} vs {tuple(target_mask.shape)}"
@@ -51,7 +40,7 @@ def mask_iou_per_image(
     fake: torch.Tensor,
     target: torch.Tensor,
     *,
-    threshold: float = GLYPH_THRESHOLD,
+    threshold: float = MASK_THRESHOLD,
     dark_on_light: bool = True,
 ) -> torch.Tensor:
     """Intersection over union of the glyph masks, ``(N,)``; two empty masks count as a perfect 1."""
@@ -77,7 +66,7 @@ def centroid_error_per_image(
     fake: torch.Tensor,
     target: torch.Tensor,
     *,
-    threshold: float = GLYPH_THRESHOLD,
+    threshold: float = MASK_THRESHOLD,
     dark_on_light: bool = True,
 ) -> torch.Tensor:
     """Euclidean distance in pixels between the glyph-mask centroids of fake and target, ``(N,)``."""

@@ -9,7 +9,7 @@
 | ``default``   | PyTorch's own (kaiming-uniform)       | runs made before this module existed     |
 
 Every conv/linear bias is set to 0. Norm layers get what their original code gives them:
-BatchNorm weight N(1, gain), bias 0 (CycleGAN/pix2pix ``init_weights``); an affine ``LayerNorm2d``
+BatchNorm weight N(1, gain), bias 0 (CycleGAN/pix2pix ``init_weights``); an affine ``LayerNormCHW``
 weight U(0, 1), bias 0 (MUNIT's ``LayerNorm`` constructor). Modules that need an init of their own
 after this (DMS zero-initialises its last conv so it starts as MS) define ``post_init_()``.
 
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ponogan.norm import LayerNorm2d
+from ponogan.norm import LayerNormCHW
 
 
 def _weight(module: nn.Module) -> torch.Tensor:
@@ -81,7 +81,7 @@ def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) 
         elif isinstance(module, _BATCH_NORMS) and module.affine:
             nn.init.normal_(module.weight, 1.0, gain)
             nn.init.zeros_(module.bias)
-        elif isinstance(module, LayerNorm2d) and module.weight is not None:
+        elif isinstance(module, LayerNormCHW) and module.weight is not None:
             nn.init.uniform_(module.weight, 0.0, 1.0)
             nn.init.zeros_(module.bias)
     for module in net.modules():

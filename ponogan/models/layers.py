@@ -48,12 +48,12 @@ def make_padding(name: str, amount: int) -> nn.Module:
 
 def check_norm_name(norm: str, where: str) -> None:
     """Fail early, with a message, on a norm the plain conv layers cannot use."""
-    make_norm(norm, 1)  # raises ValueError listing the valid names for an unknown one
-    if norm.lower().startswith("adain"):
+    if isinstance(norm, str) and norm.lower().startswith("adain"):
         raise ValueError(
             f"{where}: norm='adain' needs a style code for its affine parameters; "
             "use MunitGenerator, or pick another norm"
         )
+    make_norm(norm, 1)  # raises ValueError listing the valid names for an unknown one
 
 
 def check_shortcut(shortcut: str | None) -> None:

@@ -17,7 +17,7 @@ downsamplings, H and W padded at the bottom/right to a multiple of 4)::
 
 Moments and AdaIN parameters are plain arguments and return values: the same content can be decoded
 with any number of styles, and with another image's moments. NOTE: MUNIT's own LayerNorm divides by
-(unbiased std + eps); ``LayerNorm2d`` uses the standard ``sqrt(var + eps)``.
+(unbiased std + eps); ``LayerNormCHW`` uses the standard ``sqrt(var + eps)``.
 
 ``layout="official"`` (with ``shortcut="ms"``) is the official PONO-MUNIT fork (Boyiliee/PONO,
 ``pytorch-MUNIT-PONO-MS``): PONO divides by C - 1, the content encoder's instance norms have affine

@@ -52,7 +52,7 @@ class ResnetGenerator(nn.Module):
     """CycleGAN generator: ``forward(x (N, C_in, H, W)) -> (N, C_out, H, W)`` in ``[-1, 1]``.
 
     Args:
-        norm: any ``make_norm`` name except ``adain``; convs get a bias only when the norm has no
+        norm: any ``make_norm`` name; convs get a bias only when the norm has no
             learned shift (the original's rule, so the baseline counts match: 11,378,179 params
             for ngf=64, 9 blocks, instance norm).
         shortcut: ``None`` (plain CycleGAN), ``"ms"`` or ``"dms"``: PONO after each stride-2

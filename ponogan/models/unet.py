@@ -90,7 +90,7 @@ class UnetGenerator(nn.Module):
 
     Args:
         num_downs: 8 for 256x256 images (U-Net-256), 7 for U-Net-128.
-        norm: any ``make_norm`` name except ``adain``; bias only on convs whose norm has no shift.
+        norm: any ``make_norm`` name; bias only on convs whose norm has no shift.
         shortcut: ``None``, ``"ms"`` or ``"dms"`` (see the module docstring).
         use_dropout: dropout 0.5 on the ``num_downs - 5`` decoder levels just above the innermost
             (pix2pix's default noise source).

@@ -1,16 +1,16 @@
 """The normalizer family: every member built by name with ``make_norm(name, num_channels)``.
 
 Where things live: ``pono.py`` (PONO), ``shortcut.py`` (MS, DMS), ``switch.py`` (Switchable Norm),
-``adain.py`` (AdaIN), ``standard.py`` (batch, instance, layer, group), ``factory.py`` (registry),
-``checks.py`` (input checks with messages naming the layer). See docs/norm.md.
+``adain.py`` (AdaIN, for MUNIT's style code), ``standard.py`` (batch, instance, layer, group),
+``factory.py`` (registry), ``checks.py`` (input checks with messages naming the layer). See docs/norm.md.
 """
 
 from .adain import AdaIN
 from .factory import NORM_REGISTRY, make_norm
 from .pono import PONO, pono, pono_reference
 from .shortcut import DynamicMomentShortcut, Moments, MomentShortcut, OfficialDynamicMomentShortcut
-from .standard import BatchNorm2d, GroupNorm, Identity, InstanceNorm2d, LayerNorm2d
-from .switch import SwitchNorm1d, SwitchNorm2d, accumulate_batch_average
+from .standard import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNormCHW
+from .switch import SwitchNorm2d, accumulate_batch_average
 
 __all__ = [
     "NORM_REGISTRY",
@@ -19,13 +19,11 @@ __all__ = [
     "BatchNorm2d",
     "DynamicMomentShortcut",
     "GroupNorm",
-    "Identity",
     "InstanceNorm2d",
-    "LayerNorm2d",
+    "LayerNormCHW",
     "MomentShortcut",
     "Moments",
     "OfficialDynamicMomentShortcut",
-    "SwitchNorm1d",
     "SwitchNorm2d",
     "accumulate_batch_average",
     "make_norm",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
 
 from torch import nn
 
-from .adain import AdaIN
 from .pono import PONO
-from .standard import BatchNorm2d, GroupNorm, Identity, InstanceNorm2d, LayerNorm2d
+from .standard import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNormCHW
 from .switch import SwitchNorm2d
 
 
@@ -19,35 +18,31 @@ def _pono(num_channels: int, **kwargs) -> PONO:
     return PONO(num_channels=num_channels, **kwargs)
 
 
-NORM_REGISTRY: dict[str, type[nn.Module] | partial] = {
+NORM_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "batch": BatchNorm2d,
     "instance": InstanceNorm2d,
-    "layer": LayerNorm2d,
+    "layer": LayerNormCHW,
     "group": GroupNorm,
     "pono": _pono,
     "switch": SwitchNorm2d,
-    "adain": AdaIN,
-    "none": Identity,
+    "none": nn.Identity,  # accepts and ignores num_channels
 }
 
 
-def normalize_name(name: str) -> str:
-    """``"Instance_Norm"`` -> ``"instancenorm"``; the registry matches with or without a ``norm`` suffix."""
-    key = name.lower().replace("_", "").replace("-", "")
-    if key not in NORM_REGISTRY and key.endswith("norm") and key[:-4] in NORM_REGISTRY:
-        key = key[:-4]
-    return key
-
-
 def make_norm(name: str, num_channels: int, **kwargs) -> nn.Module:
-    """Build the normalizer called ``name`` for ``num_channels`` channels.
+    """Build the normalizer called ``name`` for ``(N, num_channels, H, W)`` inputs; ``forward(x)``
+    returns ``y`` of the same shape, so any name fills any norm slot.
 
-    Names (case- and underscore-insensitive): batch, instance, layer, group, pono, switch, adain,
-    none. Keyword arguments go to the class, e.g. ``make_norm("group", 64, num_groups=8)``.
+    Names (case-, underscore- and dash-insensitive, optionally ending in ``norm``): batch, instance,
+    layer, group, pono, switch, none. Keyword arguments go to the class, e.g.
+    ``make_norm("group", 64, num_groups=8)``. AdaIN is not here: its affine comes from a style code
+    at call time, so MUNIT builds ``AdaIN`` directly.
     """
     if not isinstance(name, str):
         raise TypeError(f"norm name must be a string, got {type(name).__name__}")
-    key = normalize_name(name)
+    key = name.lower().replace("_", "").replace("-", "")
+    if key not in NORM_REGISTRY and key.endswith("norm"):  # "Instance_Norm" -> "instance"
+        key = key[:-4]
     if key not in NORM_REGISTRY:
         raise ValueError(f"unknown norm {name!r}; valid names: {', '.join(NORM_REGISTRY)}")
     return NORM_REGISTRY[key](num_channels, **kwargs)

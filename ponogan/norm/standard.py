@@ -1,11 +1,11 @@
 """The classic normalizers, each taking ``num_channels`` first so any can replace any other.
 
-| class        | statistics over, for x (N, C, H, W)         | paper                          |
-|--------------|---------------------------------------------|--------------------------------|
-| BatchNorm2d  | N, H, W per channel (running stats for eval) | Ioffe & Szegedy, 2015          |
-| InstanceNorm | H, W per sample and channel                 | Ulyanov et al., 2016           |
-| LayerNorm2d  | C, H, W per sample; per-channel affine       | Ba et al., 2016 (MUNIT's form) |
-| GroupNorm    | H, W and the channels of a group, per sample | Wu & He, 2018                  |
+| class          | statistics over, for x (N, C, H, W)          | paper                          |
+|----------------|----------------------------------------------|--------------------------------|
+| BatchNorm2d    | N, H, W per channel (running stats for eval) | Ioffe & Szegedy, 2015          |
+| InstanceNorm2d | H, W per sample and channel                  | Ulyanov et al., 2016           |
+| LayerNormCHW   | C, H, W per sample; per-channel affine       | Ba et al., 2016 (MUNIT's form) |
+| GroupNorm      | H, W and the channels of a group, per sample | Wu & He, 2018                  |
 """
 
 from __future__ import annotations
@@ -18,19 +18,8 @@ from .checks import check_nchw
 
 
 class BatchNorm2d(nn.BatchNorm2d):
-    """Batch normalization: statistics over ``N, H, W`` per channel; running averages at eval."""
-
-    def __init__(
-        self,
-        num_channels: int,
-        eps: float = 1e-5,
-        momentum: float = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-    ):
-        super().__init__(
-            num_channels, eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats
-        )
+    """Batch normalization: statistics over ``N, H, W`` per channel; running averages at eval.
+    ``nn.BatchNorm2d`` with an input check naming the layer."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.num_features, "BatchNorm2d")
@@ -38,29 +27,24 @@ class BatchNorm2d(nn.BatchNorm2d):
 
 
 class InstanceNorm2d(nn.InstanceNorm2d):
-    """Instance normalization: statistics over ``H, W`` per sample and channel.
-
-    Defaults follow CycleGAN/pix2pix (``affine=False``, no running stats), which the baseline
-    parameter counts assume.
-    """
-
-    def __init__(
-        self, num_channels: int, eps: float = 1e-5, affine: bool = False, track_running_stats: bool = False
-    ):
-        super().__init__(num_channels, eps=eps, affine=affine, track_running_stats=track_running_stats)
+    """Instance normalization: statistics over ``H, W`` per sample and channel. ``nn.InstanceNorm2d``
+    (whose defaults, ``affine=False`` and no running stats, are CycleGAN/pix2pix's, which the
+    baseline parameter counts assume) with an input check naming the layer."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.num_features, "InstanceNorm2d")
         return super().forward(x)
 
 
-class LayerNorm2d(nn.Module):
-    """Layer normalization in its CNN form: statistics over ``C, H, W`` per sample, then a
-    per-channel affine ``(1, C, 1, 1)`` (as in MUNIT's decoder). Same math as
-    ``F.group_norm(x, 1, weight, bias)``.
+class LayerNormCHW(nn.Module):
+    """Layer normalization in its CNN form: statistics over ``C, H, W`` per sample of
+    ``x (N, C, H, W)``, then a per-channel affine ``weight, bias (C,)`` (as in MUNIT's decoder).
+    The axes are in the name because timm's ``LayerNorm2d`` normalises over C alone at each
+    position (which is what PONO does). The default is ``F.group_norm(x, 1, weight, bias, eps)``:
+    one group of all channels is exactly this layer norm, ``(x - mean) / sqrt(var + eps)``.
 
     ``munit_std=True`` uses MUNIT's own formula, ``(x - mean) / (std + eps)`` with the unbiased std
-    (the official PONO-MUNIT decoder's LayerNorm); the default is the standard ``sqrt(var + eps)``.
+    (the official PONO-MUNIT decoder's LayerNorm).
     """
 
     def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True, *, munit_std: bool = False):
@@ -72,7 +56,7 @@ class LayerNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_nchw(x, self.num_channels, "LayerNorm2d")
+        check_nchw(x, self.num_channels, "LayerNormCHW")
         if not self.munit_std:
             return F.group_norm(x, 1, self.weight, self.bias, self.eps)
         std, mean = torch.std_mean(x.flatten(1), dim=1, correction=1)
@@ -103,10 +87,3 @@ class GroupNorm(nn.GroupNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.num_channels, "GroupNorm")
         return super().forward(x)
-
-
-class Identity(nn.Identity):
-    """No normalization (accepts and ignores ``num_channels`` so it fits every norm slot)."""
-
-    def __init__(self, num_channels: int | None = None, **_: object):
-        super().__init__()

@@ -86,11 +86,27 @@ class _ChannelAffine(torch.autograd.Function):
         return g_x, g_scale.to(scale.dtype), g_shift.to(scale.dtype)
 
 
-class _SwitchNormBase(nn.Module):
-    """Shared parameters, running statistics and the mixing of IN/LN/BN moments."""
+class SwitchNorm2d(nn.Module):
+    """Switchable Normalization for ``(N, C, H, W)``: a softmax-weighted mixture of IN (over H, W),
+    LN (over C, H, W) and BN (over N, H, W) moments, with separate importance logits for means
+    (``mean_weight``) and variances (``var_weight``), 3 each (2 with ``using_bn=False``, the
+    IN/LN-only variant for batch size 1). ``weight`` and ``bias`` are ``(1, C, 1, 1)`` (``weight``
+    starts at 0 with ``last_gamma=True``), ``running_mean``/``running_var`` are ``(1, C, 1, 1)``.
 
-    n_dims: int  # 2 for (N, C), 4 for (N, C, H, W)
-    official: bool = False  # SwitchNorm2d(official=True): the official code's conventions
+    Eval uses the BN running statistics: an exponential moving average with ``momentum`` (the
+    running value keeps ``momentum`` of itself), or, with ``using_moving_average=False``, the
+    paper's batch average: call :func:`accumulate_batch_average` after training.
+
+    ``official=True`` follows the official implementation instead of the paper, so that its
+    checkpoints load (:meth:`load_state_dict` accepts its ``(1, C, 1)`` running buffers and the
+    missing ``num_batches_tracked``) and give the same outputs in train and eval mode:
+
+    # NOTE: departs from the paper (Eq. 3 divides by H*W): the IN variance is unbiased (divides by
+    # H*W - 1, so H*W >= 2 is required), and LN and BN variances are derived from it by Eq. 4.
+    # NOTE: ``running_var`` starts (and resets) at 0 instead of 1, as in the official code.
+    # NOTE: the batch average (``accumulate_batch_average``) pools the batches as the official
+    # helper does: ``running_var = mean(var_bn + mean_bn^2) - running_mean^2``, not mean(var_bn).
+    """
 
     def __init__(
         self,
@@ -100,6 +116,8 @@ class _SwitchNormBase(nn.Module):
         using_bn: bool = True,
         using_moving_average: bool = True,
         last_gamma: bool = False,
+        *,
+        official: bool = False,
     ):
         super().__init__()
         self.num_channels = num_channels
@@ -107,19 +125,17 @@ class _SwitchNormBase(nn.Module):
         self.momentum = momentum
         self.using_bn = using_bn
         self.using_moving_average = using_moving_average
-        shape = (1, num_channels) + (1,) * (self.n_dims - 2)
+        self.official = bool(official)
+        shape = (1, num_channels, 1, 1)
         self.weight = nn.Parameter(torch.zeros(shape) if last_gamma else torch.ones(shape))
         self.bias = nn.Parameter(torch.zeros(shape))
-        n_stats = self._n_stats()
-        self.mean_weight = nn.Parameter(torch.ones(n_stats))
-        self.var_weight = nn.Parameter(torch.ones(n_stats))
+        self.mean_weight = nn.Parameter(torch.ones(3 if using_bn else 2))
+        self.var_weight = nn.Parameter(torch.ones(3 if using_bn else 2))
         if using_bn:
             self.register_buffer("running_mean", torch.zeros(shape))
             self.register_buffer("running_var", torch.ones(shape))
             self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
-
-    def _n_stats(self) -> int:
-        raise NotImplementedError
+        self.reset_running_stats()
 
     def reset_running_stats(self) -> None:
         """Zero the BN statistics (``running_var`` back to 1, or to 0 with ``official=True``); with
@@ -154,99 +170,17 @@ class _SwitchNormBase(nn.Module):
     def _load_from_state_dict(
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
     ):
-        # State dicts of the official module have no batch counter; it only matters for
-        # using_moving_average=False, which restarts from a reset anyway.
-        key = prefix + "num_batches_tracked"
-        if self.using_bn and key not in state_dict and prefix + "running_mean" in state_dict:
-            state_dict[key] = torch.zeros_like(self.num_batches_tracked)
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-
-    def _batch_moments(self, mean_x: torch.Tensor, mean_x2: torch.Tensor):
-        """BN moments from per-sample moments ``(N, C, ...)``: average over N, then update or use
-        the running statistics depending on the mode."""
-        if self.training:
-            mean_bn = mean_x.mean(0, keepdim=True)
-            var_bn = (mean_x2.mean(0, keepdim=True) - mean_bn**2).clamp_min(0)
-            self._update_running(mean_bn, var_bn)
-            return mean_bn, var_bn
-        return self.running_mean.to(mean_x.dtype), self.running_var.to(mean_x.dtype)
-
-    def _mix(self, means: list[torch.Tensor], vars_: list[torch.Tensor]):
-        mw = torch.softmax(self.mean_weight, 0)
-        vw = torch.softmax(self.var_weight, 0)
-        mean = sum(w * m for w, m in zip(mw, means, strict=True))
-        var = sum(w * v for w, v in zip(vw, vars_, strict=True))
-        return mean, var
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_channels}, eps={self.eps}, momentum={self.momentum}, using_bn={self.using_bn}, "
-            f"using_moving_average={self.using_moving_average}"
-        )
-
-
-class SwitchNorm2d(_SwitchNormBase):
-    """Switchable Normalization for ``(N, C, H, W)``: a softmax-weighted mixture of IN (over H, W),
-    LN (over C, H, W) and BN (over N, H, W) moments, with separate importance logits for means
-    (``mean_weight``) and variances (``var_weight``), 3 each (2 with ``using_bn=False``, the
-    IN/LN-only variant for batch size 1). ``weight`` and ``bias`` are ``(1, C, 1, 1)`` (``weight``
-    starts at 0 with ``last_gamma=True``), ``running_mean``/``running_var`` are ``(1, C, 1, 1)``.
-
-    Eval uses the BN running statistics: an exponential moving average with ``momentum`` (the
-    running value keeps ``momentum`` of itself), or, with ``using_moving_average=False``, the
-    paper's batch average: call :func:`accumulate_batch_average` after training.
-
-    ``official=True`` follows the official implementation instead of the paper, so that its
-    checkpoints load (:meth:`load_state_dict` accepts its ``(1, C, 1)`` running buffers and the
-    missing ``num_batches_tracked``) and give the same outputs in train and eval mode:
-
-    # NOTE: departs from the paper (Eq. 3 divides by H*W): the IN variance is unbiased (divides by
-    # H*W - 1, so H*W >= 2 is required), and LN and BN variances are derived from it by Eq. 4.
-    # NOTE: ``running_var`` starts (and resets) at 0 instead of 1, as in the official code.
-    # NOTE: the batch average (``accumulate_batch_average``) pools the batches as the official
-    # helper does: ``running_var = mean(var_bn + mean_bn^2) - running_mean^2``, not mean(var_bn).
-    """
-
-    n_dims = 4
-
-    def __init__(
-        self,
-        num_channels: int,
-        eps: float = 1e-5,
-        momentum: float = 0.9,
-        using_bn: bool = True,
-        using_moving_average: bool = True,
-        last_gamma: bool = False,
-        *,
-        official: bool = False,
-    ):
-        super().__init__(
-            num_channels,
-            eps=eps,
-            momentum=momentum,
-            using_bn=using_bn,
-            using_moving_average=using_moving_average,
-            last_gamma=last_gamma,
-        )
-        self.official = bool(official)
-        self.reset_running_stats()
-
-    def _n_stats(self) -> int:
-        return 3 if self.using_bn else 2
-
-    def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-    ):
-        # The official module keeps its running statistics as (1, C, 1) for its (N, C, H*W) view.
-        official_shape = (1, self.num_channels, 1)
+        # The official module keeps its running statistics as (1, C, 1) for its (N, C, H*W) view and
+        # has no batch counter (which only matters for the batch average, restarted by a reset).
         found_official = False
         for name in ("running_mean", "running_var"):
             value = state_dict.get(prefix + name)
-            if self.using_bn and isinstance(value, torch.Tensor) and tuple(value.shape) == official_shape:
+            if self.using_bn and isinstance(value, torch.Tensor) and value.shape == (1, self.num_channels, 1):
                 state_dict[prefix + name] = value.reshape(getattr(self, name).shape)
                 found_official = True
+        key = prefix + "num_batches_tracked"
+        if self.using_bn and key not in state_dict and prefix + "running_mean" in state_dict:
+            state_dict[key] = torch.zeros_like(self.num_batches_tracked)
         if found_official and not self.official:
             warnings.warn(
                 "SwitchNorm2d: loading an official Switchable Norm state dict into a layer "
@@ -258,7 +192,10 @@ class SwitchNorm2d(_SwitchNormBase):
         )
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + (", official=True" if self.official else "")
+        return (
+            f"{self.num_channels}, eps={self.eps}, momentum={self.momentum}, using_bn={self.using_bn}, "
+            f"using_moving_average={self.using_moving_average}"
+        ) + (", official=True" if self.official else "")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.num_channels, "SwitchNorm2d")
@@ -272,56 +209,42 @@ class SwitchNorm2d(_SwitchNormBase):
         mean_ln = mean_in.mean(1, keepdim=True)  # (N, 1, 1, 1)
         var_ln = (mean_x2.mean(1, keepdim=True) - mean_ln**2).clamp_min(0)
         means, vars_ = [mean_in, mean_ln], [var_in, var_ln]
-        if self.using_bn:
-            mean_bn, var_bn = self._batch_moments(mean_in, mean_x2)  # (1, C, 1, 1)
+        if self.using_bn and self.training:  # (1, C, 1, 1)
+            mean_bn = mean_in.mean(0, keepdim=True)
+            var_bn = (mean_x2.mean(0, keepdim=True) - mean_bn**2).clamp_min(0)
+            self._update_running(mean_bn, var_bn)
             means.append(mean_bn)
             vars_.append(var_bn)
-        mean, var = self._mix(means, vars_)  # broadcast to (N, C, 1, 1)
+        elif self.using_bn:
+            means.append(self.running_mean.to(x.dtype))
+            vars_.append(self.running_var.to(x.dtype))
+        mw, vw = torch.softmax(self.mean_weight, 0), torch.softmax(self.var_weight, 0)
+        mean = sum(w * m for w, m in zip(mw, means, strict=True))  # broadcast to (N, C, 1, 1)
+        var = sum(w * v for w, v in zip(vw, vars_, strict=True))
         scale = torch.rsqrt(var + self.eps) * self.weight.to(x.dtype)
         shift = self.bias.to(x.dtype) - mean * scale
         return _ChannelAffine.apply(x, scale.expand_as(mean_in), shift.expand_as(mean_in))
 
 
-class SwitchNorm1d(_SwitchNormBase):
-    """Switchable Normalization for ``(N, C)`` features: a mixture of LN (over C, per sample) and
-    BN (over N, per channel) moments; IN is undefined without spatial axes, so 2 logits each
-    (1 without BN, which then reduces to LayerNorm)."""
-
-    n_dims = 2
-
-    def _n_stats(self) -> int:
-        return 2 if self.using_bn else 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2:
-            raise ValueError(f"SwitchNorm1d expects (N, C), got shape {tuple(x.shape)}")
-        if x.shape[1] != self.num_channels:
-            raise ValueError(
-                f"SwitchNorm1d built for {self.num_channels} channels got input of shape {tuple(x.shape)}"
-            )
-        var_ln, mean_ln = torch.var_mean(x, dim=1, keepdim=True, correction=0)  # (N, 1)
-        means, vars_ = [mean_ln], [var_ln]
-        if self.using_bn:
-            mean_bn, var_bn = self._batch_moments(x, x * x)
-            means.append(mean_bn)
-            vars_.append(var_bn)
-        mean, var = self._mix(means, vars_)
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
-
-
 @torch.no_grad()
 def accumulate_batch_average(model: nn.Module, batches: Iterable, forward=None) -> int:
-    """The SN paper's batch average: reset every Switchable Norm layer of ``model``, switch them to
-    cumulative averaging, run ``model`` over ``batches`` (no gradients) with only those layers in
-    training mode (every other module, e.g. a BatchNorm, stays in eval and keeps its statistics),
-    then leave the whole model in eval mode with the averaged BN statistics frozen: each layer's
+    """The SN paper's batch average, its alternative to the moving average at inference: reset every
+    :class:`SwitchNorm2d` of ``model``, run ``model`` over ``batches`` (no gradients) with only
+    those layers in training mode (every other module, e.g. a BatchNorm, stays in eval and keeps its
+    statistics), then leave the whole model in eval mode with the BN statistics frozen: each layer's
     ``running_mean``/``running_var`` is the plain mean of the per-batch BN moments (with
     ``official=True``: ``running_var`` pools the batches, ``mean(var_bn + mean_bn^2) -
     running_mean^2``, as the official helper does). Returns the number of batches.
 
-    ``forward(model, batch)`` runs one batch (default ``model(batch)``).
+    ``forward(model, batch)`` runs one batch (default ``model(batch)``). On a generator trained
+    with ``norm="switch"``, feeding it training inputs ``(N, C, H, W)``::
+
+        generators, config = ponogan.models.load_pretrained("runs/my_run")
+        loader = DataLoader(create_dataset("aligned", root, "train"), batch_size=16)
+        accumulate_batch_average(generators["G"], (item["A"] for item in loader))
+        ponogan.models.save_pretrained("runs/my_run_batch_average", generators, config)
     """
-    layers = [m for m in model.modules() if isinstance(m, _SwitchNormBase) and m.using_bn]
+    layers = [m for m in model.modules() if isinstance(m, SwitchNorm2d) and m.using_bn]
     if not layers:
         raise ValueError("accumulate_batch_average: the model has no SwitchNorm layer with using_bn=True")
     for m in layers:
