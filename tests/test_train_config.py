@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from ponogan.models import create_discriminator, create_generator
 from ponogan.training.config import (
@@ -61,6 +62,72 @@ def test_preset_parses_and_builds_its_networks(path):
     with torch.device("meta"):  # every preset's model options are valid (no memory, no init cost)
         create_generator(cfg.model.generator, shortcut=cfg.model.shortcut, **cfg.model.generator_kwargs)
         create_discriminator(cfg.model.discriminator, **cfg.model.discriminator_kwargs)
+
+
+PONO_PRESETS = [p for p in PRESETS if "_pono_" in p.stem]
+
+
+@pytest.mark.parametrize("path", PONO_PRESETS, ids=lambda p: p.stem)
+def test_a_pono_preset_is_its_baseline_plus_the_shortcut(path):
+    """Each ``*_pono_*`` preset names its baseline as ``base:`` and changes only the shortcut (and, for
+    CycleGAN/MUNIT, the official PONO block layout); ``run_name`` stays the child's own file name."""
+    assert set(yaml.safe_load(path.read_text())) == {"base", "model"}
+    baseline = re.sub(r"_pono_d?ms", "", path.stem)
+    child, base = load_config(path).to_dict(), load_config(CONFIGS / f"{baseline}.yaml").to_dict()
+    assert (child["run_name"], base["run_name"]) == (path.stem, baseline)
+    assert child["model"]["shortcut"] == ("dms" if "_pono_dms" in path.stem else "ms")
+    assert base["model"]["shortcut"] is None and "layout" not in base["model"]["generator_kwargs"]
+    layout = child["model"]["generator_kwargs"].pop("layout", None)
+    assert layout == (None if child["family"] == "pix2pix" else "official")
+    for values in (child, base):
+        del values["run_name"], values["model"]["shortcut"]
+    assert child == base
+
+
+def test_a_preset_base_merges_dicts_and_replaces_the_rest(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "parent.yaml").write_text(
+        "family: cyclegan\nmodel: {generator_kwargs: {ngf: 8, norm: batch}}\n"
+        "train: {max_steps: 9, max_minutes: 5, log_every: 3}\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "base: sub/parent.yaml\nmodel: {generator_kwargs: {layout: official}}\n"
+        "train: {max_steps: 4, max_minutes: null}\n"
+    )
+    (tmp_path / "grandchild.yaml").write_text("base: child\nseed: 7\n")
+    cfg = load_config(tmp_path / "grandchild.yaml")
+    assert cfg.family == "cyclegan" and cfg.run_name == "grandchild" and cfg.seed == 7
+    assert cfg.model.generator_kwargs == {"ngf": 8, "norm": "batch", "layout": "official"}
+    assert (cfg.train.max_steps, cfg.train.max_minutes, cfg.train.log_every) == (4, None, 3)
+    # a name that is not next to the preset is looked up like --config (here: the packaged presets)
+    (tmp_path / "mine.yaml").write_text("base: cyclegan_glyphs\ntrain: {max_steps: 5}\n")
+    mine, packaged = load_config(tmp_path / "mine.yaml"), load_config(CONFIGS / "cyclegan_glyphs.yaml")
+    assert mine == apply_overrides(packaged, {"run_name": "mine", "train.max_steps": 5})
+
+
+@pytest.mark.parametrize(
+    "files, words",
+    [
+        ({"a": "base: nope\n"}, ["a.yaml", "base 'nope' not found", "presets: cyclegan"]),
+        ({"a": "base: b\n", "b": "base: a\n"}, ["a.yaml", "base cycle", "a.yaml -> b.yaml -> a.yaml"]),
+        ({"a": "base: a.yaml\n"}, ["a.yaml", "base cycle", "a.yaml -> a.yaml"]),
+        ({"a": "base: [b]\n"}, ["a.yaml", "base must be a preset name"]),
+    ],
+    ids=["missing", "cycle", "self", "not-a-name"],
+)
+def test_a_bad_preset_base_is_one_line(tmp_path, files, words):
+    for name, text in files.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "a.yaml")
+    assert "\n" not in str(err.value) and all(word in str(err.value) for word in words), str(err.value)
+
+
+def test_family_defaults_do_not_leak_into_a_kwargs_dict_a_config_sets():
+    """A ``*_kwargs`` dict replaces the family's whole (a saved config.json must reload as written)."""
+    cfg = from_dict({"family": "cyclegan", "model": {"discriminator_kwargs": {"ndf": 8}}})
+    assert cfg.model.discriminator_kwargs == {"ndf": 8}
+    assert from_dict({"family": "cyclegan"}).model.discriminator_kwargs == {"norm": "instance"}
 
 
 def test_family_defaults_follow_the_papers():
@@ -179,6 +246,20 @@ def test_command_line_flags_and_dotted_overrides():
     assert cfg.train.max_minutes == 2.5 and cfg.train.resume is False
     with pytest.raises(SystemExit):
         parse_args(_parser(), ["--model.generator"])  # an override without its value
+
+
+@pytest.mark.parametrize(
+    "argv", [["16"], ["--max-stepz", "3"], ["--seed.x"], ["=3"]], ids=["bare", "typo", "no-value", "no-key"]
+)
+def test_arguments_that_are_neither_flags_nor_overrides_stop_the_parser(argv, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(_parser(), argv)
+    assert "error:" in capsys.readouterr().err
+
+
+def test_overrides_mix_with_flags_in_any_order():
+    args = parse_args(_parser(), ["seed=4", "--optim.lr_g", "-1e-4", "--max-steps", "3", "run_name=x"])
+    assert args.overrides == {"seed": "4", "optim.lr_g": "-1e-4", "run_name": "x", "train.max_steps": 3}
 
 
 def test_resume_without_config_uses_the_saved_one(tmp_path):

@@ -2,15 +2,18 @@
 
 A ``TrainConfig`` is built from a YAML preset (``load_config``), then command-line overrides
 (``apply_overrides(cfg, {"model.shortcut": "ms", ...})``) replace single fields by dotted path.
-Every family starts from its own defaults (``family_defaults``: the paper settings of pix2pix,
-CycleGAN and MUNIT) before the YAML is merged on top, so a preset only lists what it changes.
-Unknown keys raise ``ConfigError`` naming the key and the valid ones.
+Every family starts from its own defaults (``FAMILY_DEFAULTS``: the paper settings of pix2pix,
+CycleGAN and MUNIT) before the YAML is merged on top, so a preset only lists what it changes; a
+preset can also name a ``base:`` preset and list only what it changes from that one.
+Unknown keys raise ``ConfigError`` naming the key and the valid ones. Hand-written rather than
+OmegaConf: see docs/training.md (*Config reference*) for the measured reasons.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -22,7 +25,6 @@ import yaml
 
 from ponogan.data import DataOptions
 
-FAMILIES = ("pix2pix", "cyclegan", "munit")
 SHORTCUTS = (None, "ms", "dms")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MIXED_PRECISION = (None, "no", "bf16", "fp16")
@@ -242,89 +244,57 @@ class TrainConfig:
         return from_dict(values)
 
 
-def family_defaults(family: str) -> TrainConfig:
-    """The paper settings of one family (what a preset inherits before its own YAML)."""
-    if family == "pix2pix":
-        return TrainConfig(
-            family=family, model=ModelConfig("unet_256", None, {}, "patchgan", {}), loss=Pix2PixLoss()
-        )
-    if family == "cyclegan":
-        return TrainConfig(
-            family=family,
-            model=ModelConfig("resnet_9blocks", None, {}, "patchgan", {"norm": "instance"}),
-            loss=CycleGANLoss(),
-        )
-    if family == "munit":
-        return TrainConfig(
-            family=family,
-            model=ModelConfig("munit", "ms", {}, "multiscale", {}),
-            optim=OptimConfig(
-                lr_g=1e-4,
-                lr_d=1e-4,
-                beta1=0.5,
-                beta2=0.999,
-                weight_decay=1e-4,
-                lr_policy="step",
-                step_size=100_000,
-                gamma=0.5,
-            ),
-            loss=MunitLoss(),
-        )
-    raise ConfigError(f"unknown family {family!r}; valid families: {', '.join(FAMILIES)}")
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+# Each family's paper settings, as changes to the dataclass defaults above; ``from_dict`` starts from
+# them, so a preset lists only what differs. pix2pix (Isola et al. 2017) is the dataclass defaults;
+# CycleGAN (Zhu et al. 2017): ResNet-9 + instance-norm PatchGAN; MUNIT (Huang et al. 2018): auto-encoders
+# with the Moment Shortcut + multi-scale D, Adam(1e-4, weight decay 1e-4), LR x0.5 every 100k steps.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "pix2pix": {},
+    "cyclegan": {"model": {"generator": "resnet_9blocks", "discriminator_kwargs": {"norm": "instance"}}},
+    "munit": {
+        "model": {"generator": "munit", "shortcut": "ms", "discriminator": "multiscale"},
+        "optim": {"lr_g": 1e-4, "lr_d": 1e-4, "weight_decay": 1e-4, "lr_policy": "step"},
+    },
+}
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Check/convert one leaf value against its type hint (``int | None``, ``float``, ``dict``...)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
+    """Check/convert one leaf value against its type hint (``int``, ``float | None``, ``dict``...).
+
+    Leaf unions are all ``X | None`` (the ``loss`` union of dataclasses is merged, never coerced).
+    """
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None:
             return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, where)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        hint = next(option for option in typing.get_args(hint) if option is not type(None))
     if hint is bool:
-        if isinstance(value, bool):
-            return value
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
             return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
-    if hint is int:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint in (int, float):
+        wrong = ConfigError(f"{where} must be {'an integer' if hint is int else 'a number'}, got {value!r}")
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
+            raise wrong
         if isinstance(value, int):  # exact: float() would round integers beyond 2**53
-            return value
+            return value if hint is int else float(value)
         try:
             number = float(value)
         except ValueError:
-            raise ConfigError(f"{where} must be an integer, got {value!r}") from None
+            raise wrong from None
+        if hint is float:
+            return number
         if not math.isfinite(number) or number != int(number):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
+            raise wrong
         return int(number)
-    if hint is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be a number, got {value!r}") from None
     if hint is str:
         if isinstance(value, bool):  # NOTE: YAML 1.1 reads `mixed_precision: no` as False
             return "yes" if value else "no"
         if not isinstance(value, str | int | float):
             raise ConfigError(f"{where} must be a string, got {value!r}")
         return str(value)
-    if hint is dict or origin is dict:
+    if hint is dict or typing.get_origin(hint) is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a mapping, got {value!r}")
         return copy.deepcopy(value)
@@ -332,26 +302,27 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 
 
 def _merge(obj: Any, values: dict[str, Any], where: str) -> Any:
-    """Return a copy of dataclass ``obj`` with ``values`` (nested dicts) merged in, type-checked."""
+    """Return a copy of dataclass ``obj`` with ``values`` (nested dicts) merged in, type-checked.
+
+    Nested dataclasses merge key by key; every other field (``*_kwargs`` dicts too) is replaced whole.
+    """
     if not isinstance(values, dict):
         raise ConfigError(f"{where or 'config'} must be a mapping, got {values!r}")
+    under = f" under {where}" if where else ""
     names = [f.name for f in dataclasses.fields(obj)]
     odd = [k for k in values if not isinstance(k, str)]
     if odd:
-        raise ConfigError(f"config keys{' under ' + where if where else ''} must be names, got {odd[0]!r}")
+        raise ConfigError(f"config keys{under} must be names, got {odd[0]!r}")
     unknown = sorted(set(values) - set(names))
     if unknown:
-        label = f"{where}." if where else ""
-        raise ConfigError(
-            f"unknown config key(s) {', '.join(label + k for k in unknown)}; "
-            f"valid keys{' under ' + where if where else ''}: {', '.join(names)}"
-        )
-    hints = _hints(type(obj))
+        keys = ", ".join(f"{where}.{k}" if where else k for k in unknown)
+        raise ConfigError(f"unknown config key(s) {keys}; valid keys{under}: {', '.join(names)}")
+    hints = typing.get_type_hints(type(obj))
     changes = {}
     for key, value in values.items():
         path = f"{where}.{key}" if where else key
         current = getattr(obj, key)
-        if dataclasses.is_dataclass(current) and not isinstance(current, type):
+        if dataclasses.is_dataclass(current):
             changes[key] = _merge(current, value, path)
         else:
             changes[key] = _coerce(value, hints[key], path)
@@ -362,28 +333,67 @@ def _merge(obj: Any, values: dict[str, Any], where: str) -> Any:
 
 
 def from_dict(values: dict[str, Any]) -> TrainConfig:
-    """Build a validated ``TrainConfig`` from a (YAML/JSON) dict on top of the family's defaults."""
+    """Build a validated ``TrainConfig`` from a (YAML/JSON) dict on top of the family's defaults.
+
+    Also reads a run folder's saved ``config.json`` (its ``train`` entry), which lists every field.
+    """
     if not isinstance(values, dict):
         raise ConfigError(f"a training config must be a mapping, got {type(values).__name__}")
     family = values.get("family", "pix2pix")
-    base = family_defaults(family)
+    if not isinstance(family, str) or family not in FAMILY_DEFAULTS:
+        raise ConfigError(f"unknown family {family!r}; valid families: {', '.join(FAMILY_DEFAULTS)}")
+    base = _merge(TrainConfig(family=family, loss=LOSS_CONFIGS[family]()), FAMILY_DEFAULTS[family], "")
     cfg = _merge(base, values, "")
     validate(cfg)
-    _check_limits(cfg)
     return cfg
 
 
+CHOICES: dict[str, tuple] = {
+    "model.shortcut": SHORTCUTS,
+    "train.device": DEVICES,
+    "train.mixed_precision": MIXED_PRECISION,
+    "optim.lr_policy": LR_POLICIES,
+}
+# the smallest valid value of each count (an unset optional count, None, is not checked)
+MINIMUMS: dict[str, int] = {
+    **dict.fromkeys(("train.max_steps", "train.keep_last", "data.batch_size", "data.eval_batch_size"), 1),
+    **dict.fromkeys(("optim.grad_accum_steps", "optim.step_size"), 1),
+    **dict.fromkeys(("train.save_every", "train.eval_every", "train.sample_every", "train.log_every"), 0),
+    **dict.fromkeys(("train.num_samples", "data.num_workers"), 0),
+}
 SEED_RANGE = 2**32  # numpy's seeds: 0 <= seed < 2**32
 MAX_WIDTH = 1024  # base channel widths (ngf, ndf, dim, ...): 1024 is already 256x the papers' 64 in weights
 WIDTH_KEYS = ("ngf", "ndf", "dim", "mlp_dim", "style_dim")
 
 
-def _check_limits(cfg: TrainConfig) -> None:
-    """Refuse seeds numpy cannot take and network widths that are not positive or absurdly large, before
-    anything is built (``ngf: 4096`` would first try to allocate many GB)."""
-    for name, seed in (("seed", cfg.seed), ("train.style_seed", cfg.train.style_seed)):
-        if not 0 <= seed < SEED_RANGE:
-            raise ConfigError(f"{name} must be in [0, 2**32), i.e. 0 to {SEED_RANGE - 1}, got {seed}")
+def validate(cfg: TrainConfig) -> None:
+    """Check choices and ranges a user can get wrong; raise ``ConfigError`` with the valid values.
+
+    Seeds numpy cannot take and network widths that are not positive or absurdly large are refused
+    here, before anything is built (``ngf: 4096`` would first try to allocate many GB).
+    """
+
+    def get(dotted: str) -> Any:
+        return functools.reduce(getattr, dotted.split("."), cfg)
+
+    for name, choices in CHOICES.items():
+        if get(name) not in choices:
+            shown = ", ".join("null" if c is None else str(c) for c in choices)
+            raise ConfigError(f"{name} must be one of {shown}; got {get(name)!r}")
+    if not isinstance(cfg.loss, LOSS_CONFIGS[cfg.family]):
+        raise ConfigError(f"loss section does not match family {cfg.family!r}")
+    for name, low in MINIMUMS.items():
+        if get(name) is not None and get(name) < low:
+            raise ConfigError(f"{name} must be at least {low}, got {get(name)}")
+    if cfg.train.max_minutes is not None and not cfg.train.max_minutes > 0:
+        raise ConfigError(f"train.max_minutes must be positive, got {cfg.train.max_minutes}")
+    if not 0.0 <= cfg.optim.decay_start <= 1.0:
+        raise ConfigError(
+            f"optim.decay_start is a fraction of max_steps in [0, 1], got {cfg.optim.decay_start}"
+        )
+    for name in ("seed", "train.style_seed"):
+        if not 0 <= get(name) < SEED_RANGE:
+            raise ConfigError(f"{name} must be in [0, 2**32), i.e. 0 to {SEED_RANGE - 1}, got {get(name)}")
     for section in ("generator_kwargs", "discriminator_kwargs"):
         kwargs = getattr(cfg.model, section)
         for key in WIDTH_KEYS:
@@ -396,70 +406,65 @@ def _check_limits(cfg: TrainConfig) -> None:
                 )
 
 
-def validate(cfg: TrainConfig) -> None:
-    """Check choices and ranges a user can get wrong; raise ``ConfigError`` with the valid values."""
-    checks = [
-        ("model.shortcut", cfg.model.shortcut, SHORTCUTS),
-        ("train.device", cfg.train.device, DEVICES),
-        ("train.mixed_precision", cfg.train.mixed_precision, MIXED_PRECISION),
-        ("optim.lr_policy", cfg.optim.lr_policy, LR_POLICIES),
-    ]
-    for name, value, choices in checks:
-        if value not in choices:
-            shown = ", ".join("null" if c is None else str(c) for c in choices)
-            raise ConfigError(f"{name} must be one of {shown}; got {value!r}")
-    if not isinstance(cfg.loss, LOSS_CONFIGS[cfg.family]):
-        raise ConfigError(f"loss section does not match family {cfg.family!r}")
-    positive = [
-        "train.max_steps",
-        "train.keep_last",
-        "data.batch_size",
-        "data.eval_batch_size",
-        "optim.grad_accum_steps",
-        "optim.step_size",
-    ]
-    for name in positive:
-        section, key = name.split(".")
-        value = getattr(getattr(cfg, section), key)
-        if value < 1:
-            raise ConfigError(f"{name} must be at least 1, got {value}")
-    for name in ("save_every", "eval_every", "sample_every", "log_every", "num_samples"):
-        if getattr(cfg.train, name) < 0:
-            raise ConfigError(f"train.{name} must be >= 0, got {getattr(cfg.train, name)}")
-    if cfg.train.max_minutes is not None and cfg.train.max_minutes <= 0:
-        raise ConfigError(f"train.max_minutes must be positive, got {cfg.train.max_minutes}")
-    if not 0.0 <= cfg.optim.decay_start <= 1.0:
+def deep_merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` on top of ``parent``: mappings merge key by key, anything else (``null`` too) replaces."""
+    merged = dict(parent)
+    for key, value in child.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = deep_merge(merged[key], value) if both else value
+    return merged
+
+
+def _read_preset(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A preset's values with its ``base:`` chain merged underneath (``base`` names a preset or a path).
+
+    A base name is looked up next to the preset first, then like ``--config`` (``find_preset``).
+    """
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
         raise ConfigError(
-            f"optim.decay_start is a fraction of max_steps in [0, 1], got {cfg.optim.decay_start}"
-        )
-    if cfg.data.num_workers is not None and cfg.data.num_workers < 0:
-        raise ConfigError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}")
+            f"{path} is not a YAML text file (byte {err.start} is not UTF-8); pass a .yaml preset"
+        ) from err
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark and problem else err
+        raise ConfigError(f"{path} is not valid YAML ({where})") from err
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(values).__name__}")
+    if "base" not in values:
+        return values
+    from .presets import PresetError, find_preset  # presets imports nothing of this module
+
+    base = values.pop("base")
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base must be a preset name or a YAML path, got {base!r}")
+    sibling = [path.parent / f"{base}{suffix}" for suffix in ("", ".yaml", ".yml")]
+    try:
+        parent = next((p for p in sibling if p.is_file()), None) or find_preset(base)
+    except PresetError as err:
+        raise ConfigError(f"{path}: base {base!r} not found next to it or as a preset ({err})") from None
+    chain = (*chain, path.resolve())
+    if parent.resolve() in chain:
+        loop = " -> ".join(p.name for p in (*chain, parent.resolve()))
+        raise ConfigError(f"{chain[0]}: presets form a base cycle ({loop})")
+    return deep_merge(_read_preset(parent, chain), values)
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read a YAML preset (``None``: family defaults only), apply dotted overrides, validate.
 
-    ``run_name`` defaults to the preset's file name (``configs/pix2pix_glyphs.yaml`` -> ``pix2pix_glyphs``).
+    ``run_name`` defaults to the preset's file name (``configs/pix2pix_glyphs.yaml`` -> ``pix2pix_glyphs``),
+    also for a preset built on a ``base:``.
     """
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except UnicodeDecodeError as err:
-            raise ConfigError(
-                f"{path} is not a YAML text file (byte {err.start} is not UTF-8); pass a .yaml preset"
-            ) from err
-        except OSError as err:
-            raise ConfigError(f"cannot read {path}: {err.strerror}") from err
-        except yaml.YAMLError as err:
-            mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark and problem else err
-            raise ConfigError(f"{path} is not valid YAML ({where})") from err
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path} must hold a mapping of config keys, got {type(values).__name__}")
+        values = _read_preset(path)
         values.setdefault("run_name", path.stem)
     family = (overrides or {}).get("family", values.get("family", "pix2pix"))
     values = {**values, "family": family}
@@ -500,28 +505,17 @@ def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
 
 
 def parse_scalar(text: str) -> Any:
-    """A command-line value as YAML would read it (``8``, ``1e-4``, ``true``, ``null``, ``[1, 2]``)."""
-    lowered = text.strip().lower()
-    if lowered in ("nan", "+nan", "-nan"):
-        return float("nan")
-    if lowered in ("inf", "+inf", "-inf"):
-        return float(lowered)
+    """A command-line value as YAML would read it (``8``, ``1e-4``, ``true``, ``null``, ``[1, 2]``).
+
+    YAML 1.1 leaves ``1e-4``, ``nan`` and ``inf`` as strings; those become floats.
+    """
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
-    if isinstance(value, str) and _looks_float(value):
-        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
     return value
-
-
-def _looks_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def save_yaml(cfg: TrainConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGE_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PACKAGE_CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the presets shipped with ponogan
 
 
 class PresetError(ValueError):
@@ -20,7 +20,7 @@ class PresetError(ValueError):
 
 def preset_dirs() -> list[Path]:
     """Where presets are looked up: ``./configs`` first, then the package's own ``configs/``."""
-    dirs = [Path("configs"), _PACKAGE_CONFIGS]
+    dirs = [Path("configs"), PACKAGE_CONFIGS]
     return [
         d for i, d in enumerate(dirs) if d.is_dir() and d.resolve() not in {x.resolve() for x in dirs[:i]}
     ]

@@ -1,6 +1,7 @@
 """``ponogan train`` and ``python train.py``: YAML preset + flags + dotted overrides -> ``train(cfg)``.
 
-Overrides name any config field by its dotted path: ``--optim.lr_g 1e-4`` or ``optim.lr_g=1e-4``.
+Overrides name any config field by its dotted path: ``--optim.lr_g 1e-4`` or ``optim.lr_g=1e-4``
+(whatever argparse leaves unparsed must be one of those).
 With ``--resume`` and no ``--config``, the run folder's own saved config is used.
 
 Every error a user can hit is one ``error: ...`` line on stderr, never a traceback: exit status 2 for
@@ -19,20 +20,44 @@ from typing import Any
 
 from ponogan.cli import HelpFormatter
 
-from .config import MIXED_PRECISION, ConfigError, TrainConfig, apply_overrides, from_dict, load_config
-from .presets import PresetError, find_preset, list_presets, translate_repo_flags
+from .config import (
+    DEVICES,
+    MIXED_PRECISION,
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+)
+from .presets import PACKAGE_CONFIGS, PresetError, find_preset, list_presets, translate_repo_flags
 
-DEFAULT_PRESET = "pix2pix_pono_ms_glyphs.yaml"
-_PACKAGE_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+DEFAULT_PRESET = "pix2pix_pono_ms_glyphs"
 
-# flag -> dotted config field
-FLAG_FIELDS = {
-    "output_dir": "output_dir",
-    "max_steps": "train.max_steps",
-    "max_minutes": "train.max_minutes",
-    "seed": "seed",
-    "device": "train.device",
-    "mixed_precision": "train.mixed_precision",
+# the flags that set one config field each: flag -> (dotted field, add_argument options)
+FIELD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "--output-dir": ("output_dir", {"help": "run folder (default: checkpoints/<run_name>)"}),
+    "--max-steps": ("train.max_steps", {"type": int, "help": "optimizer steps in total"}),
+    "--max-minutes": (
+        "train.max_minutes",
+        {"type": float, "help": "stop cleanly, with a checkpoint, after this much wall time"},
+    ),
+    "--seed": ("seed", {"type": int, "help": "seed of weights, data order and sampling"}),
+    "--device": (
+        "train.device",
+        {
+            "choices": DEVICES,
+            "help": "auto (default: CUDA when visible, then MPS, else CPU), cpu, cuda or mps",
+        },
+    ),
+    "--mixed-precision": (
+        "train.mixed_precision",
+        {
+            "choices": [m for m in MIXED_PRECISION if m],
+            "help": "no, bf16 (CPU or GPU) or fp16 (GPU only); default: accelerate's setting "
+            "(accelerate launch --mixed_precision, accelerate config), else bf16 on GPUs "
+            "and bf16-capable CPUs, else no",
+        },
+    ),
 }
 
 
@@ -40,106 +65,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         default=None,
-        help=f"preset name (see --list-presets) or YAML file (default: {DEFAULT_PRESET[:-5]}; "
+        help=f"preset name (see --list-presets) or YAML file (default: {DEFAULT_PRESET}; "
         "with --resume and no --config, the run folder's saved config)",
     )
     parser.add_argument(
         "--list-presets", action="store_true", help="list the presets with a line each, and exit"
     )
-    parser.add_argument("--output-dir", default=None, help="run folder (default: checkpoints/<run_name>)")
-    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps in total")
-    parser.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        help="stop cleanly, with a checkpoint, after this much wall time",
-    )
     parser.add_argument(
         "--resume", action="store_true", help="continue from the run folder's latest checkpoint"
     )
-    parser.add_argument("--seed", type=int, default=None, help="seed of weights, data order and sampling")
-    parser.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda", "mps"),
-        default=None,
-        help="auto (default: CUDA when visible, then MPS, else CPU), cpu, cuda or mps",
-    )
-    parser.add_argument(
-        "--mixed-precision",
-        choices=[m for m in MIXED_PRECISION if m],
-        default=None,
-        help="no, bf16 (CPU or GPU) or fp16 (GPU only); default: accelerate's setting "
-        "(accelerate launch --mixed_precision, accelerate config), else bf16 on GPUs "
-        "and bf16-capable CPUs, else no",
-    )
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="config overrides by dotted path, e.g. model.generator_kwargs.ngf=32 "
-        "(python train.py also takes --model.generator_kwargs.ngf 32)",
+    for flag, (_, options) in FIELD_FLAGS.items():
+        parser.add_argument(flag, default=None, **options)
+    parser.epilog = (
+        "Any config field can be overridden by its dotted path: KEY=VALUE or --KEY VALUE, "
+        "e.g. model.generator_kwargs.ngf=32 or --optim.lr_g 1e-4 (docs/training.md lists the keys)."
     )
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """Parse flags; ``--a.b value`` / ``--a.b=value`` (a dotted name) become ``a.b=value`` overrides, and
-    the CycleGAN/pix2pix repository's flags (``--dataroot``, ``--netG``...) their ponogan fields."""
+    """Parse flags; the arguments argparse does not know must be overrides (``a.b=value``,
+    ``--a.b=value``, ``--a.b value``), and the CycleGAN/pix2pix repository's flags (``--dataroot``,
+    ``--netG``...) become their ponogan fields. ``args.overrides`` is ``{dotted field: value}``."""
     try:
         argv, repo_overrides, repo_family = translate_repo_flags(argv)
     except PresetError as err:
         parser.error(str(err))
-    args = _parse_dotted(parser, argv)
-    args.repo_overrides, args.repo_family = repo_overrides, repo_family
-    return args
-
-
-def _parse_dotted(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    rewritten: list[str] = []
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        key = token.split("=", 1)[0]
-        if token.startswith("--") and "." in key:
-            if "=" in token:
-                rewritten.append(token[2:])
-                i += 1
-                continue
-            if i + 1 >= len(argv):
+    args, rest = parser.parse_known_args(argv)
+    overrides: dict[str, Any] = {}
+    while rest:
+        token = rest.pop(0)
+        key, eq, value = token.removeprefix("--").partition("=")
+        if not key or ("." not in key if token.startswith("--") else not eq):
+            parser.error(f"unrecognized argument {token}; overrides look like section.key=value")
+        if not eq:
+            if not rest:
                 parser.error(f"override {token} needs a value")
-            rewritten.append(f"{token[2:]}={argv[i + 1]}")
-            i += 2
-            continue
-        rewritten.append(token)
-        i += 1
-    return parser.parse_args(rewritten)
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in args.overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
-        out[key] = value
-    out.update(getattr(args, "repo_overrides", None) or {})
-    for flag, field_path in FLAG_FIELDS.items():
-        value = getattr(args, flag, None)
+            value = rest.pop(0)
+        overrides[key] = value
+    overrides.update(repo_overrides)
+    for flag, (field_path, _) in FIELD_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
-            out[field_path] = value
-    if getattr(args, "resume", False):
-        out["train.resume"] = True
-    return out
-
-
-def _default_preset(family: str | None = None) -> Path:
-    """The default preset, or the plain preset of ``family`` (``--model cycle_gan``)."""
-    name = family or DEFAULT_PRESET[:-5]
-    try:
-        return find_preset(name)
-    except PresetError:
-        raise ConfigError(
-            f"default preset {name} not found in ./configs or {_PACKAGE_CONFIGS}; pass --config PATH"
-        ) from None
+            overrides[field_path] = value
+    if args.resume:
+        overrides["train.resume"] = True
+    args.overrides, args.repo_family = overrides, repo_family
+    return args
 
 
 def _saved_config(path: Path) -> TrainConfig:
@@ -158,8 +129,11 @@ def _saved_config(path: Path) -> TrainConfig:
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
-    """The run's config: preset (or the saved one when resuming), then flags and overrides."""
-    overrides = _overrides(args)
+    """The run's config: preset (or the saved one when resuming), then flags and overrides.
+
+    No ``--config``: the preset of the repository's ``--model`` family, else ``DEFAULT_PRESET``.
+    """
+    overrides = args.overrides
     if args.config is None and args.resume and args.output_dir:
         run = Path(args.output_dir)
         saved = run / "config.json"
@@ -172,12 +146,15 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
                 f"{run} has a training state but no config.json; pass --config with the run's "
                 "preset to resume it"
             )
+    name = args.config or args.repo_family or DEFAULT_PRESET
     try:
-        preset = (
-            find_preset(args.config) if args.config else _default_preset(getattr(args, "repo_family", None))
-        )
+        preset = find_preset(name)
     except PresetError as err:
-        raise ConfigError(str(err)) from None
+        if args.config:
+            raise ConfigError(str(err)) from None
+        raise ConfigError(
+            f"default preset {name} not found in ./configs or {PACKAGE_CONFIGS}; pass --config PATH"
+        ) from None
     cfg = load_config(preset, overrides)
     if "data.root" in overrides and "data.mode" not in overrides and cfg.data.mode == "glyphs":
         # --dataroot on a glyph preset: the family's own folder layout, as the CycleGAN repo reads it
@@ -191,7 +168,7 @@ def print_presets() -> None:
     width = max(map(len, presets), default=0)
     for name, description in presets.items():
         print(f"{name:<{width}}  {description}")
-    print(f"\nuse one: python train.py --config NAME   (default: {DEFAULT_PRESET[:-5]})")
+    print(f"\nuse one: python train.py --config NAME   (default: {DEFAULT_PRESET})")
 
 
 def _report(result) -> None:
