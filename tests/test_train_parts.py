@@ -6,11 +6,12 @@ import random
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from ponogan.training.config import OptimConfig
 from ponogan.training.image_pool import ImagePool
-from ponogan.training.sampler import EpochSampler
+from ponogan.training.loop import _Batches
 from ponogan.training.samples import sample_grid, save_sample_grid
 from ponogan.training.schedules import make_scheduler
 from ponogan.training.state import (
@@ -22,31 +23,73 @@ from ponogan.training.state import (
     preserved_rng,
     restore_rng,
     save_state,
-    weights_digest,
 )
 
 
-def test_sampler_is_a_seeded_permutation_sharded_by_rank():
-    shards = [list(EpochSampler(10, batch_size=2, seed=3, rank=r, world_size=2)) for r in range(2)]
-    assert all(len(s) == 4 for s in shards)  # 10 // (2 * 2) = 2 batches per rank, the rest dropped
-    assert not set(shards[0]) & set(shards[1])
-    expected = torch.randperm(10, generator=torch.Generator().manual_seed(3))[:8]
-    assert shards[0] == expected[0::2].tolist() and shards[1] == expected[1::2].tolist()
-    again = EpochSampler(10, batch_size=2, seed=3, rank=0, world_size=2)
-    assert list(again) == shards[0]
-    again.set_epoch(1)
-    assert list(again) != shards[0]  # a new order each epoch (seed + epoch)
+class _Recorded(torch.utils.data.Dataset):
+    """Items ``0..n-1`` that remember which ones were loaded."""
+
+    def __init__(self, n: int):
+        self.n, self.loaded = n, []
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> int:
+        self.loaded.append(index)
+        return index
 
 
-def test_sampler_resumes_mid_epoch_with_the_remaining_batches():
-    sampler = EpochSampler(12, batch_size=3, seed=0)
-    whole = list(sampler)
-    sampler.set_epoch(0, start_batch=2)
-    assert list(sampler) == whole[6:] and len(sampler) == 6
-    with pytest.raises(ValueError, match="start_batch"):
-        sampler.set_epoch(0, start_batch=5)
-    with pytest.raises(ValueError, match="fewer than one batch per process"):
-        EpochSampler(3, batch_size=2, seed=0, world_size=2)
+def _old_order(n: int, batch: int, world: int, rank: int, seed: int, epoch: int, start: int) -> list:
+    """The batches the hand-written sampler of earlier versions gave: ``randperm(n)`` seeded ``seed + epoch``,
+    cut to a multiple of ``batch * world``, dealt ``[rank::world]``, from batch ``start`` on."""
+    per_epoch = n // (batch * world)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+    mine = perm[: per_epoch * batch * world][rank::world].tolist()
+    return [mine[i : i + batch] for i in range(start * batch, per_epoch * batch, batch)]
+
+
+# (items, batch size, processes, rank, epoch, first batch)
+ORDERS = [
+    (10, 2, 1, 0, 0, 0),
+    (10, 2, 2, 0, 1, 0),
+    (10, 2, 2, 1, 0, 1),
+    (13, 3, 2, 1, 2, 1),
+    (7, 1, 3, 2, 1, 1),
+]
+
+
+@pytest.mark.parametrize("n, batch, world, rank, epoch, start", ORDERS)
+def test_data_order_is_that_of_earlier_versions_so_old_runs_resume_alike(n, batch, world, rank, epoch, start):
+    data = _Recorded(n)
+    batches = _Batches(data, batch_size=batch, seed=3, rank=rank, world_size=world)
+    batches.seek(epoch, start)
+    stream = iter(batches)
+    left = _old_order(n, batch, world, rank, 3, epoch, start)
+    assert [next(stream).tolist() for _ in left] == left
+    assert data.loaded == [i for b in left for i in b]  # the skipped batches were never loaded
+    assert (batches.epoch, batches.batch) == (epoch + 1, 0)
+    assert next(stream).tolist() == _old_order(n, batch, world, rank, 3, epoch + 1, 0)[0]
+
+
+def test_data_order_shards_are_disjoint_and_change_every_epoch():
+    def epoch_of(rank: int, epoch: int) -> list[int]:
+        batches = _Batches(list(range(10)), batch_size=2, seed=3, rank=rank, world_size=2)
+        batches.seek(epoch, 0)
+        stream = iter(batches)
+        return [i for _ in range(batches.per_epoch) for i in next(stream).tolist()]
+
+    shards = [epoch_of(0, 0), epoch_of(1, 0)]
+    assert all(len(s) == 4 for s in shards) and not set(shards[0]) & set(shards[1])
+    assert epoch_of(0, 1) != shards[0]
+
+
+def test_data_position_outside_the_epoch_and_too_little_data_are_refused():
+    batches = _Batches(list(range(12)), batch_size=3, seed=0)
+    with pytest.raises(ValueError, match="outside this data's 4 batches per epoch"):
+        batches.seek(0, 4)
+    with pytest.raises(ValueError, match="3 items, fewer than one batch per process"):
+        _Batches(list(range(3)), batch_size=2, seed=0, world_size=2)
 
 
 def test_image_pool_fills_then_swaps_half_the_time():
@@ -138,10 +181,14 @@ def test_checkpoint_round_trip_restores_nets_optimizers_schedulers(tmp_path):
     path = _save(tmp_path, 3, saved)
     assert path.name == "step_000003" and latest_state(tmp_path) == path
     fresh = _state(1)
-    assert weights_digest(fresh.nets) != weights_digest(saved.nets)
+    on_disk = load_file(str(path / "nets.safetensors"))
+    assert on_disk.keys() == {f"G.{k}" for k in saved.nets["G"].state_dict()}
+    assert any(not torch.equal(v, on_disk[f"G.{k}"]) for k, v in fresh.nets["G"].state_dict().items())
     meta, rank_state = load_state(path, fresh, rank=0, world_size=1)
     assert meta["step"] == 3 and meta["batch"] == 3 and "rng" in rank_state
-    assert weights_digest(fresh.nets) == weights_digest(saved.nets)
+    for key, value in saved.nets["G"].state_dict().items():
+        assert torch.equal(on_disk[f"G.{key}"], value), key
+        assert torch.equal(fresh.nets["G"].state_dict()[key], value), key
     a, b = saved.optimizers["G"].state_dict(), fresh.optimizers["G"].state_dict()
     assert all(torch.equal(a["state"][0][k], b["state"][0][k]) for k in ("exp_avg", "exp_avg_sq"))
     assert fresh.schedulers["G"].state_dict()["last_epoch"] == 1

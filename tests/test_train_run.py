@@ -226,9 +226,39 @@ def test_sigterm_saves_a_loadable_checkpoint_and_exits_0(tmp_path):
     assert config["step"] == int(state.name.split("_")[1]) >= 1 and "G" in generators
 
 
+# train.py, plus: after each save, every rank writes the weights it holds to <folder>/rank_<i>.safetensors
+PER_RANK_WEIGHTS = """
+import sys
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+import ponogan.training.loop as loop
+from ponogan.training.train_cli import main
+
+real_save = loop._Run.save
+
+
+def save(self, elapsed):
+    real_save(self, elapsed)
+    tensors = {
+        f"{name}.{key}": value.detach().cpu().contiguous()
+        for name, net in self.state.nets.items()
+        for key, value in net.state_dict().items()
+    }
+    save_file(tensors, str(Path(sys.argv[1]) / f"rank_{self.rank}.safetensors"))
+
+
+loop._Run.save = save
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def test_two_process_torchrun_keeps_weights_identical(tmp_path):
     cfg = tiny("pix2pix", tmp_path / "run", **{"train.max_steps": 2, "data.batch_size": 1})
     config = _write_yaml(cfg, tmp_path / "tiny.yaml")
+    script = tmp_path / "train_per_rank.py"
+    script.write_text(PER_RANK_WEIGHTS)
     run = tmp_path / "run"
     cmd = [
         sys.executable,
@@ -237,19 +267,25 @@ def test_two_process_torchrun_keeps_weights_identical(tmp_path):
         "--standalone",
         "--nproc_per_node",
         "2",
-        str(ROOT / "train.py"),
+        str(script),
+        str(tmp_path),
         "--config",
         str(config),
         "--output-dir",
         str(run),
     ]
-    done = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    env = {**_env(), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     state = run / "state" / "step_000002"
     assert json.loads((state / "trainer_state.json").read_text())["world_size"] == 2
     ranks = [torch.load(state / f"rank_{i}.pt", weights_only=True) for i in range(2)]
     assert [r["rank"] for r in ranks] == [0, 1]
-    assert ranks[0]["digest"] == ranks[1]["digest"]
+    held = [load_file(str(tmp_path / f"rank_{i}.safetensors")) for i in range(2)]
+    saved = nets_of(run, 2)
+    assert held[0].keys() == held[1].keys() == saved.keys()
+    for key in saved:
+        assert torch.equal(held[0][key], saved[key]) and torch.equal(held[1][key], saved[key]), key
     # the two ranks drew different training randomness (dropout, seeds), yet hold the same weights
     assert not torch.equal(ranks[0]["rng"]["torch"], ranks[1]["rng"]["torch"])
     load_pretrained(run)

@@ -1,7 +1,7 @@
 """The one training loop for every family, on Hugging Face ``accelerate``.
 
 ``train(cfg)`` builds an ``Accelerator`` (CPU or CUDA, ``no``/``bf16``/``fp16``), the family's trainer
-(``families/``), the data order (``EpochSampler``), then runs optimizer steps until ``max_steps``,
+(``families/``), the data order (``_Batches``), then runs optimizer steps until ``max_steps``,
 ``max_minutes``, ``stop_at_step``, SIGINT/SIGTERM, or a non-finite loss. Each step runs
 ``optim.grad_accum_steps`` micro-batches inside ``accelerator.accumulate``. Every ``save_every`` steps
 and at the end it writes ``model.safetensors`` + ``config.json`` (inference) and a full training
@@ -34,10 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState, GradientState
+from accelerate.data_loader import SkipBatchSampler
+from accelerate.state import AcceleratorState
 from accelerate.utils import GradientAccumulationPlugin
 from safetensors import SafetensorError
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from ponogan.data import build_dataset
@@ -49,7 +50,6 @@ from .config import TrainConfig
 from .families import create_trainer
 from .heldout import Evaluator, eval_mode
 from .plots import LOSSES_NAME, METRICS_NAME, write_run_plots
-from .sampler import EpochSampler
 from .samples import labelled_grid, save_png
 from .state import (
     BrokenStateError,
@@ -66,7 +66,6 @@ from .state import (
     resume_order,
     save_state,
     sweep_leftovers,
-    weights_digest,
 )
 
 
@@ -100,14 +99,11 @@ def resolve_runtime(cfg: TrainConfig) -> dict[str, str]:
     ``train.device: auto`` and ``train.mixed_precision: null`` are resolved by ``ponogan.runtime``
     (CUDA, then MPS, then CPU; accelerate's own configuration, then the device default).
     """
-    device = resolve_device(cfg.train.device)
+    try:
+        device = resolve_device(cfg.train.device)
+    except ValueError as err:
+        raise TrainingError(str(err).replace("device ", "--device ", 1)) from None
     kind = torch.device(device).type
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(
-            "--device cuda was requested but no CUDA GPU is visible; use --device auto or cpu"
-        )
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise TrainingError("--device mps was requested but MPS is not available; use --device cpu or auto")
     precision, source = resolve_mixed_precision(cfg.train.mixed_precision, device)
     if precision == "fp16" and kind == "cpu":
         raise TrainingError(
@@ -126,10 +122,11 @@ def build_accelerator(cfg: TrainConfig, runtime: dict[str, str] | None = None) -
     if torch.device(device).type == "cuda":
         enable_tf32()
     if not torch.distributed.is_initialized():
-        # NOTE: accelerate keeps one process-wide state; a second train() in the same single process
-        # (tests, notebooks, benchmarks) may use another device or precision, so start it afresh.
+        # NOTE: accelerate has no public reset of its process-wide state, which refuses another device or
+        # precision ("AcceleratorState has already been initialized", accelerate/state.py:1049-1060) for a
+        # second train() in one process (tests, notebooks, benchmarks). GradientState needs none: every
+        # Accelerator hands it its plugin (state.py:1268-1270).
         AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
     plugin = GradientAccumulationPlugin(num_steps=cfg.optim.grad_accum_steps, sync_with_dataloader=False)
     tensorboard = importlib.util.find_spec("tensorboard") is not None
     return Accelerator(
@@ -268,37 +265,57 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 
 
 class _Batches:
-    """Endless ``(epoch, batch_index, batch)`` stream over epochs; position is resumable."""
+    """Endless ``(epoch, batch)``-positioned stream of this rank's batches; the position is resumable.
 
-    def __init__(self, dataset, cfg: TrainConfig, rank: int, world_size: int, device: torch.device):
-        self.sampler = EpochSampler(
-            len(dataset), batch_size=cfg.data.batch_size, seed=cfg.seed, rank=rank, world_size=world_size
+    Epoch ``e`` is ``DistributedSampler(shuffle=True, seed, drop_last=True)`` at ``set_epoch(e)``:
+    ``randperm(n)`` seeded ``seed + e``, cut to a multiple of ``world_size``, dealt
+    ``perm[rank::world_size]``; the loader keeps full batches only, so every rank takes
+    ``n // (batch_size * world_size)`` steps an epoch. A resumed epoch skips its first ``batch`` batches
+    with accelerate's ``SkipBatchSampler``, which drops index lists without loading their items.
+    """
+
+    def __init__(self, dataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, **options):
+        """``options``: more ``DataLoader`` arguments (``num_workers``, ``pin_memory``)."""
+        if len(dataset) < batch_size * world_size:
+            raise ValueError(
+                f"the dataset has {len(dataset)} items, fewer than one batch per process "
+                f"(batch_size {batch_size} x {world_size} processes)"
+            )
+        self.dataset = dataset
+        self.sampler = DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
         )
-        self.seed = cfg.seed
-        self.generator = torch.Generator()
-        self.loader = DataLoader(
-            dataset,
-            batch_size=cfg.data.batch_size,
-            sampler=self.sampler,
-            num_workers=data_workers(cfg.data.num_workers, device, world_size),
-            pin_memory=device.type == "cuda",
-            generator=self.generator,
-            worker_init_fn=_seed_worker,
-            drop_last=False,
-        )
+        self.batch_sampler = BatchSampler(self.sampler, batch_size, drop_last=True)
+        self.per_epoch = len(self.batch_sampler)
+        self.seed = seed
+        self.generator = torch.Generator()  # seeds the workers; the global RNGs stay untouched
+        self.options = {**options, "generator": self.generator, "worker_init_fn": _seed_worker}
         self.epoch, self.batch = 0, 0  # position of the next batch
+
+    def seek(self, epoch: int, batch: int) -> None:
+        """Continue at batch ``batch`` of ``epoch`` (a saved state's position); ``ValueError`` if this data
+        has no such batch (it changed size since the state was saved)."""
+        if epoch < 0 or not 0 <= batch < self.per_epoch:
+            raise ValueError(
+                f"its data position (epoch {epoch}, batch {batch}) is outside this data's "
+                f"{self.per_epoch} batches per epoch"
+            )
+        self.epoch, self.batch = epoch, batch
+
+    def _epoch_loader(self) -> DataLoader:
+        """The loader of ``self.epoch`` past the ``self.batch`` batches already taken."""
+        self.sampler.set_epoch(self.epoch)
+        self.generator.manual_seed(self.seed * 7919 + self.epoch)
+        remaining = SkipBatchSampler(self.batch_sampler, skip_batches=self.batch)
+        return DataLoader(self.dataset, batch_sampler=remaining, **self.options)
 
     def __iter__(self) -> Iterator[dict]:
         while True:
-            self.sampler.set_epoch(self.epoch, self.batch)
-            self.generator.manual_seed(self.seed * 7919 + self.epoch)  # worker seeds per epoch
-            for batch in self.loader:
+            for batch in self._epoch_loader():
                 self.batch += 1
-                if self.batch == self.sampler.batches_per_epoch:
+                if self.batch == self.per_epoch:  # a state saved after this batch starts the next epoch
                     self.epoch, self.batch = self.epoch + 1, 0
                 yield batch
-            if self.batch != 0:  # defensive: the loader ended early
-                self.epoch, self.batch = self.epoch + 1, 0
 
 
 class _StopSignals:
@@ -413,7 +430,10 @@ class _Run:
             raise TrainingError(f"cannot build the {cfg.family} networks: {err}") from err
         self.trainer.prepare()
         try:
-            self.batches = _Batches(self.train_set, cfg, self.rank, self.world, self.acc.device)
+            workers = data_workers(cfg.data.num_workers, self.acc.device, self.world)
+            io = {"num_workers": workers, "pin_memory": self.acc.device.type == "cuda"}
+            size = cfg.data.batch_size
+            self.batches = _Batches(self.train_set, size, cfg.seed, self.rank, self.world, **io)
         except ValueError as err:
             raise TrainingError(f"{cfg.data.mode} training data: {err}") from err
         self.evaluator = Evaluator(
@@ -439,9 +459,12 @@ class _Run:
         """Load one state into the nets, optimizers, RNGs and data position (raises ``CheckpointError``)."""
         meta, rank_state = load_state(path, self.state, rank=self.rank, world_size=self.world)
         try:
+            self.batches.seek(meta["epoch"], meta["batch"])
+        except ValueError as err:
+            raise CheckpointError(f"{path.name}: {err}; resume with the run's own data") from err
+        try:
             self.trainer.load_extra_state(rank_state["extra"])
             restore_rng(rank_state["rng"])
-            self.batches.epoch, self.batches.batch = int(meta["epoch"]), int(meta["batch"])
             self.elapsed_before = float(meta.get("elapsed_s", 0.0))
             self.metrics = dict(meta.get("metrics", {}))
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
@@ -506,7 +529,6 @@ class _Run:
             "rng": capture_rng(),
             "extra": self.trainer.extra_state(),
             "rank": self.rank,
-            "digest": weights_digest(self.state.nets),
         }
         try:
             save_state(

@@ -6,7 +6,7 @@ Layout of one state (``<run>/state/step_000500/``)::
     optimizers.pt         {name: optimizer.state_dict()} (+ the fp16 grad scaler), torch.save
     schedulers.pt         {name: scheduler.state_dict()}
     rank_<i>.pt           per process: RNG states (python, numpy, torch, cuda), family extras
-                          (image pools) and a digest of the weights that rank holds
+                          (image pools)
     trainer_state.json    step, epoch, batch within the epoch, world size, elapsed time, config
 
 A state is written into ``state/.tmp-step_000500`` and renamed into place only when every file is
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import random
@@ -132,16 +131,6 @@ def preserved_rng() -> Iterator[None]:
         yield
     finally:
         restore_rng(state)
-
-
-def weights_digest(nets: dict[str, nn.Module]) -> str:
-    """SHA-256 of every parameter and buffer (in name order): equal digests = bitwise equal weights."""
-    h = hashlib.sha256()
-    for name in sorted(nets):
-        for key, value in sorted(nets[name].state_dict().items()):
-            h.update(f"{name}.{key}".encode())
-            h.update(value.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- save
