@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from ponogan.atomic import write_text_atomic
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BUSY_LOAD_PER_CORE = 1.25  # 1-min load per core above which results are flagged as from a busy machine
 
@@ -109,13 +111,8 @@ def max_rss_mb() -> float:
 
 
 def write_json(path: str | Path, data: dict) -> Path:
-    """Write ``data`` as indented JSON atomically (temp file + rename); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    """Write ``data`` as indented JSON atomically; returns the path."""
+    return write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def read_json(path: str | Path) -> dict | None:

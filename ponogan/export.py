@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ponogan.models.hub import _atomic_write
+from ponogan.atomic import atomic_write
 from ponogan.settings import EXPORT_FORMATS as FORMATS
 from ponogan.settings import EXPORT_STYLES as STYLES
 
@@ -121,13 +121,10 @@ def export(
     args, shapes = _example_and_shapes(module, image_channels(source))
     if format == "exported-program":
         program = torch.export.export(module, args, dynamic_shapes=shapes)
-        _atomic_write(out, lambda tmp: torch.export.save(program, tmp))
+        atomic_write(out, lambda tmp: torch.export.save(program, tmp))
     else:
-        _atomic_write(
-            out,
-            lambda tmp: _export_onnx(
-                module, args, shapes, Path(tmp), direction=direction, family=pipe.family
-            ),
+        atomic_write(
+            out, lambda tmp: _export_onnx(module, args, shapes, tmp, direction=direction, family=pipe.family)
         )
     return out
 

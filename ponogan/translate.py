@@ -33,6 +33,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
+from ponogan.atomic import atomic_write
 from ponogan.data import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, image_size, load_image
 from ponogan.data.image_io import is_image_file, is_within
 from ponogan.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
@@ -247,18 +248,9 @@ def partial_path(path: Path) -> Path:
 
 
 def save_atomic(img: Image.Image, path: Path, image_format: str) -> None:
-    """Write `img` to a temporary file beside `path`, then rename: never a half-written output.
-
-    The temporary file is removed when the write fails (disk full, interrupted).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(path)
-    try:
-        img.save(tmp, format=image_format)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write `img` to `partial_path(path)`, then rename: never a half-written output (the temporary
+    file is removed when the write fails: disk full, interrupted)."""
+    atomic_write(path, lambda tmp: img.save(tmp, format=image_format), temp=partial_path(path))
 
 
 def sweep_partials(jobs: Iterable[Job]) -> int:
@@ -385,7 +377,11 @@ def run(args: argparse.Namespace) -> int:
     from ponogan.runtime import default_inference_settings, resolve_device  # torch from here on
 
     group = current_group()
-    device = resolve_device(process_device(args.device, group))
+    try:
+        device = resolve_device(process_device(args.device, group))
+    except ValueError as err:
+        shutdown()
+        return _error(str(err))
     defaults = default_inference_settings(device)
     args.batch_size = defaults["batch_size"] if args.batch_size is None else args.batch_size
     args.dtype = defaults["dtype"] if args.dtype is None else {"no": "float32"}.get(args.dtype, args.dtype)

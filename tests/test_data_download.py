@@ -1,6 +1,8 @@
 """Public-dataset download (error path, unpacking on local archives), A|B combining, `ponogan data`."""
 
+import errno
 import importlib.util
+import shutil
 import tarfile
 import urllib.error
 import warnings
@@ -56,12 +58,23 @@ def test_unreachable_network_gives_a_clear_error(monkeypatch, tmp_path, capsys):
     assert ponogan_main(["data", "download", "horse2zebra", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "error: could not download" in err and "name resolution" in err and "Traceback" not in err
-    assert not list(tmp_path.rglob("*.part"))
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no temp file of the failed download
 
 
-def test_missing_file_url_raises_download_error(tmp_path):
+def test_failed_fetch_raises_download_error_and_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(DownloadError, match="could not download file://"):
         fetch((tmp_path / "absent.zip").as_uri(), tmp_path / "out.zip")
+    source = tmp_path / "src.zip"
+    source.write_bytes(b"PK" * 1000)
+
+    def cut(response, handle, length):  # the connection drops mid-download
+        handle.write(b"PK")
+        raise OSError(errno.ECONNRESET, "Connection reset by peer")
+
+    monkeypatch.setattr(shutil, "copyfileobj", cut)
+    with pytest.raises(DownloadError, match="Connection reset"):
+        fetch(source.as_uri(), tmp_path / "out.zip")
+    assert [p.name for p in tmp_path.iterdir()] == ["src.zip"]
 
 
 def test_download_unpacks_zip_from_file_url(tmp_path):

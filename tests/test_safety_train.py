@@ -347,8 +347,9 @@ def test_start_sweeps_the_leftovers_of_killed_runs_and_nothing_else(trained, cap
         run / ".tmpAb12Cd",
         run / ".model.safetensors.k2_j3h4x.tmp",
         run / ".config.json.abc123.tmp",
-        run / "samples" / ".step_000007.tmp.png",
-        state / ".latest.tmp",
+        run / ".losses.png.0a1b2c3d.tmp",
+        run / "samples" / ".step_000007.png.0a1b2c3d.tmp",
+        state / ".latest.0a1b2c3d.tmp",
     ]
     for path in leftovers:
         path.write_bytes(b"x" * 29)
@@ -365,7 +366,7 @@ def test_start_sweeps_the_leftovers_of_killed_runs_and_nothing_else(trained, cap
         path.write_text("mine")
     status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
     assert status == 0, err
-    assert "removed 8 leftover(s)" in err
+    assert "removed 9 leftover(s)" in err
     for path in [*leftovers, state / ".tmp-step_000003", state / ".del-step_000000"]:
         assert not path.exists(), path
     assert all(path.read_text() == "mine" for path in kept)

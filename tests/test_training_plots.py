@@ -2,6 +2,7 @@
 the tolerant log reader and the smoothing, the TensorBoard tracker, and plotting failures that must
 not stop a run."""
 
+import errno
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from PIL import Image
 from test_train_run import tiny  # tests/ is on sys.path (pytest rootdir-less test modules)
 
 import ponogan.training.loop as loop
+from ponogan.atomic import temp_target
 from ponogan.cli import main as ponogan_main
 from ponogan.data import build_dataset
 from ponogan.training import NonFiniteLossError, create_trainer, train
@@ -25,6 +27,7 @@ from ponogan.training.plots import (
     PlotError,
     compare_runs,
     default_smoothing,
+    draw_losses,
     draw_metrics,
     loss_group,
     loss_series,
@@ -82,12 +85,27 @@ def test_tiny_runs_draw_losses_and_metrics(runs):
     assert set(metric_series(records)) == {"l1", "psnr", "ssim"}
 
 
-def test_metrics_png_only_with_evaluations_and_temp_names_are_swept(tmp_path):
+def test_metrics_png_only_with_evaluations_and_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
     records = [{"step": 1, "lr": 1e-3, "G_GAN": 1.0, "D_real": 0.5}]
     assert draw_metrics(records, tmp_path / "metrics.png") is None
     assert not (tmp_path / "metrics.png").exists()
-    # a kill while a picture is written leaves these names: the run-folder sweeper must own them
-    assert is_temp_name(".tmplosses") and is_temp_name(".tmpmetric")
+    # pictures go through ponogan.atomic: its temp name (the one a kill leaves, which the run-folder
+    # sweeper must know), and nothing at all after a failed write
+    from matplotlib.figure import Figure
+
+    temps = []
+
+    def disk_full(fig, fname, **kwargs):
+        temps.append(Path(fname))
+        Path(fname).write_bytes(b"half a PNG")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        draw_losses(records, tmp_path / "losses.png")
+    assert temp_target(temps[0].name) == "losses.png" and temps[0].parent == tmp_path
+    assert is_temp_name(temps[0].name)  # the run-folder sweeper removes it, check_run_dir ignores it
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plotting_failure_does_not_stop_training(tmp_path, monkeypatch, capsys):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ponogan.atomic import atomic_write
 from ponogan.data.image_io import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, is_within, load_image
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
@@ -50,21 +51,19 @@ def dataset_url(name: str, kind: str | None = None) -> str:
 
 def fetch(url: str, dest: str | os.PathLike, timeout: float = 30.0) -> Path:
     """Stream `url` (http(s) or file://) to `dest` atomically; raises `DownloadError` on any failure."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as handle:
-            shutil.copyfileobj(response, handle, length=1 << 20)
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        tmp.unlink(missing_ok=True)
-        reason = getattr(err, "reason", None) or err
-        raise DownloadError(
-            f"could not download {url}: {reason}. Check the network connection, or download the archive "
-            f"yourself and run `ponogan data download NAME --archive FILE`."
-        ) from None
-    os.replace(tmp, dest)
-    return dest
+
+    def download(tmp: Path) -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as handle:
+                shutil.copyfileobj(response, handle, length=1 << 20)
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            reason = getattr(err, "reason", None) or err
+            raise DownloadError(
+                f"could not download {url}: {reason}. Check the network connection, or download the "
+                f"archive yourself and run `ponogan data download NAME --archive FILE`."
+            ) from None
+
+    return atomic_write(dest, download)
 
 
 def unpack(archive: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from torchvision.utils import make_grid
 
 from ponogan.data.glyphs import GlyphDataset
 from ponogan.data.image_io import tensor_to_pil
@@ -71,17 +72,12 @@ def glyph_preview(options: DataOptions, count: int = 8) -> Image.Image:
     hard_test = GlyphDataset(None, "test", options.replace(variant="hard"))
     step = max(1, len(hard_test) // count)
     test_items = [hard_test[i * step] for i in range(count)]
-    rows = [
-        [_rgb(plain[i]["A"]) for i in range(count)],
-        [_rgb(plain[i]["B"]) for i in range(count)],
-        [_rgb(hard[i]["B"]) for i in range(count)],
-        [_rgb(item["A"]) for item in test_items],
-        [_rgb(item["B"]) for item in test_items],
-        [_rgb(item["B_mask"] * 2 - 1) for item in test_items],
+    tiles = [
+        *(_rgb(plain[i]["A"]) for i in range(count)),
+        *(_rgb(plain[i]["B"]) for i in range(count)),
+        *(_rgb(hard[i]["B"]) for i in range(count)),
+        *(_rgb(item["A"]) for item in test_items),
+        *(_rgb(item["B"]) for item in test_items),
+        *(_rgb(item["B_mask"] * 2 - 1) for item in test_items),
     ]
-    size, pad = options.image_size, 2
-    grid = Image.new("RGB", (count * (size + pad) + pad, len(rows) * (size + pad) + pad), (128, 128, 128))
-    for r, row in enumerate(rows):
-        for c, image in enumerate(row):
-            grid.paste(tensor_to_pil(image), (pad + c * (size + pad), pad + r * (size + pad)))
-    return grid
+    return tensor_to_pil(make_grid(tiles, nrow=count, padding=2, pad_value=0.0))  # 0.0: grey 128

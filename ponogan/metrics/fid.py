@@ -25,7 +25,7 @@ from ponogan.distributed import SINGLE, ProcessGroup
 from .frechet import GaussianStats, frechet_distance_stats
 from .images import list_images, read_image
 from .inception import FID_DIMS, FID_SIZE, FIDInceptionV3
-from .stats_file import FeatureSet
+from .stats_file import FeatureSet, save_npz
 from .weights import FID_INCEPTION, locate_weights
 
 CACHE_VERSION = 1
@@ -113,13 +113,10 @@ def _read_cache(cache_file: Path) -> FeatureSet:
 
 
 def _write_cache(cache_file: Path, feature_set: FeatureSet) -> None:
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
     arrays = feature_set.stats.arrays()
     if feature_set.features is not None:  # Inception outputs are float32: nothing is lost
         arrays["features"] = feature_set.features.astype(np.float32)
-    tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, cache_file)
+    save_npz(cache_file, arrays)
 
 
 def folder_feature_set(

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ponogan.atomic import write_text_atomic
 from ponogan.data import ImageLoadError, load_image
 
 from .registry import EXTRA_VALUES, METRICS
@@ -25,12 +26,6 @@ from .registry import EXTRA_VALUES, METRICS
 MANIFEST_NAME = ".ponogan-eval-manifest.jsonl"
 REPORT_FILES = ("metrics.json", "metrics.md", "grid.png")
 MANIFEST_VERSION = 1
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _safe_relative(name: object) -> str | None:
@@ -138,7 +133,7 @@ class EvalOutput:
         lines = [json.dumps({"written_by": "ponogan eval", "version": MANIFEST_VERSION})]
         lines += [json.dumps({"dir": rel}) for rel in sorted(self.dirs)]
         lines += [json.dumps({"file": rel}) for rel in sorted(self.files)]
-        _atomic_write_text(self.manifest, "\n".join(lines) + "\n")
+        write_text_atomic(self.manifest, "\n".join(lines) + "\n")
 
     def _append(self, kind: str, names: Iterable[str]) -> None:
         if not self.manifest.is_file():
@@ -190,9 +185,7 @@ class EvalOutput:
 
 def write_metrics_json(path: str | Path, metrics: Mapping[str, float]) -> Path:
     """Write ``{name: value}`` as JSON (atomically)."""
-    path = Path(path)
-    _atomic_write_text(path, json.dumps({k: float(v) for k, v in metrics.items()}, indent=2) + "\n")
-    return path
+    return write_text_atomic(path, json.dumps({k: float(v) for k, v in metrics.items()}, indent=2) + "\n")
 
 
 def _format_value(value: float) -> str:
@@ -325,7 +318,7 @@ def write_report(
     output.claim(out_dir / name for name in REPORT_FILES[:2])
     written = {"json": write_metrics_json(out_dir / "metrics.json", metrics)}
     md = out_dir / "metrics.md"
-    _atomic_write_text(md, metrics_markdown(metrics, skipped, notes))
+    write_text_atomic(md, metrics_markdown(metrics, skipped, notes))
     written["markdown"] = md
     grid = out_dir / "grid.png"
     if grid_rows:

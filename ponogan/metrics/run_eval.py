@@ -20,13 +20,13 @@ manifest, then each process writes its own files.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from ponogan.atomic import write_text_atomic
 from ponogan.data import DataOptions, create_dataset, tensor_to_pil
 from ponogan.distributed import SINGLE, ProcessGroup
 
@@ -222,7 +222,4 @@ def record_metrics_in_run(run: str | Path, metrics: dict[str, float]) -> Path:
     config_path = (run.parent if run.is_file() else run) / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["metrics"] = {**(config.get("metrics") or {}), **metrics}
-    tmp = config_path.with_name(f".{config_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, config_path)
-    return config_path
+    return write_text_atomic(config_path, json.dumps(config, indent=2) + "\n")

@@ -5,19 +5,18 @@ reads one in place of a folder; ``ponogan eval --real FILE.npz`` reads the same 
 ``ponogan eval --save-stats FILE`` writes it. Optionally the file also holds ``features`` ``(N, 2048)``
 (float32, exactly the Inception outputs): statistics alone give FID, KID needs the features themselves.
 
-Files are written atomically (a temporary file in the same folder, then a hard link to the final name,
-which fails rather than replace an existing file) and never over an existing file. They are read with
-``allow_pickle=False``.
+Files are written atomically and never over an existing file (``ponogan.atomic``'s ``exclusive``
+write). They are read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ponogan.atomic import atomic_write
 
 from .frechet import GaussianStats
 
@@ -93,20 +92,18 @@ def save_stats_file(path: str | Path, features: FeatureSet, *, with_features: bo
         if features.features is None:
             raise ValueError(f"cannot save features to {path}: only statistics are known")
         arrays["features"] = np.asarray(features.features, np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as handle:  # a file object: np.savez would append .npz to a name
+        return save_npz(path, arrays, exclusive=True)
+    except FileExistsError:
+        check_new_file(path)  # the message that says what to do
+        raise
+
+
+def save_npz(path: str | Path, arrays: dict[str, np.ndarray], *, exclusive: bool = False) -> Path:
+    """Write ``arrays`` as an ``.npz`` atomically (``exclusive``: see ``ponogan.atomic.atomic_write``)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a file object: np.savez would append .npz to the temp name
             np.savez(handle, **arrays)
-        try:
-            os.link(tmp, path)  # atomic, and fails if the name exists
-        except FileExistsError:
-            check_new_file(path)
-            raise
-        except OSError:  # no hard links on this file system: check, then rename
-            check_new_file(path)
-            os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return path
+
+    return atomic_write(path, write, exclusive=exclusive)

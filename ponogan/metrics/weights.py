@@ -15,13 +15,13 @@ it (any prefix length works).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from ponogan.atomic import atomic_write
 
 
 @dataclass(frozen=True)
@@ -173,29 +173,25 @@ def download_weights(weights: WeightFile, *, progress: bool = True) -> tuple[Pat
     if dest.is_file():
         verify_file(weights, dest)
         return dest, False
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.download")
+
+    def download(tmp: Path) -> None:
+        try:
+            torch.hub.download_url_to_file(
+                weights.url, str(tmp), hash_prefix=weights.sha256.lower(), progress=progress
+            )
+        except RuntimeError as err:
+            if "invalid hash value" in str(err):
+                raise ChecksumError(
+                    f"the download of {weights.filename} from {weights.url} failed its check: {err}"
+                ) from None
+            raise MissingWeightsError(weights, reason=f"download failed: {err}") from None
+        except (OSError, ValueError) as err:  # URLError, HTTPError, timeouts, refused connections, bad URLs
+            reason = getattr(err, "reason", None) or err
+            raise MissingWeightsError(weights, reason=f"download failed: {reason}") from None
+
     try:
-        torch.hub.download_url_to_file(
-            weights.url, str(tmp), hash_prefix=weights.sha256.lower(), progress=progress
-        )
-    except RuntimeError as err:
-        if "invalid hash value" in str(err):
-            raise ChecksumError(
-                f"the download of {weights.filename} from {weights.url} failed its check: {err}"
-            ) from None
-        raise MissingWeightsError(weights, reason=f"download failed: {err}") from None
-    except (OSError, ValueError) as err:  # URLError, HTTPError, timeouts, refused connections, bad URLs
-        reason = getattr(err, "reason", None) or err
-        raise MissingWeightsError(weights, reason=f"download failed: {reason}") from None
-    try:
-        os.link(tmp, dest)  # no-clobber: another process may have finished first
-    except FileExistsError:
+        atomic_write(dest, download, exclusive=True)
+    except FileExistsError:  # another process finished first
         verify_file(weights, dest)
         return dest, False
-    except OSError:  # no hard links on this file system
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
     return dest, True

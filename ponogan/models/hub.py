@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,24 +18,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ponogan.atomic import atomic_write, write_text_atomic
+
 from .registry import create_generator
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Run ``write(tmp_path)`` on a temp file next to ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes files owner-only; checkpoints are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def save_pretrained(run_dir: str | os.PathLike, generators: dict[str, nn.Module], config: dict) -> Path:
@@ -66,8 +53,8 @@ def save_pretrained(run_dir: str | os.PathLike, generators: dict[str, nn.Module]
             tensors[f"{role}.{key}"] = value.detach().to("cpu").contiguous()
     full_config = {**config, "generators": specs}
     text = json.dumps(full_config, indent=2, sort_keys=False)  # fails before any file is touched
-    _atomic_write(run_dir / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    _atomic_write(run_dir / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text + "\n"))
+    atomic_write(run_dir / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    write_text_atomic(run_dir / CONFIG_NAME, text + "\n")
     return run_dir
 
 

@@ -41,6 +41,7 @@ from safetensors import SafetensorError
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
+from ponogan.atomic import write_text_atomic
 from ponogan.data import build_dataset
 from ponogan.models import create_discriminator, create_generator
 from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
@@ -385,7 +386,7 @@ def _truncate_log(path: Path, step: int) -> None:
         return
     lines = path.read_text().splitlines()
     kept = [line for line in lines if (logged := _logged_step(line)) is not None and logged <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 # ---------------------------------------------------------------- the run
@@ -616,7 +617,7 @@ class _Run:
         self.metrics = metrics
         if self.main:
             text = json.dumps({"step": self.step, **metrics}, indent=2)
-            (self.run_dir / "metrics.json").write_text(text + "\n")
+            write_text_atomic(self.run_dir / "metrics.json", text + "\n")
             self.log({"step": self.step, "eval": metrics})
         if self.acc.trackers:
             self.acc.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.step)

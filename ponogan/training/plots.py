@@ -21,12 +21,11 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ponogan.atomic import atomic_write
+
 LOG_NAME = "log.jsonl"
 LOSSES_NAME = "losses.png"
 METRICS_NAME = "metrics.png"
-# NOTE: ".tmp" + 6 letters is a temp name the run-folder sweeper (checkpoint.sweep_leftovers) removes and
-# check_run_dir ignores, so a kill while a picture is written leaves nothing that blocks a restart.
-_TEMP_NAMES = {LOSSES_NAME: ".tmplosses", METRICS_NAME: ".tmpmetric"}
 BOOKKEEPING = frozenset({"step", "epoch", "lr", "time_s"})  # fields of a loss line that are not losses
 METRIC_HINTS = {
     "l1": "lower is better",
@@ -174,17 +173,10 @@ def _draw_curve(ax, steps, values, *, label: str, color, smoothing: float | None
     ax.plot(*_thin(steps, smoothed), color=color, linewidth=1.6, label=label, marker=marker, markersize=3)
 
 
-def _save(fig, path: Path, temp_name: str | None = None) -> Path:
-    """Write ``fig`` next to ``path`` under a temp name, then rename it into place (atomic)."""
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    tmp = path.with_name(temp_name or f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, format=fmt, facecolor="white")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+def _save(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` atomically, in the format ``path``'s suffix names (PNG without one)."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, facecolor="white"))
 
 
 def _colors(n: int) -> list:
@@ -229,7 +221,7 @@ def draw_losses(
     axes[-1, 0].set_xlabel("step")
     heading = "losses (smoothed; raw values faint)"
     fig.suptitle(f"{title}: {heading}" if title else heading, fontsize=11)
-    return _save(fig, Path(path), _TEMP_NAMES.get(Path(path).name))
+    return _save(fig, path)
 
 
 def draw_metrics(records: Sequence[dict], path: str | os.PathLike, *, title: str = "") -> Path | None:
@@ -246,7 +238,7 @@ def draw_metrics(records: Sequence[dict], path: str | os.PathLike, *, title: str
         ax.set_title(f"{name} ({hint})" if hint else name, fontsize=10, loc="left")
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(f"{title}: test metrics" if title else "test metrics", fontsize=11)
-    return _save(fig, Path(path), _TEMP_NAMES.get(Path(path).name))
+    return _save(fig, path)
 
 
 def write_run_plots(run_dir: str | os.PathLike) -> list[Path]:
@@ -357,4 +349,4 @@ def compare_runs(
         ncol=min(4, len(per_run)),
         fontsize=9,
     )
-    return _save(fig, Path(out))
+    return _save(fig, out)

@@ -9,13 +9,14 @@ columns (three or fewer) put two items side by side. ``sample_grid`` is the unla
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid, save_image
+
+from ponogan.atomic import atomic_write
 
 PADDING = 2  # pixels between tiles and around the grid
 PAD_VALUE = 0.5  # grey
@@ -54,13 +55,9 @@ def sample_grid(
 def save_sample_grid(
     path: str | Path, inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor | None = None
 ) -> Path:
-    """Write the unlabelled grid as PNG (temp file + rename, so a viewer never sees half an image)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    save_image(sample_grid(inputs, outputs, targets), tmp)
-    os.replace(tmp, path)
-    return path
+    """Write the unlabelled grid as PNG, atomically (a viewer never sees half an image)."""
+    grid = sample_grid(inputs, outputs, targets)
+    return atomic_write(path, lambda tmp: save_image(grid, tmp, format="PNG"))
 
 
 # ---------------------------------------------------------------- labels
@@ -144,14 +141,6 @@ def labelled_grid(columns: Columns, *, per_row: int | None = None) -> Image.Imag
 
 
 def save_png(path: str | Path, image: Image.Image) -> Path:
-    """Write ``image`` as PNG via ``.<stem>.tmp.png`` + rename (a viewer never sees half an image; the
-    run-folder sweeper removes a temp file a kill left behind)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write ``image`` as PNG, atomically (a viewer never sees half an image; the run-folder sweeper
+    removes a temp file a kill left behind)."""
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

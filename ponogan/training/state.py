@@ -40,17 +40,20 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ponogan.atomic import temp_target, write_text_atomic
+
 STATE_DIR = "state"
 LATEST = "latest"
 META = "trainer_state.json"
 # what a complete state holds (every rank adds its rank_<i>.pt; rank_0.pt always exists)
 COMPLETE_FILES = ("nets.safetensors", "optimizers.pt", "schedulers.pt", "rank_0.pt", META)
 _STATE_NAME = re.compile(r"step_(\d{6,})")
-# Temp files of the run folder's writers: safetensors' own (Rust ``tempfile``: ".tmp" + 6 letters or
-# digits, next to its target), ponogan.models.hub's ".model.safetensors.<random>.tmp" and
-# ".config.json.<random>.tmp", and the sample grids' ".step_<n>.tmp.png" (training/samples.py).
-_RUN_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}|\.(model\.safetensors|config\.json)\.[A-Za-z0-9_]+\.tmp")
-_SAMPLE_TEMP = re.compile(r"\.step_\d+\.tmp\.png")
+# Temp files of the run folder's writers: ponogan.atomic's of the files they write there and in samples/,
+# and safetensors' own (Rust ``tempfile``: ".tmp" + 6 letters or digits, next to its target).
+_RUN_FILES = re.compile(
+    r"model\.safetensors|config\.json|metrics\.json|log\.jsonl|losses\.png|metrics\.png|step_\d+\.png"
+)
+_SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
 _STATE_TEMP = re.compile(r"\.(tmp|old|del)-(step_\d{6,})")  # being written / being replaced / pruned
 
 
@@ -82,7 +85,8 @@ def first_line(err: BaseException) -> str:
 
 def is_temp_name(name: str) -> bool:
     """Whether a name in a run folder is a temp file of one of its writers (see ``sweep_leftovers``)."""
-    return _RUN_TEMP.fullmatch(name) is not None
+    target = temp_target(name)
+    return bool(target and _RUN_FILES.fullmatch(target)) or bool(_SAFETENSORS_TEMP.fullmatch(name))
 
 
 # ---------------------------------------------------------------- RNG states
@@ -170,15 +174,6 @@ def _write(path: Path, write: Callable[[Path], Any]) -> None:
         raise CheckpointError(describe_write_error(path, err)) from err
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _put_in_place(tmp: Path, final: Path) -> None:
     """Rename the finished ``tmp`` to ``final``; an existing ``final`` (a step saved again, e.g. at the
     end of a resumed run that did no new step) goes aside as ``.old-<name>`` until the swap is done."""
@@ -253,7 +248,7 @@ def save_state(
             text = json.dumps({**meta, "step": step, "world_size": world_size}, indent=2)
             _write(tmp / META, lambda p: p.write_text(text))
             _write(final, lambda p: _put_in_place(tmp, p))
-            _write(root / LATEST, lambda p: _atomic_text(p, final.name + "\n"))
+            _write(root / LATEST, lambda p: write_text_atomic(p, final.name + "\n", fsync=True))
     except CheckpointError as err:
         if rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -330,10 +325,10 @@ def sweep_leftovers(run_dir: Path) -> list[Path]:
             path.unlink(missing_ok=True)
         removed.append(path)
 
-    for folder, pattern in ((run_dir, _RUN_TEMP), (run_dir / "samples", _SAMPLE_TEMP)):
+    for folder in (run_dir, run_dir / "samples"):
         if folder.is_dir() and not folder.is_symlink():
             for path in folder.iterdir():
-                if pattern.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+                if is_temp_name(path.name) and path.is_file() and not path.is_symlink():
                     remove(path)
     root = run_dir / STATE_DIR
     if not root.is_dir() or root.is_symlink():
@@ -343,7 +338,7 @@ def sweep_leftovers(run_dir: Path) -> list[Path]:
         if path.is_symlink():
             continue
         temp = _STATE_TEMP.fullmatch(path.name)
-        if path.name == f".{LATEST}.tmp" and path.is_file():
+        if temp_target(path.name) == LATEST and path.is_file():
             remove(path)
         elif temp and path.is_dir():
             target = root / temp.group(2)
