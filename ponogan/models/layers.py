@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ponogan.norm import PONO, AdaIN, DynamicMomentShortcut, MomentShortcut, make_norm
+from ponogan.settings import SHORTCUTS
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -28,7 +29,6 @@ PADDINGS = {
     "zero": nn.ZeroPad2d,
 }
 
-SHORTCUTS = ("ms", "dms")
 LAYOUTS = ("ponogan", "official")
 
 

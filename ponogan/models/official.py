@@ -26,11 +26,11 @@ from torch import nn
 
 from ponogan.settings import OFFICIAL_ARCHS as ARCHS
 from ponogan.settings import OFFICIAL_NORMS as NORMS
+from ponogan.settings import SHORTCUTS
 
 from .hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from .registry import create_generator
 
-SHORTCUTS = (None, "ms", "dms")
 _LEGACY_INSTANCE_NORM = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$")
 
 
@@ -176,7 +176,7 @@ def build_official(arch: str, norm: str, shortcut: str | None = None, **kwargs) 
         raise OfficialImportError(f"unknown --arch {arch!r}; valid: {', '.join(ARCHS)}")
     if norm not in NORMS:
         raise OfficialImportError(f"unknown --norm {norm!r}; valid: {', '.join(NORMS)}")
-    if shortcut not in SHORTCUTS:
+    if shortcut not in (None, *SHORTCUTS):
         raise OfficialImportError(f"unknown --shortcut {shortcut!r}; valid: ms, dms (or none)")
     if shortcut is not None and not arch.startswith("resnet"):
         raise OfficialImportError(
@@ -192,7 +192,7 @@ def _mismatch_hint(state: dict[str, torch.Tensor], arch: str, norm: str, shortcu
     """Which ``--arch/--norm/--shortcut`` the keys do fit, if any."""
     for a in ARCHS:
         for n in NORMS:
-            for s in SHORTCUTS:
+            for s in (None, *SHORTCUTS):
                 if (a, n, s) == (arch, norm, shortcut):
                     continue
                 try:

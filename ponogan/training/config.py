@@ -24,10 +24,8 @@ from typing import Any
 import yaml
 
 from ponogan.data import DataOptions
+from ponogan.settings import DEVICES, MIXED_PRECISION, SHORTCUTS
 
-SHORTCUTS = (None, "ms", "dms")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-MIXED_PRECISION = (None, "no", "bf16", "fp16")
 LR_POLICIES = ("constant", "linear", "step")
 
 
@@ -349,9 +347,9 @@ def from_dict(values: dict[str, Any]) -> TrainConfig:
 
 
 CHOICES: dict[str, tuple] = {
-    "model.shortcut": SHORTCUTS,
+    "model.shortcut": (None, *SHORTCUTS),
     "train.device": DEVICES,
-    "train.mixed_precision": MIXED_PRECISION,
+    "train.mixed_precision": (None, *MIXED_PRECISION),
     "optim.lr_policy": LR_POLICIES,
 }
 # the smallest valid value of each count (an unset optional count, None, is not checked)

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ponogan.cli import HelpFormatter
+from ponogan.settings import DEVICES, MIXED_PRECISION
 
 from .config import (
-    DEVICES,
-    MIXED_PRECISION,
     ConfigError,
     TrainConfig,
     apply_overrides,
@@ -52,7 +51,7 @@ FIELD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--mixed-precision": (
         "train.mixed_precision",
         {
-            "choices": [m for m in MIXED_PRECISION if m],
+            "choices": MIXED_PRECISION,
             "help": "no, bf16 (CPU or GPU) or fp16 (GPU only); default: accelerate's setting "
             "(accelerate launch --mixed_precision, accelerate config), else bf16 on GPUs "
             "and bf16-capable CPUs, else no",
