@@ -72,8 +72,6 @@ class ProcessGroup:
 
     def gather(self, local: Sequence[T]) -> list[T]:
         """Every process's :meth:`shard` results, back in the order of the original items."""
-        if not self.distributed:
-            return list(local)
         shards = self.all_gather(list(local))
         total = sum(len(s) for s in shards)
         return [shards[i % self.world_size][i // self.world_size] for i in range(total)]
@@ -105,18 +103,12 @@ class ProcessGroup:
 
     def raise_any(self, error: str | None) -> None:
         """Raise :class:`ShardError` in every process when ``error`` is set in any of them."""
-        if not self.distributed:
-            if error is not None:
-                raise ShardError(error)
-            return
         errors = [e for e in self.all_gather(error) if e is not None]
         if errors:
             raise ShardError(errors[0])
 
     def broadcast(self, obj: T) -> T:
         """Rank 0's ``obj`` in every process (e.g. a decision every process must share)."""
-        if not self.distributed:
-            return obj
         return self.all_gather(obj)[0]
 
     def run_on_main(self, fn: Callable[[], R]) -> R | None:
@@ -130,8 +122,7 @@ class ProcessGroup:
                 if not self.distributed:
                     raise
                 error = (type(err), str(err))
-        if self.distributed:
-            error = self.broadcast(error)
+        error = self.broadcast(error)
         if error is not None:
             kind, message = error
             try:

@@ -30,18 +30,6 @@ class ExportError(ValueError):
     """The run cannot be exported as asked (missing exporter package, bad option, existing file)."""
 
 
-class FeedForwardTranslator(nn.Module):
-    """``x (N, C, H, W) -> generator(x)`` (pix2pix, CycleGAN); H, W multiples of ``stride``."""
-
-    def __init__(self, generator: nn.Module):
-        super().__init__()
-        self.generator = generator
-        self.stride = generator.stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.generator(x)
-
-
 class MunitTranslator(nn.Module):
     """MUNIT one way: content and moments of ``x`` from ``source``, decoded by ``target`` with a style.
 
@@ -64,7 +52,8 @@ class MunitTranslator(nn.Module):
 
 
 def build_translator(pipe, direction: str = "AtoB", *, style: str = "fixed", seed: int = 0) -> nn.Module:
-    """The module to export for one direction of a ``TranslationPipeline`` (in eval mode, on CPU)."""
+    """The module to export for one direction of a ``TranslationPipeline`` (in eval mode, on CPU): the
+    generator itself for pix2pix and CycleGAN, a ``MunitTranslator`` for MUNIT."""
     if style not in STYLES:
         raise ExportError(f"unknown --style {style!r}; valid: {', '.join(STYLES)}")
     route = pipe.route(direction)
@@ -73,7 +62,7 @@ def build_translator(pipe, direction: str = "AtoB", *, style: str = "fixed", see
         return MunitTranslator(source, target, style=style, seed=seed).eval()
     if style == "input":
         raise ExportError(f"--style input applies to MUNIT runs; this one is {pipe.family}")
-    return FeedForwardTranslator(source).eval()
+    return source.eval()
 
 
 def _example_and_shapes(module: nn.Module, channels: int):

@@ -18,24 +18,20 @@ MUNIT is multimodal: each input gets `n_styles` outputs from random styles `s ~ 
 styles per call, shared by all inputs, drawn from `seed`), or one output in the style of a reference
 image encoded by the target domain's style encoder.
 
-Test-time mode (`test_mode`), which only matters for generators with BatchNorm or dropout (the pix2pix
-U-Net; ResNet generators built with `use_dropout`):
+Test-time mode (`test_mode`) only matters for generators with BatchNorm or dropout (the pix2pix U-Net;
+ResNet generators built with `use_dropout`):
 
-- `"eval"` (default): every module in eval mode: BatchNorm uses the running statistics saved in the
-  checkpoint and dropout is off. Deterministic, and an image's output does not depend on the other
-  images of the call (batching never changes results), which is what a single-image tool, the app
-  and batch translation need.
-- `"paper"`: what the pix2pix paper and its official test script do (`test.py` without `--eval`,
-  batch size 1): "we apply dropout at test time, and we apply batch normalization using the
-  statistics of the test batch". Each image is its own test batch (as in the official test script,
-  which forces batch size 1), so BatchNorm normalises it by its own statistics; dropout is active.
-  It runs on a twin of each generator that shares its weights but in which only the BatchNorm and
-  dropout modules are in train mode, with their running-statistics buffers detached, so the
-  checkpoint's running statistics are never updated and calls in eval mode are never affected (even
-  from other threads). With `seed` the dropout noise of an image is a function of the seed and of the
-  image's pixels (reproducible, independent of the other images in the call); `seed=None` draws fresh
-  noise on every call, as the paper does. On the shipped pix2pix demo it lowers the held-out L1
-  (docs/evaluation.md), at the price of stochastic outputs, hence not the default.
+- `"eval"` (default): every module in eval mode (BatchNorm's running statistics, no dropout).
+  Deterministic, and batching never changes an image's output: what a single-image tool, the app and
+  batch translation need.
+- `"paper"`: what the pix2pix paper and its official test script (`test.py` without `--eval`, batch
+  size 1) do: "we apply dropout at test time, and we apply batch normalization using the statistics of
+  the test batch". Each image is its own test batch, run on `paper_mode_twin`s of the generators, so
+  the checkpoint's statistics and calls in eval mode are never affected (even from other threads).
+  With `seed` an image's dropout noise is a function of the seed and its pixels (reproducible,
+  independent of the other images); `seed=None` draws fresh noise on every call, as the paper does. On
+  the shipped pix2pix demo it lowers the held-out L1 (docs/evaluation.md), at the price of stochastic
+  outputs, hence not the default.
 """
 
 from __future__ import annotations
@@ -246,10 +242,9 @@ def resize_image(img: Image.Image, size: int | tuple[int, int] | None) -> Image.
     return img if img.size == size else img.resize(size, Image.Resampling.BICUBIC)
 
 
-def moment_to_image(moment: torch.Tensor | np.ndarray) -> Image.Image:
-    """A `(h, w)` / `(1, 1, h, w)` moment map -> an 8-bit grayscale image, min-max scaled for display."""
-    array = moment.detach().float().cpu().numpy() if isinstance(moment, torch.Tensor) else np.asarray(moment)
-    array = np.squeeze(array).astype(np.float64)
+def moment_to_image(moment: np.ndarray) -> Image.Image:
+    """A `(h, w)` moment map -> an 8-bit grayscale image, min-max scaled for display."""
+    array = np.asarray(moment, dtype=np.float64)
     low, high = float(array.min()), float(array.max())
     scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
     return Image.fromarray(np.rint(scaled * 255).astype(np.uint8), "L")
@@ -289,12 +284,11 @@ def as_pil_images(images) -> tuple[list[Image.Image], bool]:
         if isinstance(item, torch.Tensor):
             if item.dim() != 3:
                 raise ValueError(f"{where}: an image tensor must be (C, H, W), got shape {tuple(item.shape)}")
-            t = item.detach().cpu()
-            if t.dtype == torch.uint8:
-                return _array_to_pil(t.permute(1, 2, 0).numpy(), where)
-            t = t.float()
-            t = (t + 1) / 2 if t.min() < 0 else t
-            return _array_to_pil(t.permute(1, 2, 0).numpy(), where)
+            t = item.detach().cpu().permute(1, 2, 0)  # (H, W, C)
+            if t.dtype != torch.uint8:
+                t = t.float()
+                t = (t + 1) / 2 if t.min() < 0 else t
+            return _array_to_pil(t.numpy(), where)
         raise TypeError(
             f"{where} is a {type(item).__name__}; give a PIL image, a path, a numpy array or a "
             "tensor (or a list of them)"
@@ -428,10 +422,6 @@ class TranslationPipeline:
         nets = (self.generators[route.source], self.generators[route.target])
         return max(int(getattr(net, name, 1)) for net in nets for name in ("stride", "style_stride"))
 
-    def style_mode(self, direction: str = "AtoB") -> str:
-        """PIL mode of a reference style image (a target-domain image)."""
-        return "L" if image_channels(self.generators[self.route(direction).target]) == 1 else "RGB"
-
     def _autocast(self):
         if self.dtype == torch.float32:
             return nullcontext()
@@ -468,9 +458,6 @@ class TranslationPipeline:
     def _to_batch(self, images: Sequence[Image.Image], mode: str) -> torch.Tensor:
         return torch.stack([pil_to_tensor(img, mode) for img in images]).to(self.device)  # (N, C, H, W)
 
-    def _check_images(self, images) -> list[Image.Image]:
-        return as_pil_images(images)[0]
-
     def to(self, device: str | torch.device) -> TranslationPipeline:
         """Move the generators to `device` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); returns self."""
         self.device = torch.device(resolve_device(device))
@@ -491,7 +478,7 @@ class TranslationPipeline:
         """Style codes `(S, style_dim, 1, 1)`: from a reference image / given codes, or `n_styles` draws."""
         if isinstance(style, Image.Image):
             target = self.generators[self.route(direction).target]
-            ref = to_mode(style, self.style_mode(direction))
+            ref = to_mode(style, "L" if image_channels(target) == 1 else "RGB")  # a target-domain image
             with self._autocast():
                 return target.encode(self._to_batch([ref], ref.mode))[2].float()
         if isinstance(style, torch.Tensor):
@@ -519,9 +506,7 @@ class TranslationPipeline:
         size: int | str | tuple[int, int] | None = None,
         test_mode: str | None = None,
     ) -> Image.Image | list[Image.Image]:
-        """Translate `images`: a PIL image, a path, a numpy array `(H, W[, C])`, a tensor `(C, H, W)`, or a
-        list of them / a batch `(N, H, W, C)` array / `(N, C, H, W)` tensor; any size and mode (see
-        `as_pil_images` for value ranges).
+        """Translate `images`: one image or a list / batch of them, of any size and mode (`as_pil_images`).
 
         One input (not in a list) gives one PIL image; a list or batch gives a list, one image per input,
         in order, of the input size (or `size` when resizing was asked: an int sets the shorter side,

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-MIXED_PRECISION = ("no", "bf16", "fp16")
+from ponogan.settings import MIXED_PRECISION
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> str:
@@ -31,19 +30,16 @@ def resolve_device(device: str | torch.device | None = "auto") -> str:
     if device in (None, "auto"):
         if torch.cuda.is_available():
             return "cuda"
-        return "mps" if _mps_available() else "cpu"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
     return check_device(str(device))
-
-
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return mps is not None and mps.is_available()
 
 
 def check_device(device: str) -> str:
     """``device`` if its kind is available here, else ``ValueError`` with one line saying what to use."""
     kind = torch.device(device).type
-    if (kind == "cuda" and not torch.cuda.is_available()) or (kind == "mps" and not _mps_available()):
+    if (kind == "cuda" and not torch.cuda.is_available()) or (
+        kind == "mps" and not torch.backends.mps.is_available()
+    ):
         raise ValueError(
             f"device {device!r} was requested but {kind.upper()} is not available here; "
             "use device 'auto' or 'cpu'"
@@ -110,12 +106,9 @@ def default_inference_settings(device: str) -> dict:
     """``{"batch_size", "dtype"}`` for ``ponogan translate``/``eval`` on ``device``, chosen by measurement
     (bench/bench_infer.py): batch 1 on CPUs (larger batches only add memory traffic there), bf16 where
     the CPU has native bf16, else float32; batch 8 and bf16/fp16 on GPUs."""
-    kind = torch.device(device).type
-    if kind == "cuda":
-        return {"batch_size": 8, "dtype": "bf16" if torch.cuda.is_bf16_supported() else "fp16"}
-    if kind == "cpu":
-        return {"batch_size": 1, "dtype": "bf16" if cpu_has_native_bf16() else "float32"}
-    return {"batch_size": 4, "dtype": "float32"}
+    precision = default_mixed_precision(device)
+    batch_size = {"cuda": 8, "cpu": 1}.get(torch.device(device).type, 4)
+    return {"batch_size": batch_size, "dtype": "float32" if precision == "no" else precision}
 
 
 def enable_tf32() -> None:

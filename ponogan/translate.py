@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import glob
 import os
 import sys
@@ -27,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import islice, takewhile
 from pathlib import Path
 
 from PIL import Image
@@ -82,13 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=None,
         help="images per forward pass (default: 1 on CPUs, where larger batches are slower, 8 on GPUs)",
     )
     parser.add_argument(
-        "--size",
-        default=None,
-        help="resize first: 256 sets the shorter side, 320x240 an exact size (default: keep)",
+        "--size", help="resize first: 256 sets the shorter side, 320x240 an exact size (default: keep)"
     )
     parser.add_argument("--n-styles", type=int, default=1, help="MUNIT: random styles per input (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="MUNIT: seed of the random styles (default 0)")
@@ -101,7 +99,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--device",
-        default=None,
         help="cpu, cuda, cuda:1, mps (default: CUDA when visible, then MPS, else CPU; under "
         "torchrun/accelerate launch each process takes its local GPU and a share of the "
         "inputs)",
@@ -110,7 +107,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dtype",
         "--mixed-precision",
         dest="dtype",
-        default=None,
         choices=("float32", "no", "bf16", "fp16"),  # `no` (= float32) as train's --mixed-precision
         help="compute precision; bf16/fp16 run under autocast (default: bf16 on GPUs and on "
         "CPUs with native bf16, else float32; docs/app.md has the measured differences)",
@@ -147,8 +143,8 @@ def input_root(spec: str) -> Path | None:
         return path
     if path.is_file() or not glob.has_magic(spec):
         return None
-    prefix = _prefix_parts(spec)
-    return Path(*prefix) if prefix else Path(".")
+    prefix = takewhile(lambda part: not glob.has_magic(part), path.parts[:-1])
+    return Path(".", *prefix)
 
 
 def collect_inputs(spec: str, exclude: Sequence[str | os.PathLike] = ()) -> list[tuple[Path, Path]]:
@@ -202,17 +198,6 @@ def _glob_match(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
     )
 
 
-def _prefix_parts(pattern: str) -> list[str]:
-    """Leading path components of a glob that contain no wildcard (the folder outputs are relative to)."""
-    parts = Path(pattern).parts
-    prefix = []
-    for part in parts[:-1]:
-        if glob.has_magic(part):
-            break
-        prefix.append(part)
-    return prefix
-
-
 def plan_jobs(inputs: Iterable[tuple[Path, Path]], output_dir: Path, n_outputs: int, ext: str) -> list[Job]:
     """Map each input to its output file(s); inputs whose stems collide (a.jpg, a.png) keep their suffix."""
     inputs = list(inputs)
@@ -247,27 +232,13 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
-def save_atomic(img: Image.Image, path: Path, image_format: str) -> None:
-    """Write `img` to `partial_path(path)`, then rename: never a half-written output (the temporary
-    file is removed when the write fails: disk full, interrupted)."""
-    atomic_write(path, lambda tmp: img.save(tmp, format=image_format), temp=partial_path(path))
-
-
 def sweep_partials(jobs: Iterable[Job]) -> int:
     """Remove the temporary files a killed run left for these jobs' outputs (only our own temp names)."""
-    removed = 0
-    for job in jobs:
-        for tmp in map(partial_path, job.outputs):
-            if tmp.is_file() and not tmp.is_symlink():
-                tmp.unlink()
-                removed += 1
-    return removed
-
-
-def _first_line(err: BaseException) -> str:
-    """A one-line reason for an exception (torch's out-of-memory messages run over many lines)."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    temps = [partial_path(output) for job in jobs for output in job.outputs]
+    leftovers = [tmp for tmp in temps if tmp.is_file() and not tmp.is_symlink()]
+    for tmp in leftovers:
+        tmp.unlink()
+    return len(leftovers)
 
 
 def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Report) -> None:
@@ -283,6 +254,7 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
         processed_size,
         resize_image,
     )
+    from ponogan.training.state import first_line  # one line of torch's many-line out-of-memory errors
 
     mode, size, stride = pipe.input_mode(args.direction), parse_size(args.size), pipe.stride(args.direction)
     image_format = OUTPUT_FORMATS[args.format]
@@ -312,7 +284,7 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
             future.result()
             report.translated += 1
         except (OSError, ValueError, MemoryError) as err:
-            report.failed.append((str(job.source), f"cannot write output: {_first_line(err)}"))
+            report.failed.append((str(job.source), f"cannot write output: {first_line(err)}"))
 
     with (
         tqdm(total=len(jobs), unit="img", desc="translate", dynamic_ncols=True) as bar,
@@ -333,16 +305,18 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
                     for item in batch:
                         flush([item])
                     return
-                report.failed.append((str(batch[0][0].source), f"translation failed: {_first_line(err)}"))
+                report.failed.append((str(batch[0][0].source), f"translation failed: {first_line(err)}"))
                 bar.update(1)
                 return
             per_input = len(outputs) // len(batch)
             for k, (job, _) in enumerate(batch):
                 results = outputs[k * per_input : (k + 1) * per_input]
 
-                def write(job=job, results=results):
+                def write(job=job, results=results):  # never a half-written output (`partial_path`)
                     for img, path in zip(results, job.outputs, strict=True):
-                        save_atomic(img, path, image_format)
+                        atomic_write(
+                            path, functools.partial(img.save, format=image_format), temp=partial_path(path)
+                        )
 
                 writes.append((job, writer.submit(write)))
                 while len(writes) > depth:
@@ -442,8 +416,7 @@ def _run(args: argparse.Namespace, device: str, group) -> int:
     todo = [job for job in jobs if args.overwrite or not all(p.is_file() for p in job.outputs)]
     report.skipped = len(jobs) - len(todo)
     try:
-        if todo:
-            translate_jobs(pipe, todo, args, report)
+        translate_jobs(pipe, todo, args, report)
     except KeyboardInterrupt:
         print(
             f"interrupted after {report.translated} image(s); run the same command again to resume",

@@ -14,7 +14,7 @@ Public API:
 from ponogan._lazy import lazy_exports
 
 _EXPORTS = {
-    "BadImageWarning": "base",
+    "BadImageWarning": "folders",
     "CHARSET": "glyphs",
     "DATASETS": "registry",
     "DEFAULT_MAX_PIXELS": "image_io",

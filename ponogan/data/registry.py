@@ -8,12 +8,9 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from ponogan.data.aligned import AlignedDataset
-from ponogan.data.filelist import ListDataset
+from ponogan.data.folders import AlignedDataset, ListDataset, SingleDataset, UnalignedDataset
 from ponogan.data.glyphs import GlyphDataset
 from ponogan.data.options import DataOptions
-from ponogan.data.single import SingleDataset
-from ponogan.data.unaligned import UnalignedDataset
 
 DatasetFactory = Callable[[Any, str, DataOptions], Dataset]
 
