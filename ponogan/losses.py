@@ -120,14 +120,9 @@ def reconstruction_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return F.l1_loss(output, target)
 
 
-def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """CycleGAN cycle consistency: L1 between ``G_B(G_A(x))`` and ``x``."""
-    return reconstruction_loss(reconstructed, original)
-
-
-def identity_loss(same: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """CycleGAN identity loss: L1 between ``G_A(y)`` and ``y`` for ``y`` from the target domain."""
-    return reconstruction_loss(same, original)
+# CycleGAN's cycle consistency (L1 between ``G_B(G_A(x))`` and ``x``) and identity loss (L1 between
+# ``G_A(y)`` and ``y`` for ``y`` from the target domain) are this same L1
+cycle_loss = identity_loss = reconstruction_loss
 
 
 def moment_loss(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from test_train_run import TINY_DATA, TINY_LOOP, TINY_MODELS  # tests/ is on sys.path
 
 import ponogan.training.loop as loop
 import ponogan.training.state as checkpoint
@@ -23,44 +24,14 @@ from ponogan.training.train_cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = {
-    "pix2pix": {
-        "model": {
-            "generator": "unet_256",
-            "generator_kwargs": {"ngf": 8, "num_downs": 5},
-            "discriminator_kwargs": {"ndf": 8, "n_layers": 1},
-        }
-    },
-    "munit": {
-        "model": {
-            "generator": "munit",
-            "generator_kwargs": {"dim": 8, "n_res": 1, "mlp_dim": 16, "style_downsample": 2},
-            "discriminator_kwargs": {"ndf": 8, "n_layers": 2, "n_scales": 1},
-        }
-    },
-}
-
 
 def tiny_config(tmp_path: Path, family: str = "pix2pix", **train) -> Path:
     """A YAML preset of a 2-step run of tiny nets at 32 px (no samples, evaluation or periodic saves)."""
     values = {
         "family": family,
-        **TINY[family],
-        "data": {
-            "batch_size": 2,
-            "eval_batch_size": 4,
-            "eval_max_items": 4,
-            "options": {"image_size": 32, "length": 16, "test_jitters": 1, "paired": family == "pix2pix"},
-        },
-        "train": {
-            "max_steps": 2,
-            "save_every": 0,
-            "sample_every": 0,
-            "eval_every": 0,
-            "log_every": 1,
-            "num_samples": 2,
-            **train,
-        },
+        "model": TINY_MODELS[family],
+        "data": {**TINY_DATA, "options": {**TINY_DATA["options"], "paired": family == "pix2pix"}},
+        "train": {**TINY_LOOP, **train},
     }
     path = tmp_path / f"tiny_{family}.yaml"
     path.write_text(yaml.safe_dump(values))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from test_train_run import TINY_MODELS  # tests/ is on sys.path
+from test_train_run import TINY_LOOP, TINY_MODELS  # tests/ is on sys.path
 from torch import nn
 
 import ponogan.training.families.base as base
@@ -42,14 +42,7 @@ def config(family: str, run_dir: Path | None = None, shortcut: str | None = "ms"
             "eval_max_items": 2,
             "options": {"image_size": 32, "length": 4, "test_jitters": 1, "paired": family == "pix2pix"},
         },
-        "train": {
-            "max_steps": 1,
-            "save_every": 0,
-            "sample_every": 0,
-            "eval_every": 0,
-            "log_every": 1,
-            "num_samples": 1,
-        },
+        "train": {**TINY_LOOP, "max_steps": 1, "num_samples": 1},
     }
     if run_dir is not None:
         values["output_dir"] = str(run_dir)

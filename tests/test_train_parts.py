@@ -12,7 +12,7 @@ from torch import nn
 from ponogan.training.config import OptimConfig
 from ponogan.training.image_pool import ImagePool
 from ponogan.training.loop import _Batches
-from ponogan.training.samples import sample_grid, save_sample_grid
+from ponogan.training.samples import labelled_grid, save_png
 from ponogan.training.schedules import make_scheduler
 from ponogan.training.state import (
     TrainingState,
@@ -223,11 +223,12 @@ def test_training_state_files_load_with_weights_only(tmp_path):
 
 def test_sample_grid_layout_and_grayscale(tmp_path):
     x = torch.zeros(3, 1, 8, 8)
-    grid = sample_grid(x - 1, x, x + 1, per_row=2)  # black | grey | white triplets, two per row
-    assert grid.shape == (3, 2 + 2 * 10, 2 + 6 * 10)
-    assert grid[:, 2, 2].tolist() == [0.0, 0.0, 0.0] and grid[:, 2, 12].tolist() == [0.5, 0.5, 0.5]
-    assert grid[:, 2, 22].tolist() == [1.0, 1.0, 1.0]
-    path = save_sample_grid(tmp_path / "s" / "a.png", x, x)
+    # black | grey | white triplets, two per row, under a header row of labels
+    image = labelled_grid([("input", x - 1), ("output", x), ("target", x + 1)])
+    header = image.height - (2 + 2 * 10)
+    assert image.width == 2 + 6 * 10 and header > 0
+    assert [image.getpixel((col, header + 2)) for col in (2, 12, 22)] == [(0,) * 3, (128,) * 3, (255,) * 3]
+    path = save_png(tmp_path / "s" / "a.png", labelled_grid([("input", x), ("output", x)]))
     assert path.is_file() and not list((tmp_path / "s").glob(".*"))
     with pytest.raises(ValueError, match="equally sized"):
-        sample_grid(x, torch.zeros(2, 1, 8, 8))
+        labelled_grid([("input", x), ("output", torch.zeros(2, 1, 8, 8))])

@@ -161,7 +161,8 @@ def test_existing_run_needs_resume(tmp_path):
         train(tiny("pix2pix", tmp_path / "run", **{"train.max_steps": 1}))
 
 
-def test_nan_loss_stops_naming_the_loss_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def poison_pix2pix_l1_at_step_3(monkeypatch) -> None:
+    """pix2pix's L1 (``G_L1``) becomes NaN at its third call: the third step."""
     import ponogan.training.families.pix2pix as p2p
 
     calls = {"n": 0}
@@ -173,6 +174,10 @@ def test_nan_loss_stops_naming_the_loss_and_keeps_the_last_good_checkpoint(tmp_p
         return loss * float("nan") if calls["n"] == 3 else loss
 
     monkeypatch.setattr(p2p, "reconstruction_loss", poisoned)
+
+
+def test_nan_loss_stops_naming_the_loss_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    poison_pix2pix_l1_at_step_3(monkeypatch)
     cfg = tiny("pix2pix", tmp_path / "run", **{"train.max_steps": 5, "train.save_every": 2})
     with pytest.raises(NonFiniteLossError, match=r"loss G_L1 = nan is not finite at step 3.*step_000002"):
         train(cfg)

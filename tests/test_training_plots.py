@@ -16,7 +16,10 @@ import torch
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker
 from PIL import Image
-from test_train_run import tiny  # tests/ is on sys.path (pytest rootdir-less test modules)
+from test_train_run import (
+    poison_pix2pix_l1_at_step_3,
+    tiny,
+)  # tests/ is on sys.path (pytest rootdir-less test modules)
 
 import ponogan.training.loop as loop
 from ponogan.atomic import temp_target
@@ -128,17 +131,7 @@ def test_plotting_failure_does_not_stop_training(tmp_path, monkeypatch, capsys):
 
 
 def test_a_nan_stop_still_draws_the_curves_up_to_it(tmp_path, monkeypatch):
-    import ponogan.training.families.pix2pix as p2p
-
-    calls = {"n": 0}
-    real_l1 = p2p.reconstruction_loss
-
-    def poisoned(output, target):
-        calls["n"] += 1
-        loss = real_l1(output, target)
-        return loss * float("nan") if calls["n"] == 3 else loss
-
-    monkeypatch.setattr(p2p, "reconstruction_loss", poisoned)
+    poison_pix2pix_l1_at_step_3(monkeypatch)
     torch.set_num_threads(1)
     with pytest.raises(NonFiniteLossError):
         train(tiny("pix2pix", tmp_path / "run", None, **{"train.max_steps": 4}))

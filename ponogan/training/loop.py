@@ -7,9 +7,8 @@
 and at the end it writes ``model.safetensors`` + ``config.json`` (inference) and a full training
 state (exact resume); samples, metrics and ``log.jsonl`` go to the run folder too.
 
-Nothing a user has is overwritten: ``check_run_dir`` refuses a folder with an exported model but no
-training state, someone else's files, or (without ``--resume``) a run; ``--resume`` with nothing to
-resume is an error, and a broken latest state falls back to the previous complete one.
+Nothing a user has is overwritten (``check_run_dir``); ``--resume`` with nothing to resume is an
+error, and a broken latest state falls back to the previous complete one (``_Run.resume``).
 
 Multi-process (``accelerate launch`` / ``torchrun``) works the same: the data is sharded by rank,
 DDP keeps the weights identical, and stop decisions are agreed on by all ranks every step.
@@ -244,13 +243,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _seed_worker(worker_id: int) -> None:
-    """Workers inherit a seed from the loader's per-epoch generator: derive numpy/python from it."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 def data_workers(requested: int | None, device: torch.device, world_size: int) -> int:
     """DataLoader workers: as configured, else (``null``) none on the CPU, whose cores train the nets,
     and up to 8 per GPU process on CUDA (the CPU cores shared between the processes)."""
@@ -289,8 +281,9 @@ class _Batches:
         self.batch_sampler = BatchSampler(self.sampler, batch_size, drop_last=True)
         self.per_epoch = len(self.batch_sampler)
         self.seed = seed
-        self.generator = torch.Generator()  # seeds the workers; the global RNGs stay untouched
-        self.options = {**options, "generator": self.generator, "worker_init_fn": _seed_worker}
+        # seeds the workers (torch derives their python, numpy and torch seeds from it), not the global RNGs
+        self.generator = torch.Generator()
+        self.options = {**options, "generator": self.generator}
         self.epoch, self.batch = 0, 0  # position of the next batch
 
     def seek(self, epoch: int, batch: int) -> None:
@@ -371,22 +364,18 @@ class _StopSignals:
             signal.signal(sig, old)
 
 
-def _logged_step(line: str) -> int | None:
-    try:
-        record = json.loads(line)
-    except ValueError:  # a line cut short by a kill
-        return None
-    return record.get("step", 0) if isinstance(record, dict) else None
-
-
 def _truncate_log(path: Path, step: int) -> None:
     """After a resume (or a restart of a run that never saved), drop log lines of steps the run will
     redo, and lines cut short by a kill."""
     if not path.is_file():
         return
-    lines = path.read_text().splitlines()
-    kept = [line for line in lines if (logged := _logged_step(line)) is not None and logged <= step]
-    write_text_atomic(path, "".join(line + "\n" for line in kept))
+    kept = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):  # a line cut short by a kill
+            record = json.loads(line)
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line + "\n")
+    write_text_atomic(path, "".join(kept))
 
 
 # ---------------------------------------------------------------- the run
@@ -518,19 +507,9 @@ class _Run:
 
     def save(self, elapsed: float) -> None:
         self.sync_buffers()
-        meta = {
-            "epoch": self.batches.epoch,
-            "batch": self.batches.batch,
-            "elapsed_s": elapsed,
-            "metrics": self.metrics,
-            "config": self.cfg.to_dict(),
-            "runtime": self.runtime,
-        }
-        rank_state = {
-            "rng": capture_rng(),
-            "extra": self.trainer.extra_state(),
-            "rank": self.rank,
-        }
+        position = {"epoch": self.batches.epoch, "batch": self.batches.batch, "elapsed_s": elapsed}
+        meta = {**position, "metrics": self.metrics, "config": self.cfg.to_dict(), "runtime": self.runtime}
+        rank_state = {"rng": capture_rng(), "extra": self.trainer.extra_state(), "rank": self.rank}
         try:
             save_state(
                 self.run_dir,
@@ -571,12 +550,11 @@ class _Run:
             ) from err
 
     # ---- outputs
-    def write_samples(self) -> Path | None:
+    def write_samples(self) -> None:
         """The labelled sample grid of this step (``trainer.sample_columns``), also sent to TensorBoard,
-        then the loss/metric pictures (``write_plots``); main process only. Returns the grid's path."""
+        then the loss/metric pictures (``write_plots``); main process only."""
         if not self.main:
-            return None
-        path = None
+            return
         items = self.evaluator.sample_items(self.train_set, self.cfg.train.num_samples)
         if items:
             with eval_mode(self.trainer.nets):
@@ -584,10 +562,12 @@ class _Run:
                     _to_device(items, self.acc.device), paired=self.evaluator.paired
                 )
             grid = labelled_grid(columns)
-            path = save_png(self.run_dir / "samples" / f"step_{self.step:06d}.png", grid)
-            self.track_image("samples", grid)
+            save_png(self.run_dir / "samples" / f"step_{self.step:06d}.png", grid)
+            for tracker in self.acc.trackers:
+                if tracker.name == "tensorboard":
+                    images = {"samples": np.asarray(grid)[None]}
+                    tracker.log_images(images, step=self.step, dataformats="NHWC")
         self.write_plots()
-        return path
 
     def write_plots(self) -> None:
         """Redraw ``losses.png`` / ``metrics.png`` from ``log.jsonl`` (``plots.write_run_plots``). Pictures
@@ -602,12 +582,6 @@ class _Run:
                 f"({type(err).__name__}: {first_line(err)}); training continues",
                 file=sys.stderr,
             )
-
-    def track_image(self, name: str, image) -> None:
-        """Send an RGB ``PIL`` image to the TensorBoard tracker (if any) at this step."""
-        for tracker in self.acc.trackers:
-            if tracker.name == "tensorboard":
-                tracker.log_images({name: np.asarray(image)[None]}, step=self.step, dataformats="NHWC")
 
     def evaluate(self) -> None:
         self.sync_buffers()
@@ -664,6 +638,10 @@ class _Run:
         if self.acc.trackers == [] and self.acc.log_with:
             self.acc.init_trackers(self.run_dir.name)
         start_step, start_time = self.step, time.monotonic()
+
+        def elapsed() -> float:
+            return self.elapsed_before + time.monotonic() - start_time
+
         stop_at = tc.stop_at_step if tc.stop_at_step is not None and tc.stop_at_step > start_step else None
         deadline = None if tc.max_minutes is None else start_time + 60 * tc.max_minutes
         stopped_by = "max_steps"
@@ -706,39 +684,27 @@ class _Run:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in sums.items()}, refresh=False)
                     lr = self.trainer.schedulers["G"].get_last_lr()[0]
                     if self.main:
-                        self.log(
-                            {
-                                "step": self.step,
-                                "epoch": self.batches.epoch,
-                                "lr": lr,
-                                "time_s": round(self.elapsed_before + time.monotonic() - start_time, 3),
-                                **sums,
-                            }
-                        )
+                        record = {"step": self.step, "epoch": self.batches.epoch, "lr": lr}
+                        self.log({**record, "time_s": round(elapsed(), 3), **sums})
                     if self.acc.trackers:
                         self.acc.log({**sums, "lr": lr}, step=self.step)
-                stopping = signal_any or timeout_any or (stop_at is not None and self.step >= stop_at)
-                if signal_any:
-                    stopped_by = "signal"
-                elif timeout_any:
-                    stopped_by = "max_minutes"
-                elif stopping:
-                    stopped_by = "stop_at_step"
-                final = stopping or self.step >= tc.max_steps
-                if tc.sample_every and self.step % tc.sample_every == 0 and not final:
+                reached_stop_at = stop_at is not None and self.step >= stop_at
+                reasons = {"signal": signal_any, "max_minutes": timeout_any, "stop_at_step": reached_stop_at}
+                stopped_by = next((why for why, hit in reasons.items() if hit), "max_steps")
+                if stopped_by != "max_steps" or self.step >= tc.max_steps:
+                    break  # the final samples, evaluation and save follow
+                if tc.sample_every and self.step % tc.sample_every == 0:
                     self.write_samples()
-                if tc.eval_every and self.step % tc.eval_every == 0 and not final:
+                if tc.eval_every and self.step % tc.eval_every == 0:
                     self.evaluate()
-                if tc.save_every and self.step % tc.save_every == 0 and not final:
+                if tc.save_every and self.step % tc.save_every == 0:
                     with signals.saving():
-                        self.save(self.elapsed_before + time.monotonic() - start_time)
-                if stopping:
-                    break
+                        self.save(elapsed())
             bar.close()
             self.evaluate()
             self.write_samples()
             with signals.saving():
-                self.save(self.elapsed_before + time.monotonic() - start_time)
+                self.save(elapsed())
         if self.acc.trackers:
             self.acc.end_training()
         return RunResult(self.run_dir, self.step, self.metrics, stopped_by, self.main)

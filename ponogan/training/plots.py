@@ -53,8 +53,6 @@ def read_log(path: str | os.PathLike) -> list[dict]:
     records = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
-            if not line.strip():
-                continue
             try:
                 record = json.loads(line)
             except ValueError:
@@ -65,22 +63,16 @@ def read_log(path: str | os.PathLike) -> list[dict]:
     return records
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _collect(pairs: Iterable[tuple[int, dict]], skip: frozenset[str] = frozenset()) -> dict[str, Series]:
+    """``{name: (steps, values)}`` of the numeric fields (not booleans) of each ``(step, fields)``."""
     series: dict[str, Series] = {}
     for step, fields in pairs:
         for name, value in fields.items():
-            number = _number(value)
-            if name in skip or number is None:
+            if name in skip or isinstance(value, bool) or not isinstance(value, int | float):
                 continue
             steps, values = series.setdefault(name, ([], []))
             steps.append(step)
-            values.append(number)
+            values.append(float(value))
     return series
 
 
@@ -133,10 +125,8 @@ def smooth(values: Sequence[float], weight: float | None = None) -> list[float]:
 def _thin(steps: Sequence[int], values: Sequence[float], limit: int = MAX_POINTS) -> Series:
     """Every k-th point (and the last) so that at most about ``limit`` points are drawn."""
     stride = max(1, math.ceil(len(steps) / limit))
-    if stride == 1:
-        return list(steps), list(values)
     keep = list(range(0, len(steps), stride))
-    if keep[-1] != len(steps) - 1:
+    if keep and keep[-1] != len(steps) - 1:
         keep.append(len(steps) - 1)
     return [steps[i] for i in keep], [values[i] for i in keep]
 
@@ -164,10 +154,11 @@ def _autoscale(ax, curves: Iterable[Sequence[float]]) -> None:
         ax.set_yscale("log")
 
 
-def _draw_curve(ax, steps, values, *, label: str, color, smoothing: float | None, raw: bool = True):
-    """The smoothed curve, with the raw values faint behind it (skipped when they are the same)."""
+def _draw_curve(ax, steps, values, *, label: str, color, smoothing: float | None):
+    """The smoothed curve, with the raw values faint behind it (skipped when they are the same, as with
+    ``smoothing`` 0: the learning rate, a schedule rather than a noisy measurement, is drawn as is)."""
     smoothed = smooth(values, smoothing)
-    if raw and smoothed != list(values):
+    if smoothed != list(values):
         ax.plot(*_thin(steps, values), color=color, alpha=0.25, linewidth=0.8)
     marker = "o" if len(steps) <= 20 else None
     ax.plot(*_thin(steps, smoothed), color=color, linewidth=1.6, label=label, marker=marker, markersize=3)
@@ -204,16 +195,8 @@ def draw_losses(
     for ax, (heading, group_series) in zip(axes[:, 0], panels, strict=True):
         colors = _colors(len(group_series))
         for (name, (steps, values)), color in zip(group_series.items(), colors, strict=True):
-            is_lr = name == "lr"  # a schedule, not a noisy measurement: drawn as is
-            _draw_curve(
-                ax,
-                steps,
-                values,
-                label=name,
-                color=color,
-                smoothing=0.0 if is_lr else smoothing,
-                raw=not is_lr,
-            )
+            weight = 0.0 if name == "lr" else smoothing
+            _draw_curve(ax, steps, values, label=name, color=color, smoothing=weight)
         if heading != "learning rate":
             _autoscale(ax, [values for _, values in group_series.values()])
         ax.set_title(heading, fontsize=10, loc="left")
@@ -292,17 +275,13 @@ def compare_runs(
     no run logged is a ``PlotError``, as is a picture with no panel at all.
     """
     per_run = []
-    loss_names: dict[str, None] = {}
-    metric_names: dict[str, None] = {}
     for label, records in runs:
-        run_losses = loss_series(records)
-        lr = lr_series(records)
+        run_losses, lr = loss_series(records), lr_series(records)
         if lr is not None:
             run_losses["lr"] = lr
-        run_metrics = metric_series(records)
-        loss_names.update(dict.fromkeys(run_losses))
-        metric_names.update(dict.fromkeys(run_metrics))
-        per_run.append((label, run_losses, run_metrics))
+        per_run.append((label, run_losses, metric_series(records)))
+    loss_names = dict.fromkeys(name for _, run_losses, _ in per_run for name in run_losses)
+    metric_names = dict.fromkeys(name for _, _, run_metrics in per_run for name in run_metrics)
     panels = [("loss", name) for name in _select(loss_names, losses, "loss")]
     panels += [("metric", name) for name in _select(metric_names, metrics, "metric")]
     if not panels:
@@ -322,15 +301,8 @@ def compare_runs(
             if kind == "metric":
                 ax.plot(steps, values, color=color, marker="o", markersize=3, linewidth=1.4, label=label)
             else:
-                _draw_curve(
-                    ax,
-                    steps,
-                    values,
-                    label=label,
-                    color=color,
-                    smoothing=0.0 if name == "lr" else smoothing,
-                    raw=name != "lr",
-                )
+                weight = 0.0 if name == "lr" else smoothing
+                _draw_curve(ax, steps, values, label=label, color=color, smoothing=weight)
         if kind == "loss" and name != "lr":
             _autoscale(ax, curves)
         hint = METRIC_HINTS.get(name) if kind == "metric" else None
@@ -342,11 +314,6 @@ def compare_runs(
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=color, linewidth=2) for color in colors]
-    fig.legend(
-        handles,
-        [label for label, _, _ in per_run],
-        loc="outside upper center",
-        ncol=min(4, len(per_run)),
-        fontsize=9,
-    )
+    labels = [label for label, _, _ in per_run]
+    fig.legend(handles, labels, loc="outside upper center", ncol=min(4, len(per_run)), fontsize=9)
     return _save(fig, out)

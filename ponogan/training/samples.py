@@ -3,7 +3,7 @@
 ``labelled_grid(columns)`` draws the ``(label, images)`` columns a trainer's ``sample_columns`` returns
 (pix2pix ``input | output | target``; CycleGAN and MUNIT both directions and their reconstructions)
 under a header row naming each column, so a grid can be read without knowing the family. Narrow
-columns (three or fewer) put two items side by side. ``sample_grid`` is the unlabelled tensor grid.
+columns (three or fewer) put two items side by side.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from ponogan.atomic import atomic_write
 
@@ -33,31 +33,16 @@ def _rgb(x: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-def _tile_grid(columns: list[torch.Tensor], per_row: int, names: Sequence[str] | None = None) -> torch.Tensor:
+def _tile_grid(columns: Columns, per_row: int) -> torch.Tensor:
     """``(3, H', W')``: item by item, each item's columns left to right, ``per_row`` items per row."""
-    columns = [_rgb(c) for c in columns]
-    if len({c.shape[-2:] for c in columns}) != 1 or len({c.shape[0] for c in columns}) != 1:
-        shapes = [tuple(c.shape) for c in columns]
-        described = ", ".join(f"{n} {s}" for n, s in zip(names, shapes, strict=True)) if names else shapes
+    images = [_rgb(c) for _, c in columns]
+    if len({c.shape[-2:] for c in images}) != 1 or len({c.shape[0] for c in images}) != 1:
+        described = ", ".join(
+            f"{label} {tuple(c.shape)}" for (label, _), c in zip(columns, images, strict=True)
+        )
         raise ValueError(f"sample grid needs equally sized batches, got {described}")
-    tiles = torch.stack(columns, dim=1).flatten(0, 1)  # (N * k, 3, H, W): item 0's columns, item 1's, ...
-    return make_grid(tiles, nrow=len(columns) * per_row, padding=PADDING, pad_value=PAD_VALUE)
-
-
-def sample_grid(
-    inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor | None = None, *, per_row: int = 2
-) -> torch.Tensor:
-    """A ``(3, H', W')`` grid of triplets (pairs without targets), ``per_row`` triplets per row."""
-    columns = [inputs, outputs] + ([targets] if targets is not None else [])
-    return _tile_grid(columns, max(1, min(per_row, inputs.shape[0])))
-
-
-def save_sample_grid(
-    path: str | Path, inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor | None = None
-) -> Path:
-    """Write the unlabelled grid as PNG, atomically (a viewer never sees half an image)."""
-    grid = sample_grid(inputs, outputs, targets)
-    return atomic_write(path, lambda tmp: save_image(grid, tmp, format="PNG"))
+    tiles = torch.stack(images, dim=1).flatten(0, 1)  # (N * k, 3, H, W): item 0's columns, item 1's, ...
+    return make_grid(tiles, nrow=len(images) * per_row, padding=PADDING, pad_value=PAD_VALUE)
 
 
 # ---------------------------------------------------------------- labels
@@ -73,16 +58,12 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default(size=size)
 
 
-def _text_width(text: str, font) -> float:
-    return font.getlength(text)
-
-
 def _wrap(label: str, font, width: int) -> list[str]:
     """``label`` in lines no wider than ``width``, broken at the last space, else after a ``(`` or ``>``
     (``A->B | (fixed style)``, ``G_B( | G_A(A))``), else anywhere (a line holds at least one character)."""
     lines, current = [], ""
     for char in label:
-        while current and _text_width(current + char, font) > width:
+        while current and font.getlength(current + char) > width:
             cut = current.rfind(" ")  # the last space, else after the last "(" or ">"
             if cut <= 0:
                 cut = max(current.rfind("("), current.rfind(">"))
@@ -103,7 +84,7 @@ def _layout(labels: Sequence[str], tile: int) -> tuple[ImageFont.ImageFont, list
     tile's width, and each label's lines (wrapped only when even the smallest font is too wide)."""
     room = max(tile - 2, 1)
     size = max(MIN_FONT, min(MAX_FONT, round(tile * 0.16)))
-    while size > MIN_FONT and any(_text_width(label, _font(size)) > room for label in labels):
+    while size > MIN_FONT and any(_font(size).getlength(label) > room for label in labels):
         size -= 1
     font = _font(size)
     return font, [_wrap(label, font, room) for label in labels]
@@ -121,7 +102,7 @@ def labelled_grid(columns: Columns, *, per_row: int | None = None) -> Image.Imag
     labels = [label for label, _ in columns]
     n = columns[0][1].shape[0]
     per_row = max(1, min(per_row or (2 if len(columns) <= 3 else 1), n))
-    grid = _tile_grid([images for _, images in columns], per_row, labels)
+    grid = _tile_grid(columns, per_row)
     body = Image.fromarray(grid.mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy())
     tile_h, tile_w = columns[0][1].shape[-2:]
     font, lines = _layout(labels, tile_w)
@@ -135,7 +116,7 @@ def labelled_grid(columns: Columns, *, per_row: int | None = None) -> Image.Imag
         left = PADDING + slot * (tile_w + PADDING)
         top = header_h - PADDING - line_h * len(column_lines)  # labels sit just above their tiles
         for i, line in enumerate(column_lines):
-            x = left + (tile_w - _text_width(line, font)) / 2
+            x = left + (tile_w - font.getlength(line)) / 2
             draw.text((x, top + i * line_h), line, fill=HEADER_TEXT, font=font)
     return image
 

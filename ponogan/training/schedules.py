@@ -7,37 +7,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from .config import OptimConfig
 
 
-def _constant(cfg: OptimConfig, max_steps: int) -> Callable[[int], float]:
-    return lambda step: 1.0
-
-
-def _linear(cfg: OptimConfig, max_steps: int) -> Callable[[int], float]:
-    start = int(cfg.decay_start * max_steps)
-    span = max(max_steps - start, 0) + 1
-    return lambda step: 1.0 - max(0, step - start) / span
-
-
-def _step(cfg: OptimConfig, max_steps: int) -> Callable[[int], float]:
-    return lambda step: cfg.gamma ** (step // cfg.step_size)
-
-
-SCHEDULES: dict[str, Callable[[OptimConfig, int], Callable[[int], float]]] = {
-    "constant": _constant,
-    "linear": _linear,
-    "step": _step,
-}
-
-
 def make_scheduler(optimizer: Optimizer, cfg: OptimConfig, max_steps: int) -> LambdaLR:
     """A ``LambdaLR`` stepped once per optimizer step (its state_dict holds only numbers)."""
-    if cfg.lr_policy not in SCHEDULES:
-        raise ValueError(f"unknown lr_policy {cfg.lr_policy!r}; valid: {', '.join(SCHEDULES)}")
-    return LambdaLR(optimizer, SCHEDULES[cfg.lr_policy](cfg, max_steps))
+    start = int(cfg.decay_start * max_steps)
+    span = max(max_steps - start, 0) + 1
+    multipliers = {
+        "constant": lambda step: 1.0,
+        "linear": lambda step: 1.0 - max(0, step - start) / span,
+        "step": lambda step: cfg.gamma ** (step // cfg.step_size),
+    }
+    if cfg.lr_policy not in multipliers:
+        raise ValueError(f"unknown lr_policy {cfg.lr_policy!r}; valid: {', '.join(multipliers)}")
+    return LambdaLR(optimizer, multipliers[cfg.lr_policy])

@@ -7,7 +7,7 @@ from accelerate import Accelerator
 from ..config import TrainConfig
 from .base import FamilyTrainer
 from .cyclegan import CycleGANTrainer
-from .munit import MunitPair, MunitTrainer
+from .munit import MunitTrainer
 from .pix2pix import Pix2PixTrainer
 
 TRAINERS: dict[str, type[FamilyTrainer]] = {
@@ -24,12 +24,4 @@ def create_trainer(cfg: TrainConfig, accelerator: Accelerator) -> FamilyTrainer:
     return TRAINERS[cfg.family](cfg, accelerator)
 
 
-__all__ = [
-    "TRAINERS",
-    "CycleGANTrainer",
-    "FamilyTrainer",
-    "MunitPair",
-    "MunitTrainer",
-    "Pix2PixTrainer",
-    "create_trainer",
-]
+__all__ = ["TRAINERS", "FamilyTrainer", "create_trainer"]

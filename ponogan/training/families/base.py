@@ -45,12 +45,12 @@ def f32(x: Any) -> Any:
 
 
 class FamilyTrainer(ABC):
-    """Base class: subclasses set ``name`` and ``generator_roles``; implement build, step, translate.
+    """Base class: subclasses set ``name`` and ``generators_saved``; implement build, step, translate.
 
     ``nets`` maps names (``G``, ``D``, ...) to modules (accelerate-prepared after ``prepare()``),
-    ``optimizers`` / ``schedulers`` map names to their objects. ``generator_roles`` maps each
-    ``model.safetensors`` role to the unwrapped generator (see ``generators()``).
-    ``gan_scale_reduction`` combines a multi-scale D's per-scale GAN losses (``GANLoss``).
+    ``optimizers`` / ``schedulers`` map names to their objects. ``generators_saved`` names the nets
+    ``model.safetensors`` holds (see ``generators()``). ``gan_scale_reduction`` combines a multi-scale
+    D's per-scale GAN losses (``GANLoss``).
     """
 
     name: ClassVar[str]
@@ -83,15 +83,11 @@ class FamilyTrainer(ABC):
 
     def make_generator(self, in_channels: int, out_channels: int | None) -> nn.Module:
         """A freshly built generator, initialised with ``init_types[0]`` and ``model.init_gain``."""
-        kwargs = {
-            **self.cfg.model.generator_kwargs,
-            "in_channels": in_channels,
-            "shortcut": self.cfg.model.shortcut,
-        }
+        model = self.cfg.model
+        kwargs = {**model.generator_kwargs, "in_channels": in_channels, "shortcut": model.shortcut}
         if out_channels is not None:
             kwargs["out_channels"] = out_channels
-        net = create_generator(self.cfg.model.generator, **kwargs)
-        return init_weights(net, self.init_types[0], self.cfg.model.init_gain)
+        return init_weights(create_generator(model.generator, **kwargs), self.init_types[0], model.init_gain)
 
     def make_discriminator(self, in_channels: int) -> nn.Module:
         """A freshly built discriminator, initialised with ``init_types[1]`` and ``model.init_gain``."""
@@ -112,8 +108,8 @@ class FamilyTrainer(ABC):
     def prepare(self) -> None:
         """Hand nets and optimizers to accelerate (device placement, DDP, mixed-precision forward)."""
         names, opt_names = list(self.nets), list(self.optimizers)
+        # a tuple: every family has at least two nets and two optimizers
         prepared = self.accelerator.prepare(*self.nets.values(), *self.optimizers.values())
-        prepared = list(prepared) if isinstance(prepared, tuple | list) else [prepared]
         self.nets = dict(zip(names, prepared[: len(names)], strict=True))
         self.optimizers = dict(zip(opt_names, prepared[len(names) :], strict=True))
 
@@ -144,11 +140,11 @@ class FamilyTrainer(ABC):
         return self.accelerator.unwrap_model(self.nets[name])
 
     # ---- inference, checkpoints
-    generator_roles: ClassVar[dict[str, str]] = {}
+    generators_saved: ClassVar[tuple[str, ...]] = ()
 
     def generators(self) -> dict[str, nn.Module]:
         """``{role: unwrapped generator}`` for ``model.safetensors``."""
-        return {role: self.unwrap(net) for role, net in self.generator_roles.items()}
+        return {name: self.unwrap(name) for name in self.generators_saved}
 
     @abstractmethod
     def translate(self, real_a: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ class CycleGANTrainer(FamilyTrainer):
     """
 
     name = "cyclegan"
-    generator_roles = {"G_A": "G_A", "G_B": "G_B"}
+    generators_saved = ("G_A", "G_B")
 
     def build(self) -> None:
         self.nets["G_A"] = self.make_generator(self.input_nc, self.output_nc)

@@ -67,7 +67,6 @@ class MunitTrainer(FamilyTrainer):
     """
 
     name = "munit"
-    generator_roles = {"gen_a": "gen_a", "gen_b": "gen_b"}
     gan_scale_reduction = "sum"
 
     def build(self) -> None:
@@ -80,7 +79,6 @@ class MunitTrainer(FamilyTrainer):
         self.add_optimizer("G", self.nets["gen"].parameters(), self.cfg.optim.lr_g)
         discs = list(self.nets["dis_a"].parameters()) + list(self.nets["dis_b"].parameters())
         self.add_optimizer("D", discs, self.cfg.optim.lr_d)
-        self._eval_styles: dict[int, torch.Tensor] = {}
 
     def generators(self) -> dict[str, nn.Module]:
         pair = self.unwrap("gen")
@@ -146,33 +144,24 @@ class MunitTrainer(FamilyTrainer):
         losses.update(gen_losses)
         return {k: v.item() for k, v in losses.items()}
 
-    def eval_styles(self, index: torch.Tensor) -> torch.Tensor:
-        """Fixed B-styles ``(N, style_dim, 1, 1)``: item ``i`` always gets the same code, drawn from
-        ``(train.style_seed, i)``, whatever the batch or process it lands in."""
-        codes = []
+    def fixed_styles(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fixed ``(B-styles, A-styles)``, each ``(N, style_dim, 1, 1)``: item ``i`` always gets the same
+        codes, the first two draws from ``(train.style_seed, i)``, whatever the batch or process it lands
+        in. The B-style is the one for evaluation (``translate``); the A-style, for the B->A sample
+        column, never coincides with it."""
+        codes_b, codes_a = [], []
         for i in index.tolist():
-            if i not in self._eval_styles:
-                generator = torch.Generator().manual_seed(self.cfg.train.style_seed * 1_000_003 + int(i))
-                self._eval_styles[i] = torch.randn(self.style_dim, 1, 1, generator=generator)
-            codes.append(self._eval_styles[i])
-        return torch.stack(codes)
+            generator = torch.Generator().manual_seed(self.cfg.train.style_seed * 1_000_003 + int(i))
+            codes_b.append(torch.randn(self.style_dim, 1, 1, generator=generator))
+            codes_a.append(torch.randn(self.style_dim, 1, 1, generator=generator))
+        return torch.stack(codes_b), torch.stack(codes_a)
 
     def translate(self, real_a: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         pair = self.unwrap("gen")
-        style = self.eval_styles(index).to(real_a.device)
+        style = self.fixed_styles(index)[0].to(real_a.device)
         with self.accelerator.autocast():
             content, moments, _ = pair.gen_a.encode(real_a)
             return pair.gen_b.decode(content, moments, style, size=real_a.shape[-2:]).float()
-
-    def sample_styles_a(self, index: torch.Tensor) -> torch.Tensor:
-        """Fixed A-styles ``(N, style_dim, 1, 1)`` for the B->A sample column: the draw after item ``i``'s
-        B-style from the same ``(train.style_seed, i)`` generator, so the two never coincide."""
-        codes = []
-        for i in index.tolist():
-            generator = torch.Generator().manual_seed(self.cfg.train.style_seed * 1_000_003 + int(i))
-            torch.randn(self.style_dim, 1, 1, generator=generator)  # item i's B-style (eval_styles)
-            codes.append(torch.randn(self.style_dim, 1, 1, generator=generator))
-        return torch.stack(codes)
 
     def sample_columns(self, items: Batch, paired: bool) -> list[tuple[str, torch.Tensor]]:
         """``real A | A->B (fixed style) | A->B->A | real B | B->A | B->A->B``: the translations with the
@@ -182,8 +171,7 @@ class MunitTrainer(FamilyTrainer):
         if "B" not in items:
             return [("real A", real_a), ("A->B (fixed style)", self.translate(real_a, index))]
         real_b = items["B"]
-        s_b = self.eval_styles(index).to(real_a.device)
-        s_a = self.sample_styles_a(index).to(real_a.device)
+        s_b, s_a = (styles.to(real_a.device) for styles in self.fixed_styles(index))
         with self.accelerator.autocast():
             out = self.unwrap("gen")(real_a, real_b, s_a, s_b)
         return [

@@ -18,7 +18,7 @@ class Pix2PixTrainer(FamilyTrainer):
     """
 
     name = "pix2pix"
-    generator_roles = {"G": "G"}
+    generators_saved = ("G",)
 
     def build(self) -> None:
         self.nets["G"] = self.make_generator(self.input_nc, self.output_nc)
