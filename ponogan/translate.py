@@ -37,6 +37,7 @@ from tqdm import tqdm
 from ponogan.atomic import atomic_write
 from ponogan.data import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, image_size, load_image
 from ponogan.data.image_io import is_image_file, is_within
+from ponogan.messages import first_line
 from ponogan.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
 
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
@@ -254,7 +255,6 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
         processed_size,
         resize_image,
     )
-    from ponogan.training.state import first_line  # one line of torch's many-line out-of-memory errors
 
     mode, size, stride = pipe.input_mode(args.direction), parse_size(args.size), pipe.stride(args.direction)
     image_format = OUTPUT_FORMATS[args.format]

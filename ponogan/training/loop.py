@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from ponogan.atomic import write_text_atomic
 from ponogan.data import build_dataset
+from ponogan.messages import first_line
 from ponogan.models import create_discriminator, create_generator
 from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from ponogan.runtime import enable_tf32, resolve_device, resolve_mixed_precision
@@ -57,7 +58,6 @@ from .state import (
     TrainingState,
     capture_rng,
     describe_write_error,
-    first_line,
     is_temp_name,
     latest_state,
     list_states,

@@ -41,6 +41,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ponogan.atomic import temp_target, write_text_atomic
+from ponogan.messages import first_line
 
 STATE_DIR = "state"
 LATEST = "latest"
@@ -72,15 +73,6 @@ def state_name(step: int) -> str:
 
 def _step_of(path: Path) -> int:
     return int(_STATE_NAME.fullmatch(path.name).group(1))
-
-
-def first_line(err: BaseException) -> str:
-    """An exception's message on one line: its first line (plus the next one when the first only
-    introduces it, as ``load_state_dict``'s "Error(s) in loading state_dict for X:")."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    if not lines:
-        return type(err).__name__
-    return " ".join(lines[:2]) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
 
 def is_temp_name(name: str) -> bool:
