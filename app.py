@@ -5,9 +5,8 @@
 With no `--checkpoint` it opens the shipped demo `checkpoints/demo_pix2pix_pono_ms_glyphs`, on the tab
 that fits the model (typed text for glyph models) with clickable examples from the run's test split.
 `--host`/`--port` default to `GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT`, then 127.0.0.1:7860 (so it runs
-as a Hugging Face Space: docs/app.md). The logic (checkpoint discovery, model cards, direction labels,
-examples, upload checks, domain notes, glyph text, moment maps) lives in `ponogan.app_support` and
-`ponogan.pipeline`; this file only lays out the UI and wires events.
+as a Hugging Face Space: docs/app.md). The logic lives in `ponogan.app_support` and `ponogan.pipeline`;
+this file only lays out the UI and wires events.
 The endpoint `/translate` takes the image first, every other input optional, and returns the image.
 
 Start-up problems are one line on stderr and exit status 2: a port already in use, an explicit
@@ -28,9 +27,7 @@ import tempfile
 from pathlib import Path
 
 # No outbound network: set before gradio (and huggingface_hub) are imported.
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
 
 import gradio as gr  # noqa: E402
 from gradio.utils import get_upload_folder  # noqa: E402
@@ -64,7 +61,6 @@ from ponogan.app_support import (  # noqa: E402
     resolve_server,
     start_tab,
     translate_tiles,
-    usable_checkpoints,
 )
 from ponogan.pipeline import FAMILIES, check_processed_size  # noqa: E402
 
@@ -80,37 +76,24 @@ CSS = (
 ALL_DIRECTIONS = tuple(dict.fromkeys(d for family in FAMILIES.values() for d in family.routes))
 
 
-def checked_image(max_pixels: int, **kwargs) -> gr.Image:
-    """A `gr.Image` whose uploads are decoded by ponogan's loader into an RGB PIL image.
+def image_input(**kwargs) -> gr.Image:
+    """A `gr.Image` that hands events the uploaded file's path, unopened: `decode` in `build_app` reads it.
 
-    A file that is not an image, is truncated or has more than `max_pixels` pixels becomes a `gr.Error`
-    with the loader's reason, returned to API clients, and is deleted from gradio's upload cache right
-    away (only files inside that cache are ever deleted). In the browser the same check already ran on
-    upload (`check_upload` in `build_app`), so a bad file never reaches "Translate" there.
+    Why: gradio's own preprocess opens the file with PIL first, so a file that is not an image would fail
+    there, with no reason a user can read, and stay in gradio's upload cache.
     """
     component = gr.Image(type="filepath", image_mode=None, **kwargs)
-    to_path = component.preprocess  # gradio's own: moves the upload to its cache, returns the path
-
-    def preprocess(payload):
-        if payload is None:
-            return None
-        path = payload.path or to_path(payload)
-        try:
-            return load_upload(path, max_pixels)
-        except (ValueError, OSError) as err:
-            discard_upload(path, get_upload_folder())
-            raise gr.Error(str(err), title="Invalid image") from None
-
+    to_path = component.preprocess  # gradio's own: writes a pasted (base64) image into its cache
     # NOTE: set on the instance, not by subclassing: gradio writes a .pyi stub beside the module of
     # every Component subclass it sees defined.
-    component.preprocess = preprocess
+    component.preprocess = lambda payload: None if payload is None else payload.path or to_path(payload)
     return component
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="ponogan translation app (Gradio)")
     parser.add_argument(
-        "--checkpoint", default=None, help=f"run folder to open first (default: checkpoints/{DEFAULT_DEMO})"
+        "--checkpoint", help=f"run folder to open first (default: checkpoints/{DEFAULT_DEMO})"
     )
     parser.add_argument(
         "--checkpoints-dir",
@@ -118,19 +101,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="folder whose runs the picker lists (default: checkpoints/ beside app.py)",
     )
     parser.add_argument(
-        "--host",
-        default=None,
-        help=f"address to serve on (default: $GRADIO_SERVER_NAME, else {DEFAULT_HOST})",
+        "--host", help=f"address to serve on (default: $GRADIO_SERVER_NAME, else {DEFAULT_HOST})"
     )
-    parser.add_argument(
-        "--port", type=int, default=None, help=f"port (default: $GRADIO_SERVER_PORT, else {DEFAULT_PORT})"
-    )
+    parser.add_argument("--port", type=int, help=f"port (default: $GRADIO_SERVER_PORT, else {DEFAULT_PORT})")
     parser.add_argument(
         "--share",
         action="store_true",
         help="also serve through a temporary public *.gradio.live link (needs internet)",
     )
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     parser.add_argument(
         "--max-pixels",
         type=int,
@@ -170,9 +149,15 @@ def load_runs(args: argparse.Namespace, cache: PipelineCache) -> tuple[dict[str,
     does not load or when no run loads at all.
     """
     runs, default = collect_checkpoints(args)
-    good, broken = usable_checkpoints(runs, cache)
-    explicit = args.checkpoint is not None
-    if explicit and default in broken:
+    good, broken = {}, {}
+    for name, info in runs.items():  # a run can look complete and still not load (truncated weights)
+        try:
+            cache.get(info.path)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
+            broken[name] = " ".join(str(err).split()) or type(err).__name__
+        else:
+            good[name] = info
+    if args.checkpoint is not None and default in broken:
         raise ValueError(f"cannot load --checkpoint {args.checkpoint}: {broken[default]}")
     if not good:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in broken.items())
@@ -184,14 +169,6 @@ def load_runs(args: argparse.Namespace, cache: PipelineCache) -> tuple[dict[str,
     if default not in good:
         default = DEFAULT_DEMO if DEFAULT_DEMO in good else next(iter(good))
     return good, default
-
-
-def cache_schedule(max_age: int) -> tuple[int, int]:
-    """`gr.Blocks(delete_cache=(frequency, age))`: files older than `max_age` s, checked every
-    min(`max_age`, 300) s, so the cache holds at most about `max_age` + 300 s of uploads and results."""
-    if max_age < 1:
-        raise ValueError(f"--upload-max-age must be at least 1 second, got {max_age}")
-    return min(max_age, 300), max_age
 
 
 def write_examples(
@@ -206,25 +183,20 @@ def write_examples(
     sets: dict[tuple, tuple[str, str, list[str]]] = {}
     per_run: dict[str, list[tuple]] = {}
     for name, info in runs.items():
-        directions = tuple(FAMILIES[info.config["family"]].routes)
-        labels = direction_labels(info.config, directions)
+        labels = direction_labels(info.config, tuple(FAMILIES[info.config["family"]].routes))
         glyphs = start_tab(info.config) == "text"
-        for direction in directions:
+        what = "held-out characters, never seen in training" if glyphs else "test images"
+        for direction, label in labels.items():
             key = (json.dumps(info.config.get("data"), sort_keys=True, default=str), direction)
             if key not in sets:
                 images = example_inputs(info.config, direction)
                 if not images:
                     continue
-                subdir = folder / f"set{len(sets)}"
-                subdir.mkdir(parents=True, exist_ok=True)
-                for i, image in enumerate(images):
-                    image.save(subdir / f"{i:02d}.png")
-                what = "held-out characters, never seen in training" if glyphs else "test images"
-                sets[key] = (
-                    f"Examples: {labels[direction]} ({what})",
-                    direction,
-                    [str(subdir / f"{i:02d}.png") for i in range(len(images))],
-                )
+                paths = [folder / f"set{len(sets)}" / f"{i:02d}.png" for i in range(len(images))]
+                paths[0].parent.mkdir(parents=True, exist_ok=True)
+                for image, path in zip(images, paths, strict=True):
+                    image.save(path)
+                sets[key] = (f"Examples: {label} ({what})", direction, [str(path) for path in paths])
             per_run.setdefault(name, []).append(key)
     return sets, per_run
 
@@ -240,7 +212,10 @@ def build_app(
     """Lay out the UI for the runs in `runs`, opened on `default`.
 
     `examples_dir` receives the rendered example inputs (default: a temporary folder removed at exit).
+    Gradio's cache keeps uploads and results `upload_max_age` seconds, checked every min(that, 300) s.
     """
+    if upload_max_age < 1:
+        raise ValueError(f"--upload-max-age must be at least 1 second, got {upload_max_age}")
     if examples_dir is None:
         examples_dir = tempfile.mkdtemp(prefix="ponogan-examples-")
         atexit.register(shutil.rmtree, examples_dir, True)
@@ -249,66 +224,55 @@ def build_app(
     trusted_roots = [get_upload_folder(), examples_dir]
 
     def pipeline_for(checkpoint: str | None):
-        name = checkpoint or default
-        if name not in runs:
-            raise gr.Error(f"Unknown checkpoint {name!r}; choose one of: {', '.join(runs)}")
+        name = checkpoint or default  # gradio's Dropdown has rejected a name not among its choices
         try:
             return runs[name], cache.get(runs[name].path)
         except (OSError, ValueError) as err:
             raise gr.Error(f"Cannot load checkpoint {name}: {err}") from None
 
-    def open_input(value: Image.Image | str | None) -> Image.Image | None:
-        """An input image as a PIL image. Usually `checked_image` has decoded it already; but when an event
-        updates the component's properties (an example click does), gradio gives that session a fresh
-        copy of it with gradio's own preprocess, which passes the cached file's path instead."""
-        if value is None or isinstance(value, Image.Image):
-            return value
+    def decode(path: str | os.PathLike | None, required: bool = False) -> Image.Image | None:
+        """An input's file as an RGB image; a rejected one (not an image, too large...) is deleted from
+        gradio's upload cache at once (nothing outside it ever is) and reported as a `gr.Error`."""
+        if path is None and required:
+            raise gr.Error("Upload or paste an image first, or click an example.")
+        if path is None:
+            return None
         try:
-            return load_upload(value, max_pixels)
-        except ValueError as err:
-            discard_upload(value, get_upload_folder())
+            return load_upload(path, max_pixels)
+        except (ValueError, OSError) as err:
+            discard_upload(path, get_upload_folder())
             raise gr.Error(str(err), title="Invalid image") from None
 
     def translate(
-        image: Image.Image,
+        image: str,
         direction: str = "AtoB",
         seed: float | None = 0,
         n_styles: float = 1,
-        style_image: Image.Image | None = None,
+        style_image: str | None = None,
         checkpoint: str | None = None,
         paper_mode: bool = False,
     ) -> tuple[Image.Image, tuple]:
         """The translated image (MUNIT: the styles side by side) and, for the UI only (a `gr.State`,
         not part of the API), `(input, [output per style])`."""
-        image, style_image = open_input(image), open_input(style_image)
-        if image is None:
-            raise gr.Error("Upload or paste an image first, or click an example.")
+        image, style_image = decode(image, required=True), decode(style_image)
         _, pipe = pipeline_for(checkpoint)
+        options = {"seed": int(seed or 0)}
+        if pipe.multimodal and style_image is not None:  # MUNIT: the reference image's style
+            options = {"style": style_image}
+        elif pipe.multimodal:  # MUNIT: `n_styles` random styles from the seed
+            options["n_styles"] = int(n_styles)
         test_mode = "paper" if paper_mode else "eval"
         try:
             # what the network processes (after padding to its stride) is what costs memory
             check_processed_size(image.size, None, pipe.stride(direction))
-            if not pipe.multimodal:
-                outputs = pipe([image], direction=direction, seed=int(seed or 0), test_mode=test_mode)
-            elif style_image is not None:
-                outputs = pipe([image], direction=direction, style=style_image, test_mode=test_mode)
-            else:
-                outputs = pipe(
-                    [image],
-                    direction=direction,
-                    seed=int(seed or 0),
-                    n_styles=int(n_styles),
-                    test_mode=test_mode,
-                )
+            outputs = pipe([image], direction=direction, test_mode=test_mode, **options)
         except (TypeError, ValueError) as err:
             raise gr.Error(str(err)) from None
         return (outputs[0] if len(outputs) == 1 else hstack(outputs, gap=4)), (image, outputs)
 
-    def result_views(result: tuple | None, style_image=None, seed: float | None = 0):
+    def result_views(result: tuple, style_image=None, seed: float | None = 0):
         """Before/after slider (input, first output) and the MUNIT styles as a gallery."""
-        if not result:
-            return None, None
-        image, outputs = result
+        image, outputs = result  # set by `translate`, which this follows on success only
         source = "reference style" if style_image is not None else f"seed {int(seed or 0)}"
         return (image, outputs[0]), [(out, f"{source}, style {k + 1}") for k, out in enumerate(outputs)]
 
@@ -326,10 +290,8 @@ def build_app(
         except ValueError as err:
             raise gr.Error(str(err)) from None
 
-    def show_moments(image: Image.Image, direction: str = "AtoB", checkpoint: str | None = None):
-        image = open_input(image)
-        if image is None:
-            raise gr.Error("Upload or paste an image first, or click an example.")
+    def show_moments(image: str, direction: str = "AtoB", checkpoint: str | None = None):
+        image = decode(image, required=True)
         _, pipe = pipeline_for(checkpoint)
         try:
             gallery = moment_gallery(pipe, image, direction)
@@ -339,62 +301,49 @@ def build_app(
             gr.Info("This model has no moment shortcut (shortcut=None): no PONO moments to show.")
         return gallery
 
-    def read_payload(payload) -> Image.Image | None:
-        """The image an unpreprocessed upload payload names, or None (nothing, untrusted, unreadable)."""
-        path = file_in(payload, trusted_roots)
-        try:
-            return None if path is None else load_upload(path, max_pixels)
-        except ValueError:
-            return None
-
     def check_upload(payload):
         """Runs on `.upload`: a bad file is one warning now (not after Translate) and is removed from the
         input and from gradio's cache. (It leaves the outputs alone: a Translate clicked right after the
         upload may already have filled them.)"""
-        path = file_in(payload, [get_upload_folder()])
-        if path is None:
-            return gr.skip()
         try:
-            load_upload(path, max_pixels)
-        except ValueError as err:
-            discard_upload(path, get_upload_folder())
-            gr.Warning(str(err), title="Invalid image")
+            decode(file_in(payload, [get_upload_folder()]))
+        except gr.Error as err:
+            gr.Warning(err.message, title="Invalid image")
             return None
         return gr.skip()
 
-    def note_for(image: Image.Image | None, checkpoint: str | None, direction: str | None) -> str:
-        name = checkpoint or default
-        if image is None or name not in runs:
-            return ""
-        return domain_note(image, input_domain(runs[name].config, direction or "AtoB"))
+    def on_input(payload, checkpoint: str | None, direction: str | None) -> tuple[str, str | None]:
+        """A new input (upload, paste, example, cleared): its domain note and the Moments tab's copy.
+        `payload` is not preprocessed: only a file in gradio's cache or the examples folder is read."""
+        path, name = file_in(payload, trusted_roots), checkpoint or default
+        try:
+            image = load_upload(path, max_pixels) if path is not None else None
+        except ValueError:  # not an image, too large...: `check_upload` reports it
+            image = None
+        if image is None:
+            return "", None
+        if name not in runs:  # not preprocessed, so not checked against the picker's choices
+            return "", str(path)
+        return domain_note(image, input_domain(runs[name].config, direction or "AtoB")), str(path)
 
     def input_note(payload, checkpoint: str | None, direction: str | None) -> str:
         """The far-from-training note for the current input (after a model or direction change)."""
-        return note_for(read_payload(payload), checkpoint, direction)
-
-    def on_input(payload, checkpoint: str | None, direction: str | None):
-        """A new input (upload, paste, example, cleared): its domain note and the Moments tab's copy."""
-        image = read_payload(payload)
-        shown = str(file_in(payload, trusted_roots)) if image is not None else None
-        return note_for(image, checkpoint, direction), shown
+        return on_input(payload, checkpoint, direction)[0]
 
     first = runs[default]
     first_pipe = cache.get(first.path)
     example_sets, examples_of = write_examples(runs, examples_dir)
     first_labels = direction_labels(first.config, ALL_DIRECTIONS)
     glyphs_visible = glyph_font(first.config, "AtoB") is not None
-    start_text, start_source, start_output = SAMPLE_TEXTS[0], None, None
+    start_source = start_output = None
     if glyphs_visible:  # the first screen shows a result already (files in examples_dir: kept in place)
         start_source, start_output = examples_dir / "start_source.png", examples_dir / "start_output.png"
-        for image, path in zip(
-            translate_text(start_text, first_pipe.directions[0], default),
-            (start_source, start_output),
-            strict=True,
-        ):
-            image.save(path)
+        source, output = translate_text(SAMPLE_TEXTS[0], first_pipe.directions[0], default)
+        source.save(start_source)
+        output.save(start_output)
 
     with gr.Blocks(
-        title="ponogan: PONO-MS image translation", delete_cache=cache_schedule(upload_max_age)
+        title="ponogan: PONO-MS image translation", delete_cache=(min(upload_max_age, 300), upload_max_age)
     ) as demo:
         gr.Markdown(
             "## ponogan: image-to-image translation with Positional Normalization and Moment Shortcut\n"
@@ -431,8 +380,7 @@ def build_app(
         with gr.Tabs(selected=start_tab(first.config)) as tabs:
             with gr.Tab("Image", id="image"):
                 with gr.Row():
-                    image_in = checked_image(
-                        max_pixels,
+                    image_in = image_input(
                         label="Input",
                         sources=["upload", "clipboard"],
                         elem_id="input-image",
@@ -471,8 +419,7 @@ def build_app(
                 ):
                     seed = gr.Number(value=0, precision=0, label="Style seed")
                     n_styles = gr.Slider(1, 8, value=1, step=1, label="Number of styles", elem_id="n-styles")
-                    style_image = checked_image(
-                        max_pixels,
+                    style_image = image_input(
                         label="Reference style (optional)",
                         height=160,
                         sources=["upload", "clipboard"],
@@ -496,7 +443,7 @@ def build_app(
 
             with gr.Tab("Glyph text", id="text", visible=glyphs_visible) as glyph_tab:
                 text = gr.Textbox(
-                    value=start_text,
+                    value=SAMPLE_TEXTS[0],
                     max_length=MAX_TEXT_CHARS,
                     elem_id="glyph-text",
                     label=f"Text (up to {MAX_TEXT_CHARS} characters; Enter translates)",
@@ -541,101 +488,69 @@ def build_app(
 
         results = gr.State()
         translate_in = [image_in, direction, seed, n_styles, style_image, checkpoint, paper_mode]
-        translate_btn.click(
-            translate,
-            translate_in,
-            [image_out, results],
-            api_name="translate",
-            show_progress_on=[image_out, styles],
-        ).success(result_views, [results, style_image, seed], [compare, styles], api_visibility="private")
-        for event, example_direction in example_events:  # an example sets its direction, translates at once
-            event.then(
-                lambda d=example_direction: d,
-                None,
-                direction,
-                api_visibility="private",
-                show_progress="hidden",
-            ).then(
-                translate,
-                translate_in,
-                [image_out, results],
-                api_visibility="private",
-                show_progress_on=[image_out, styles],
-            ).success(result_views, [results, style_image, seed], [compare, styles], api_visibility="private")
-        text_in = [text, direction, checkpoint, paper_mode]
-        text_btn.click(
-            translate_text,
-            text_in,
-            [text_src, text_out],
-            api_name="translate_text",
-            show_progress_on=text_out,
-        )
-        for trigger in (text.submit, text_examples.load_input_event.then):
-            trigger(
-                translate_text,
-                text_in,
-                [text_src, text_out],
-                api_visibility="private",
-                show_progress_on=text_out,
-            )
-        moments_btn.click(show_moments, [image_in, direction, checkpoint], moments, api_name="moments")
 
-        # light handlers: the raw payload (no decode-or-raise preprocess), outside the compute queue's limit
+        def run_translate(trigger, **api) -> None:
+            """On `trigger`: `translate`, then the before/after slider and the styles gallery."""
+            trigger(
+                translate, translate_in, [image_out, results], show_progress_on=[image_out, styles], **api
+            ).success(result_views, [results, style_image, seed], [compare, styles], api_visibility="private")
+
+        # light handlers: the raw payload (paths checked by `file_in`), outside the compute queue's limit
         quick = dict(
             preprocess=False, api_visibility="private", concurrency_limit=None, show_progress="hidden"
         )
-        image_in.upload(check_upload, image_in, image_in, **quick)
-        style_image.upload(check_upload, style_image, style_image, **quick)
-        image_in.change(on_input, [image_in, checkpoint, direction], [note, moments_src], **quick)
-        direction.change(input_note, [image_in, checkpoint, direction], note, **quick)
+        run_translate(translate_btn.click, api_name="translate")
+        for event, example_direction in example_events:  # an example sets its direction, translates at once
+            set_direction = event.then(lambda d=example_direction: d, None, direction, **quick)
+            run_translate(set_direction.then, api_visibility="private")
+        for trigger, api in (
+            (text_btn.click, {"api_name": "translate_text"}),
+            (text.submit, {"api_visibility": "private"}),
+            (text_examples.load_input_event.then, {"api_visibility": "private"}),
+        ):
+            text_in = [text, direction, checkpoint, paper_mode]
+            trigger(translate_text, text_in, [text_src, text_out], show_progress_on=text_out, **api)
+        moments_btn.click(show_moments, [image_in, direction, checkpoint], moments, api_name="moments")
 
-        def model_view(name: str, clear: bool = False):
-            """Everything that depends on the model. `clear` (a checkpoint switch, not a page load) also
-            empties the previous model's results and opens the tab that fits the new model."""
+        for box in (image_in, style_image):
+            box.upload(check_upload, box, box, **quick)
+        note_in = [image_in, checkpoint, direction]
+        image_in.change(on_input, note_in, [note, moments_src], **quick)
+        gr.on([direction.change, checkpoint.change], input_note, note_in, note, **quick)
+
+        shown_results = [compare, text_src, text_out, moments]
+
+        def model_view(name: str, clear: bool = False) -> dict:
+            """Everything that depends on the model. `clear` (a checkpoint switch) also empties the previous
+            model's results and opens the tab that fits the new model (not on page load: the page opens on
+            that tab already, and a tab the visitor picked meanwhile must stay)."""
             info, pipe = pipeline_for(name)
             labels = direction_labels(info.config, pipe.directions)
-            glyphs = glyph_font(info.config, "AtoB") is not None
-            empty = None if clear else gr.skip()
-            return (
-                model_card(info.config, name),
-                gr.Radio(
+            cleared = {"value": None} if clear else {}
+            shown = examples_of.get(name, [])
+            view = {
+                card: model_card(info.config, name),
+                direction: gr.Radio(
                     choices=[(label, d) for d, label in labels.items()],
                     value=pipe.directions[0],
                     visible=len(labels) > 1,
                 ),
-                gr.Accordion(visible=pipe.multimodal),
-                gr.Tab(visible=glyphs),
-                gr.Checkbox(visible=pipe.test_mode_matters),
-                gr.Tabs(selected=start_tab(info.config)) if clear else gr.skip(),  # not on page load:
-                # the page opens on that tab already, and a tab the visitor picked meanwhile must stay
-                gr.update(visible=not pipe.multimodal, **({"value": None} if clear else {})),
-                gr.update(visible=pipe.multimodal, **({"value": None} if clear else {})),
-                empty,
-                empty,
-                empty,
-                empty,
-                *(gr.Column(visible=key in examples_of.get(name, [])) for key in example_boxes),
-            )
+                style_box: gr.Accordion(visible=pipe.multimodal),
+                glyph_tab: gr.Tab(visible=glyph_font(info.config, "AtoB") is not None),
+                paper_mode: gr.Checkbox(visible=pipe.test_mode_matters),
+                image_out: gr.update(visible=not pipe.multimodal, **cleared),
+                styles: gr.update(visible=pipe.multimodal, **cleared),
+                **{box: gr.Column(visible=key in shown) for key, box in example_boxes.items()},
+            }
+            if clear:
+                view |= {tabs: gr.Tabs(selected=start_tab(info.config)), **dict.fromkeys(shown_results)}
+            return view
 
-        model_outputs = [
-            card,
-            direction,
-            style_box,
-            glyph_tab,
-            paper_mode,
-            tabs,
-            image_out,
-            styles,
-            compare,
-            text_src,
-            text_out,
-            moments,
-            *example_boxes.values(),
-        ]
+        model_outputs = [card, direction, style_box, glyph_tab, paper_mode, tabs, image_out, styles]
+        model_outputs += [*shown_results, *example_boxes.values()]
         checkpoint.change(
             lambda name: model_view(name, clear=True), checkpoint, model_outputs, api_visibility="private"
         )
-        checkpoint.change(input_note, [image_in, checkpoint, direction], note, **quick)
         demo.load(model_view, checkpoint, model_outputs, api_visibility="private")
     return demo
 

@@ -1,38 +1,24 @@
-"""The logic behind the Gradio app (app.py), kept free of UI code so it is testable on its own.
-
-- `find_checkpoints(root)`: the run folders under `checkpoints/` (shipped `demo_*` models first);
-  `usable_checkpoints(runs, cache)` loads each once and sets the broken ones aside with the reason.
-- `model_card(config)`: a markdown card from a run's `config.json` (family, shortcut, data, metrics).
-- `PipelineCache`: loaded pipelines by checkpoint, shared by the request threads.
-- `load_upload(path, max_pixels)`: an uploaded file -> PIL image, or a `ValueError` a user can read;
-  `discard_upload(path, cache_root)` deletes a rejected upload from gradio's cache at once.
-- `port_in_use(host, port)`: checked before the models load, so a taken port is one line, not a traceback.
-- glyph text: `glyph_font(config, direction)` and `render_text(text, font, size)` draw typed text with
-  the built-in data's renderer, one glyph per tile as in training; `translate_tiles` translates them
-  (spaces stay blank) and `hstack` joins tiles for display.
-- `moment_gallery(pipe, image, direction)`: the PONO mean/std maps of each encoder level as images.
-- what a first visitor sees: `direction_labels(config, directions)` names the directions after the run's
-  domains ("DejaVu Sans → DejaVu Serif Bold"), `describe_generator(spec)` says what the network is
-  ("U-Net, 6 levels, 64 px"), `example_inputs(config, direction)` gives clickable examples (held-out
-  glyphs, or a folder run's test images), `input_domain` + `domain_note` warn when an upload is far from
-  what the model was trained on.
-- `resolve_server(host, port, env)`: where to serve, flag > `GRADIO_SERVER_NAME`/`_PORT` > default.
+"""The logic behind the Gradio app (app.py), kept free of UI code so it is testable on its own:
+finding and loading checkpoints, the model card, upload checks, glyph text, PONO moment maps, what a
+first visitor sees (direction labels named after the run's domains, clickable examples from its test
+split, a note when an upload is far from the training data) and where to serve.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ponogan.data import ImageLoadError, load_image
+from ponogan.data import TEST_CHARS, ImageLoadError, load_image
+from ponogan.data.image_io import is_within
 from ponogan.pipeline import FAMILIES, TranslationPipeline
 
 DEMO_PREFIX = "demo_"
@@ -97,19 +83,14 @@ def find_checkpoints(root: str | Path) -> list[CheckpointInfo]:
     return demos + runs
 
 
-def _format_value(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def _flatten(metrics: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """`{"fid": 12.5, "paired": {"l1": 0.25}}` -> `[("fid", "12.5"), ("paired.l1", "0.25")]`."""
     rows = []
     for key, value in metrics.items():
         if isinstance(value, dict):
             rows += _flatten(value, f"{prefix}{key}.")
         elif isinstance(value, (int, float, str, bool)):
-            rows.append((f"{prefix}{key}", _format_value(value)))
+            rows.append((f"{prefix}{key}", f"{value:.4g}" if isinstance(value, float) else str(value)))
     return rows
 
 
@@ -127,58 +108,44 @@ def describe_data(data: dict) -> str:
     return f"{mode} dataset{f' at {root}' if root else ''}{f', {size} px crops' if size else ''}"
 
 
-def generator_option(spec: dict, key: str):
-    """A generator option from its spec, falling back to the preset's / class's default (e.g. `shortcut`)."""
-    import inspect
-
-    from ponogan.models import GENERATORS
-
-    kwargs = spec.get("kwargs", {})
-    if key in kwargs or spec.get("name") not in GENERATORS:
-        return kwargs.get(key)
-    preset = GENERATORS[spec["name"]]
-    if key in preset.defaults:
-        return preset.defaults[key]
-    parameter = inspect.signature(preset.cls).parameters.get(key)
-    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
-
-
-def _shortcut_name(shortcut) -> str:
-    return f"PONO-{shortcut.upper()}" if shortcut else "none"
-
-
 def describe_generator(spec: dict) -> str:
     """What a generator spec builds, from its options rather than its preset name.
 
     Why: a run's preset name can mislead (`unet_256` with `num_downs=6` is a 6-level U-Net whose
     bottleneck is 1x1 at 64 px, not a 256 px net), so the card reads the options that shape the network.
     """
+    import inspect
+
     from ponogan.models import GENERATORS
 
-    option = lambda key: generator_option(spec, key)  # noqa: E731
-    name = spec.get("name", "?")
-    cls = GENERATORS[name].cls.__name__ if name in GENERATORS else None
-    dropout = ["dropout"] if option("use_dropout") else []
-    conv = [f"ngf {option('ngf')}", f"norm {option('norm')}", *dropout]
+    name, option = spec.get("name", "?"), spec.get("kwargs", {})
+    preset = GENERATORS.get(name)
+    if preset is not None:  # options an older spec left out: the preset's, else the class's defaults
+        params = inspect.signature(preset.cls).parameters.values()
+        option = {p.name: p.default for p in params if p.default is not p.empty} | preset.defaults | option
+    shortcut = option.get("shortcut")
+    shortcut = f"shortcut {f'PONO-{shortcut.upper()}' if shortcut else 'none'}"
+    conv = [f"ngf {option.get('ngf')}", f"norm {option.get('norm')}"]
+    conv += ["dropout"] if option.get("use_dropout") else []
+    cls = preset.cls.__name__ if preset is not None else None
     if cls == "UnetGenerator":
-        levels = option("num_downs")
+        levels = option.get("num_downs")
         parts = [f"U-Net, {levels} levels, {2**levels} px", *conv]
     elif cls == "ResnetGenerator":
         parts = [
-            f"ResNet, {option('n_blocks')} residual blocks, {option('n_downsampling')} downsamplings",
+            f"ResNet, {option.get('n_blocks')} residual blocks, {option.get('n_downsampling')} downsamplings",
             *conv,
         ]
     elif cls == "MunitGenerator":
         parts = [
-            f"MUNIT auto-encoder, {option('n_downsample')} downsamplings",
-            f"{option('n_res')} residual blocks",
-            f"dim {option('dim')}",
-            f"style dim {option('style_dim')}",
+            f"MUNIT auto-encoder, {option.get('n_downsample')} downsamplings",
+            f"{option.get('n_res')} residual blocks",
+            f"dim {option.get('dim')}",
+            f"style dim {option.get('style_dim')}",
         ]
     else:
-        return f"{name} (unknown preset), shortcut {_shortcut_name(option('shortcut'))}"
-    layout = option("layout") or "ponogan"
-    return ", ".join([*parts, f"shortcut {_shortcut_name(option('shortcut'))}", f"layout {layout}"])
+        return f"{name} (unknown preset), {shortcut}"
+    return ", ".join([*parts, shortcut, f"layout {option.get('layout') or 'ponogan'}"])
 
 
 def model_card(config: dict, name: str = "") -> str:
@@ -211,44 +178,18 @@ def model_card(config: dict, name: str = "") -> str:
     return "\n".join(lines)
 
 
-def usable_checkpoints(
-    runs: dict[str, CheckpointInfo], cache: PipelineCache
-) -> tuple[dict[str, CheckpointInfo], dict[str, str]]:
-    """Load every run once through `cache`: `(runs that load, {name: reason} for those that do not)`.
-
-    Why: a run folder can look complete (config and weights present) and still fail to load (a
-    truncated or mismatched `model.safetensors`); the app must start with the good runs and never
-    offer a broken one in its picker.
-    """
-    good, broken = {}, {}
-    for name, info in runs.items():
-        try:
-            cache.get(info.path)
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
-            broken[name] = " ".join(str(err).split()) or type(err).__name__
-        else:
-            good[name] = info
-    return good, broken
-
-
 class PipelineCache:
-    """Loaded pipelines by path, at most `capacity`, least recently used dropped first; thread-safe."""
+    """Loaded pipelines by path, at most `capacity`, least recently used dropped first; thread-safe
+    (one load at a time, so two requests never load the same run twice)."""
 
     def __init__(self, capacity: int = 2, device: str | None = None, dtype: str | None = None):
-        self.capacity, self.device, self.dtype = capacity, device, dtype
-        self._pipes: OrderedDict[str, TranslationPipeline] = OrderedDict()
+        load = functools.partial(TranslationPipeline.from_pretrained, device=device, dtype=dtype)
+        self._load = functools.lru_cache(maxsize=capacity)(load)
         self._lock = threading.Lock()
 
     def get(self, path: str | Path) -> TranslationPipeline:
-        key = str(Path(path).resolve())
         with self._lock:
-            if key not in self._pipes:
-                pipe = TranslationPipeline.from_pretrained(key, device=self.device, dtype=self.dtype)
-                self._pipes[key] = pipe
-                while len(self._pipes) > self.capacity:
-                    self._pipes.popitem(last=False)
-            self._pipes.move_to_end(key)
-            return self._pipes[key]
+            return self._load(str(Path(path).resolve()))
 
 
 def load_upload(path: str | Path, max_pixels: int) -> Image.Image:
@@ -267,7 +208,7 @@ def discard_upload(path: str | os.PathLike, cache_root: str | os.PathLike) -> bo
     it until its cache is next cleaned, so repeated bad uploads of tens of MB fill the disk.
     """
     path, root = Path(path).resolve(), Path(cache_root).resolve()
-    if root == path or root not in path.parents or not path.is_file():
+    if not path.is_file() or not is_within(path, root):
         return False
     path.unlink()
     if path.parent != root and not any(path.parent.iterdir()):
@@ -310,8 +251,7 @@ def render_text(text: str, font: str, size: int) -> list[Image.Image]:
     resolved = resolve_font(font)
     tiles = []
     for char in text:
-        blank = char.isspace()
-        mask = np.zeros((size, size), np.float32) if blank else render_glyph(resolved, char, size)
+        mask = np.zeros((size, size), np.float32) if char.isspace() else render_glyph(resolved, char, size)
         tiles.append(Image.fromarray(np.rint((1.0 - mask) * 255).astype(np.uint8), "L").convert("RGB"))
     return tiles
 
@@ -327,10 +267,9 @@ def translate_tiles(
     inked = [i for i, tile in enumerate(tiles) if tile.convert("L").getextrema()[0] < 255]
     tiles_in = [tiles[i] for i in inked]
     outputs = pipe(tiles_in, direction=direction, seed=0, test_mode=test_mode) if inked else []
-    per_tile = len(outputs) // max(1, len(inked))
     translated = list(tiles)
-    for k, i in enumerate(inked):
-        translated[i] = outputs[k * per_tile]
+    for i, output in zip(inked, outputs, strict=True):  # one output per tile (MUNIT: one style)
+        translated[i] = output
     return translated
 
 
@@ -362,8 +301,8 @@ def moment_gallery(
 
 # --- what a first visitor sees: domain names, examples, out-of-domain notes ---
 
-SAMPLE_TEXTS = ("PONO", "Hello", "aeksHKRW27&", "Moment 42")  # the third: every held-out character
-EXAMPLES_PER_DIRECTION = 11  # one per held-out glyph character (`ponogan.data.glyphs.TEST_CHARS`)
+SAMPLE_TEXTS = ("PONO", "Hello", TEST_CHARS, "Moment 42")  # the third: every held-out character
+EXAMPLES_PER_DIRECTION = len(TEST_CHARS)  # one per held-out glyph character
 
 
 def font_display_name(font: str) -> str:
@@ -391,12 +330,9 @@ def domain_names(config: dict) -> tuple[str, str]:
     with `direction="BtoA"` has the dataset's domains swapped.
     """
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
-    if data.get("mode") == "glyphs":
-        names = (
-            font_display_name(data.get("font_a", "DejaVuSans")),
-            font_display_name(data.get("font_b", "DejaVuSerif-Bold")),
-        )
-    elif data.get("list_a") and data.get("list_b"):
+    if data.get("mode") == "glyphs":  # glyph_font has swapped them already for a run trained BtoA
+        return font_display_name(glyph_font(config, "AtoB")), font_display_name(glyph_font(config, "BtoA"))
+    if data.get("list_a") and data.get("list_b"):
         names = (Path(data["list_a"]).stem, Path(data["list_b"]).stem)
     elif data.get("root"):
         root = Path(str(data["root"]).rstrip("/\\")).name
@@ -491,8 +427,6 @@ def example_inputs(
     first test images, preprocessed as in training, when the dataset is still on disk (its `root` as
     stored, or relative to this repository). Why the test split: those inputs were never trained on.
     """
-    import dataclasses
-
     from ponogan.data import DataOptions, create_dataset, tensor_to_pil
 
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
@@ -501,8 +435,7 @@ def example_inputs(
         return []
     if root is not None and not Path(root).is_dir():
         root = Path(__file__).resolve().parents[1] / root
-    fields = {f.name for f in dataclasses.fields(DataOptions)}
-    options = {k: v for k, v in data.items() if k in fields}
+    options = {k: v for k, v in data.items() if k in DataOptions.field_names()}
     try:
         dataset = create_dataset(mode, root, "test", **options)
         step = int(options.get("test_jitters", 8)) if mode == "glyphs" else 1
@@ -545,8 +478,4 @@ def file_in(payload, roots: list[str | os.PathLike]) -> Path | None:
     if not path:
         return None
     path = Path(path).resolve()
-    for root in roots:
-        root = Path(root).resolve()
-        if root in path.parents and path.is_file():
-            return path
-    return None
+    return path if path.is_file() and any(is_within(path, root) for root in roots) else None

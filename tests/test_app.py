@@ -339,9 +339,9 @@ def test_paper_mode_control_only_for_batchnorm_models(checkpoints, tmp_path):
 def model_view(demo, name: str) -> dict:
     """What the app sets when checkpoint `name` is chosen (its `model_view`), by output `elem_id`."""
     fn = next(f for f in demo.fns.values() if f.name == "model_view")
-    return {
-        block.elem_id: update for block, update in zip(fn.outputs, fn.fn(name), strict=True) if block.elem_id
-    }
+    updates = fn.fn(name)
+    assert set(updates) <= set(fn.outputs)  # every component it updates is an output of the event
+    return {block.elem_id: update for block, update in updates.items() if block.elem_id}
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} missing: apt-get install -y chromium")
