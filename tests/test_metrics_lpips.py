@@ -41,6 +41,15 @@ def test_backbone_is_loaded_from_the_file(model, alex_weights):
     assert not any(p.requires_grad for p in model.parameters())
 
 
+def test_squeezenet_backbone_with_nested_modules_loads(tmp_path):
+    """SqueezeNet's fire modules nest their convolutions (``features.3.squeeze.weight``)."""
+    path = tmp_path / "squeezenet_test.pth"
+    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), path)
+    state = torch.load(path, weights_only=True)
+    for name, value in load_lpips("squeeze", path).net.named_parameters():
+        torch.testing.assert_close(value, state[f"features.{name.split('.', 1)[1]}"])
+
+
 def test_distances_equal_the_lpips_package(model, alex_weights, tmp_path, monkeypatch):
     home = tmp_path / "torch_home"
     (home / "hub" / "checkpoints").mkdir(parents=True)

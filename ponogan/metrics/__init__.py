@@ -65,53 +65,11 @@ _EXPORTS: dict[str, str] = {
     "locate_weights": "weights",
 }
 
-__all__ = [
-    "DEFAULT_METRICS",
-    "EvalConfig",
-    "EvalResult",
-    "FIDInceptionV3",
-    "FID_INCEPTION",
-    "FeatureSet",
-    "GaussianStats",
-    "KIDResult",
-    "LPIPS_BACKBONES",
-    "METRICS",
-    "MissingWeightsError",
-    "PAIRED_METRICS",
-    "centroid_error",
-    "diversity_lpips",
-    "diversity_per_input",
-    "download_weights",
-    "evaluate_folders",
-    "extract_features",
-    "feature_statistics",
-    "fid_between_folders",
-    "fid_inception_v3",
-    "folder_feature_set",
-    "folder_statistics",
-    "frechet_distance",
-    "frechet_distance_stats",
-    "kernel_inception_distance",
-    "load_fid_model",
-    "load_lpips",
-    "load_stats_file",
-    "locate_weights",
-    "lpips_distance",
-    "lpips_per_image",
-    "mask_iou",
-    "mmd2_unbiased",
-    "paired_metrics",
-    "paired_per_image",
-    "parse_metrics",
-    "save_stats_file",
-    "tensor_features",
-    "write_report",
-]
-
-
+__all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
+# ruff: noqa: F401 - the imports below only re-export the names of __all__
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .diversity import diversity_lpips, diversity_per_input
     from .fid import (

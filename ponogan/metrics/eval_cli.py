@@ -22,6 +22,9 @@ from ponogan.settings import DEFAULT_TEST_MODE, TEST_MODES
 from .registry import DEFAULT_METRICS, METRICS
 
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+# options handed to EvalConfig as they are
+PASSED_OPTIONS = ("fid_weights", "lpips_weights", "lpips_net", "device", "batch_size", "cache_dir")
+PASSED_OPTIONS += ("kid_subsets", "kid_subset_size", "save_stats", "save_stats_of", "save_features")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,7 +126,12 @@ def _error(message: str, group=None) -> int:
     return EXIT_USAGE
 
 
-def _eval_config(args: argparse.Namespace, *, real, fake, input, masks, grid_labels=None):
+def _indented(text: str) -> str:
+    """A multi-line message under its heading: each line on its own line, indented."""
+    return "\n  " + text.replace("\n", "\n  ")
+
+
+def _eval_config(args: argparse.Namespace, real, fake, input=None, masks=None, grid_labels=None):
     """The folder evaluation config for ``real``/``fake`` (and optional ``input``/``masks``) folders."""
     from .folder_eval import EvalConfig
 
@@ -134,19 +142,9 @@ def _eval_config(args: argparse.Namespace, *, real, fake, input, masks, grid_lab
         input=input,
         masks=masks,
         metrics=(args.metrics,),
-        fid_weights=args.fid_weights,
-        lpips_weights=args.lpips_weights,
-        lpips_net=args.lpips_net,
-        device=args.device,
-        batch_size=args.batch_size,
-        cache_dir=args.cache_dir,
         progress=not args.no_progress,
         grid_labels=grid_labels,
-        kid_subsets=args.kid_subsets,
-        kid_subset_size=args.kid_subset_size,
-        save_stats=args.save_stats,
-        save_stats_of=args.save_stats_of,
-        save_features=args.save_features,
+        **{name: getattr(args, name) for name in PASSED_OPTIONS},
     )
 
 
@@ -173,14 +171,7 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str], group):
         overwrite=args.overwrite,
         group=group,
     )
-    config = _eval_config(
-        args,
-        real=split.real,
-        fake=split.fake,
-        input=split.input,
-        masks=split.masks,
-        grid_labels=split.grid_labels,
-    )
+    config = _eval_config(args, split.real, split.fake, split.input, split.masks, split.grid_labels)
     notes = [
         f"checkpoint {args.checkpoint} ({pipe.family}), data {args.data} ({mode}, split {args.split}, "
         f"{split.num_items} items, {args.direction}), test mode {test_mode}"
@@ -207,10 +198,7 @@ def _save_stats_only(args: argparse.Namespace, group) -> int:
         )
     except MissingWeightsError as err:
         if group.is_main:
-            print(
-                "ponogan eval: cannot write --save-stats:\n  " + str(err).replace("\n", "\n  "),
-                file=sys.stderr,
-            )
+            print("ponogan eval: cannot write --save-stats:" + _indented(str(err)), file=sys.stderr)
         return EXIT_NOTHING
     except (OSError, ValueError, TypeError) as err:
         return _error(str(err), group)
@@ -222,12 +210,13 @@ def _save_stats_only(args: argparse.Namespace, group) -> int:
 
 
 def _warn_unreadable(unreadable, where: str = " (see metrics.md)") -> None:
+    from .folder_eval import list_unreadable
+
     if unreadable:
-        listed = [f"{path} ({reason})" for path, reason in sorted(unreadable.items())]
-        more = f"; and {len(listed) - 5} more{where}" if len(listed) > 5 else ""
-        shown = "; ".join(listed[:5])
-        warning = f"ponogan eval: warning: skipped {len(listed)} unreadable image(s): {shown}{more}"
-        print(warning, file=sys.stderr)
+        shown = list_unreadable(unreadable, 5, where)
+        print(
+            f"ponogan eval: warning: skipped {len(unreadable)} unreadable image(s): {shown}", file=sys.stderr
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -281,7 +270,7 @@ def _run(args: argparse.Namespace, group) -> int:
         if run_mode:
             config, notes = _checkpoint_config(args, metrics, group)
         else:
-            config = _eval_config(args, real=args.real, fake=args.fake, input=args.input, masks=args.masks)
+            config = _eval_config(args, args.real, args.fake, args.input, args.masks)
             notes = []
         result = evaluate_folders(config, notes=notes)
     except (OSError, ValueError, TypeError) as err:
@@ -290,12 +279,10 @@ def _run(args: argparse.Namespace, group) -> int:
     if group.is_main:
         _warn_unreadable(result.unreadable)
         for name, reason in result.skipped.items():
-            print(f"ponogan eval: skipped {name}:\n  " + reason.replace("\n", "\n  "), file=sys.stderr)
+            print(f"ponogan eval: skipped {name}:" + _indented(reason), file=sys.stderr)
         if result.stats_error is not None:
-            message = result.stats_error.replace("\n", "\n  ")
-            print(
-                f"ponogan eval: could not write --save-stats {args.save_stats}:\n  {message}", file=sys.stderr
-            )
+            message = _indented(result.stats_error)
+            print(f"ponogan eval: could not write --save-stats {args.save_stats}:{message}", file=sys.stderr)
         print(result.files["markdown"].read_text(encoding="utf-8"))
         written = [*result.files.values(), *([result.stats_file] if result.stats_file else [])]
         print("wrote " + ", ".join(str(p) for p in written))

@@ -123,6 +123,7 @@ def folder_feature_set(
     folder: str | Path,
     model: FIDInceptionV3,
     *,
+    files: Sequence[Path] | None = None,
     need_features: bool = False,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
@@ -131,21 +132,24 @@ def folder_feature_set(
     group: ProcessGroup | None = None,
 ) -> FeatureSet:
     """Statistics (mean ``(2048,)``, covariance) of every image under ``folder``, and with
-    ``need_features`` (KID) the features ``(N, 2048)`` too.
+    ``need_features`` (KID) the features ``(N, 2048)`` too. ``files``: only these images of ``folder``
+    (e.g. its readable ones).
 
     With ``use_cache`` the result is read from / written to ``cache_dir`` (default
     :func:`default_cache_dir`) under a key that changes when any file or the weights change; a cache
     entry without features is recomputed (and rewritten with them) when features are needed. A model
-    built without a weight file (``model.weights_path is None``) is never cached. In a multi-process
+    built without a weight file (``model.weights_path is None``), or ``files`` that leave some of the
+    folder out, are never cached. In a multi-process
     ``group`` rank 0 decides whether the cache holds the entry and writes it; the features are sharded.
     """
     group = group or SINGLE
     folder = Path(folder)
-    files = list_images(folder)
+    every_file = list_images(folder)
+    files = every_file if files is None else list(files)
     if len(files) < 2:
         raise ValueError(f"FID needs at least 2 images, found {len(files)} in {folder}")
     cache_file = None
-    if use_cache and model.weights_path is not None:
+    if use_cache and model.weights_path is not None and files == every_file:
         key = statistics_cache_key(folder, files, model.weights_path)
         cache_file = Path(cache_dir or default_cache_dir()) / f"{key}.npz"
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -33,9 +33,10 @@ import torch
 
 from ponogan.data import ImageLoadError
 from ponogan.distributed import ProcessGroup, current_group, process_device
+from ponogan.runtime import resolve_device
 
 from .diversity import diversity_per_input
-from .fid import extract_features, folder_feature_set, load_fid_model
+from .fid import folder_feature_set, load_fid_model
 from .frechet import frechet_distance_stats
 from .images import keyed_images, list_images, read_image, read_mask
 from .inception import FID_DIMS, FIDInceptionV3
@@ -96,21 +97,10 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         self.metrics = tuple(parse_metrics(list(self.metrics)))
-        paths = (
-            "real",
-            "fake",
-            "out",
-            "input",
-            "masks",
-            "fid_weights",
-            "lpips_weights",
-            "cache_dir",
-            "save_stats",
-        )
-        for name in paths:
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, Path(value))
+        for option in fields(self):  # annotations are strings here (``from __future__ import annotations``)
+            value = getattr(self, option.name)
+            if value is not None and "Path" in option.type:
+                setattr(self, option.name, Path(value))
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.kid_subsets < 1 or self.kid_subset_size < 2:
@@ -162,6 +152,18 @@ def decode_error(path: Path) -> str | None:
     return None
 
 
+def eval_device(device: str | None, group: ProcessGroup) -> torch.device:
+    """``device`` (default: ``auto``, see ``ponogan.runtime``) for this process (``process_device``)."""
+    return torch.device(resolve_device(process_device(device, group)))
+
+
+def list_unreadable(unreadable: dict[Path, str], limit: int, more: str = "") -> str:
+    """The first ``limit`` unreadable files as ``path (reason)``, sorted, then ``; and N more<more>``."""
+    listed = [f"{path} ({reason})" for path, reason in sorted(unreadable.items())]
+    rest = f"; and {len(listed) - limit} more{more}" if len(listed) > limit else ""
+    return "; ".join(listed[:limit]) + rest
+
+
 def scan_folder(folder: Path, name: str, group: ProcessGroup) -> tuple[list[Path], dict[Path, str]]:
     """Every image of ``folder`` decoded once (each process its shard): readable files and unreadable
     ones with the reason. ``FileNotFoundError`` / ``ValueError`` when the folder is missing, empty or
@@ -194,21 +196,14 @@ class FolderEvaluation:
         self.unreadable: dict[Path, str] = {}
         self.pair_notes: list[str] = []  # metrics that had to leave some pairs out
         self.readable: dict[str, list[Path]] = {"real": []}
-        self.real_stats: FeatureSet | None = None
+        self.real_stats = load_stats_file(config.real) if is_stats_file(config.real) else None
         self._feature_sets: dict[str, FeatureSet] = {}
-        if is_stats_file(config.real):
-            self.real_stats = load_stats_file(config.real)
         sides = ("fake",) if self.real_stats is not None else ("real", "fake")
         for name in sides:
             readable, unreadable = scan_folder(getattr(config, name), name, self.group)
             self.readable[name] = readable
             self.unreadable.update(unreadable)
-        device = torch.device(
-            process_device(config.device, self.group) or ("cuda" if torch.cuda.is_available() else "cpu")
-        )
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use --device cpu")
-        self.device = device
+        self.device = eval_device(config.device, self.group)
 
     @property
     def progress(self) -> bool:
@@ -318,8 +313,7 @@ class FolderEvaluation:
         for name in names:
             if not values[name]:
                 no_mask = f"{name}: no pair with a readable target mask"
-                reason = failures[name][0] if failures[name] else no_mask
-                skipped[name] = reason
+                skipped[name] = failures[name][0] if failures[name] else no_mask
             elif failures[name]:
                 self.pair_notes.append(f"{name} left out {len(failures[name])} pair(s): {failures[name][0]}")
         return {n: sum(values[n]) / len(values[n]) for n in names if n not in skipped}, skipped
@@ -337,7 +331,7 @@ class FolderEvaluation:
     def feature_set(self, name: str, *, need_features: bool = False) -> FeatureSet:
         """Inception statistics of the readable files of ``name`` (``real`` / ``fake``), and their features
         ``(N, 2048)`` when ``need_features``; a ``--real`` statistics file is returned as read. The real
-        folder's are cached on disk when all its files are readable (the key covers every file)."""
+        folder's are cached on disk when all its files are readable (see ``folder_feature_set``)."""
         known = self._feature_sets.get(name)
         if known is not None and (known.features is not None or not need_features):
             return known
@@ -347,13 +341,11 @@ class FolderEvaluation:
         files = self.readable[name]
         if len(files) < 2:
             raise ValueError(f"FID needs at least 2 readable images, found {len(files)} in --{name}")
+        cache = {"cache_dir": cfg.cache_dir, "use_cache": name == "real"}  # the fakes change every run
         options = {"batch_size": cfg.batch_size, "progress": self.progress, "group": self.group}
-        if name == "real" and not any(p in self.unreadable for p in list_images(cfg.real)):
-            result = folder_feature_set(
-                cfg.real, self.fid_model, need_features=need_features, cache_dir=cfg.cache_dir, **options
-            )
-        else:
-            result = FeatureSet.from_features(extract_features(files, self.fid_model, **options))
+        result = folder_feature_set(
+            getattr(cfg, name), self.fid_model, files=files, need_features=need_features, **cache, **options
+        )
         self._feature_sets[name] = result
         return result
 
@@ -470,14 +462,12 @@ def _save_statistics(run: FolderEvaluation, result: EvalResult) -> None:
 
 def evaluate_folders(config: EvalConfig, *, notes: list[str] | None = None) -> EvalResult:
     """Compute ``config.metrics``; write ``metrics.json``, ``metrics.md`` and ``grid.png`` to ``config.out``
-    (and ``config.save_stats`` when set). In a multi-process launch every process returns the same
-    result and only rank 0 writes (``result.files`` is empty elsewhere).
+    (and ``config.save_stats`` when set); only rank 0 writes (``result.files`` is empty elsewhere).
 
     Raises ``FileNotFoundError`` for a missing or empty folder or statistics file, ``ValueError`` for a
     folder without a readable image or a malformed statistics file and ``FileExistsError`` when
     ``config.out`` holds report files eval did not write or ``config.save_stats`` exists; every other
-    problem skips only the metrics (or unreadable files) it concerns (see ``EvalResult.skipped``,
-    ``EvalResult.unreadable`` and ``EvalResult.stats_error``).
+    problem is recorded in ``EvalResult.skipped``, ``unreadable`` or ``stats_error``.
     """
     EvalOutput(config.out).check_free(REPORT_FILES)  # before the (possibly long) computation
     if config.save_stats is not None:
@@ -518,12 +508,9 @@ def evaluate_folders(config: EvalConfig, *, notes: list[str] | None = None) -> E
     report_notes += run.pair_notes
     result.unreadable = dict(run.unreadable)
     if result.unreadable:
-        listed = [f"{path} ({reason})" for path, reason in sorted(result.unreadable.items())]
-        more = len(listed) - LISTED_UNREADABLE
         report_notes.append(
-            f"skipped {len(listed)} unreadable image(s), not counted in any metric: "
-            + "; ".join(listed[:LISTED_UNREADABLE])
-            + (f"; and {more} more" if more > 0 else "")
+            f"skipped {len(result.unreadable)} unreadable image(s), not counted in any metric: "
+            + list_unreadable(result.unreadable, LISTED_UNREADABLE)
         )
     if result.stats_file is not None:
         report_notes.append(f"wrote the {config.save_stats_of} side's statistics to {result.stats_file}")
@@ -565,14 +552,10 @@ def save_folder_statistics(
     readable, unreadable = scan_folder(folder, "real", group)
     if len(readable) < 2:
         raise ValueError(f"statistics need at least 2 readable images, found {len(readable)} in {folder}")
-    resolved = torch.device(process_device(device, group) or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load_fid_model(fid_weights, resolved)
+    model = load_fid_model(fid_weights, eval_device(device, group))
     options = {"batch_size": batch_size, "progress": progress and group.is_main, "group": group}
-    if unreadable:
-        features = FeatureSet.from_features(extract_features(readable, model, **options))
-    else:
-        features = folder_feature_set(
-            folder, model, need_features=with_features, cache_dir=cache_dir, **options
-        )
+    features = folder_feature_set(
+        folder, model, files=readable, need_features=with_features, cache_dir=cache_dir, **options
+    )
     group.run_on_main(lambda: save_stats_file(path, features, with_features=with_features))
     return path, len(readable), unreadable

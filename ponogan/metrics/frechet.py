@@ -55,10 +55,8 @@ class GaussianStats:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """For ``np.savez``: ``mu`` plus ``sigma`` or ``factor``."""
-        return {
-            "mu": self.mu,
-            **({"sigma": self.sigma} if self.sigma is not None else {"factor": self.factor}),
-        }
+        covariance = {"sigma": self.sigma} if self.sigma is not None else {"factor": self.factor}
+        return {"mu": self.mu, **covariance}
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -29,21 +29,11 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(Path(p) for p in find_images(folder))
 
 
-def pair_key(path: Path, root: Path) -> str:
-    """The pairing key of a file: its relative path without the extension (``sub/a.png`` -> ``sub/a``)."""
-    return path.relative_to(root).with_suffix("").as_posix()
-
-
 def keyed_images(folder: str | Path) -> dict[str, Path]:
-    """``{pair key: file}`` of every image under ``folder``."""
+    """``{pair key: file}`` of every image under ``folder``; the key is the relative path without the
+    extension (``sub/a.png`` -> ``sub/a``)."""
     folder = Path(folder)
-    return {pair_key(p, folder): p for p in list_images(folder)}
-
-
-def pair_files(fake_dir: str | Path, real_dir: str | Path) -> list[tuple[str, Path, Path]]:
-    """``(key, fake, real)`` for files present in both folders under the same relative path and stem."""
-    real = keyed_images(real_dir)
-    return [(key, path, real[key]) for key, path in keyed_images(fake_dir).items() if key in real]
+    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in list_images(folder)}
 
 
 def read_image(path: str | Path) -> torch.Tensor:

@@ -53,19 +53,17 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD^2 between features ``x`` ``(n, d)`` and ``y`` ``(m, d)`` (n, m >= 2) with the cubic
     polynomial kernel; diagonal terms of the within-set sums are excluded."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    n, m = x.shape[0], y.shape[0]
-    if n < 2 or m < 2:
-        raise ValueError(f"KID needs at least 2 feature vectors per set, got {n} and {m}")
-    k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        raise ValueError(f"KID needs at least 2 feature vectors per set, got {x.shape[0]} and {y.shape[0]}")
+    return _mmd2_from_kernels(polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y))
+
+
+def _mmd2_from_kernels(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:
+    """Unbiased MMD^2 from the kernel matrices ``(n, n)``, ``(m, m)`` and ``(n, m)``."""
+    n, m = k_xy.shape
     within_x = (k_xx.sum() - np.trace(k_xx)) / (n * (n - 1))
     within_y = (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
     return float(within_x + within_y - 2.0 * k_xy.sum() / (n * m))
-
-
-def _subset_sums(gram: np.ndarray, index: np.ndarray, other: np.ndarray | None = None) -> float:
-    """Sum of ``gram[index][:, other]`` (``other`` = ``index`` when omitted), without the diagonal then."""
-    block = gram[np.ix_(index, index if other is None else other)]
-    return float(block.sum() - (np.trace(block) if other is None else 0.0))
 
 
 def kernel_inception_distance(
@@ -117,6 +115,6 @@ def kernel_inception_distance(
         if grams is None:
             values[s] = mmd2_unbiased(features1[i1], features2[i2])
         else:
-            within = (_subset_sums(grams[0], i1) + _subset_sums(grams[1], i2)) / (m * (m - 1))
-            values[s] = within - 2.0 * _subset_sums(grams[2], i1, i2) / (m * m)
+            k_11, k_22, k_12 = grams
+            values[s] = _mmd2_from_kernels(k_11[np.ix_(i1, i1)], k_22[np.ix_(i2, i2)], k_12[np.ix_(i1, i2)])
     return KIDResult(float(values.mean()), float(values.std()), num_subsets, m)

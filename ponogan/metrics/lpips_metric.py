@@ -22,15 +22,6 @@ from .paired import match_pair
 from .weights import LPIPS_BACKBONES, load_state_dict, locate_weights
 
 
-def _backbone_key_map(model: torch.nn.Module) -> dict[str, str]:
-    """torchvision ``features.<i>.<param>`` -> lpips ``net.slice<k>.<i>.<param>`` for every trunk tensor."""
-    mapping = {}
-    for name, _ in model.net.named_parameters():
-        slice_name, index, param = name.split(".")
-        mapping[f"features.{index}.{param}"] = f"{slice_name}.{index}.{param}"
-    return mapping
-
-
 def load_lpips(
     net: str = "alex", weights: str | Path | None = None, device: str | torch.device = "cpu"
 ) -> torch.nn.Module:
@@ -48,7 +39,8 @@ def load_lpips(
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # torchvision's 'pretrained is deprecated' from inside lpips
         model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
-    mapping = _backbone_key_map(model)
+    # torchvision ``features.<i>.<param>`` -> lpips ``net.slice<k>.<i>.<param>`` for every trunk tensor
+    mapping = {f"features.{name.split('.', 1)[1]}": name for name, _ in model.net.named_parameters()}
     missing = [k for k in mapping if k not in state]
     if missing:
         raise ValueError(f"{path} is not a torchvision {net} state dict: missing {missing[:4]}")

@@ -16,9 +16,8 @@ from .structure import centroid_error_per_image, mask_iou_per_image
 
 PSNR_MAX_DB = 100.0  # identical images: MSE clamped at 1e-10 so PSNR stays finite (and JSON-safe)
 SSIM_SIGMA = 1.5
-SSIM_TRUNCATE = (
-    3.5  # scipy/skimage truncate: radius int(3.5 * 1.5 + 0.5) = 5 -> the 11x11 window of Wang et al.
-)
+# scipy/skimage truncate: radius int(3.5 * 1.5 + 0.5) = 5 -> the 11x11 window of Wang et al.
+SSIM_TRUNCATE = 3.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 

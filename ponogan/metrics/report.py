@@ -77,8 +77,8 @@ class EvalOutput:
                 raise
             kind, rel = next(iter(entry.items()))
             target = {"file": self.files, "dir": self.dirs}[kind]
-            if _safe_relative(rel):
-                target.add(_safe_relative(rel))
+            if safe := _safe_relative(rel):
+                target.add(safe)
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -109,18 +109,14 @@ class EvalOutput:
                 found += [base / f for f in filenames]
         return found
 
-    def foreign(self, names: Iterable[str] = (), trees: Iterable[str] = ()) -> list[Path]:
-        """Existing entries among ``names`` (files directly in the folder) and under the folders ``trees``
-        that eval did not write: they are never replaced or deleted."""
-        return sorted(p for p in self._existing(names, trees) if not self.owns(p))
-
     def own_files(self, names: Iterable[str] = (), trees: Iterable[str] = ()) -> list[Path]:
         """Existing files among ``names`` and under ``trees`` that eval wrote (listed in the manifest)."""
         return sorted(p for p in self._existing(names, trees) if self.owns(p))
 
     def check_free(self, names: Iterable[str] = (), trees: Iterable[str] = ()) -> None:
-        """``FileExistsError`` (one line) when any of ``names`` / anything under ``trees`` is not eval's."""
-        foreign = self.foreign(names, trees)
+        """``FileExistsError`` (one line) when any of ``names`` (files directly in the folder) or anything
+        under the folders ``trees`` exists and is not eval's: those are never replaced or deleted."""
+        foreign = sorted(p for p in self._existing(names, trees) if not self.owns(p))
         if foreign:
             raise FileExistsError(
                 f"--out {self.root} holds {len(foreign)} file(s) ponogan eval did not write (e.g. "
@@ -183,11 +179,6 @@ class EvalOutput:
         self.save()
 
 
-def write_metrics_json(path: str | Path, metrics: Mapping[str, float]) -> Path:
-    """Write ``{name: value}`` as JSON (atomically)."""
-    return write_text_atomic(path, json.dumps({k: float(v) for k, v in metrics.items()}, indent=2) + "\n")
-
-
 def _format_value(value: float) -> str:
     """4 decimals; small nonzero values (KID ~ 1e-3) in scientific notation so they keep their digits."""
     return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3e}"
@@ -200,10 +191,9 @@ def metrics_markdown(
     lines = ["| metric | value | better | description |", "|---|---|---|---|"]
     for name, value in metrics.items():
         info = METRICS.get(name)
-        if info is not None:
-            higher, description = info.higher_is_better, info.description
-        else:
-            higher, description = EXTRA_VALUES.get(name, (None, ""))
+        higher, description = (
+            (info.higher_is_better, info.description) if info else EXTRA_VALUES.get(name, (None, ""))
+        )
         better = "" if higher is None else ("higher" if higher else "lower")
         lines.append(f"| {name} | {_format_value(value)} | {better} | {description} |")
     for name, reason in (skipped or {}).items():
@@ -212,11 +202,6 @@ def metrics_markdown(
     if notes:
         text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
     return text
-
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """Pillow's built-in scalable font at ``size`` px (no font file needed)."""
-    return ImageFont.load_default(size=size)
 
 
 def _text_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int]:
@@ -259,8 +244,9 @@ def save_grid(
     row_labels = list(row_labels)[: len(opened)]
     column_labels = list(column_labels)[:cols]
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    header_font = _font(max(10, min(20, cell_h // 3)))
-    big_font = _font(max(12, min(40, cell_h * 2 // 3)))  # one-character row labels (glyphs)
+    # Pillow's built-in scalable font (no font file needed); large for one-character row labels (glyphs)
+    header_font = ImageFont.load_default(size=max(10, min(20, cell_h // 3)))
+    big_font = ImageFont.load_default(size=max(12, min(40, cell_h * 2 // 3)))
     row_fonts = [big_font if len(text) <= 2 else header_font for text in row_labels]
     header_h = col_w = 0
     if column_labels:
@@ -268,11 +254,8 @@ def save_grid(
         header_h = max(h for _, h in sizes) + 2 * pad + 2
         col_w = max(w for w, _ in sizes) + 2 * pad
     col_w = max(col_w, cell_w)
-    label_w = 0
-    if row_labels:
-        label_w = (
-            max(_text_size(measure, t, f)[0] for t, f in zip(row_labels, row_fonts, strict=True)) + 3 * pad
-        )
+    label_widths = [_text_size(measure, t, f)[0] for t, f in zip(row_labels, row_fonts, strict=True)]
+    label_w = max(label_widths) + 3 * pad if row_labels else 0
     width = label_w + cols * col_w + (cols + 1) * pad
     height = header_h + len(opened) * cell_h + (len(opened) + 1) * pad
     grid = Image.new("RGB", (width, height), "white")
@@ -316,10 +299,11 @@ def write_report(
     output = EvalOutput(out_dir)
     output.check_free(REPORT_FILES)
     output.claim(out_dir / name for name in REPORT_FILES[:2])
-    written = {"json": write_metrics_json(out_dir / "metrics.json", metrics)}
-    md = out_dir / "metrics.md"
-    write_text_atomic(md, metrics_markdown(metrics, skipped, notes))
-    written["markdown"] = md
+    values = json.dumps({k: float(v) for k, v in metrics.items()}, indent=2) + "\n"
+    written = {
+        "json": write_text_atomic(out_dir / "metrics.json", values),
+        "markdown": write_text_atomic(out_dir / "metrics.md", metrics_markdown(metrics, skipped, notes)),
+    }
     grid = out_dir / "grid.png"
     if grid_rows:
         output.claim([grid])

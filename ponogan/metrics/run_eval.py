@@ -7,9 +7,8 @@ so that the folder evaluation pairs ``_s0`` with the target and measures diversi
 Only paired data (``aligned``, the glyph test split) saves targets under the inputs' names; for
 unpaired data the targets are written as ``real_<index>_<stem>.png`` and only FID applies.
 
-Every file and folder written is listed in the output folder's manifest (``report.EvalOutput``)
-before it is written: ``overwrite`` deletes only listed files, and a ``input/``, ``fake/``, ``real/`` or
-``mask/`` folder holding anything eval did not write stops the run before anything is touched.
+Every file and folder is listed in the output folder's manifest (``report.EvalOutput``) before it is
+written, so ``overwrite`` deletes only eval's own files (see :func:`prepare_output`).
 
 With several processes (:mod:`.distributed`) rank 0 checks and prepares the folder; batch ``k`` is
 translated by process ``k % world_size`` (the batches of a one-process run, so the same images); before
@@ -46,8 +45,6 @@ class TranslatedSplit:
     real: Path
     masks: Path | None
     num_items: int
-    paired: bool
-    multimodal: bool
     grid_labels: dict[str, str] | None = None  # glyphs: first item of each character -> the character
 
 
@@ -59,8 +56,7 @@ def glyph_character(path: str) -> str | None:
 
 
 def _stem(path: str) -> str:
-    stem = re.split(r"[\\/]", str(path))[-1]
-    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    stem = re.split(r"[\\/]", str(path))[-1].rsplit(".", 1)[0]
     return re.sub(r"[^A-Za-z0-9_+-]", "_", stem) or "image"
 
 
@@ -71,9 +67,8 @@ def dataset_for_run(config: dict, data: str, split: str):
     run's unless ``data`` is ``glyphs``.
     """
     run_data = dict(config.get("data") or {})
-    mode = "glyphs" if data == "glyphs" else run_data.get("mode", "aligned")
-    if mode == "glyphs" and data != "glyphs":
-        mode = "aligned"
+    run_mode = run_data.get("mode", "aligned")
+    mode = "glyphs" if data == "glyphs" else "aligned" if run_mode == "glyphs" else run_mode
     options = {k: v for k, v in run_data.items() if k in DataOptions.field_names()}
     root = None if mode == "glyphs" else data
     if root is not None and not Path(root).is_dir():
@@ -180,8 +175,6 @@ def translate_split(
         real=folders["real"],
         masks=folders["mask"] if has_masks else None,
         num_items=len(dataset),
-        paired=paired,
-        multimodal=multimodal,
         grid_labels={name: char for char, name in first_of_each.items()} or None,
     )
 

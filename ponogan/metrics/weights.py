@@ -44,29 +44,19 @@ FID_INCEPTION = WeightFile(
     sha256="6726825d",  # prefix only (from the file name)
 )
 
-# lpips backbone name -> the torchvision ImageNet weights its trunk is built from
+
+def _torchvision_weights(filename: str, backbone: str, sha256: str) -> WeightFile:
+    """A torchvision ImageNet weight file that an LPIPS backbone is built from."""
+    url = f"https://download.pytorch.org/models/{filename}"
+    return WeightFile(filename, url, f"LPIPS ({backbone} backbone)", "--lpips-weights", sha256)
+
+
+# lpips backbone name -> the torchvision ImageNet weights its trunk is built from (sha256: prefix only,
+# from the file name)
 LPIPS_BACKBONES: dict[str, WeightFile] = {
-    "alex": WeightFile(
-        filename="alexnet-owt-7be5be79.pth",
-        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-        purpose="LPIPS (AlexNet backbone)",
-        option="--lpips-weights",
-        sha256="7be5be79",  # prefix only (from the file name)
-    ),
-    "vgg": WeightFile(
-        filename="vgg16-397923af.pth",
-        url="https://download.pytorch.org/models/vgg16-397923af.pth",
-        purpose="LPIPS (VGG16 backbone)",
-        option="--lpips-weights",
-        sha256="397923af",  # prefix only (from the file name)
-    ),
-    "squeeze": WeightFile(
-        filename="squeezenet1_1-b8a52dc0.pth",
-        url="https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth",
-        purpose="LPIPS (SqueezeNet 1.1 backbone)",
-        option="--lpips-weights",
-        sha256="b8a52dc0",  # prefix only (from the file name)
-    ),
+    "alex": _torchvision_weights("alexnet-owt-7be5be79.pth", "AlexNet", "7be5be79"),
+    "vgg": _torchvision_weights("vgg16-397923af.pth", "VGG16", "397923af"),
+    "squeeze": _torchvision_weights("squeezenet1_1-b8a52dc0.pth", "SqueezeNet 1.1", "b8a52dc0"),
 }
 
 
@@ -82,21 +72,14 @@ class MissingWeightsError(FileNotFoundError):
 
     def __init__(self, weights: WeightFile, given: str | Path | None = None, reason: str | None = None):
         self.weights = weights
-        self.given = None if given is None else Path(given)
-        self.expected = hub_checkpoint_dir() / weights.filename
-        where = (
-            f"{weights.option} {self.given} does not exist" if given is not None else reason or "not found"
-        )
-        message = (
+        where = f"{weights.option} {given} does not exist" if given is not None else reason or "not found"
+        super().__init__(
             f"{weights.purpose} needs the weight file '{weights.filename}' ({where}).\n"
             f"  download it from: {weights.url}\n"
-            f"  and put it at:    {self.expected}  (the torch hub cache; TORCH_HOME moves it)\n"
+            f"  and put it at:    {hub_checkpoint_dir() / weights.filename}  (the torch hub cache; "
+            "TORCH_HOME moves it)\n"
             f"  or pass its path with {weights.option} PATH"
         )
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 def locate_weights(weights: WeightFile, path: str | Path | None = None) -> Path:
@@ -104,14 +87,9 @@ def locate_weights(weights: WeightFile, path: str | Path | None = None) -> Path:
 
     Raises :class:`MissingWeightsError` when the file is not there; never touches the network.
     """
-    if path is not None:
-        candidate = Path(path).expanduser()
-        if not candidate.is_file():
-            raise MissingWeightsError(weights, given=candidate)
-        return candidate
-    candidate = hub_checkpoint_dir() / weights.filename
+    candidate = hub_checkpoint_dir() / weights.filename if path is None else Path(path).expanduser()
     if not candidate.is_file():
-        raise MissingWeightsError(weights)
+        raise MissingWeightsError(weights, given=None if path is None else candidate)
     return candidate
 
 

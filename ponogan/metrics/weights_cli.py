@@ -14,9 +14,9 @@ import argparse
 import socket
 import sys
 
-# name on the command line -> (where the WeightFile lives in ponogan.metrics.weights, LPIPS net or None)
-TARGETS: dict[str, str] = {
-    "fid": "FID_INCEPTION",
+# name on the command line -> LPIPS backbone (None: the FID Inception)
+TARGETS: dict[str, str | None] = {
+    "fid": None,
     "lpips": "alex",
     "lpips-alex": "alex",
     "lpips-vgg": "vgg",
@@ -56,8 +56,8 @@ def _weight_files(names: list[str]):
         raise ValueError(f"unknown weight name(s) {unknown}; valid: {', '.join(TARGETS)} or all")
     files = {}
     for name in chosen:
-        key = TARGETS[name]
-        item = getattr(weights, key) if key == "FID_INCEPTION" else weights.LPIPS_BACKBONES[key]
+        net = TARGETS[name]
+        item = weights.FID_INCEPTION if net is None else weights.LPIPS_BACKBONES[net]
         files[item.filename] = item
     return list(files.values())
 
