@@ -17,9 +17,9 @@ from ponogan.metrics import (
     load_fid_model,
     mmd2_unbiased,
 )
+from ponogan.metrics.catalog import parse_metrics, with_extras
 from ponogan.metrics.images import list_images
 from ponogan.metrics.kid import polynomial_kernel
-from ponogan.metrics.registry import parse_metrics, with_extras
 from ponogan.metrics.report import metrics_markdown
 
 

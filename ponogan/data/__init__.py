@@ -16,7 +16,7 @@ from ponogan._lazy import lazy_exports
 _EXPORTS = {
     "BadImageWarning": "folders",
     "CHARSET": "glyphs",
-    "DATASETS": "registry",
+    "DATASETS": "modes",
     "DEFAULT_MAX_PIXELS": "image_io",
     "DataOptions": "options",
     "GlyphDataset": "glyphs",
@@ -24,14 +24,14 @@ _EXPORTS = {
     "ImageLoadError": "image_io",
     "TEST_CHARS": "glyphs",
     "TRAIN_CHARS": "glyphs",
-    "build_dataset": "registry",
-    "create_dataset": "registry",
+    "build_dataset": "modes",
+    "create_dataset": "modes",
     "find_images": "image_io",
     "glyph_mask": "glyphs",
     "image_size": "image_io",
     "load_image": "image_io",
     "pil_to_tensor": "image_io",
-    "register_dataset": "registry",
+    "register_dataset": "modes",
     "tensor_to_pil": "image_io",
 }
 __all__ = sorted(_EXPORTS)

@@ -49,9 +49,9 @@ _EXPORTS: dict[str, str] = {
     "PAIRED_METRICS": "paired",
     "paired_metrics": "paired",
     "paired_per_image": "paired",
-    "DEFAULT_METRICS": "registry",
-    "METRICS": "registry",
-    "parse_metrics": "registry",
+    "DEFAULT_METRICS": "catalog",
+    "METRICS": "catalog",
+    "parse_metrics": "catalog",
     "write_report": "report",
     "FeatureSet": "stats_file",
     "load_stats_file": "stats_file",
@@ -71,6 +71,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 # ruff: noqa: F401 - the imports below only re-export the names of __all__
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .catalog import DEFAULT_METRICS, METRICS, parse_metrics
     from .diversity import diversity_lpips, diversity_per_input
     from .fid import (
         extract_features,
@@ -86,7 +87,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .kid import KIDResult, kernel_inception_distance, mmd2_unbiased
     from .lpips_metric import load_lpips, lpips_distance, lpips_per_image
     from .paired import PAIRED_METRICS, paired_metrics, paired_per_image
-    from .registry import DEFAULT_METRICS, METRICS, parse_metrics
     from .report import write_report
     from .stats_file import FeatureSet, load_stats_file, save_stats_file
     from .structure import centroid_error, mask_iou

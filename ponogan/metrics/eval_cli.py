@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ponogan.settings import DEFAULT_TEST_MODE, TEST_MODES
 
-from .registry import DEFAULT_METRICS, METRICS
+from .catalog import DEFAULT_METRICS, METRICS
 
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 # options handed to EvalConfig as they are
@@ -229,8 +229,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, group) -> int:
+    from .catalog import parse_metrics
     from .folder_eval import evaluate_folders
-    from .registry import parse_metrics
 
     def error(message: str) -> int:
         return _error(message, group)

@@ -35,6 +35,7 @@ from ponogan.data import ImageLoadError
 from ponogan.distributed import ProcessGroup, current_group, process_device
 from ponogan.runtime import resolve_device
 
+from .catalog import DEFAULT_METRICS, METRICS, parse_metrics, with_extras
 from .diversity import diversity_per_input
 from .fid import folder_feature_set, load_fid_model
 from .frechet import frechet_distance_stats
@@ -43,7 +44,6 @@ from .inception import FID_DIMS, FIDInceptionV3
 from .kid import KID_SUBSET_SIZE, KID_SUBSETS, kernel_inception_distance
 from .lpips_metric import load_lpips, lpips_per_image
 from .paired import PAIRED_METRICS, match_pair
-from .registry import DEFAULT_METRICS, METRICS, parse_metrics, with_extras
 from .report import REPORT_FILES, EvalOutput, write_report
 from .stats_file import FeatureSet, check_new_file, is_stats_file, load_stats_file, save_stats_file
 from .weights import MissingWeightsError

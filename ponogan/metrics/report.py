@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ponogan.atomic import write_text_atomic
 from ponogan.data import ImageLoadError, load_image
 
-from .registry import EXTRA_VALUES, METRICS
+from .catalog import EXTRA_VALUES, METRICS
 
 MANIFEST_NAME = ".ponogan-eval-manifest.jsonl"
 REPORT_FILES = ("metrics.json", "metrics.md", "grid.png")

@@ -1,4 +1,4 @@
-"""Dataset registry: mode name -> dataset class, and the `create_dataset` factory."""
+"""Dataset modes: mode name -> dataset class, `create_dataset`, and `register_dataset` for your own."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from ponogan.data import DataOptions, build_dataset, create_dataset, register_dataset, registry
+from ponogan.data import DataOptions, build_dataset, create_dataset, modes, register_dataset
 
 
 class Squares(Dataset):
@@ -25,8 +25,8 @@ class Squares(Dataset):
 @pytest.fixture(autouse=True)
 def fresh_registry(monkeypatch):
     """Registrations made by a test are dropped after it."""
-    monkeypatch.setattr(registry, "DATASETS", dict(registry.DATASETS))
-    monkeypatch.setattr(registry, "ROOTLESS", set(registry.ROOTLESS))
+    monkeypatch.setattr(modes, "DATASETS", dict(modes.DATASETS))
+    monkeypatch.setattr(modes, "ROOTLESS", set(modes.ROOTLESS))
 
 
 def test_registered_mode_builds_through_build_dataset(tmp_path):
