@@ -37,8 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from common import (
     RESULTS_DIR,
     busy_note,
@@ -57,6 +55,7 @@ from torch import nn
 from ponogan.norm import PONO, MomentShortcut
 from ponogan.training import create_trainer, from_dict
 from ponogan.training.families import FamilyTrainer
+from ponogan.training.loop import build_accelerator
 
 SHORTCUTS = {"none": None, "ms": "ms", "dms": "dms"}
 PRECISIONS = {"fp32": "no", "bf16": "bf16"}
@@ -165,10 +164,7 @@ def build_trainer(job: dict, variant: str) -> FamilyTrainer:
             "train": {"device": job["device"], "mixed_precision": PRECISIONS[precision], "max_steps": 1000},
         }
     )
-    # NOTE: accelerate keeps one global state per process; reset it so each trainer gets its own
-    # precision. Models prepared earlier keep the autocast wrapper (or none) they were given.
-    AcceleratorState._reset_state(reset_partial_state=True)
-    accelerator = Accelerator(cpu=job["device"] == "cpu", mixed_precision=PRECISIONS[precision])
+    accelerator = build_accelerator(cfg)  # as training builds it: a fresh accelerate state per trainer
     torch.manual_seed(0)
     trainer = create_trainer(cfg, accelerator)
     if impl == "official":
