@@ -23,11 +23,16 @@ from ponogan.norm import (
 C = 8
 
 
+def style(name: str, n: int = 2) -> tuple:
+    """What a norm's forward takes besides x: AdaIN's per-sample affine ``(N, C)`` from a style code."""
+    return (torch.rand(n, C) + 0.5, torch.randn(n, C)) if name == "adain" else ()
+
+
 @pytest.mark.parametrize("name", list(NORM_REGISTRY))
 def test_every_name_builds_runs_forward_backward(name):
     norm = make_norm(name, C)
     x = torch.randn(2, C, 5, 5, requires_grad=True)
-    y = norm(x)
+    y = norm(x, *style(name))
     assert isinstance(y, torch.Tensor) and y.shape == x.shape
     (y * torch.randn_like(y)).sum().backward()
     assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
@@ -40,9 +45,10 @@ def test_every_name_under_bf16_autocast(name):
     torch.manual_seed(0)
     norm = make_norm(name, C)
     x = torch.randn(2, C, 4, 4, requires_grad=True)
-    ref = norm(x)  # float32
+    affine = style(name)
+    ref = norm(x, *affine)  # float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = norm(x)
+        y = norm(x, *affine)
     y.float().sum().backward()
     assert torch.isfinite(y.float()).all() and torch.isfinite(x.grad).all()
     # bf16 keeps 8 bits of mantissa: outputs of unit scale agree to a few hundredths
@@ -56,13 +62,13 @@ def test_every_name_state_dict_round_trip(name):
         for p in norm.parameters():
             p.normal_()
     norm.train()
-    norm(torch.randn(2, C, 3, 3))  # moves running statistics where there are any
+    norm(torch.randn(2, C, 3, 3), *style(name))  # moves running statistics where there are any
     clone = make_norm(name, C)
     clone.load_state_dict(norm.state_dict())
     norm.eval()
     clone.eval()
-    x = torch.randn(2, C, 3, 3)
-    torch.testing.assert_close(norm(x), clone(x), rtol=0, atol=0)
+    x, affine = torch.randn(2, C, 3, 3), style(name)
+    torch.testing.assert_close(norm(x, *affine), clone(x, *affine), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
@@ -99,8 +105,7 @@ def test_unknown_name_lists_valid_names():
         make_norm("spectral", C)
     for name in NORM_REGISTRY:
         assert name in str(info.value)
-    with pytest.raises(ValueError, match="unknown norm 'adain'"):  # needs a style code: MUNIT builds AdaIN
-        make_norm("adain", C)
+    assert type(make_norm("AdaIN", C)) is AdaIN  # by name too; its affine comes from a style code
     with pytest.raises(TypeError, match="must be a string"):
         make_norm(None, C)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from .adain import AdaIN
 from .pono import PONO
 from .standard import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNormCHW
 from .switch import SwitchNorm2d
@@ -25,18 +26,20 @@ NORM_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "group": GroupNorm,
     "pono": _pono,
     "switch": SwitchNorm2d,
+    "adain": AdaIN,  # forward(x, weight, bias): only for slots that pass a style's affine
     "none": nn.Identity,  # accepts and ignores num_channels
 }
 
 
 def make_norm(name: str, num_channels: int, **kwargs) -> nn.Module:
-    """Build the normalizer called ``name`` for ``(N, num_channels, H, W)`` inputs; ``forward(x)``
-    returns ``y`` of the same shape, so any name fills any norm slot.
+    """Build the normalizer called ``name`` for ``(N, num_channels, H, W)`` inputs.
 
     Names (case-, underscore- and dash-insensitive, optionally ending in ``norm``): batch, instance,
-    layer, group, pono, switch, none. Keyword arguments go to the class, e.g.
-    ``make_norm("group", 64, num_groups=8)``. AdaIN is not here: its affine comes from a style code
-    at call time, so MUNIT builds ``AdaIN`` directly.
+    layer, group, pono, switch, adain, none. Keyword arguments go to the class, e.g.
+    ``make_norm("group", 64, num_groups=8)``. Every one but ``adain`` is ``forward(x) -> y`` of the
+    same shape and fills any norm slot; AdaIN's affine comes from a style code at call time
+    (``forward(x, weight, bias)`` with ``(N, C)`` parameters, MUNIT's decoder), so the generators'
+    ``norm=`` refuses it.
     """
     if not isinstance(name, str):
         raise TypeError(f"norm name must be a string, got {type(name).__name__}")
