@@ -158,10 +158,45 @@ def test_collect_checkpoints_picks_what_to_open(checkpoints, tmp_path):
         app.collect_checkpoints(app.parse_args(["--checkpoint", str(tmp_path)]))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(args: list[str], env: dict[str, str], log: Path):
+    """``python app.py ARGS`` (output to ``log``) on a free localhost port; yields its URL once it
+    answers, and stops it on exit. Fails the test with the log if it exits or takes over 90 s."""
+    port = free_port()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py"), *args, "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                urllib.request.urlopen(url + "gradio_api/info", timeout=2).read()
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not start in 90 s:\n{log.read_text()}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +208,6 @@ def gradio_tmp(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(checkpoints, gradio_tmp, tmp_path_factory):
     """`python app.py` on a free localhost port, serving the tiny checkpoints; yields its URL."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("server") / "app.log"
     env = {
         **os.environ,
@@ -183,44 +217,9 @@ def server(checkpoints, gradio_tmp, tmp_path_factory):
         "CUDA_VISIBLE_DEVICES": "",
         "OMP_NUM_THREADS": "1",
     }
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(REPO / "app.py"),
-                "--checkpoints-dir",
-                str(checkpoints),
-                "--port",
-                str(port),
-                "--max-pixels",
-                str(MAX_PIXELS),
-                "--device",
-                "cpu",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            urllib.request.urlopen(url + "gradio_api/info", timeout=2).read()
-            break
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"app.py did not start in 90 s:\n{log.read_text()}")
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    args = ["--checkpoints-dir", str(checkpoints), "--max-pixels", str(MAX_PIXELS), "--device", "cpu"]
+    with running_app(args, env, log) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from test_app import free_port
 from test_pipeline import make_run  # tests/ is on sys.path (pytest rootdir-less test modules)
 
 from ponogan.app_support import (
@@ -166,19 +166,13 @@ def _load_app():
     return app
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_main_serves_where_the_environment_says_and_shares_on_request(tmp_path, monkeypatch):
     """`main` hands `launch` the env's address unless a flag names one, and `share=True` for `--share`."""
     app = _load_app()
     make_run(tmp_path / "runs" / "tiny", "pix2pix")
     launched = []
     monkeypatch.setattr(app.gr.Blocks, "launch", lambda self, **kwargs: launched.append(kwargs))
-    env_port, flag_port = _free_port(), _free_port()
+    env_port, flag_port = free_port(), free_port()
     monkeypatch.setenv("GRADIO_SERVER_NAME", "127.0.0.1")
     monkeypatch.setenv("GRADIO_SERVER_PORT", str(env_port))
     base = ["--checkpoints-dir", str(tmp_path / "runs"), "--device", "cpu"]

@@ -15,14 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_app import running_app
 from test_metrics_cli import _empty_torch_home, _eval, _folders, _glyph, _save, _tiny_run, weights  # noqa: F401
 from test_pipeline import make_run
 
@@ -335,12 +334,6 @@ def test_broken_runs_are_skipped_when_good_ones_exist(tmp_path, capsys):
         app.load_runs(app.parse_args(["--checkpoints-dir", str(root)]), PipelineCache(device="cpu"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_port_in_use_is_one_line(tmp_path):
     root = tmp_path / "ckpts"
     make_run(root / "good_run", "pix2pix")
@@ -376,46 +369,9 @@ def short_cache_server(tmp_path_factory):
     root = _broken_newest(tmp_path_factory.mktemp("ckpts"))
     cache = tmp_path_factory.mktemp("gradio_cache")
     log = tmp_path_factory.mktemp("log") / "app.log"
-    port = _free_port()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(REPO / "app.py"),
-                "--checkpoints-dir",
-                str(root),
-                "--port",
-                str(port),
-                "--device",
-                "cpu",
-                "--upload-max-age",
-                "3",
-            ],
-            cwd=REPO,
-            env={**os.environ, **APP_ENV, "GRADIO_TEMP_DIR": str(cache)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                urllib.request.urlopen(url + "gradio_api/info", timeout=2).read()
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not start in 90 s:\n{log.read_text()}")
-                time.sleep(0.5)
+    args = ["--checkpoints-dir", str(root), "--device", "cpu", "--upload-max-age", "3"]
+    with running_app(args, {**os.environ, **APP_ENV, "GRADIO_TEMP_DIR": str(cache)}, log) as url:
         yield url, cache, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_app_starts_without_its_broken_newest_run_and_empties_its_cache(short_cache_server, tmp_path):
