@@ -50,9 +50,13 @@ from ponogan.runtime import enable_tf32, resolve_device, resolve_mixed_precision
 from .config import TrainConfig
 from .families import create_trainer
 from .heldout import Evaluator, eval_mode
-from .plots import LOSSES_NAME, METRICS_NAME, write_run_plots
+from .plots import LOG_NAME, write_run_plots
 from .samples import labelled_grid, save_png
 from .state import (
+    METRICS_JSON,
+    RUN_FILES,
+    SAMPLES_DIR,
+    STATE_DIR,
     BrokenStateError,
     CheckpointError,
     TrainingState,
@@ -139,9 +143,7 @@ def build_accelerator(cfg: TrainConfig, runtime: dict[str, str] | None = None) -
 
 
 # what a run writes into its folder (besides its writers' temp files); anything else is the user's
-RUN_ENTRIES = frozenset(
-    {WEIGHTS_NAME, CONFIG_NAME, "state", "samples", "log.jsonl", "metrics.json", LOSSES_NAME, METRICS_NAME}
-)
+RUN_ENTRIES = RUN_FILES | {STATE_DIR, SAMPLES_DIR}
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -402,9 +404,9 @@ class _Run:
                     + (", ..." if len(removed) > 3 else ""),
                     file=sys.stderr,
                 )
-            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+            (self.run_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
             if not cfg.train.resume:  # a restart of a run that never saved: its log starts over
-                _truncate_log(self.run_dir / "log.jsonl", 0)
+                _truncate_log(self.run_dir / LOG_NAME, 0)
         seed_everything(cfg.seed)  # same initial weights on every rank
         try:
             self.train_set = build_dataset(cfg.data.mode, cfg.data.root, "train", cfg.data.options)
@@ -484,7 +486,7 @@ class _Run:
                         f"warning: training state {bad} is broken ({why}); resuming from {path.name}",
                         file=sys.stderr,
                     )
-                _truncate_log(self.run_dir / "log.jsonl", self.step)
+                _truncate_log(self.run_dir / LOG_NAME, self.step)
             self.acc.print(f"resumed from {path} (step {self.step})")
             return
         if not broken:
@@ -562,7 +564,7 @@ class _Run:
                     _to_device(items, self.acc.device), paired=self.evaluator.paired
                 )
             grid = labelled_grid(columns)
-            save_png(self.run_dir / "samples" / f"step_{self.step:06d}.png", grid)
+            save_png(self.run_dir / SAMPLES_DIR / f"step_{self.step:06d}.png", grid)
             for tracker in self.acc.trackers:
                 if tracker.name == "tensorboard":
                     images = {"samples": np.asarray(grid)[None]}
@@ -591,13 +593,13 @@ class _Run:
         self.metrics = metrics
         if self.main:
             text = json.dumps({"step": self.step, **metrics}, indent=2)
-            write_text_atomic(self.run_dir / "metrics.json", text + "\n")
+            write_text_atomic(self.run_dir / METRICS_JSON, text + "\n")
             self.log({"step": self.step, "eval": metrics})
         if self.acc.trackers:
             self.acc.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.step)
 
     def log(self, record: dict) -> None:
-        with open(self.run_dir / "log.jsonl", "a") as f:
+        with open(self.run_dir / LOG_NAME, "a") as f:
             f.write(json.dumps(record) + "\n")
 
     # ---- the loop

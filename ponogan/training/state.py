@@ -42,6 +42,9 @@ from torch import nn
 
 from ponogan.atomic import temp_target, write_text_atomic
 from ponogan.messages import first_line
+from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME
+
+from .plots import LOG_NAME, LOSSES_NAME, METRICS_NAME
 
 STATE_DIR = "state"
 LATEST = "latest"
@@ -49,11 +52,12 @@ META = "trainer_state.json"
 # what a complete state holds (every rank adds its rank_<i>.pt; rank_0.pt always exists)
 COMPLETE_FILES = ("nets.safetensors", "optimizers.pt", "schedulers.pt", "rank_0.pt", META)
 _STATE_NAME = re.compile(r"step_(\d{6,})")
-# Temp files of the run folder's writers: ponogan.atomic's of the files they write there and in samples/,
-# and safetensors' own (Rust ``tempfile``: ".tmp" + 6 letters or digits, next to its target).
-_RUN_FILES = re.compile(
-    r"model\.safetensors|config\.json|metrics\.json|log\.jsonl|losses\.png|metrics\.png|step_\d+\.png"
-)
+METRICS_JSON = "metrics.json"
+SAMPLES_DIR = "samples"
+# the files a run writes at the top of its folder (next to state/ and samples/)
+RUN_FILES = frozenset({WEIGHTS_NAME, CONFIG_NAME, LOG_NAME, METRICS_JSON, LOSSES_NAME, METRICS_NAME})
+_SAMPLE_NAME = re.compile(r"step_\d+\.png")  # samples/step_<step>.png
+# safetensors' own temp files (Rust ``tempfile``: ".tmp" + 6 letters or digits, next to its target)
 _SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
 _STATE_TEMP = re.compile(r"\.(tmp|old|del)-(step_\d{6,})")  # being written / being replaced / pruned
 
@@ -76,9 +80,10 @@ def _step_of(path: Path) -> int:
 
 
 def is_temp_name(name: str) -> bool:
-    """Whether a name in a run folder is a temp file of one of its writers (see ``sweep_leftovers``)."""
-    target = temp_target(name)
-    return bool(target and _RUN_FILES.fullmatch(target)) or bool(_SAFETENSORS_TEMP.fullmatch(name))
+    """Whether a name in a run folder (or its samples/) is a temp file of one of its writers: an
+    ``atomic_write`` of a run file or a sample grid, or safetensors' own (see ``sweep_leftovers``)."""
+    target = temp_target(name) or ""
+    return target in RUN_FILES or bool(_SAMPLE_NAME.fullmatch(target) or _SAFETENSORS_TEMP.fullmatch(name))
 
 
 # ---------------------------------------------------------------- RNG states
@@ -317,7 +322,7 @@ def sweep_leftovers(run_dir: Path) -> list[Path]:
             path.unlink(missing_ok=True)
         removed.append(path)
 
-    for folder in (run_dir, run_dir / "samples"):
+    for folder in (run_dir, run_dir / SAMPLES_DIR):
         if folder.is_dir() and not folder.is_symlink():
             for path in folder.iterdir():
                 if is_temp_name(path.name) and path.is_file() and not path.is_symlink():
