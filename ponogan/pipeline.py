@@ -86,6 +86,7 @@ FAMILIES: dict[str, Family] = {
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
+    "no": torch.float32,  # accelerate's "no mixed precision" (--mixed-precision no)
     "bfloat16": torch.bfloat16,
     "bf16": torch.bfloat16,
     "float16": torch.float16,

@@ -358,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(str(err))
     defaults = default_inference_settings(device)
     args.batch_size = defaults["batch_size"] if args.batch_size is None else args.batch_size
-    args.dtype = defaults["dtype"] if args.dtype is None else {"no": "float32"}.get(args.dtype, args.dtype)
+    args.dtype = defaults["dtype"] if args.dtype is None else args.dtype
     try:
         return _run(args, device, group)
     finally:

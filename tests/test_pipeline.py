@@ -227,6 +227,9 @@ def test_wrong_checkpoints(tmp_path, runs):
         TranslationPipeline.from_pretrained(half, device="cpu")
     with pytest.raises(ValueError, match="unknown dtype"):
         TranslationPipeline.from_pretrained(runs["pix2pix"], device="cpu", dtype="int8")
+    # accelerate's "no" (translate's --mixed-precision no) is full precision
+    full = TranslationPipeline.from_pretrained(runs["pix2pix"], device="cpu", dtype="no")
+    assert full.dtype == torch.float32
 
 
 def test_from_weights_file_and_device(runs):
