@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ponogan.messages import first_line
 from ponogan.settings import EXPORT_FORMATS as FORMATS
 from ponogan.settings import EXPORT_STYLES as STYLES
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
     except (ExportError, FileNotFoundError, ValueError) as err:
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        print(f"error: {first_line(err)}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ponogan.messages import first_line
 from ponogan.settings import OFFICIAL_ARCHS as ARCHS
 from ponogan.settings import OFFICIAL_NORMS as NORMS
 from ponogan.settings import SHORTCUTS
@@ -127,9 +128,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise OfficialImportError(
-            f"{path} is not a PyTorch state dict that loads safely (weights_only=True): {first[:200]}"
+            f"{path} is not a PyTorch state dict that loads safely (weights_only=True): "
+            f"{first_line(err)[:200]}"
         ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
