@@ -109,7 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also serve through a temporary public *.gradio.live link (needs internet)",
     )
-    parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--device", help="cpu, cuda, mps (default: auto: CUDA, then MPS, else CPU)")
     parser.add_argument(
         "--max-pixels",
         type=int,
