@@ -379,8 +379,9 @@ class TranslationPipeline:
     ) -> TranslationPipeline:
         """Load a run folder (`config.json` + `model.safetensors`) or the `model.safetensors` file itself.
 
-        `device=None` picks CUDA when available; `dtype="bf16"` runs the generators under bf16 autocast;
-        `test_mode` is `"eval"` (running statistics, no dropout) or `"paper"` (pix2pix's test time).
+        `device=None` picks CUDA, then MPS, else the CPU (`ponogan.runtime.resolve_device`);
+        `dtype="bf16"` runs the generators under bf16 autocast; `test_mode` is `"eval"` (running
+        statistics, no dropout) or `"paper"` (pix2pix's test time).
         """
         check_test_mode(test_mode)
         from ponogan.models.hub import load_pretrained

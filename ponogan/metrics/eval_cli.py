@@ -93,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"), help="LPIPS backbone"
     )
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: auto: CUDA, then MPS, else CPU)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch for FID features")
     parser.add_argument("--cache-dir", help="FID statistics cache (default ~/.cache/ponogan/fid)")
     stats = parser.add_argument_group("statistics files (pytorch-fid format) and KID")
