@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from ponogan.messages import EXIT_STATUS_HELP, exit_status, first_line, print_error
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -63,11 +66,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"ponogan {name}", description=help_, formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"ponogan {name}", description=help_, epilog=EXIT_STATUS_HELP, formatter_class=HelpFormatter
+    )
     module.add_arguments(parser)
     parse = getattr(module, "parse_args", None)  # a module may take extra syntax (dotted overrides)
     args = parse(parser, rest) if parse else parser.parse_args(rest)
-    return int(module.run(args) or 0)
+    return run_command(module.run, args)
+
+
+def run_command(run, args: argparse.Namespace) -> int:
+    """``run(args)`` with the one error path: a ``UsageError`` (exit 2) or ``CommandError`` (exit 1) is
+    printed as one ``error:`` line; so is any other exception, as an internal error (exit 1), unless
+    ``PONOGAN_TRACEBACK=1`` asks for the traceback."""
+    try:
+        return int(run(args) or 0)
+    except KeyboardInterrupt:
+        return print_error("interrupted", 130)
+    except Exception as err:
+        if os.environ.get("PONOGAN_TRACEBACK") == "1":
+            raise
+        if hasattr(err, "exit_status"):  # UsageError (2), CommandError (1)
+            return print_error(err, exit_status(err))
+        return print_error(
+            f"internal error ({type(err).__name__}: {first_line(err)}); "
+            "please report it, with the traceback from PONOGAN_TRACEBACK=1",
+            1,
+        )
 
 
 if __name__ == "__main__":
