@@ -189,6 +189,8 @@ def test_registry_spec_rebuilds_the_model():
             "norm": "instance",
             "shortcut": "ms",
             "layout": "ponogan",
+            "antialias": False,
+            "antialias_up": False,
             "use_dropout": False,
             "n_downsampling": 2,
             "pad_type": "reflect",
