@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from ponogan.models.antialias import BlurDownsample
 from ponogan.models.layers import ConvNormAct, check_norm_name, conv_bias
 
 
@@ -27,7 +28,12 @@ class PatchDiscriminator(nn.Module):
     """PatchGAN: ``(N, C, H, W) -> (N, 1, H/8 - 2, W/8 - 2)`` scores for ``n_layers=3`` (each score
     sees a 70x70 patch). ``n_layers`` stride-2 conv4 layers (width ``ndf * min(2**k, 8)``), one
     stride-1 conv4, then a conv4 to 1 channel; leaky ReLU 0.2; no norm on the first layer.
-    With batch norm, ``in_channels=3``, ``ndf=64``: 2,765,633 parameters, as in pix2pix.
+    With batch norm, ``in_channels=3``, ``ndf=64``: 2,765,633 parameters, as in pix2pix; with
+    instance norm 2,764,737, as CycleGAN and CUT.
+
+    ``antialias=True`` is CUT's discriminator: each stride-2 conv becomes a stride-1 conv (same
+    weights shape, so the same parameter count) followed, after its norm and leaky ReLU, by a
+    :class:`BlurDownsample`; the score map has the same size as without (``H/8 - 2`` at 256 px).
     """
 
     def __init__(
@@ -37,6 +43,7 @@ class PatchDiscriminator(nn.Module):
         n_layers: int = 3,
         norm: str = "batch",
         *,
+        antialias: bool = False,
         spectral_norm: bool = False,
     ):
         super().__init__()
@@ -44,12 +51,27 @@ class PatchDiscriminator(nn.Module):
             raise ValueError(f"PatchDiscriminator needs n_layers >= 1, got {n_layers}")
         check_norm_name(norm, "PatchDiscriminator")
         bias = conv_bias(norm)
-        layers = [ConvNormAct(in_channels, ndf, 4, 2, 1, activation="lrelu", bias=True)]
-        width = ndf
-        for k in range(1, n_layers + 1):
+        layers: list[nn.Module] = []
+        width = in_channels
+        for k in range(n_layers + 1):
             out = ndf * min(2**k, 8)
-            stride = 2 if k < n_layers else 1
-            layers.append(ConvNormAct(width, out, 4, stride, 1, norm=norm, activation="lrelu", bias=bias))
+            downsample = k < n_layers
+            stride = 2 if downsample and not antialias else 1
+            first = k == 0  # no norm on the first layer
+            layers.append(
+                ConvNormAct(
+                    width,
+                    out,
+                    4,
+                    stride,
+                    1,
+                    norm="none" if first else norm,
+                    activation="lrelu",
+                    bias=True if first else bias,
+                )
+            )
+            if downsample and antialias:
+                layers.append(BlurDownsample(out))
             width = out
         layers.append(ConvNormAct(width, 1, 4, 1, 1, activation="none", bias=True))
         self.net = nn.Sequential(*layers)
