@@ -110,7 +110,8 @@ class PatchSampleF(nn.Module):
 
         Returns:
             ``samples``: one ``(N, P_l, nc)`` tensor per tap (``(N, P_l, C_l)`` without the MLP),
-            L2-normalised along the last dim; ``patch_ids``: the ``(P_l,)`` positions used, on CPU.
+            L2-normalised along the last dim; ``patch_ids``: the ``(P_l,)`` positions used (drawn
+            ones are on the CPU).
         """
         if num_patches < 1:
             raise ValueError(f"num_patches must be >= 1, got {num_patches}")
