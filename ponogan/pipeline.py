@@ -592,11 +592,17 @@ class TranslationPipeline:
         mode = self.input_mode(direction)
         size = parse_size(size)
         stride = self.stride(direction)
-        for img in images:  # from the sizes alone: nothing resized or allocated yet
-            check_processed_size(img.size, size, stride, max_pixels, max_aspect=None)
         if isinstance(style, Image.Image):
             _check_images([style], "style image")
-            check_processed_size(style.size, None, stride, max_pixels, max_aspect=None)
+        sizes = [(img.size, size) for img in images]
+        sizes += [(style.size, None)] if isinstance(style, Image.Image) else []
+        for image_size, resize in sizes:  # from the sizes alone: nothing resized or allocated yet
+            try:
+                check_processed_size(image_size, resize, stride, max_pixels, max_aspect=None)
+            except ImageTooLargeError as err:
+                raise ImageTooLargeError(
+                    f"{err}; pass a smaller size= or a larger max_pixels= (None: no limit)", err.option
+                ) from None
         prepared = [resize_image(to_mode(img, mode), size) for img in images]
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(prepared):

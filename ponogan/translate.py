@@ -307,10 +307,12 @@ def sweep_partials(jobs: Iterable[Job]) -> int:
                 leftovers.add(folder / name)
     removed = 0
     for tmp in leftovers:
-        if tmp.is_file() and not tmp.is_symlink():
-            with contextlib.suppress(FileNotFoundError):  # another run swept it first
+        try:  # an earlier version's name of a 247+ byte output is itself too long: nothing to remove
+            if tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink()
                 removed += 1
+        except OSError:  # swept by another run first, or a name too long
+            continue
     return removed
 
 
