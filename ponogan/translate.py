@@ -95,13 +95,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        help="images per forward pass (default: 1 on CPUs, where larger batches are slower, 8 on GPUs)",
+        help="images per forward pass (default: 1 on CPUs, where larger batches are slower, 8 on CUDA "
+        "GPUs, 4 on MPS)",
     )
     parser.add_argument(
         "--size", help="resize first: 256 sets the shorter side, 320x240 an exact size (default: keep)"
     )
     parser.add_argument("--n-styles", type=int, default=1, help="MUNIT: random styles per input (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="MUNIT: seed of the random styles (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="MUNIT: seed of the random styles, paper mode: of the dropout; 0 to 2**64 - 1 (default 0)",
+    )
     parser.add_argument(
         "--test-mode",
         default="eval",
@@ -120,8 +126,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mixed-precision",
         dest="dtype",
         choices=("float32", "no", "bf16", "fp16"),  # `no` (= float32) as train's --mixed-precision
-        help="compute precision; bf16/fp16 run under autocast (default: bf16 on GPUs and on "
-        "CPUs with native bf16, else float32; docs/app.md has the measured differences)",
+        help="compute precision; bf16/fp16 run under autocast (default: bf16 on CUDA GPUs, fp16 on "
+        "those without bf16, bf16 on CPUs with native bf16, else float32; docs/benchmarks.md has the "
+        "measured differences)",
     )
     parser.add_argument("--format", default="png", choices=sorted(OUTPUT_FORMATS), help="output format")
     parser.add_argument("--workers", type=int, default=2, help="image decoding threads (default 2)")
@@ -131,7 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=MAX_PROCESSED_PIXELS,
         help="refuse images the network would process at more pixels than this, after "
         "--size and padding to the model's stride; also caps the pixels of a batch. "
-        "The default fits Full HD: peak memory 2.5 GB for a ResNet-9, 4.7 GB for MUNIT "
+        "The default (2,097,152) fits Full HD: peak memory 2.5 GB for a ResNet-9, 4.7 GB for MUNIT "
         "at float32 on CPU, +1-2 GB per extra megapixel",
     )
     parser.add_argument(
