@@ -285,15 +285,14 @@ def partial_path(path: Path) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
-    """Whether a process `pid` runs on this machine (one owned by another user counts as running)."""
-    if pid == os.getpid():
-        return True
+    """Whether a process `pid` may be running on this machine: `False` only when it surely is not (no
+    such process, or a number no process can have); one owned by another user counts as running."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        os.kill(pid, 0)  # signal 0: checks only
+    except (ProcessLookupError, OverflowError):
         return False
-    except (PermissionError, OverflowError, OSError):
-        return pid > 0
+    except OSError:  # PermissionError: it exists, another user's
+        return True
     return True
 
 
@@ -314,11 +313,11 @@ def sweep_partials(jobs: Iterable[Job]) -> int:
                 leftovers.add(folder / name)
     removed = 0
     for tmp in leftovers:
-        try:  # an earlier version's name of a 247+ byte output is itself too long: nothing to remove
+        try:
             if tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink()
                 removed += 1
-        except OSError:  # swept by another run first, or a name too long
+        except OSError:  # swept by another run first, or an earlier version's name too long to exist
             continue
     return removed
 
@@ -345,9 +344,10 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
         try:
             info = image_info(job.source, decode_limit)
             check_processed_size(info.size, size, stride, args.max_pixels, args.max_aspect)
+            img = resize_image(load_image(job.source, mode, decode_limit), size)  # the first frame
             if info.frames > 1:
-                report.multi_frame.append(str(job.source))
-            return job, resize_image(load_image(job.source, mode, decode_limit), size), None
+                report.multi_frame.append(str(job.source))  # list.append: safe from worker threads
+            return job, img, None
         except ImageTooLargeError as err:
             return job, None, f"{err}; {LIMIT_HINTS[err.option]}"
         except ImageLoadError as err:
