@@ -40,6 +40,7 @@ import copy
 import hashlib
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from PIL import Image
 from torch import nn
 
 from ponogan.data import pil_to_tensor, tensor_to_pil
-from ponogan.data.image_io import to_mode
+from ponogan.data.image_io import frame_count, image_info, to_mode
 from ponogan.norm import Moments
 from ponogan.runtime import resolve_device
 from ponogan.settings import DEFAULT_TEST_MODE, MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
@@ -149,6 +150,19 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     if dtype not in _DTYPES.values():
         raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype}")
     return dtype
+
+
+SEED_MAX = 2**64 - 1  # the largest seed torch's generators take
+
+
+def check_seed(seed: int | None) -> int | None:
+    """`seed` if it is `None` or an integer from 0 to `SEED_MAX`, else `ValueError` in one line (torch
+    itself fails on larger seeds with "Overflow when unpacking long long")."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= SEED_MAX:
+        raise ValueError(f"seed must be an integer from 0 to {SEED_MAX} (2**64 - 1), got {seed!r}")
+    return int(seed)
 
 
 def image_channels(net: nn.Module) -> int:
@@ -253,6 +267,7 @@ def moment_to_image(moment: np.ndarray) -> Image.Image:
 
 def _array_to_pil(array: np.ndarray, where: str) -> Image.Image:
     """``(H, W)``, ``(H, W, 1|3|4)`` uint8 (0-255) or float (0-1) -> PIL."""
+    _check_not_empty(array.shape, where)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
@@ -279,12 +294,15 @@ def as_pil_images(images) -> tuple[list[Image.Image], bool]:
         if isinstance(item, Image.Image):
             return item
         if isinstance(item, (str, os.PathLike)):
+            if image_info(item).frames > 1:  # load_image decodes the first frame only
+                _warn_first_frame("image")
             return load_image(item)  # RGB; converted to the model's channels with the others
         if isinstance(item, np.ndarray):
             return _array_to_pil(item, where)
         if isinstance(item, torch.Tensor):
             if item.dim() != 3:
                 raise ValueError(f"{where}: an image tensor must be (C, H, W), got shape {tuple(item.shape)}")
+            _check_not_empty(tuple(item.shape), where)
             t = item.detach().cpu().permute(1, 2, 0)  # (H, W, C)
             if t.dtype != torch.uint8:
                 t = t.float()
@@ -304,9 +322,35 @@ def as_pil_images(images) -> tuple[list[Image.Image], bool]:
     return [one(images, "the image")], True
 
 
+def _check_not_empty(shape: tuple[int, ...], where: str) -> None:
+    """`ValueError` for an image array or tensor with a zero-length dimension (nothing to translate)."""
+    if 0 in shape:
+        raise ValueError(f"{where} is empty (shape {tuple(shape)}): an image needs at least 1x1 pixels")
+
+
+def _check_images(images: Sequence[Image.Image], what: str = "image") -> None:
+    """`ValueError` for a PIL image of zero width or height; `UserWarning` (once per call) when an
+    image holds several frames (an animated GIF/APNG, a multi-page TIFF): only its first is used."""
+    for i, img in enumerate(images):
+        if 0 in img.size:
+            raise ValueError(f"{what} {i} is empty ({img.width}x{img.height}): it needs at least 1x1 pixels")
+    if any(frame_count(img) > 1 for img in images):
+        _warn_first_frame(what)
+
+
+def _warn_first_frame(what: str) -> None:
+    warnings.warn(
+        f"an input {what} holds several frames (animated GIF/APNG/WebP, multi-page TIFF); only its "
+        "first frame is translated",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
 @contextmanager
-def _too_small_is_clear(x: torch.Tensor, stride: int):
-    """Turn the norm layers' error for 1x1 features (an image too small for the network) into one line."""
+def _too_small_is_clear(x: torch.Tensor, stride: int, what: str = "an image"):
+    """Turn the norm layers' error for 1x1 features (an image too small for the network) into one line
+    that names `what` was too small (the input, or MUNIT's style reference) with the size of `x`."""
     try:
         yield
     except ValueError as err:
@@ -314,7 +358,7 @@ def _too_small_is_clear(x: torch.Tensor, stride: int):
             raise
         h, w = x.shape[-2:]
         raise ValueError(
-            f"an image of {w}x{h} is too small for this network (its deepest features would be "
+            f"{what} of {w}x{h} is too small for this network (its deepest features would be "
             f"1x1): resize it to at least {2 * stride} px on one side"
         ) from None
 
@@ -481,8 +525,9 @@ class TranslationPipeline:
         if isinstance(style, Image.Image):
             target = self.generators[self.route(direction).target]
             ref = to_mode(style, "L" if image_channels(target) == 1 else "RGB")  # a target-domain image
-            with self._autocast():
-                return target.encode(self._to_batch([ref], ref.mode))[2].float()
+            x = self._to_batch([ref], ref.mode)  # (1, C, H, W)
+            with self._autocast(), _too_small_is_clear(x, self.stride(direction), "the style image"):
+                return target.encode(x)[2].float()
         if isinstance(style, torch.Tensor):
             if style.numel() == 0 or style.numel() % style_dim:
                 raise ValueError(
@@ -507,6 +552,7 @@ class TranslationPipeline:
         batch_size: int = 8,
         size: int | str | tuple[int, int] | None = None,
         test_mode: str | None = None,
+        max_pixels: int | None = MAX_PROCESSED_PIXELS,
     ) -> Image.Image | list[Image.Image]:
         """Translate `images`: one image or a list / batch of them, of any size and mode (`as_pil_images`).
 
@@ -518,11 +564,21 @@ class TranslationPipeline:
         `(S, style_dim[, 1, 1])`.
         `test_mode` overrides the pipeline's (`"eval"` / `"paper"`); in paper mode each image is run as
         its own batch and `seed` (when given) makes its dropout noise reproducible.
+
+        `max_pixels` bounds memory as `ponogan translate --max-pixels` does: an image (or style
+        reference) the networks would process at more pixels, after `size` and padding to the stride,
+        raises `ImageTooLargeError` before anything is resized or computed; `None` lifts the limit.
+        Empty images raise `ValueError`; of a multi-frame image only the first frame is translated
+        (with a `UserWarning`). `seed` is `None` or an integer from 0 to 2**64 - 1.
         """
         route = self.route(direction)
         nets = self._networks(check_test_mode(self.test_mode if test_mode is None else test_mode))
         paper = nets is not self.generators
         images, single = as_pil_images(images)
+        _check_images(images)
+        check_seed(seed)
+        if max_pixels is not None and max_pixels < 1:
+            raise ValueError(f"max_pixels must be >= 1 (or None for no limit), got {max_pixels}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not self.multimodal and (style is not None or n_styles != 1):
@@ -535,6 +591,18 @@ class TranslationPipeline:
             )
         mode = self.input_mode(direction)
         size = parse_size(size)
+        stride = self.stride(direction)
+        if isinstance(style, Image.Image):
+            _check_images([style], "style image")
+        sizes = [(img.size, size) for img in images]
+        sizes += [(style.size, None)] if isinstance(style, Image.Image) else []
+        for image_size, resize in sizes:  # from the sizes alone: nothing resized or allocated yet
+            try:
+                check_processed_size(image_size, resize, stride, max_pixels, max_aspect=None)
+            except ImageTooLargeError as err:
+                raise ImageTooLargeError(
+                    f"{err}; pass a smaller size= or a larger max_pixels= (None: no limit)", err.option
+                ) from None
         prepared = [resize_image(to_mode(img, mode), size) for img in images]
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(prepared):

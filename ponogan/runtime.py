@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from ponogan.settings import MIXED_PRECISION
+from ponogan.messages import UsageError
+from ponogan.settings import DEVICES, MIXED_PRECISION
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> str:
@@ -34,15 +35,33 @@ def resolve_device(device: str | torch.device | None = "auto") -> str:
     return check_device(str(device))
 
 
+DEVICE_HINT = "use auto, cpu, cuda, cuda:N or mps"
+
+
 def check_device(device: str) -> str:
-    """``device`` if its kind is available here, else ``ValueError`` with one line saying what to use."""
-    kind = torch.device(device).type
+    """``device`` if it names a device of this machine, else ``UsageError`` (a ``ValueError``, exit 2)
+    with one line saying what to use: an unknown name (``bogus``), a kind ponogan does not run on
+    (``meta``), a kind that is not available (CUDA on a machine without a GPU), or an index that does
+    not exist (``cpu:1``, ``cuda:3`` with two GPUs)."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:  # torch's own message lists every device kind it knows, on one long line
+        raise UsageError(f"unknown device {device!r}; {DEVICE_HINT}") from None
+    kind, index = parsed.type, parsed.index
+    if kind not in DEVICES:
+        raise UsageError(f"device {device!r} is not one ponogan runs on; {DEVICE_HINT}")
     if (kind == "cuda" and not torch.cuda.is_available()) or (
         kind == "mps" and not torch.backends.mps.is_available()
     ):
-        raise ValueError(
+        raise UsageError(
             f"device {device!r} was requested but {kind.upper()} is not available here; "
             "use device 'auto' or 'cpu'"
+        )
+    count = torch.cuda.device_count() if kind == "cuda" else 1  # one CPU device, one MPS device
+    if index is not None and index >= count:
+        raise UsageError(
+            f"device {device!r} does not exist: this machine has {count} {kind.upper()} device(s), "
+            f"{kind}:0{f' to {kind}:{count - 1}' if count > 1 else ''}"
         )
     return device
 

@@ -1,28 +1,38 @@
 """`ponogan translate`: translate every image under a folder (or matching a glob) with a checkpoint.
 
 Outputs mirror the inputs' relative paths under `--output` (PNG by default; MUNIT with `--n-styles K`
-writes `name_s0.png ... name_s{K-1}.png`). The user's files are never written over: an `--output` equal
-to the input folder is refused, one inside it is left out of the walk, and a run that would replace any
-input image is refused before it starts. Each output is written to a temporary `.NAME.partial` beside
-it and renamed (the temporary is removed if the write fails; ones left by a killed run are removed at
-the next start), so outputs that exist are complete: they are skipped, and an interrupted run resumes
-where it stopped.
+writes `name_s0.png ... name_s{K-1}.png`). Every output name is planned before anything is written and
+is unique, compared case-insensitively (`plan_jobs`: inputs whose stems collide keep their extension,
+`a_jpg.png`), and the same inputs always get the same names. The user's files are never written over:
+an `--output` equal to the input folder is refused, one inside it is left out of the walk, and a run
+that would replace any input image is refused before it starts. Each output is written to a
+temporary `.ponogan-PID-RANDOM.partial` beside it and renamed (the temporary is removed if the write
+fails; ones left by a killed run are removed at the next start, never those of a run still going),
+so outputs that exist are complete: they are skipped, and an interrupted run resumes where it
+stopped; concurrent runs into one folder never share a temporary name.
 
-Each image's header is checked before it is decoded: the size the network processes (after `--size`
-and padding to the model's stride) must be within `--max-pixels` and `--max-aspect`, which bounds
-memory; batches are capped to `--max-pixels` in total too. Worker threads decode (and resize) the next
-images while the model runs; images are batched by size. Inputs that fail (too large, unreadable,
-out of memory) are listed at the end with the reason and the others go on; the exit status is 1 when
-any input failed, 2 for a usage error.
+Flags, the checkpoint and the output folder (created, and checked writable once) are validated before
+any image: a problem there is one `error:` line and exit status 2. Each image's header is checked
+before it is decoded: the size the network processes (after `--size` and padding to the model's
+stride) must be within `--max-pixels` and `--max-aspect`, which bounds memory; batches are capped to
+`--max-pixels` in total too. Worker threads decode (and resize) the next images while the model runs;
+images are batched by size. Inputs that fail (too large, unreadable, out of memory) are listed at
+the end with the reason and the others go on; the exit status is 1 when any input failed (or none
+was found). Of a file with several frames (animated GIF/APNG, multi-page TIFF) the first frame is
+translated, and the report says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import functools
 import glob
+import math
 import os
+import re
+import secrets
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,9 +45,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from ponogan.atomic import atomic_write
-from ponogan.data import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, image_size, load_image
-from ponogan.data.image_io import is_image_file, is_within
-from ponogan.messages import first_line
+from ponogan.data import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, load_image
+from ponogan.data.image_io import image_info, is_image_file, is_within
+from ponogan.messages import CommandError, UsageError, first_line
 from ponogan.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
 
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
@@ -62,6 +72,7 @@ class Report:
     translated: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    multi_frame: list[str] = field(default_factory=list)  # inputs of several frames: the first one taken
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,13 +95,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        help="images per forward pass (default: 1 on CPUs, where larger batches are slower, 8 on GPUs)",
+        help="images per forward pass (default: 1 on CPUs, where larger batches are slower, 8 on CUDA "
+        "GPUs, 4 on MPS)",
     )
     parser.add_argument(
         "--size", help="resize first: 256 sets the shorter side, 320x240 an exact size (default: keep)"
     )
     parser.add_argument("--n-styles", type=int, default=1, help="MUNIT: random styles per input (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="MUNIT: seed of the random styles (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="MUNIT: seed of the random styles, paper mode: of the dropout; 0 to 2**64 - 1 (default 0)",
+    )
     parser.add_argument(
         "--test-mode",
         default="eval",
@@ -109,8 +126,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mixed-precision",
         dest="dtype",
         choices=("float32", "no", "bf16", "fp16"),  # `no` (= float32) as train's --mixed-precision
-        help="compute precision; bf16/fp16 run under autocast (default: bf16 on GPUs and on "
-        "CPUs with native bf16, else float32; docs/app.md has the measured differences)",
+        help="compute precision; bf16/fp16 run under autocast (default: bf16 on CUDA GPUs, fp16 on "
+        "those without bf16, bf16 on CPUs with native bf16, else float32; docs/benchmarks.md has the "
+        "measured differences)",
     )
     parser.add_argument("--format", default="png", choices=sorted(OUTPUT_FORMATS), help="output format")
     parser.add_argument("--workers", type=int, default=2, help="image decoding threads (default 2)")
@@ -120,7 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=MAX_PROCESSED_PIXELS,
         help="refuse images the network would process at more pixels than this, after "
         "--size and padding to the model's stride; also caps the pixels of a batch. "
-        "The default fits Full HD: peak memory 2.5 GB for a ResNet-9, 4.7 GB for MUNIT "
+        "The default (2,097,152) fits Full HD: peak memory 2.5 GB for a ResNet-9, 4.7 GB for MUNIT "
         "at float32 on CPU, +1-2 GB per extra megapixel",
     )
     parser.add_argument(
@@ -200,20 +218,48 @@ def _glob_match(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
 
 
 def plan_jobs(inputs: Iterable[tuple[Path, Path]], output_dir: Path, n_outputs: int, ext: str) -> list[Job]:
-    """Map each input to its output file(s); inputs whose stems collide (a.jpg, a.png) keep their suffix."""
-    inputs = list(inputs)
-    stems: dict[Path, int] = {}
+    """Map each input to its output file(s), every output name unique, before anything is written.
+
+    Names are compared case-insensitively (as macOS and Windows file systems do), so `x.png`, `x.jpg`,
+    `x_png.png` and `X.PNG` never share an output. An input keeps its own stem when no other input has
+    the same one; inputs whose stems collide (`a.jpg`, `a.png`) keep their extension (`a_jpg`,
+    `a_png`), and a name still taken (by another input's plain stem, or by the case of another
+    collision) gets `_2`, `_3`, ... The result depends only on the set of inputs (processed in their
+    relative-path order, plain stems first), so a re-run maps each input to the same output.
+    """
+    inputs = sorted(inputs, key=lambda item: item[1].as_posix())
+    suffixes = [""] if n_outputs == 1 else [f"_s{k}" for k in range(n_outputs)]
+    stem_counts: dict[str, int] = {}
     for _, rel in inputs:
-        stems[rel.with_suffix("")] = stems.get(rel.with_suffix(""), 0) + 1
-    jobs = []
-    for source, rel in inputs:
+        key = _name_key(rel.with_suffix(""))
+        stem_counts[key] = stem_counts.get(key, 0) + 1
+
+    def names(stem: Path) -> list[Path]:
+        return [stem.with_name(f"{stem.name}{suffix}.{ext}") for suffix in suffixes]
+
+    taken: set[str] = set()
+    planned: dict[int, list[Path]] = {}
+    plain = [i for i, (_, rel) in enumerate(inputs) if stem_counts[_name_key(rel.with_suffix(""))] == 1]
+    renamed = sorted(set(range(len(inputs))) - set(plain))
+    for i in plain + renamed:  # plain stems claim their names first: they never move
+        rel = inputs[i][1]
         stem = rel.with_suffix("")
-        if stems[stem] > 1:
+        if stem_counts[_name_key(stem)] > 1:
             stem = stem.with_name(f"{stem.name}_{rel.suffix.lstrip('.').lower()}")
-        suffixes = [""] if n_outputs == 1 else [f"_s{k}" for k in range(n_outputs)]
-        names = [f"{stem.name}{suffix}.{ext}" for suffix in suffixes]
-        jobs.append(Job(source, tuple(output_dir / stem.parent / name for name in names)))
-    return jobs
+        candidate, number = stem, 1
+        while any(_name_key(name) in taken for name in names(candidate)):
+            number += 1
+            candidate = stem.with_name(f"{stem.name}_{number}")
+        taken.update(_name_key(name) for name in names(candidate))
+        planned[i] = names(candidate)
+    return [
+        Job(source, tuple(output_dir / name for name in planned[i])) for i, (source, _) in enumerate(inputs)
+    ]
+
+
+def _name_key(path: Path) -> str:
+    """How a relative output path is compared: case-folded, `/`-separated."""
+    return path.as_posix().casefold()
 
 
 def prefetch(function: Callable, items: Iterable, workers: int, depth: int) -> Iterator:
@@ -228,18 +274,52 @@ def prefetch(function: Callable, items: Iterable, workers: int, depth: int) -> I
             yield future.result()
 
 
+# A temp name holds the writer's pid and a random part, so that concurrent runs into one folder never
+# share one, and is short whatever the output's name, so that a 255-byte output name still works.
+_PARTIAL = re.compile(r"\.ponogan-(?P<pid>[0-9]+)-[0-9a-f]{8}\.partial")
+
+
 def partial_path(path: Path) -> Path:
-    """The temporary name an output is written to before the rename: `.NAME.partial` beside it."""
-    return path.with_name(f".{path.name}.partial")
+    """A new temporary name to write `path` to before the rename: `.ponogan-PID-RANDOM.partial` beside it."""
+    return path.with_name(f".ponogan-{os.getpid()}-{secrets.token_hex(4)}.partial")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process `pid` may be running on this machine: `False` only when it surely is not (no
+    such process, or a number no process can have); one owned by another user counts as running."""
+    try:
+        os.kill(pid, 0)  # signal 0: checks only
+    except (ProcessLookupError, OverflowError):
+        return False
+    except OSError:  # PermissionError: it exists, another user's
+        return True
+    return True
 
 
 def sweep_partials(jobs: Iterable[Job]) -> int:
-    """Remove the temporary files a killed run left for these jobs' outputs (only our own temp names)."""
-    temps = [partial_path(output) for job in jobs for output in job.outputs]
-    leftovers = [tmp for tmp in temps if tmp.is_file() and not tmp.is_symlink()]
+    """Remove the temporary files killed runs left beside these jobs' outputs: only regular files named
+    as `partial_path` names them whose writing process is gone (a concurrent run's are kept), and the
+    `.NAME.partial` names of earlier versions of ponogan for these outputs."""
+    outputs = [output for job in jobs for output in job.outputs]
+    leftovers = {output.with_name(f".{output.name}.partial") for output in outputs}
+    for folder in {output.parent for output in outputs}:
+        try:
+            names = os.listdir(folder)
+        except OSError:  # not created yet, or unreadable: nothing of ours in it
+            continue
+        for name in names:
+            match = _PARTIAL.fullmatch(name)
+            if match and not _pid_alive(int(match["pid"])):
+                leftovers.add(folder / name)
+    removed = 0
     for tmp in leftovers:
-        tmp.unlink()
-    return len(leftovers)
+        try:
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+                removed += 1
+        except OSError:  # swept by another run first, or an earlier version's name too long to exist
+            continue
+    return removed
 
 
 def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Report) -> None:
@@ -262,10 +342,12 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
 
     def decode(job: Job):
         try:
-            check_processed_size(
-                image_size(job.source, decode_limit), size, stride, args.max_pixels, args.max_aspect
-            )
-            return job, resize_image(load_image(job.source, mode, decode_limit), size), None
+            info = image_info(job.source, decode_limit)
+            check_processed_size(info.size, size, stride, args.max_pixels, args.max_aspect)
+            img = resize_image(load_image(job.source, mode, decode_limit), size)  # the first frame
+            if info.frames > 1:
+                report.multi_frame.append(str(job.source))  # list.append: safe from worker threads
+            return job, img, None
         except ImageTooLargeError as err:
             return job, None, f"{err}; {LIMIT_HINTS[err.option]}"
         except ImageLoadError as err:
@@ -299,6 +381,7 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
                     seed=args.seed,
                     n_styles=args.n_styles,
                     batch_size=args.batch_size,
+                    max_pixels=args.max_pixels,
                 )
             except (RuntimeError, MemoryError, ValueError) as err:  # out of memory: retry alone, then report
                 if len(batch) > 1:
@@ -340,26 +423,57 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
             settle(*writes.popleft())
 
 
-def _error(message: str, code: int = 2) -> int:
-    print(f"ponogan translate: error: {message}", file=sys.stderr)
-    return code
+def check_numbers(args: argparse.Namespace) -> None:
+    """`UsageError` for a count or limit below 1 (or not a number: `--max-aspect nan` would switch the
+    aspect guard off) and a seed outside what the random generators take."""
+    from ponogan.pipeline import check_seed
+
+    for name in ("batch_size", "n_styles", "workers", "max_pixels", "max_aspect"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value >= 1):
+            raise UsageError(f"--{name.replace('_', '-')} must be a number >= 1, got {value}")
+    try:
+        check_seed(args.seed)
+    except ValueError as err:
+        raise UsageError(f"--{err}") from None
+
+
+def check_writable(output: Path) -> None:
+    """Create the output folder and write (then remove) one probe file there: a folder that cannot
+    be written (read-only, `/sys/...`, no space) is one `UsageError` before any image, instead of
+    the same failure once per image."""
+    probe = None
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = partial_path(output / "probe")
+        probe.write_bytes(b"")
+    except OSError as err:
+        raise UsageError(
+            f"cannot write into --output {output} ({err.strerror or first_line(err)}); choose a folder "
+            "you can write to"
+        ) from None
+    finally:
+        if probe is not None:
+            with contextlib.suppress(OSError):
+                probe.unlink()
 
 
 def run(args: argparse.Namespace) -> int:
-    """Translate; under ``torchrun``/``accelerate launch`` each process takes every N-th image."""
+    """Translate; under ``torchrun``/``accelerate launch`` each process takes every N-th image.
+
+    A usage error (a bad flag, checkpoint or folder, found before anything is written) raises
+    `UsageError` (exit 2); no input found raises `CommandError` (exit 1); ``ponogan.cli`` prints either
+    as one line. Returns 1 when some inputs failed, else 0."""
     from ponogan.distributed import current_group, process_device, shutdown
     from ponogan.runtime import default_inference_settings, resolve_device  # torch from here on
 
     group = current_group()
     try:
         device = resolve_device(process_device(args.device, group))
-    except ValueError as err:
-        shutdown()
-        return _error(str(err))
-    defaults = default_inference_settings(device)
-    args.batch_size = defaults["batch_size"] if args.batch_size is None else args.batch_size
-    args.dtype = defaults["dtype"] if args.dtype is None else args.dtype
-    try:
+        defaults = default_inference_settings(device)
+        args.batch_size = defaults["batch_size"] if args.batch_size is None else args.batch_size
+        args.dtype = defaults["dtype"] if args.dtype is None else args.dtype
+        check_numbers(args)
         return _run(args, device, group)
     finally:
         shutdown()
@@ -368,21 +482,22 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, device: str, group) -> int:
     from ponogan.pipeline import TranslationPipeline, parse_size
 
-    for name in ("batch_size", "n_styles", "workers", "max_pixels", "max_aspect"):
-        if getattr(args, name) < 1:
-            return _error(f"--{name.replace('_', '-')} must be >= 1")
     output, root = Path(args.output), input_root(args.input)
     if output.exists() and not output.is_dir():
-        return _error(f"--output {output} is a file; give a folder to write the translations into")
+        raise UsageError(f"--output {output} is a file; give a folder to write the translations into")
     if root is not None and os.path.realpath(output) == os.path.realpath(root):
-        return _error(
+        raise UsageError(
             f"--output {output} is the input folder: choose another folder (a new folder "
             "inside the input folder is fine: it is left out of the inputs)"
         )
+    try:
+        parse_size(args.size)
+    except ValueError as err:
+        raise UsageError(f"--size: {err}") from None
     inside = root is not None and is_within(output, root)
     inputs = collect_inputs(args.input, exclude=[output] if inside else [])
     if not inputs:
-        return _error(f"no images found at {args.input!r}", 1)
+        raise CommandError(f"no images found at {args.input!r}: give an image, a folder or a glob")
     if inside:
         print(
             f"note: the output folder {output} is inside the input folder; its files are not taken as inputs",
@@ -395,19 +510,19 @@ def _run(args: argparse.Namespace, device: str, group) -> int:
         pipe.route(args.direction)
         if args.n_styles != 1 and not pipe.multimodal:
             raise ValueError(f"--n-styles applies to MUNIT checkpoints only; this one is {pipe.family}")
-        parse_size(args.size)
     except (OSError, ValueError) as err:
-        return _error(str(err))
+        raise UsageError(first_line(err)) from None
 
     jobs = plan_jobs(inputs, output, args.n_styles, args.format)
     sources = {os.path.realpath(source): source for source, _ in inputs}
     for job in jobs:
         clash = next((sources[real] for real in map(os.path.realpath, job.outputs) if real in sources), None)
         if clash is not None:
-            return _error(
+            raise UsageError(
                 f"output {job.outputs[0]} would replace the input image {clash}: choose an "
                 "--output folder away from the input images"
             )
+    check_writable(output)
     jobs = group.shard(jobs)  # the clash check above saw every job; from here on, this process's share
     removed = sweep_partials(jobs)
     if removed:
@@ -434,6 +549,13 @@ def _run(args: argparse.Namespace, device: str, group) -> int:
             f"{f', skipped {skipped} already done' if skipped else ''}",
             file=sys.stderr,
         )
+        multi_frame = [source for r in reports for source in r.multi_frame]
+        if multi_frame:
+            print(
+                f"note: {len(multi_frame)} input(s) hold several frames or pages (animated GIF/APNG/WebP, "
+                f"multi-page TIFF), e.g. {multi_frame[0]}; only the first frame was translated",
+                file=sys.stderr,
+            )
         if failed:
             print(f"{len(failed)} input(s) could not be translated:", file=sys.stderr)
             for source, reason in failed:

@@ -142,7 +142,9 @@ def test_cli_writes_unaligned_layout_the_folder_loader_reads(tmp_path, capsys):
     assert ponogan_main(["data", "glyphs", "--out", str(out), "--size", "32", "--length", "12",
                          "--test-jitters", "1"]) == 0  # fmt: skip
     assert "wrote 12 train and 11 test items" in capsys.readouterr().out
-    assert {p.name for p in out.iterdir()} == {"trainA", "trainB", "testA", "testB", "testB_mask"}
+    assert {p.name for p in out.iterdir()} - {".ponogan-data-manifest.jsonl"} == {
+        "trainA", "trainB", "testA", "testB", "testB_mask"
+    }  # fmt: skip
     assert len(list((out / "trainB").iterdir())) == 12
     names = [sorted(p.name for p in (out / split).iterdir()) for split in ("testA", "testB")]
     assert names[0] == names[1]
@@ -157,7 +159,8 @@ def test_cli_writes_aligned_hard_layout(tmp_path):
     args = ["data", "glyphs", "--out", str(out), "--size", "32", "--length", "4", "--paired",
             "--variant", "hard", "--test-jitters", "1"]  # fmt: skip
     assert ponogan_main(args) == 0
-    assert {p.name for p in out.iterdir()} == {"train", "test", "test_mask"}
+    names = {p.name for p in out.iterdir()} - {".ponogan-data-manifest.jsonl"}
+    assert names == {"train", "test", "test_mask"}
     ds = create_dataset("aligned", out, "test", preprocess="none")
     reference = create_dataset("glyphs", None, "test", image_size=32, variant="hard", test_jitters=1)
     item = ds[3]

@@ -151,3 +151,68 @@ def test_font_errors_are_clear():
     with pytest.raises(IndexError):
         glyphs()[64]
     assert glyphs(font_a="pil-default")[0]["A"].shape == (3, SIZE, SIZE)
+
+
+def _glyphs_cli(out, *extra: str) -> int:
+    from ponogan.cli import main
+
+    return main(["data", "glyphs", "--out", str(out), "--size", "16", "--test-jitters", "1", *extra])
+
+
+def _files(root) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_glyphs_out_a_file_or_non_empty_is_one_usage_line(tmp_path, capsys):
+    a_file = tmp_path / "data.png"
+    a_file.write_bytes(b"user's")
+    assert _glyphs_cli(a_file, "--length", "2") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file" in err[0] and a_file.read_bytes() == b"user's"
+    out = tmp_path / "mine"
+    (out / "trainA").mkdir(parents=True)
+    (out / "notes.txt").write_text("keep me")
+    before = _files(out)
+    assert _glyphs_cli(out, "--length", "2") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not empty" in err[0] and "--overwrite" in err[0]
+    assert _files(out) == before and sorted(p.name for p in out.iterdir()) == ["notes.txt", "trainA"]
+
+
+def test_glyphs_overwrite_replaces_only_its_own_files(tmp_path, capsys):
+    out = tmp_path / "glyphs"
+    assert _glyphs_cli(out, "--length", "4") == 0
+    first = _files(out)
+    assert len([name for name in first if name.startswith("trainA/")]) == 4
+    (out / "notes.txt").write_text("the user's notes")
+    assert _glyphs_cli(out, "--length", "4") == 2  # non-empty without --overwrite
+    assert "not empty" in capsys.readouterr().err
+    # a smaller dataset over the first: the extra train items of the first run go, the user's file stays
+    assert _glyphs_cli(out, "--length", "2", "--overwrite") == 0
+    second = _files(out)
+    assert len([name for name in second if name.startswith("trainA/")]) == 2
+    assert second["notes.txt"] == b"the user's notes"
+    assert {name for name in second if name.startswith("testB/")} == {
+        name for name in first if name.startswith("testB/")
+    }
+    # the user's file where the dataset goes is never replaced, even with --overwrite
+    own = next(name for name in second if name.startswith("trainA/"))
+    user = out / "trainA" / "00099_mine.png"
+    user.write_bytes(b"user's image")
+    capsys.readouterr()
+    assert _glyphs_cli(out, "--length", "2", "--overwrite") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did not write" in err[0] and "00099_mine.png" in err[0]
+    assert user.read_bytes() == b"user's image" and (out / own).read_bytes() == second[own]
+
+
+def test_glyphs_switching_layout_with_overwrite_leaves_one_dataset(tmp_path):
+    out = tmp_path / "glyphs"
+    assert _glyphs_cli(out, "--length", "2") == 0
+    assert _glyphs_cli(out, "--length", "2", "--paired", "--overwrite") == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".ponogan-data-manifest.jsonl",
+        "test",
+        "test_mask",
+        "train",
+    ]

@@ -377,3 +377,71 @@ def test_pipeline_to_and_repr(runs):
     text = repr(pipe)
     assert "family=cyclegan" in text and "G_A: ResnetGenerator(" in text and "dtype=float32" in text
     assert "device=cpu" in text and "AtoB/BtoA" in text
+
+
+@pytest.fixture(scope="module")
+def demo_pipe():
+    return TranslationPipeline.from_pretrained(SHIPPED / "demo_pix2pix_pono_ms_glyphs", device="cpu")
+
+
+def test_pipeline_applies_the_cli_pixel_limit(demo_pipe):
+    from ponogan.pipeline import ImageTooLargeError
+    from ponogan.settings import MAX_PROCESSED_PIXELS
+
+    glyph = Image.new("RGB", (64, 64), "white")
+    with pytest.raises(
+        ImageTooLargeError, match="20032x20032 = .*max_pixels=2,097,152; pass a smaller size="
+    ):
+        demo_pipe(glyph, size=20000)  # refused from the sizes: nothing of 25 GB is allocated
+    with pytest.raises(ImageTooLargeError, match="max_pixels=1,000"):
+        demo_pipe(glyph, max_pixels=1000)
+    assert demo_pipe(glyph, max_pixels=None).size == (64, 64)  # the limit can be lifted
+    assert demo_pipe(glyph, size=96, max_pixels=MAX_PROCESSED_PIXELS).size == (96, 96)
+    with pytest.raises(ValueError, match="max_pixels must be >= 1"):
+        demo_pipe(glyph, max_pixels=0)
+
+
+@pytest.mark.parametrize(
+    "empty",
+    [
+        torch.zeros(3, 0, 64),
+        torch.zeros(1, 3, 64, 0),
+        np.zeros((0, 64, 3), np.uint8),
+        Image.new("RGB", (0, 8)),
+    ],
+    ids=["tensor", "batch", "array", "pil"],
+)
+def test_pipeline_refuses_empty_images_in_one_value_error(demo_pipe, empty):
+    with pytest.raises(ValueError, match="is empty") as caught:
+        demo_pipe(empty)
+    assert "\n" not in str(caught.value) and "reduction" not in str(caught.value)
+
+
+def test_pipeline_seeds_are_range_checked(pipes):
+    img = _odd_images()[0]
+    for seed in (2**64, -1, 1.5, True):
+        with pytest.raises(ValueError, match="seed must be an integer from 0 to 18446744073709551615"):
+            pipes["munit"](img, seed=seed)
+    assert len(pipes["munit"](img, seed=2**64 - 1, n_styles=2)) == 2
+
+
+def test_multi_frame_images_warn_that_the_first_frame_is_translated(demo_pipe, tmp_path):
+    frames = [Image.new("RGB", (64, 64), colour) for colour in ("white", "black", "grey")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with Image.open(tmp_path / "anim.gif") as animated, pytest.warns(UserWarning, match="first frame"):
+        out = demo_pipe(animated)
+    assert out.size == (64, 64)
+    with pytest.warns(UserWarning, match="several frames"):
+        demo_pipe([tmp_path / "anim.gif"])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a still image: no warning
+        demo_pipe(frames[0])
+
+
+def test_too_small_style_image_is_reported_with_its_own_size(pipes):
+    content = _odd_images()[0]  # 33x21
+    with pytest.raises(ValueError, match="the style image of 2x2 is too small") as caught:
+        pipes["munit"](content, style=Image.new("RGB", (2, 2)))
+    assert "33x21" not in str(caught.value)

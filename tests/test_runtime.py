@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ponogan import runtime
+from ponogan.messages import UsageError
 from ponogan.training import from_dict
 from ponogan.training.loop import TrainingError, build_accelerator, data_workers, resolve_runtime
 
@@ -33,7 +34,27 @@ def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
     with pytest.raises(ValueError, match="'mps' was requested but MPS is not available here"):
         runtime.resolve_device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert runtime.resolve_device("cuda:1") == "cuda:1"  # a named device passes through once available
+
+
+@pytest.mark.parametrize(
+    ("device", "words"),
+    [
+        ("bogus", "unknown device 'bogus'"),
+        ("cuda:x", "unknown device"),
+        ("meta", "not one ponogan runs on"),
+        ("cpu:1", "'cpu:1' does not exist"),
+        ("cuda:2", "'cuda:2' does not exist: this machine has 2 CUDA device(s), cuda:0 to cuda:1"),
+    ],
+)
+def test_bad_device_names_are_one_usage_line(monkeypatch, device, words):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(UsageError) as caught:
+        runtime.resolve_device(device)
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+    assert "cuda:N" in str(caught.value) or "does not exist" in str(caught.value)
 
 
 def test_precision_order(monkeypatch, no_accelerate_config):

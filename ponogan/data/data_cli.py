@@ -9,6 +9,7 @@ import time
 from ponogan.data.download import KINDS, DownloadError, combine_ab, download_dataset
 from ponogan.data.fonts import available_fonts
 from ponogan.data.options import VARIANTS, DataOptions
+from ponogan.messages import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     glyphs.add_argument("--font-a", default=defaults.font_a, help="domain A font (name or .ttf path)")
     glyphs.add_argument("--font-b", default=defaults.font_b, help="domain B font (name or .ttf path)")
     glyphs.add_argument("--list-fonts", action="store_true", help="print the usable font names and exit")
+    glyphs.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --out, replacing (and removing) only the files an earlier "
+        "`ponogan data glyphs` wrote there (listed in its .ponogan-data-manifest.jsonl)",
+    )
 
     preview = sub.add_parser("preview", help="save a PNG grid of glyph samples (plain and hard variants)")
     preview.add_argument("--out", required=True, help="PNG file to write")
@@ -65,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         return _COMMANDS[args.data_command](args)
+    except UsageError:  # ponogan.cli prints it as one line, exit 2
+        raise
     except (DownloadError, ValueError) as err:
         print(f"ponogan data {args.data_command}: error: {err}", file=sys.stderr)
         return 1
@@ -83,7 +92,7 @@ def _glyphs(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     from ponogan.data.export import export_glyphs  # torch: only when rendering
 
-    counts = export_glyphs(args.out, options)
+    counts = export_glyphs(args.out, options, overwrite=args.overwrite)
     layout = "aligned (train/, test/)" if args.paired else "unaligned (trainA/, trainB/, testA/, testB/)"
     print(
         f"wrote {counts['train']} train and {counts['test']} test items to {args.out}, {layout} layout, "

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -121,13 +121,35 @@ def _open_image(path: Path, max_pixels: int | None) -> Iterator[Image.Image]:
             raise ImageLoadError(path, f"corrupt or truncated image data ({err})") from None
 
 
+class ImageInfo(NamedTuple):
+    """What a file's header says: `size` `(width, height)` (before EXIF rotation) and `frames`, the
+    number of frames or pages (an animated GIF/APNG/WebP, a multi-page TIFF; 1 for a still image).
+    `load_image` decodes the first frame only."""
+
+    size: tuple[int, int]
+    frames: int
+
+
+def image_info(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Size and frame count from the file header, without decoding pixels.
+
+    Raises `ImageLoadError` like `load_image` for files that cannot be opened or exceed `max_pixels`.
+    """
+    with _open_image(Path(path), max_pixels) as img:
+        return ImageInfo(img.size, frame_count(img))
+
+
+def frame_count(img: Image.Image) -> int:
+    """How many frames (or pages) a PIL image holds: 1 for a still image or one made in memory."""
+    return max(1, int(getattr(img, "n_frames", 1) or 1))
+
+
 def image_size(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """`(width, height)` from the file header, without decoding pixels (before EXIF rotation).
 
     Raises `ImageLoadError` like `load_image` for files that cannot be opened or exceed `max_pixels`.
     """
-    with _open_image(Path(path), max_pixels) as img:
-        return img.size
+    return image_info(path, max_pixels).size
 
 
 def load_image(path: str | os.PathLike, mode: str = "RGB", max_pixels: int | None = DEFAULT_MAX_PIXELS):

@@ -47,12 +47,16 @@ class EvalOutput:
 
     The manifest is JSON Lines (a header, then one ``{"file": ...}`` or ``{"dir": ...}`` per line) so
     that claiming the files of each batch appends a few lines instead of rewriting a growing list; a
-    line cut short by an interrupted run is ignored.
+    line cut short by an interrupted run is ignored. A subclass sets ``WRITER`` (the command named in
+    the manifest's header and messages) and ``MANIFEST_NAME`` to keep a manifest of its own.
     """
+
+    WRITER = "ponogan eval"
+    MANIFEST_NAME = MANIFEST_NAME
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.manifest = self.root / MANIFEST_NAME
+        self.manifest = self.root / self.MANIFEST_NAME
         self.files: set[str] = set()
         self.dirs: set[str] = set()
         if self.manifest.is_symlink() or self.manifest.exists():
@@ -66,8 +70,8 @@ class EvalOutput:
 
     def _read(self) -> None:
         lines = self.manifest.read_text(encoding="utf-8").splitlines()
-        if not lines or json.loads(lines[0]).get("written_by") != "ponogan eval":
-            raise ValueError("not a ponogan eval manifest")
+        if not lines or json.loads(lines[0]).get("written_by") != self.WRITER:
+            raise ValueError(f"not a {self.WRITER} manifest")
         for number, line in enumerate(lines[1:], start=2):
             try:
                 entry = json.loads(line)
@@ -119,14 +123,14 @@ class EvalOutput:
         foreign = sorted(p for p in self._existing(names, trees) if not self.owns(p))
         if foreign:
             raise FileExistsError(
-                f"--out {self.root} holds {len(foreign)} file(s) ponogan eval did not write (e.g. "
-                f"{foreign[0]}); eval never replaces or deletes them: choose a new or empty --out"
+                f"--out {self.root} holds {len(foreign)} file(s) {self.WRITER} did not write (e.g. "
+                f"{foreign[0]}); it never replaces or deletes them: choose a new or empty --out"
             )
 
     def save(self) -> None:
         """Rewrite the whole manifest atomically (after removals)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        lines = [json.dumps({"written_by": "ponogan eval", "version": MANIFEST_VERSION})]
+        lines = [json.dumps({"written_by": self.WRITER, "version": MANIFEST_VERSION})]
         lines += [json.dumps({"dir": rel}) for rel in sorted(self.dirs)]
         lines += [json.dumps({"file": rel}) for rel in sorted(self.files)]
         write_text_atomic(self.manifest, "\n".join(lines) + "\n")
