@@ -265,6 +265,8 @@ def test_translate_test_mode_flag(tmp_path, run):
                     "cpu",
                     "--test-mode",
                     mode,
+                    "--mixed-precision",
+                    "no",  # the pipeline below runs in float32; the CLI's CPU default may be bf16
                 ]
             )
             == 0
