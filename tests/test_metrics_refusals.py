@@ -173,6 +173,7 @@ def test_masks_matching_no_pair_are_refused_and_partial_masks_are_counted(tmp_pa
         (["--kid-subsets", "-3"], "--kid-subsets must be at least 1"),
         (["--kid-subset-size", "1"], "--kid-subset-size must be at least 2"),
         (["--n-styles", "0"], "--n-styles must be at least 1"),
+        (["--seed", str(2**70)], "--seed must be between 0 and 2**63 - 1"),
         (["--metrics", ","], "--metrics is empty"),
         (["--metrics", "l1,bogus"], "'bogus'"),
         (["--record"], "--record applies to --checkpoint"),
@@ -228,6 +229,7 @@ def test_checkpoint_evaluations_refuse_before_translating(tmp_path, capsys):
         (["--out", out, "--batch-size", "0"], "--batch-size must be at least 1"),
         (["--out", out, "--masks", tmp_path], "--masks goes with --real/--fake"),
         (["--out", run / "eval"], "inside the --checkpoint folder"),
+        (["--out", out, "--direction", "BtoA"], "--direction"),  # a pix2pix run translates AtoB only
         (["--out", out, "--metrics", "fid", "--fid-weights", tmp_path / "none.pth"], "does not exist"),
     ]
     for args, message in cases:

@@ -195,6 +195,10 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str], group):
     test_mode = args.test_mode or DEFAULT_TEST_MODE
     device = process_device(args.device, group)
     pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=device, test_mode=test_mode)
+    try:
+        pipe.route(args.direction)
+    except ValueError as err:
+        raise UsageError(f"--direction: {first_line(err)}") from None
     if "diversity" in metrics and not getattr(pipe, "multimodal", False):
         raise UsageError(
             f"diversity needs several styles per input, and {args.checkpoint} is a {pipe.family} run "
@@ -206,18 +210,21 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str], group):
             f"--data {args.data} has no items in split {args.split!r} ({mode} data): choose the --split "
             "that holds the test images (e.g. test or val)"
         )
-    split = translate_split(
-        pipe,
-        dataset,
-        args.out,
-        paired=mode in PAIRED_MODES,
-        direction=args.direction,
-        num_styles=args.num_styles if "diversity" in metrics else 1,
-        seed=args.seed,
-        progress=not args.no_progress,
-        overwrite=args.overwrite,
-        group=group,
-    )
+    try:
+        split = translate_split(
+            pipe,
+            dataset,
+            args.out,
+            paired=mode in PAIRED_MODES,
+            direction=args.direction,
+            num_styles=args.num_styles if "diversity" in metrics else 1,
+            seed=args.seed,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+            group=group,
+        )
+    except (ValueError, RuntimeError) as err:  # images may be written by now: an input failed (exit 1)
+        raise CommandError(f"translating the {args.split} split failed: {first_line(err)}") from None
     config = _eval_config(args, split.real, split.fake, split.input, split.masks, split.grid_labels)
     notes = [
         f"checkpoint {args.checkpoint} ({pipe.family}), data {args.data} ({mode}, split {args.split}, "
@@ -324,6 +331,8 @@ def _check_settings(args: argparse.Namespace, metrics: list[str]) -> None:
         value = getattr(args, name)
         if value < least:
             raise UsageError(f"{_flag(name)} must be at least {least}{why}, got {value}")
+    if not 0 <= args.seed < 2**63:  # torch's generators take a 64-bit seed
+        raise UsageError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
     if args.num_styles < 2 and "diversity" in metrics:
         raise UsageError("--n-styles must be at least 2 for diversity (it compares outputs of one input)")
     if (args.save_stats_of is not None or args.save_features) and args.save_stats is None:

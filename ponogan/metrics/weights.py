@@ -87,7 +87,11 @@ class MissingWeightsError(FileNotFoundError):
 
     def __init__(self, weights: WeightFile, given: str | Path | None = None, reason: str | None = None):
         self.weights = weights
-        where = f"{weights.option} {given} does not exist" if given is not None else reason or "not found"
+        if given is not None:
+            state = "is a folder, not a file" if Path(given).is_dir() else "does not exist"
+            where = f"{weights.option} {given} {state}"
+        else:
+            where = reason or "not found"
         fetch = (
             f"run `ponogan weights download {weights.download_name}`, or "
             if reason is None and weights.download_name
@@ -129,7 +133,10 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"weight file {path} does not hold a state dict of tensors")
+        raise ValueError(
+            f"weight file {path} does not hold a state dict of tensors (name -> tensor): use the original "
+            "weight file"
+        )
     return state
 
 
@@ -138,8 +145,11 @@ def _unreadable_reason(path: Path, err: Exception) -> str:
     no hint to load them another way: ponogan never unpickles a file."""
     message = str(err)
     found = re.search(r"GLOBAL (\S+)", message)  # torch names the class or function it refused
-    with open(path, "rb") as handle:  # a plain pickle starts with the PROTO opcode; torch.save writes zips
-        plain_pickle = handle.read(1) == b"\x80"
+    try:
+        with open(path, "rb") as handle:  # a plain pickle starts with the PROTO opcode; torch.save: a zip
+            plain_pickle = handle.read(1) == b"\x80"
+    except OSError as read_error:  # missing or unreadable: that is the reason
+        return f"could not read weight file {path}: {read_error.strerror or read_error}"
     if found or (plain_pickle and "Weights only load failed" in message):
         what = f" ({found[1]})" if found else ""
         return (
