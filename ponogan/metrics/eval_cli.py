@@ -350,18 +350,26 @@ def _relation(path: str, folder: str) -> str | None:
     return "contains" if is_within(folder, path) else None
 
 
-def _check_apart(folders: dict[str, str | None], out: str, out_may_contain: tuple[str, ...] = ()) -> None:
-    """``UsageError`` when two folders eval reads overlap (one is, holds or is inside the other), or when
-    ``--out`` overlaps one of them (``out_may_contain``: folders that ``--out`` may hold)."""
+def _check_apart(
+    folders: dict[str, str | None], out: str, *, pairwise: bool = True, out_may_contain: tuple[str, ...] = ()
+) -> None:
+    """``UsageError`` when two image folders eval reads overlap (one is, holds or is inside the other;
+    with ``pairwise``), or when ``--out`` overlaps one of them (``out_may_contain``: folders that
+    ``--out`` may hold)."""
     named = {flag: str(path) for flag, path in folders.items() if path is not None}
-    flags = list(named)
+    flags = list(named) if pairwise else []
     for i, first in enumerate(flags):
         for second in flags[i + 1 :]:
             relation = _relation(named[first], named[second])
             if relation == "is":
+                why = (
+                    "each fake would be scored against itself"
+                    if {first, second} == {"--real", "--fake"}
+                    else f"{second} holds other images than {first}"
+                )
                 raise UsageError(
-                    f"{first} and {second} are the same folder ({named[first]}): each image would be "
-                    f"scored against itself; give {second} its own folder"
+                    f"{first} and {second} are the same folder ({named[first]}): {why}; give {second} "
+                    "its own folder"
                 )
             if relation is not None:
                 inner, outer = (first, second) if relation == "is inside" else (second, first)
@@ -412,7 +420,7 @@ def _check_run(args: argparse.Namespace) -> None:
         )
     run = run.parent if run.is_file() else run
     folders = {"--checkpoint": str(run), "--data": None if args.data == "glyphs" else args.data}
-    _check_apart(folders, args.out, out_may_contain=("--checkpoint", "--data"))
+    _check_apart(folders, args.out, pairwise=False, out_may_contain=("--checkpoint", "--data"))
 
 
 def _check_weights(args: argparse.Namespace, metrics: list[str]) -> None:
