@@ -178,6 +178,7 @@ def test_masks_matching_no_pair_are_refused_and_partial_masks_are_counted(tmp_pa
         (["--metrics", "l1,bogus"], "'bogus'"),
         (["--record"], "--record applies to --checkpoint"),
         (["--cache-dir", "{file}"], "--cache-dir"),
+        (["--save-stats", "{file}/x.npz"], "is a file, so nothing can be written under it"),
     ],
 )
 def test_nonsense_settings_are_refused_before_anything_runs(tmp_path, capsys, args, message):
@@ -187,6 +188,15 @@ def test_nonsense_settings_are_refused_before_anything_runs(tmp_path, capsys, ar
     out = tmp_path / "out"
     assert _eval("--real", real, "--fake", fake, "--out", out, *args) == 2
     assert message in one_error(capsys) and not out.exists()
+
+
+def test_an_out_below_a_file_is_refused_before_anything_runs(tmp_path, capsys):
+    real, fake, _ = _folders(tmp_path)
+    (tmp_path / "a_file").write_text("x")
+    for out in (tmp_path / "a_file", tmp_path / "a_file" / "sub" / "out"):
+        assert _eval("--real", real, "--fake", fake, "--out", out, "--metrics", "l1") == 2
+        assert f"--out {out}" in one_error(capsys)
+    assert (tmp_path / "a_file").read_text() == "x"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ work (:mod:`.distributed`) and only rank 0 prints and writes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -338,9 +339,28 @@ def _check_settings(args: argparse.Namespace, metrics: list[str]) -> None:
     if (args.save_stats_of is not None or args.save_features) and args.save_stats is None:
         raise UsageError("--save-stats-of and --save-features go with --save-stats FILE")
     _check_device(args.device)
-    for flag, path in (("--out", args.out), ("--cache-dir", args.cache_dir)):
-        if path is not None and Path(path).exists() and not Path(path).is_dir():
-            raise UsageError(f"{flag} {path} is a file: give a folder")
+    for flag, path, folder in (
+        ("--out", args.out, True),
+        ("--cache-dir", args.cache_dir, True),
+        ("--save-stats", args.save_stats, False),
+    ):
+        if path is not None:
+            _check_writable(flag, Path(path), folder=folder)
+
+
+def _check_writable(flag: str, path: Path, *, folder: bool) -> None:
+    """``UsageError`` when ``path`` (a folder, or a file when not ``folder``) cannot be written: a folder
+    that is a file, or a nearest existing parent that is a file or not writable."""
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file: give a folder")
+    start = path if folder else path.parent
+    ancestor = next((p for p in (start, *start.parents) if p.exists()), None)
+    if ancestor is None:
+        return
+    if not ancestor.is_dir():
+        raise UsageError(f"{flag} {path}: {ancestor} is a file, so nothing can be written under it")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {ancestor} is not writable; choose a place you can write to")
 
 
 def _relation(path: str, folder: str) -> str | None:
