@@ -385,7 +385,7 @@ def _check_apart(
                 why = (
                     "each fake would be scored against itself"
                     if {first, second} == {"--real", "--fake"}
-                    else f"{second} holds other images than {first}"
+                    else f"{second} must hold other images than {first}"
                 )
                 raise UsageError(
                     f"{first} and {second} are the same folder ({named[first]}): {why}; give {second} "
