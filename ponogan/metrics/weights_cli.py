@@ -80,15 +80,15 @@ def run(args: argparse.Namespace) -> int:
             try:
                 path, downloaded = download_weights(item, progress=not args.no_progress)
             except (MissingWeightsError, ChecksumError, ValueError) as err:
-                failed += print_error(err, EXIT_FAILED)
+                print_error(err)
+                failed += 1
                 continue
             except OSError as err:  # the hub cache folder cannot be created or written
-                folder = hub_checkpoint_dir()
-                failed += print_error(
-                    f"cannot write {item.filename} into {folder} ({err.strerror or err}); "
-                    "set TORCH_HOME to a folder you can write to",
-                    EXIT_FAILED,
+                print_error(
+                    f"cannot write {item.filename} into {hub_checkpoint_dir()} ({err.strerror or err}); "
+                    "set TORCH_HOME to a folder you can write to"
                 )
+                failed += 1
                 continue
             what = "downloaded" if downloaded else "already present"
             print(f"{what}: {path} (SHA-256 starts with {item.sha256}: verified)")
