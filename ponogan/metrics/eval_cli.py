@@ -317,7 +317,7 @@ def _check_device(device: str | None) -> None:
             f"--device {device!r} is not a device name: use auto, cpu, cuda, cuda:<index> or mps"
         ) from None
     except ValueError as err:
-        raise UsageError(f"--device: {first_line(err)}") from None
+        raise UsageError(f"--device {device}: {first_line(err)}") from None
     if resolved.type == "cuda" and resolved.index is not None:
         count = torch.cuda.device_count()
         if resolved.index >= count:
