@@ -274,7 +274,7 @@ class FolderEvaluation:
         if not self.pairs:
             raise MetricSkipped(
                 f"no fake in {self.config.fake} shares a relative path and stem with a target in "
-                f"{self.config.real}"
+                f"{self.config.real}: name each fake after its target (fake/a/x.png pairs with real/a/x.jpg)"
             )
 
     def _load_pair(self, fake_path: Path, real_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
