@@ -155,10 +155,12 @@ def test_manifest_entries_never_reach_outside_or_remove_foreign_folders(tmp_path
 
 def test_folder_eval_writes_beside_the_users_files_but_never_over_them(tmp_path, capsys):
     real, fake, _ = _folders(tmp_path)
-    (tmp_path / "notes.txt").write_text("mine")
+    shared = tmp_path / "shared"  # apart from --real and --fake (eval refuses an --out holding them)
+    shared.mkdir()
+    (shared / "notes.txt").write_text("mine")
     for _ in range(2):  # a second run replaces its own report
-        assert _eval("--real", real, "--fake", fake, "--out", tmp_path, "--metrics", "l1") == 0
-    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "metrics.json").is_file()
+        assert _eval("--real", real, "--fake", fake, "--out", shared, "--metrics", "l1") == 0
+    assert (shared / "notes.txt").read_text() == "mine" and (shared / "metrics.json").is_file()
     other = tmp_path / "other"
     other.mkdir()
     (other / "metrics.json").write_text('{"mine": 1}')

@@ -1,10 +1,14 @@
 """``ponogan eval``: score a folder of fakes against targets, or a trained run on a dataset split.
 
-Exit status: 0 every requested metric was computed; 3 some were skipped (reasons printed, the rest
-written) or ``--save-stats`` could not be written; 1 none could be computed (the report still lists
-why); 2 bad arguments, missing folders, a folder without one readable image, an ``--out`` holding files
-eval did not write, or an existing ``--save-stats`` file. Unreadable image files are skipped with one
-warning and counted in the report.
+Exit status (``ponogan.messages``): 0 every requested metric was computed; 1 some inputs failed: a
+metric was skipped (a weight file missing from the hub cache, no pairs, images too small; the reasons are
+printed and listed in ``metrics.md``, the rest is written), none could be computed, ``--save-stats``
+could not be written, or writing failed; 2 a usage error, found before anything is written: a bad
+flag or setting (``--batch-size 0``, an unknown metric or device), a missing, empty or unreadable
+folder or file (``--fid-weights`` that is not a plain weights file, a ``--real`` ``.npz`` that is not a
+statistics file), ``--out`` overlapping a folder eval reads, ``--masks`` matching no pair, an ``--out``
+holding files eval did not write, or an existing ``--save-stats`` file. Unreadable image files are
+skipped with one warning and counted in the report. Every error is one ``error: ...`` line.
 
 ``--real`` may be a pytorch-fid statistics file (``.npz``); ``--real DIR --save-stats FILE`` without
 ``--fake`` only writes the statistics. Under ``torchrun`` / ``accelerate launch`` the processes share the
@@ -14,23 +18,34 @@ work (:mod:`.distributed`) and only rank 0 prints and writes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from ponogan.data.image_io import is_within
+from ponogan.messages import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    UsageError,
+    exit_status,
+    first_line,
+    print_error,
+)
 from ponogan.settings import DEFAULT_TEST_MODE, TEST_MODES
 
 from .catalog import DEFAULT_METRICS, METRICS
 
-EXIT_OK, EXIT_NOTHING, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 # options handed to EvalConfig as they are
 PASSED_OPTIONS = ("fid_weights", "lpips_weights", "lpips_net", "device", "batch_size", "cache_dir")
 PASSED_OPTIONS += ("kid_subsets", "kid_subset_size", "save_stats", "save_stats_of", "save_features")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = (
-        "exit status: 0 all metrics computed, 3 some skipped (e.g. missing weight files), "
-        "1 none computed, 2 bad arguments"
+    parser.description = (parser.description + ". " if parser.description else "") + (
+        "Exit status 1 also when a requested metric was skipped (e.g. a weight file missing from the "
+        "hub cache): the reasons are printed and the other metrics written."
     )
     folders = parser.add_argument_group("evaluate two folders")
     folders.add_argument(
@@ -120,15 +135,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _error(message: str, group=None) -> int:
-    if group is None or group.is_main:
-        print(f"ponogan eval: {message}", file=sys.stderr)
-    return EXIT_USAGE
+# what the evaluation library raises for what the user gave, before it writes anything (see
+# ``evaluate_folders``): a usage error
+USAGE_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
+FID_METRICS = ("fid", "kid")  # read --fid-weights
+LPIPS_METRICS = ("lpips", "diversity")  # read --lpips-weights
+MASK_METRICS = ("iou", "centroid")  # read --masks (folder_eval.STRUCTURE_METRICS, without importing torch)
+# option -> the least value that makes sense, and why
+LEAST_VALUES = {
+    "batch_size": (1, ""),
+    "kid_subsets": (1, ""),
+    "kid_subset_size": (2, " (KID compares pairs of images within a subset)"),
+    "num_styles": (1, ""),
+}
+
+# why --out must stay apart from a folder eval reads: by option, else by how they overlap (_relation)
+OUT_CLASH = {
+    "--checkpoint": "eval's images and report would mix with the run's own files",
+    "--data": "eval's images would become part of the dataset",
+    "is": "its grid.png and report would land among the images it reads, and be scored next time",
+    "is inside": "its grid.png and report would land among the images it reads, and be scored next time",
+    "contains": "the folder eval writes into must not hold the images it reads",
+}
 
 
-def _indented(text: str) -> str:
-    """A multi-line message under its heading: each line on its own line, indented."""
-    return "\n  " + text.replace("\n", "\n  ")
+def _flag(name: str) -> str:
+    return "--" + {"num_styles": "n-styles"}.get(name, name.replace("_", "-"))
+
+
+def _warn(message: str, group) -> None:
+    """One ``warning: ...`` line on stderr (rank 0 only)."""
+    if group.is_main:
+        print("warning: " + " ".join(message.split()), file=sys.stderr)
 
 
 def _eval_config(args: argparse.Namespace, real, fake, input=None, masks=None, grid_labels=None):
@@ -158,19 +196,36 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str], group):
     test_mode = args.test_mode or DEFAULT_TEST_MODE
     device = process_device(args.device, group)
     pipe = TranslationPipeline.from_pretrained(args.checkpoint, device=device, test_mode=test_mode)
+    try:
+        pipe.route(args.direction)
+    except ValueError as err:
+        raise UsageError(f"--direction: {first_line(err)}") from None
+    if "diversity" in metrics and not getattr(pipe, "multimodal", False):
+        raise UsageError(
+            f"diversity needs several styles per input, and {args.checkpoint} is a {pipe.family} run "
+            "(one output per input): drop diversity from --metrics, or evaluate a MUNIT run"
+        )
     dataset, mode = dataset_for_run(pipe.config, args.data, args.split)
-    split = translate_split(
-        pipe,
-        dataset,
-        args.out,
-        paired=mode in PAIRED_MODES,
-        direction=args.direction,
-        num_styles=args.num_styles if "diversity" in metrics else 1,
-        seed=args.seed,
-        progress=not args.no_progress,
-        overwrite=args.overwrite,
-        group=group,
-    )
+    if len(dataset) == 0:
+        raise UsageError(
+            f"--data {args.data} has no items in split {args.split!r} ({mode} data): choose the --split "
+            "that holds the test images (e.g. test or val)"
+        )
+    try:
+        split = translate_split(
+            pipe,
+            dataset,
+            args.out,
+            paired=mode in PAIRED_MODES,
+            direction=args.direction,
+            num_styles=args.num_styles if "diversity" in metrics else 1,
+            seed=args.seed,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+            group=group,
+        )
+    except (ValueError, RuntimeError) as err:  # images may be written by now: an input failed (exit 1)
+        raise CommandError(f"translating the {args.split} split failed: {first_line(err)}") from None
     config = _eval_config(args, split.real, split.fake, split.input, split.masks, split.grid_labels)
     notes = [
         f"checkpoint {args.checkpoint} ({pipe.family}), data {args.data} ({mode}, split {args.split}, "
@@ -196,93 +251,261 @@ def _save_stats_only(args: argparse.Namespace, group) -> int:
             cache_dir=args.cache_dir,
             progress=not args.no_progress,
         )
-    except MissingWeightsError as err:
-        if group.is_main:
-            print("ponogan eval: cannot write --save-stats:" + _indented(str(err)), file=sys.stderr)
-        return EXIT_NOTHING
-    except (OSError, ValueError, TypeError) as err:
-        return _error(str(err), group)
+    except MissingWeightsError as err:  # the hub cache lacks the file (a given path was checked before)
+        raise CommandError(f"cannot write --save-stats: {err}") from None
     if group.is_main:
-        _warn_unreadable(unreadable, where="")
+        _warn_unreadable(unreadable, group, where="")
         content = "mu, sigma, features" if args.save_features else "mu, sigma"
         print(f"wrote {path} ({content}) of {count} images in {args.real}")
     return EXIT_OK
 
 
-def _warn_unreadable(unreadable, where: str = " (see metrics.md)") -> None:
+def _warn_unreadable(unreadable, group, where: str = " (see metrics.md)") -> None:
     from .folder_eval import list_unreadable
 
     if unreadable:
         shown = list_unreadable(unreadable, 5, where)
-        print(
-            f"ponogan eval: warning: skipped {len(unreadable)} unreadable image(s): {shown}", file=sys.stderr
-        )
+        _warn(f"skipped {len(unreadable)} unreadable image(s): {shown}", group)
 
 
 def run(args: argparse.Namespace) -> int:
+    """``ponogan eval``: every failure is one ``error:`` line (rank 0) and its exit status."""
     from ponogan.distributed import current_group, shutdown
 
+    group = current_group()
+
+    def fail(message, status: int) -> int:
+        if group.is_main:
+            print_error(message, status)
+        return status
+
     try:
-        return _run(args, current_group())
+        return _run(args, group)
+    except (UsageError, CommandError) as err:
+        return fail(err, exit_status(err))
+    except USAGE_ERRORS as err:
+        return fail(err, EXIT_USAGE)
+    except OSError as err:  # writing the report, the images or the cache failed
+        return fail(f"writing failed: {first_line(err)}; check that --out can be written", EXIT_FAILED)
     finally:
         shutdown()
 
 
-def _run(args: argparse.Namespace, group) -> int:
-    from .catalog import parse_metrics
-    from .folder_eval import evaluate_folders
+def _parse_metrics(spec: str) -> list[str]:
+    from .catalog import METRICS, parse_metrics
 
-    def error(message: str) -> int:
-        return _error(message, group)
+    if not spec.replace(",", "").strip():
+        raise UsageError(f"--metrics is empty: name one or more of {', '.join(METRICS)}, or all")
+    try:
+        return parse_metrics(spec)
+    except ValueError as err:
+        raise UsageError(f"--metrics: {err}") from None
+
+
+def _check_device(device: str | None) -> None:
+    """``UsageError`` when ``--device`` is not a device name or is not available here."""
+    if device is None:
+        return
+    import torch
+
+    from ponogan.runtime import resolve_device
 
     try:
-        metrics = parse_metrics(args.metrics)
+        resolved = torch.device(resolve_device(device))
+    except RuntimeError:  # torch.device's own refusal lists every backend torch knows
+        raise UsageError(
+            f"--device {device!r} is not a device name: use auto, cpu, cuda, cuda:<index> or mps"
+        ) from None
     except ValueError as err:
-        return error(str(err))
+        raise UsageError(f"--device {device}: {first_line(err)}") from None
+    if resolved.type == "cuda" and resolved.index is not None:
+        count = torch.cuda.device_count()
+        if resolved.index >= count:
+            raise UsageError(
+                f"--device {device}: this machine has {count} CUDA device(s) (cuda:0 .. cuda:{count - 1})"
+            )
+
+
+def _check_settings(args: argparse.Namespace, metrics: list[str]) -> None:
+    """Numbers and names that make no sense, refused before anything runs."""
+    for name, (least, why) in LEAST_VALUES.items():
+        value = getattr(args, name)
+        if value < least:
+            raise UsageError(f"{_flag(name)} must be at least {least}{why}, got {value}")
+    if not 0 <= args.seed < 2**63:  # torch's generators take a 64-bit seed
+        raise UsageError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
+    if args.num_styles < 2 and "diversity" in metrics:
+        raise UsageError("--n-styles must be at least 2 for diversity (it compares outputs of one input)")
+    if (args.save_stats_of is not None or args.save_features) and args.save_stats is None:
+        raise UsageError("--save-stats-of and --save-features go with --save-stats FILE")
+    _check_device(args.device)
+    for flag, path, folder in (
+        ("--out", args.out, True),
+        ("--cache-dir", args.cache_dir, True),
+        ("--save-stats", args.save_stats, False),
+    ):
+        if path is not None:
+            _check_writable(flag, Path(path), folder=folder)
+
+
+def _check_writable(flag: str, path: Path, *, folder: bool) -> None:
+    """``UsageError`` when ``path`` (a folder, or a file when not ``folder``) cannot be written: a folder
+    that is a file, or a nearest existing parent that is a file or not writable."""
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file: give a folder")
+    start = path if folder else path.parent
+    ancestor = next((p for p in (start, *start.parents) if p.exists()), None)
+    if ancestor is None:
+        return
+    if not ancestor.is_dir():
+        raise UsageError(f"{flag} {path}: {ancestor} is a file, so nothing can be written under it")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {ancestor} is not writable; choose a place you can write to")
+
+
+def _relation(path: str, folder: str) -> str | None:
+    """How ``path`` lies to ``folder`` (links resolved): "is", "is inside", "contains", or None."""
+    if is_within(path, folder):
+        return "is" if is_within(folder, path) else "is inside"
+    return "contains" if is_within(folder, path) else None
+
+
+def _check_apart(
+    folders: dict[str, str | None], out: str, *, pairwise: bool = True, out_may_contain: tuple[str, ...] = ()
+) -> None:
+    """``UsageError`` when two image folders eval reads overlap (one is, holds or is inside the other;
+    with ``pairwise``), or when ``--out`` overlaps one of them (``out_may_contain``: folders that
+    ``--out`` may hold)."""
+    named = {flag: str(path) for flag, path in folders.items() if path is not None}
+    flags = list(named) if pairwise else []
+    for i, first in enumerate(flags):
+        for second in flags[i + 1 :]:
+            relation = _relation(named[first], named[second])
+            if relation == "is":
+                why = (
+                    "each fake would be scored against itself"
+                    if {first, second} == {"--real", "--fake"}
+                    else f"{second} must hold other images than {first}"
+                )
+                raise UsageError(
+                    f"{first} and {second} are the same folder ({named[first]}): {why}; give {second} "
+                    "its own folder"
+                )
+            if relation is not None:
+                inner, outer = (first, second) if relation == "is inside" else (second, first)
+                raise UsageError(
+                    f"{inner} {named[inner]} is inside {outer} {named[outer]}: {outer}'s images would "
+                    f"include {inner}'s; give folders apart from each other"
+                )
+    for flag, folder in named.items():
+        relation = _relation(out, folder)
+        if relation is None or (relation == "contains" and flag in out_may_contain):
+            continue
+        why = OUT_CLASH.get(flag, OUT_CLASH[relation])
+        raise UsageError(
+            f"--out {out} {relation} the {flag} folder {folder}: {why}; choose an --out apart from "
+            f"{', '.join(named)}"
+        )
+
+
+def _check_folders(args: argparse.Namespace, metrics: list[str]) -> None:
+    """Folder mode: the folders are apart from each other and from ``--out``; ``--masks`` has a use."""
+    from .stats_file import is_stats_file
+
+    if args.masks is not None and not set(metrics) & set(MASK_METRICS):
+        raise UsageError(
+            f"--masks gives the target masks of {' and '.join(MASK_METRICS)}: add them to --metrics, or "
+            "drop --masks"
+        )
+    for flag, given in (("--overwrite", args.overwrite), ("--record", args.record)):
+        if given:
+            raise UsageError(f"{flag} applies to --checkpoint evaluation (folders are scored as they are)")
+    real = None if is_stats_file(args.real) else args.real
+    folders = {"--real": real, "--fake": args.fake, "--masks": args.masks, "--input": args.input}
+    _check_apart(folders, args.out)
+
+
+def _check_run(args: argparse.Namespace) -> None:
+    """Run mode: the folder options belong to folder mode; ``--out`` is not inside the data or the run."""
+    for flag, given in (("--input", args.input), ("--masks", args.masks)):
+        if given is not None:
+            raise UsageError(
+                f"{flag} goes with --real/--fake; a --checkpoint evaluation writes its own input/ and mask/"
+            )
+    run = Path(args.checkpoint)
+    if not run.exists():
+        raise UsageError(
+            f"--checkpoint {run} does not exist: give a run folder (config.json + model.safetensors) "
+            "or its model.safetensors"
+        )
+    run = run.parent if run.is_file() else run
+    folders = {"--checkpoint": str(run), "--data": None if args.data == "glyphs" else args.data}
+    _check_apart(folders, args.out, pairwise=False, out_may_contain=("--checkpoint", "--data"))
+
+
+def _check_weights(args: argparse.Namespace, metrics: list[str]) -> None:
+    """A ``--fid-weights`` / ``--lpips-weights`` file a requested metric reads must exist and be a plain
+    weights file (nothing is unpickled): ``UsageError`` / ``MissingWeightsError`` otherwise."""
+    from .weights import FID_INCEPTION, LPIPS_BACKBONES, check_weights_file
+
+    if args.fid_weights is not None and (set(metrics) & set(FID_METRICS) or args.save_stats is not None):
+        check_weights_file(FID_INCEPTION, args.fid_weights)
+    if args.lpips_weights is not None and set(metrics) & set(LPIPS_METRICS):
+        check_weights_file(LPIPS_BACKBONES[args.lpips_net], args.lpips_weights)
+
+
+def _run(args: argparse.Namespace, group) -> int:
+    from .folder_eval import evaluate_folders
+    from .stats_file import check_new_file, is_stats_file
+
+    metrics = _parse_metrics(args.metrics)
     folder_mode = args.real is not None or args.fake is not None
     run_mode = args.checkpoint is not None or args.data is not None
     if folder_mode == run_mode:
-        return error("give either --real DIR --fake DIR, or --checkpoint RUN --data ROOT|glyphs")
+        raise UsageError("give either --real DIR --fake DIR, or --checkpoint RUN --data ROOT|glyphs")
     if folder_mode and args.real is not None and args.fake is None and args.save_stats is not None:
-        if args.out is not None or args.save_stats_of == "fake":
-            return error(
+        if args.out is not None or args.save_stats_of == "fake" or args.input or args.masks:
+            raise UsageError(
                 "--real DIR --save-stats FILE without --fake only writes the folder's statistics: "
-                "drop --out / --save-stats-of, or add --fake DIR to evaluate"
+                "drop --out / --save-stats-of / --input / --masks, or add --fake DIR to evaluate"
             )
+        if is_stats_file(args.real):
+            raise UsageError(f"--real {args.real} is already a statistics file: give the image folder")
+        _check_settings(args, metrics)
+        check_new_file(args.save_stats)
+        _check_weights(args, ["fid"])
         return _save_stats_only(args, group)
     if folder_mode and (args.real is None or args.fake is None):
-        return error("folder evaluation needs both --real and --fake")
+        raise UsageError("folder evaluation needs both --real and --fake")
     if run_mode and (args.checkpoint is None or args.data is None):
-        return error("run evaluation needs both --checkpoint and --data")
+        raise UsageError("run evaluation needs both --checkpoint and --data")
     if args.out is None:
-        return error("--out is required: the folder for metrics.json, metrics.md and grid.png")
+        raise UsageError("--out is required: the folder for metrics.json, metrics.md and grid.png")
     if folder_mode and args.test_mode is not None:
-        return error("--test-mode applies to --checkpoint evaluation (folders are scored as they are)")
-    if args.num_styles < 2 and "diversity" in metrics:
-        return error("--num-styles must be at least 2 for diversity")
-    if (args.save_stats_of is not None or args.save_features) and args.save_stats is None:
-        return error("--save-stats-of and --save-features go with --save-stats FILE")
-    try:
-        if args.save_stats is not None:  # before a possibly long translation
-            from .stats_file import check_new_file
-
-            check_new_file(args.save_stats)
-        if run_mode:
-            config, notes = _checkpoint_config(args, metrics, group)
-        else:
-            config = _eval_config(args, args.real, args.fake, args.input, args.masks)
-            notes = []
-        result = evaluate_folders(config, notes=notes)
-    except (OSError, ValueError, TypeError) as err:
-        return error(str(err))
+        raise UsageError("--test-mode applies to --checkpoint evaluation (folders are scored as they are)")
+    _check_settings(args, metrics)
+    if folder_mode:
+        _check_folders(args, metrics)
+    else:
+        _check_run(args)
+    _check_weights(args, metrics)
+    if args.save_stats is not None:  # before a possibly long translation
+        check_new_file(args.save_stats)
+    if run_mode:
+        config, notes = _checkpoint_config(args, metrics, group)
+    else:
+        config = _eval_config(args, args.real, args.fake, args.input, args.masks)
+        notes = []
+    result = evaluate_folders(config, notes=notes)
 
     if group.is_main:
-        _warn_unreadable(result.unreadable)
+        _warn_unreadable(result.unreadable, group)
+        for warning in result.warnings:
+            _warn(warning, group)
         for name, reason in result.skipped.items():
-            print(f"ponogan eval: skipped {name}:" + _indented(reason), file=sys.stderr)
+            _warn(f"skipped {name}: {reason}", group)
         if result.stats_error is not None:
-            message = _indented(result.stats_error)
-            print(f"ponogan eval: could not write --save-stats {args.save_stats}:{message}", file=sys.stderr)
+            _warn(f"could not write --save-stats {args.save_stats}: {result.stats_error}", group)
         print(result.files["markdown"].read_text(encoding="utf-8"))
         written = [*result.files.values(), *([result.stats_file] if result.stats_file else [])]
         print("wrote " + ", ".join(str(p) for p in written))
@@ -290,6 +513,6 @@ def _run(args: argparse.Namespace, group) -> int:
             from .run_eval import record_metrics_in_run
 
             print(f"recorded metrics in {record_metrics_in_run(args.checkpoint, result.metrics)}")
-    if not result.metrics:
-        return EXIT_NOTHING
-    return EXIT_PARTIAL if result.skipped or result.stats_error is not None else EXIT_OK
+    if not result.metrics or result.skipped or result.stats_error is not None:
+        return EXIT_FAILED
+    return EXIT_OK

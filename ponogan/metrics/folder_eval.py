@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from ponogan.data import ImageLoadError
+from ponogan.data import IMG_EXTENSIONS, ImageLoadError
 from ponogan.distributed import ProcessGroup, current_group, process_device
 from ponogan.runtime import resolve_device
 
@@ -126,7 +126,8 @@ class EvalConfig:
 class EvalResult:
     """Computed values (metric name -> float, plus ``kid_std`` with ``kid``), skipped metrics (name ->
     reason), written files (rank 0 only; empty in other processes), the image files left out because
-    they could not be read (path -> reason), and the statistics file written (or why it was not)."""
+    they could not be read (path -> reason), the statistics file written (or why it was not), and
+    warnings about what was scored partly (e.g. pairs without a ``--masks`` file)."""
 
     metrics: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -135,6 +136,7 @@ class EvalResult:
     unreadable: dict[Path, str] = field(default_factory=dict)
     stats_file: Path | None = None
     stats_error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # also in the report's notes
 
 
 def split_style(key: str) -> tuple[str, int | None]:
@@ -164,18 +166,28 @@ def list_unreadable(unreadable: dict[Path, str], limit: int, more: str = "") -> 
     return "; ".join(listed[:limit]) + rest
 
 
+def list_folder(folder: Path, name: str) -> list[Path]:
+    """The image files under ``folder`` (option ``--<name>``); ``FileNotFoundError`` (one line saying what
+    to give instead) when it is missing, a file, or holds no image file."""
+    if not folder.is_dir():
+        what = "does not exist"
+        if folder.is_file():
+            what = "is a file, not a folder" + (" (statistics files end in .npz)" if name == "real" else "")
+        raise FileNotFoundError(f"--{name} folder {folder} {what}")
+    files = list_images(folder)
+    if not files:
+        raise FileNotFoundError(
+            f"--{name} folder {folder} holds no image files ({', '.join(IMG_EXTENSIONS)}): give the "
+            "folder that holds the images"
+        )
+    return files
+
+
 def scan_folder(folder: Path, name: str, group: ProcessGroup) -> tuple[list[Path], dict[Path, str]]:
     """Every image of ``folder`` decoded once (each process its shard): readable files and unreadable
     ones with the reason. ``FileNotFoundError`` / ``ValueError`` when the folder is missing, empty or
     holds no readable image (``name`` is the option, e.g. ``real``)."""
-    if not folder.is_dir():
-        what = (
-            "is a file, not a folder (statistics files end in .npz)" if folder.is_file() else "does not exist"
-        )
-        raise FileNotFoundError(f"--{name} folder {folder} {what}")
-    files = list_images(folder)
-    if not files:
-        raise FileNotFoundError(f"--{name} folder {folder} holds no images")
+    files = list_folder(folder, name)
     errors = group.map(decode_error, files)
     unreadable = {path: reason for path, reason in zip(files, errors, strict=True) if reason is not None}
     readable = [path for path in files if path not in unreadable]
@@ -203,6 +215,9 @@ class FolderEvaluation:
             readable, unreadable = scan_folder(getattr(config, name), name, self.group)
             self.readable[name] = readable
             self.unreadable.update(unreadable)
+        for name in ("masks", "input"):  # read later (masks, grid): missing folders stop the run now
+            if getattr(config, name) is not None:
+                list_folder(getattr(config, name), name)
         self.device = eval_device(config.device, self.group)
 
     @property
@@ -259,7 +274,7 @@ class FolderEvaluation:
         if not self.pairs:
             raise MetricSkipped(
                 f"no fake in {self.config.fake} shares a relative path and stem with a target in "
-                f"{self.config.real}"
+                f"{self.config.real}: name each fake after its target (fake/a/x.png pairs with real/a/x.jpg)"
             )
 
     def _load_pair(self, fake_path: Path, real_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -279,6 +294,28 @@ class FolderEvaluation:
     def _masks(self) -> dict[str, Path]:
         """Every mask file by key (unreadable ones included: their pairs skip ``iou`` / ``centroid``)."""
         return keyed_images(self.config.masks) if self.config.masks is not None else {}
+
+    def mask_coverage(self) -> str | None:
+        """How many pairs have a ``--masks`` file, as a warning when some have none (those pairs score
+        ``iou`` / ``centroid`` on the target's own ink), None when all have one or no mask metric runs.
+        ``ValueError`` when ``--masks`` matches no pair: its masks would be silently ignored."""
+        cfg = self.config
+        if cfg.masks is None or not self.pairs or not set(cfg.metrics) & set(STRUCTURE_METRICS):
+            return None
+        matched = sum(key in self._masks for key, _, _ in self.pairs)
+        if matched == 0:
+            example = self.pairs[0][0]
+            raise ValueError(
+                f"--masks {cfg.masks}: no mask matches any of the {len(self.pairs)} pairs (masks pair by "
+                f"relative path and stem, like the targets: e.g. {example}.png for the pair {example}); "
+                "name the masks after the targets, or drop --masks"
+            )
+        if matched == len(self.pairs):
+            return None
+        return (
+            f"--masks {cfg.masks} has a mask for {matched} of {len(self.pairs)} pairs; the other "
+            f"{len(self.pairs) - matched} score {' and '.join(STRUCTURE_METRICS)} on the target's own ink"
+        )
 
     def paired(self, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
         """L1 / PSNR / SSIM / IoU / centroid per pair, averaged in pair order. A pair a metric cannot score
@@ -465,7 +502,8 @@ def evaluate_folders(config: EvalConfig, *, notes: list[str] | None = None) -> E
     (and ``config.save_stats`` when set); only rank 0 writes (``result.files`` is empty elsewhere).
 
     Raises ``FileNotFoundError`` for a missing or empty folder or statistics file, ``ValueError`` for a
-    folder without a readable image or a malformed statistics file and ``FileExistsError`` when
+    folder without a readable image, a malformed statistics file or ``config.masks`` matching no pair,
+    and ``FileExistsError`` when
     ``config.out`` holds report files eval did not write or ``config.save_stats`` exists; every other
     problem is recorded in ``EvalResult.skipped``, ``unreadable`` or ``stats_error``.
     """
@@ -473,10 +511,11 @@ def evaluate_folders(config: EvalConfig, *, notes: list[str] | None = None) -> E
     if config.save_stats is not None:
         check_new_file(config.save_stats)
     run = FolderEvaluation(config)
+    mask_warning = run.mask_coverage()  # before anything is computed
     by_group: dict[str, list[str]] = defaultdict(list)
     for name in config.metrics:
         by_group[METRICS[name].needs].append(name)
-    result = EvalResult(num_pairs=len(run.pairs))
+    result = EvalResult(num_pairs=len(run.pairs), warnings=[mask_warning] if mask_warning else [])
     for group, names in by_group.items():
         try:
             values, skipped = GROUPS[group](run, names)
@@ -505,7 +544,7 @@ def evaluate_folders(config: EvalConfig, *, notes: list[str] | None = None) -> E
         )
     if run.group.distributed:
         report_notes.append(f"computed by {run.group.world_size} processes")
-    report_notes += run.pair_notes
+    report_notes += run.pair_notes + result.warnings
     result.unreadable = dict(run.unreadable)
     if result.unreadable:
         report_notes.append(

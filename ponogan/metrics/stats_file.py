@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ponogan.atomic import atomic_write
+from ponogan.messages import first_line
 
 from .frechet import GaussianStats
 
@@ -45,13 +46,21 @@ def load_stats_file(path: str | Path) -> FeatureSet:
     statistics file or its arrays do not fit together.
     """
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(
+            f"--real {path} is a folder, yet its .npz name marks a statistics file: rename the folder"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"--real statistics file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except Exception as err:  # not a zip, truncated, pickled objects...
-        raise ValueError(f"--real {path} is not a readable .npz statistics file ({err})") from None
+    except Exception as err:  # not a zip, truncated, pickled objects (never unpickled)...
+        raise ValueError(
+            f"--real {path} is not a readable .npz statistics file ({_unreadable_reason(path, err)}): "
+            "write one with `ponogan eval --real DIR --save-stats FILE` or "
+            "`python -m pytorch_fid --save-stats DIR FILE`"
+        ) from None
     if "mu" not in arrays or "sigma" not in arrays:
         raise ValueError(
             f"--real {path} is not a pytorch-fid statistics file: it needs arrays 'mu' and 'sigma', "
@@ -66,6 +75,17 @@ def load_stats_file(path: str | Path) -> FeatureSet:
     if features is not None and (features.ndim != 2 or features.shape[1] != mu.shape[0]):
         raise ValueError(f"--real {path}: features {features.shape} do not fit mu {mu.shape}")
     return FeatureSet(GaussianStats(mu, sigma=sigma), features)
+
+
+def _unreadable_reason(path: Path, err: Exception) -> str:
+    """Why numpy could not read ``path``, without numpy's hint to load pickled data unsafely."""
+    with open(path, "rb") as handle:
+        is_zip = handle.read(2) == b"PK"  # an .npz is a zip archive of .npy arrays
+    if not is_zip:
+        return "not a zip archive of arrays"
+    if "pickle" in str(err).lower():
+        return "it holds pickled Python objects, which ponogan never unpickles"
+    return f"damaged: {first_line(err)}"
 
 
 def check_new_file(path: str | Path) -> Path:

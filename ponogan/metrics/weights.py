@@ -11,28 +11,37 @@ hex digits of the file's SHA-256 (torchvision's ``check_hash`` verifies exactly 
 the full digests from a source we can vouch for, so ``sha256`` below holds that 8-digit prefix and the
 download verifies the prefix of the SHA-256 it computes; put a full 64-digit digest there to verify all of
 it (any prefix length works).
+
+Nothing is unpickled: ``.pth`` files are read with ``torch.load(weights_only=True)``, and a file that
+holds pickled Python objects is refused with one line saying so (never with torch's advice to retry
+with ``weights_only=False``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ponogan.atomic import atomic_write
+from ponogan.messages import UsageError, first_line
 
 
 @dataclass(frozen=True)
 class WeightFile:
-    """A pretrained weight file a metric needs: its canonical name, origin and the option overriding it."""
+    """A pretrained weight file a metric needs: its canonical name, origin, the option overriding it and
+    its name for ``ponogan weights download``."""
 
     filename: str
     url: str
     purpose: str
     option: str
     sha256: str = ""  # the file's SHA-256, or its leading hex digits (see the module docstring)
+    download_name: str = ""
 
 
 FID_INCEPTION = WeightFile(
@@ -42,21 +51,25 @@ FID_INCEPTION = WeightFile(
     purpose="FID (pytorch-fid InceptionV3)",
     option="--fid-weights",
     sha256="6726825d",  # prefix only (from the file name)
+    download_name="fid",
 )
 
 
-def _torchvision_weights(filename: str, backbone: str, sha256: str) -> WeightFile:
+def _torchvision_weights(filename: str, backbone: str, sha256: str, download_name: str) -> WeightFile:
     """A torchvision ImageNet weight file that an LPIPS backbone is built from."""
     url = f"https://download.pytorch.org/models/{filename}"
-    return WeightFile(filename, url, f"LPIPS ({backbone} backbone)", "--lpips-weights", sha256)
+    purpose = f"LPIPS ({backbone} backbone)"
+    return WeightFile(filename, url, purpose, "--lpips-weights", sha256, download_name)
 
 
 # lpips backbone name -> the torchvision ImageNet weights its trunk is built from (sha256: prefix only,
 # from the file name)
 LPIPS_BACKBONES: dict[str, WeightFile] = {
-    "alex": _torchvision_weights("alexnet-owt-7be5be79.pth", "AlexNet", "7be5be79"),
-    "vgg": _torchvision_weights("vgg16-397923af.pth", "VGG16", "397923af"),
-    "squeeze": _torchvision_weights("squeezenet1_1-b8a52dc0.pth", "SqueezeNet 1.1", "b8a52dc0"),
+    "alex": _torchvision_weights("alexnet-owt-7be5be79.pth", "AlexNet", "7be5be79", "lpips"),
+    "vgg": _torchvision_weights("vgg16-397923af.pth", "VGG16", "397923af", "lpips-vgg"),
+    "squeeze": _torchvision_weights(
+        "squeezenet1_1-b8a52dc0.pth", "SqueezeNet 1.1", "b8a52dc0", "lpips-squeeze"
+    ),
 }
 
 
@@ -66,19 +79,28 @@ def hub_checkpoint_dir() -> Path:
 
 
 class MissingWeightsError(FileNotFoundError):
-    """A metric's weight file is not on this machine; the message says what to download and where to.
+    """A metric's weight file is not on this machine; the one-line message says what to download, from
+    where, and where to put it (or which option names it).
 
-    ``reason`` replaces the default "not found" (e.g. why a download failed)."""
+    ``reason`` replaces the default "not found" (e.g. why a download failed); the hint to run ``ponogan
+    weights download`` is left out then, since that is what failed."""
 
     def __init__(self, weights: WeightFile, given: str | Path | None = None, reason: str | None = None):
         self.weights = weights
-        where = f"{weights.option} {given} does not exist" if given is not None else reason or "not found"
+        if given is not None:
+            state = "is a folder, not a file" if Path(given).is_dir() else "does not exist"
+            where = f"{weights.option} {given} {state}"
+        else:
+            where = reason or "not found"
+        fetch = (
+            f"run `ponogan weights download {weights.download_name}`, or "
+            if reason is None and weights.download_name
+            else ""
+        )
         super().__init__(
-            f"{weights.purpose} needs the weight file '{weights.filename}' ({where}).\n"
-            f"  download it from: {weights.url}\n"
-            f"  and put it at:    {hub_checkpoint_dir() / weights.filename}  (the torch hub cache; "
-            "TORCH_HOME moves it)\n"
-            f"  or pass its path with {weights.option} PATH"
+            f"{weights.purpose} needs the weight file '{weights.filename}' ({where}): {fetch}download it "
+            f"from {weights.url} to {hub_checkpoint_dir() / weights.filename} (the torch hub cache; "
+            f"TORCH_HOME moves it), or pass its path with {weights.option} PATH"
         )
 
 
@@ -94,22 +116,63 @@ def locate_weights(weights: WeightFile, path: str | Path | None = None) -> Path:
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a state dict from ``.safetensors`` or a torch file without unpickling arbitrary objects."""
+    """Read a state dict ``{name: tensor}`` from ``.safetensors`` or a torch file without unpickling
+    arbitrary objects; ``ValueError`` (one line) when the file is not a plain weights file."""
     path = Path(path)
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error says enough
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
 
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+                state = load_file(str(path))
+            else:
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any reader failure means the same thing to the user
-        raise ValueError(f"could not read weight file {path}: {err}") from err
+        raise ValueError(_unreadable_reason(path, err)) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"weight file {path} does not hold a state dict of tensors")
+        raise ValueError(
+            f"weight file {path} does not hold a state dict of tensors (name -> tensor): use the original "
+            "weight file"
+        )
     return state
+
+
+def _unreadable_reason(path: Path, err: Exception) -> str:
+    """Why ``path`` could not be read as weights, on one line. Pickled objects are named as such, with
+    no hint to load them another way: ponogan never unpickles a file."""
+    message = str(err)
+    found = re.search(r"GLOBAL (\S+)", message)  # torch names the class or function it refused
+    try:
+        with open(path, "rb") as handle:  # a plain pickle starts with the PROTO opcode; torch.save: a zip
+            plain_pickle = handle.read(1) == b"\x80"
+    except OSError as read_error:  # missing or unreadable: that is the reason
+        return f"could not read weight file {path}: {read_error.strerror or read_error}"
+    if found or (plain_pickle and "Weights only load failed" in message):
+        what = f" ({found[1]})" if found else ""
+        return (
+            f"weight file {path} is not a plain weights file: it holds pickled Python objects{what}, which "
+            "ponogan never unpickles; use the original weight file (or a .safetensors copy)"
+        )
+    if path.is_file() and path.stat().st_size == 0:
+        return f"weight file {path} is empty; download it again"
+    # torch's own text for a .pth advises loading the file unsafely: it is never shown
+    detail = f" ({first_line(err)})" if path.suffix == ".safetensors" else ""
+    return f"could not read weight file {path}: it is damaged or not a weights file{detail}"
+
+
+def check_weights_file(weights: WeightFile, path: str | Path) -> Path:
+    """``path`` given for ``weights`` (``--fid-weights`` / ``--lpips-weights``) when it exists and reads as
+    a plain state dict; else ``UsageError`` (one line), so a command can refuse it before writing
+    anything. Whether the tensors fit the network is checked when the metric builds it."""
+    located = locate_weights(weights, path)  # MissingWeightsError: a FileNotFoundError
+    try:
+        load_state_dict(located)
+    except ValueError as err:
+        raise UsageError(f"{weights.option}: {err}") from None
+    return located
 
 
 class ChecksumError(ValueError):
@@ -130,7 +193,8 @@ def verify_file(weights: WeightFile, path: str | Path) -> str:
     digest = file_sha256(path)
     if not digest.startswith(weights.sha256.lower()):
         raise ChecksumError(
-            f"{path} has SHA-256 {digest}, but {weights.filename} should start with {weights.sha256}"
+            f"{path} has SHA-256 {digest}, but {weights.filename} should start with {weights.sha256}: "
+            "it is damaged or another file; remove it and download again"
         )
     return digest
 

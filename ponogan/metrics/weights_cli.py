@@ -2,8 +2,9 @@
 
 ``ponogan weights download [fid] [lpips] ...`` puts each file into the torch hub cache
 (``$TORCH_HOME/hub/checkpoints``, where ``ponogan eval`` looks) and checks its SHA-256; with no names it
-fetches ``fid`` and ``lpips``. Exit status: 0 every file is there and verified; 1 a download failed or a
-file does not match its checksum (one message per file, nothing replaced); 2 bad arguments.
+fetches ``fid`` and ``lpips``. Exit status: 0 every file is there and verified; 1 a download failed, a
+file does not match its checksum or could not be written (one ``error:`` line per file, nothing
+replaced); 2 bad arguments (an unknown name), found before anything is fetched.
 
 This module only imports the standard library at import time (torch is imported when a command runs).
 """
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import socket
-import sys
+
+from ponogan.messages import EXIT_FAILED, EXIT_OK, UsageError, print_error
 
 # name on the command line -> LPIPS backbone (None: the FID Inception)
 TARGETS: dict[str, str | None] = {
@@ -27,9 +29,6 @@ DOWNLOAD_TIMEOUT_S = 60  # per network operation, so a dead connection fails ins
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = (
-        "exit status: 0 all files present and verified, 1 a download or a checksum failed, 2 bad arguments"
-    )
     parser.add_argument("action", choices=("download", "list"), help="download files, or list where they are")
     parser.add_argument(
         "names",
@@ -53,7 +52,8 @@ def _weight_files(names: list[str]):
     chosen = list(TARGETS) if "all" in names else names or list(DEFAULT_TARGETS)
     unknown = [n for n in chosen if n not in TARGETS]
     if unknown:
-        raise ValueError(f"unknown weight name(s) {unknown}; valid: {', '.join(TARGETS)} or all")
+        shown = ", ".join(map(repr, unknown))
+        raise UsageError(f"unknown weight name(s) {shown}; valid: {', '.join(TARGETS)} or all")
     files = {}
     for name in chosen:
         net = TARGETS[name]
@@ -63,11 +63,7 @@ def _weight_files(names: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        files = _weight_files(args.names)
-    except ValueError as err:
-        print(f"ponogan weights: {err}", file=sys.stderr)
-        return 2
+    files = _weight_files(args.names)  # UsageError (exit 2) before anything is fetched
     from .weights import ChecksumError, MissingWeightsError, download_weights, hub_checkpoint_dir
 
     if args.action == "list":
@@ -75,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             path = hub_checkpoint_dir() / item.filename
             state = "present" if path.is_file() else "missing"
             print(f"{state:8s} {path}  ({item.purpose}; {item.url})")
-        return 0
+        return EXIT_OK
     failed = 0
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
@@ -84,11 +80,18 @@ def run(args: argparse.Namespace) -> int:
             try:
                 path, downloaded = download_weights(item, progress=not args.no_progress)
             except (MissingWeightsError, ChecksumError, ValueError) as err:
+                print_error(err)
                 failed += 1
-                print(f"ponogan weights: {err}", file=sys.stderr)
+                continue
+            except OSError as err:  # the hub cache folder cannot be created or written
+                print_error(
+                    f"cannot write {item.filename} into {hub_checkpoint_dir()} ({err.strerror or err}); "
+                    "set TORCH_HOME to a folder you can write to"
+                )
+                failed += 1
                 continue
             what = "downloaded" if downloaded else "already present"
             print(f"{what}: {path} (SHA-256 starts with {item.sha256}: verified)")
     finally:
         socket.setdefaulttimeout(previous)
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else EXIT_OK
