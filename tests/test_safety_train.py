@@ -1,7 +1,9 @@
 """``train`` never loses a user's files and fails with one ``error: ...`` line, never a traceback:
 run folders it must not write into, ``--resume`` with nothing (or something broken) to resume, bad
 config files, absurd widths and seeds, a full disk during a save, a second Ctrl-C, and the leftovers
-of killed runs. Tiny pix2pix/MUNIT runs on the built-in glyph data, through the CLI's ``main(argv)``."""
+of killed runs (damaged states are set aside, never deleted), one run per folder, file modes, and
+resumes that would train nothing or change the model. Tiny pix2pix/MUNIT runs on the built-in glyph
+data, through the CLI's ``main(argv)``."""
 
 import errno
 import json
@@ -271,14 +273,17 @@ def test_resume_falls_back_to_the_previous_state_when_the_latest_is_broken(
 ):
     config, run = trained
     damage(run / "state" / "step_000002" / name)
+    damaged = files_of(run / "state" / "step_000002")
     status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
     assert status == 0, err
     assert "Traceback" not in err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "step_000002" in warnings[0] and words in warnings[0], err
+    assert "set aside as state/step_000002.damaged" in warnings[0]
     assert "resuming from step_000001" in warnings[0]
     assert "resumed from" in out and "(step 1)" in out and "at step 3" in out
     assert latest_state(run).name == "step_000003"
+    assert files_of(run / "state" / "step_000002.damaged") == damaged  # kept, byte for byte
 
 
 def test_resume_when_every_state_is_broken_is_one_line_and_keeps_them(tmp_path, capsys):
@@ -288,8 +293,65 @@ def test_resume_when_every_state_is_broken_is_one_line_and_keeps_them(tmp_path, 
     before = files_of(run)
     status, _, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
     line = error_line(err)
-    assert status == 1 and "step_000002 is broken" in line and "pickled" in line and "no earlier" in line
+    assert status == 2 and "every training state" in line and "step_000002 (rank_0.pt holds pickled" in line
+    assert "kept" in line and "another --output-dir" in line
     assert files_of(run) == before
+
+
+@pytest.mark.parametrize("name", checkpoint.COMPLETE_FILES)
+def test_a_state_missing_any_file_is_set_aside_and_the_run_resumes_from_the_previous(trained, capsys, name):
+    config, run = trained
+    latest = run / "state" / "step_000002"
+    (latest / name).unlink()
+    kept = files_of(latest)
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"step_000002 is damaged ({name} is missing)" in warnings[0], err
+    assert "set aside as state/step_000002.damaged" in warnings[0] and "leftover" not in err
+    assert "(step 1)" in out and "at step 3" in out
+    assert files_of(run / "state" / "step_000002.damaged") == kept  # nets.safetensors included
+    assert [p.name for p in list_states(run)] == ["step_000002", "step_000003"]  # step 2 trained again
+
+
+@pytest.mark.parametrize("resume", [True, False], ids=["resume", "new-run"])
+def test_a_run_whose_every_state_lacks_a_file_is_refused_naming_them(trained, capsys, resume):
+    config, run = trained
+    for step in (1, 2):
+        (run / "state" / f"step_00000{step}" / "schedulers.pt").unlink()
+    before = files_of(run)
+    flags = ["--resume", "--max-steps", 3] if resume else []
+    status, _, err = run_cli(capsys, "--config", config, "--output-dir", run, *flags)
+    line = error_line(err)
+    assert status == 2 and "every training state" in line and "damaged" in line and "kept" in line
+    assert "step_000001 (schedulers.pt missing)" in line and "step_000002 (schedulers.pt missing)" in line
+    assert "no training state" not in line
+    assert files_of(run) == before
+
+
+def _retarget(state: Path, step: int) -> None:
+    """Edit the step a state's ``trainer_state.json`` records (as a hand edit would)."""
+    meta = json.loads((state / "trainer_state.json").read_text())
+    (state / "trainer_state.json").write_text(json.dumps({**meta, "step": step}))
+
+
+def test_a_state_whose_step_disagrees_with_its_folder_is_set_aside(trained, capsys):
+    config, run = trained
+    _retarget(run / "state" / "step_000002", 260)
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0, err
+    assert "trainer_state.json says step 260, but the folder is step_000002" in err
+    assert "set aside as state/step_000002.damaged" in err and "(step 1)" in out and "at step 3" in out
+
+
+def test_a_step_that_disagrees_with_the_schedulers_is_damaged(trained):
+    _, run = trained
+    moved = run / "state" / "step_000260"  # folder and marker agree, the schedulers stepped twice
+    (run / "state" / "step_000002").rename(moved)
+    _retarget(moved, 260)
+    empty = checkpoint.TrainingState(nets={}, optimizers={}, schedulers={})
+    with pytest.raises(checkpoint.BrokenStateError, match="says step 260, but scheduler 'G' stepped 2 times"):
+        checkpoint.load_state(moved, empty, rank=0, world_size=1)
 
 
 def _fake_state(folder: Path, step: int) -> None:
@@ -328,19 +390,22 @@ def test_start_sweeps_the_leftovers_of_killed_runs_and_nothing_else(trained, cap
     (state / ".tmp-step_000003" / "rank_0.pt").write_bytes(b"half")
     (state / ".del-step_000000").mkdir()
     (state / ".del-step_000000" / "optimizers.pt").write_bytes(b"half")
-    # a state killed while being deleted: its trainer_state.json marker shows it was a state of ours
+    # an incomplete state is never a leftover: it is kept (resume sets it aside when it gets to it)
     (state / "step_000001" / "nets.safetensors").unlink()
-    # kept: the user's files, names that only look like ours, a step folder with no marker
+    # kept too: the user's files, names that only look like ours, a step folder with no marker
     kept = [run / "notes.txt", run / ".tmp_mine", run / ".tmpAB12", state / "step_000000" / "optimizers.pt"]
     for path in kept:
         path.parent.mkdir(exist_ok=True)
         path.write_text("mine")
     status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
     assert status == 0, err
-    assert "removed 9 leftover(s)" in err
+    assert "removed 8 leftover(s)" in err
     for path in [*leftovers, state / ".tmp-step_000003", state / ".del-step_000000"]:
         assert not path.exists(), path
     assert all(path.read_text() == "mine" for path in kept)
+    assert sorted(p.name for p in (state / "step_000001").iterdir()) == sorted(
+        set(checkpoint.COMPLETE_FILES) - {"nets.safetensors"}
+    )
     assert [p.name for p in list_states(run)] == ["step_000002", "step_000003"]
 
 
