@@ -10,6 +10,8 @@ import json
 import os
 import pickle
 import signal
+import subprocess
+import sys
 from argparse import Namespace
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from ponogan.training import latest_state, list_states
 from ponogan.training.train_cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(tmp_path: Path, family: str = "pix2pix", **train) -> Path:
@@ -495,3 +498,175 @@ def test_a_second_ctrl_c_outside_a_save_stops_at_once_with_one_line(tmp_path, ca
     line = error_line(err)
     assert status == 130 and "second SIGINT" in line and str(run / "state" / "step_000002") in line
     assert [p.name for p in list_states(run)] == ["step_000002"]
+
+
+# ---------------------------------------------------------------- one run per folder
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from ponogan.training.state import RunLock
+
+lock = RunLock.acquire(Path(sys.argv[1]))
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def lock_holder_process(tmp_path):
+    """Start a process that takes a run folder's lock and keeps it: ``start(run_dir) -> Popen``."""
+    procs = []
+
+    def start(run_dir: Path) -> subprocess.Popen:
+        script = tmp_path / "hold_lock.py"
+        script.write_text(HOLD_LOCK)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        command = [sys.executable, str(script), str(run_dir)]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "locked", proc.stderr.read()
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.communicate()
+
+
+@pytest.mark.parametrize("resume", [True, False], ids=["resume", "new-run"])
+def test_a_second_run_on_a_folder_in_use_is_refused_naming_the_pid(
+    trained, capsys, lock_holder_process, resume
+):
+    config, run = trained
+    if not resume:  # a run that has not saved yet: only its lock, log and samples are there
+        run = run.with_name("fresh")
+        (run / "samples").mkdir(parents=True)
+    holder = lock_holder_process(run)
+    before = files_of(run)
+    flags = ["--resume", "--max-steps", 3] if resume else []
+    status, _, err = run_cli(capsys, "--config", config, "--output-dir", run, *flags)
+    line = error_line(err)
+    assert status == 2 and "in use by another training run" in line and f"pid {holder.pid} on " in line
+    assert "wait for it to finish" in line
+    assert files_of(run) == before
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_with_one_line(trained, capsys, lock_holder_process):
+    config, run = trained
+    holder = lock_holder_process(run)
+    holder.kill()  # kill -9: the lock file stays, naming the dead process
+    holder.communicate()
+    assert str(holder.pid) in (run / checkpoint.LOCK_NAME).read_text()
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0 and "at step 3" in out, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "no longer running" in warnings[0] and f"pid {holder.pid}" in warnings[0]
+    assert not (run / checkpoint.LOCK_NAME).exists()  # released at the end of the run
+
+
+def test_a_stale_lock_does_not_make_a_fresh_folder_look_foreign(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / checkpoint.LOCK_NAME).write_text('{"pid": 999999, "host": "elsewhere", "started": "then"}\n')
+    status, out, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", run)
+    assert status == 0 and "at step 2" in out, err
+    assert "pid 999999 on elsewhere" in err and "leftover" not in err
+    assert not (run / checkpoint.LOCK_NAME).exists()
+
+
+def test_the_run_holds_its_lock_while_it_trains(tmp_path, capsys, monkeypatch):
+    seen = []
+    real = loop._Run.save
+
+    def save(self, elapsed):
+        seen.append(checkpoint.lock_holder(self.run_dir))
+        return real(self, elapsed)
+
+    monkeypatch.setattr(loop._Run, "save", save)
+    run = tmp_path / "run"
+    assert run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", run)[0] == 0
+    assert len(seen) == 1 and f"pid {os.getpid()} on " in seen[0]
+    assert checkpoint.lock_holder(run) is None
+
+
+# ---------------------------------------------------------------- file modes
+def test_every_file_of_a_run_has_the_umasks_mode(tmp_path, capsys):
+    old = os.umask(0o002)
+    try:
+        run = tmp_path / "run"
+        assert run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", run)[0] == 0
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(run)): p.stat().st_mode & 0o777 for p in run.rglob("*") if p.is_file()}
+    assert "model.safetensors" in modes and "state/step_000002/nets.safetensors" in modes
+    assert all(mode == 0o664 for mode in modes.values()), modes
+
+
+# ---------------------------------------------------------------- resume guards
+def test_log_lines_that_are_not_utf8_json_are_kept_and_skipped(trained, capsys):
+    config, run = trained
+    log = run / "log.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    foreign = [b"caf\xe9 \xff\xfe not utf-8\n", b"a note, not JSON\n"]
+    log.write_bytes(lines[0] + foreign[0] + b"".join(lines[1:]) + foreign[1])
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0 and "(step 2)" in out and "at step 3" in out, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "2 line(s) are not UTF-8 JSON records (line 2, " in warnings[0], err
+    data = log.read_bytes()
+    assert all(line in data for line in foreign)
+    records = [json.loads(line) for line in data.splitlines() if line not in {f.strip() for f in foreign}]
+    assert [r["step"] for r in records if "eval" not in r] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("max_steps", [2, 1])
+def test_resume_with_nothing_left_to_train_is_one_line_and_writes_nothing(trained, capsys, max_steps):
+    config, run = trained
+    before = files_of(run)
+    status, _, err = run_cli(
+        capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", max_steps
+    )
+    line = error_line(err)
+    assert status == 2 and "nothing to train" in line and "already at step 2" in line
+    assert f"max_steps is {max_steps}" in line and "--max-steps above 2" in line
+    assert files_of(run) == before
+
+
+CHANGES = [
+    ("model.shortcut=ms", "model.shortcut None -> 'ms'"),
+    ("model.generator_kwargs.norm=instance", "model.generator_kwargs"),
+    ("data.options.image_size=64", "data.options.image_size 32 -> 64"),
+    ("data.batch_size=4", "data.batch_size 2 -> 4"),
+]
+
+
+@pytest.mark.parametrize("override, words", CHANGES, ids=[c[0].split("=")[0] for c in CHANGES])
+def test_resume_refuses_a_changed_model(trained, capsys, override, words):
+    config, run = trained
+    before = files_of(run)
+    status, _, err = run_cli(
+        capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3, override
+    )
+    line = error_line(err)
+    assert (
+        status == 2 and "as a different model" in line and words in line and "--allow-config-change" in line
+    )
+    assert files_of(run) == before
+
+
+def test_allow_config_change_continues_and_records_the_change(trained, capsys):
+    config, run = trained
+    status, out, err = run_cli(
+        capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3,
+        "--allow-config-change", "model.shortcut=ms",
+    )  # fmt: skip
+    assert status == 0 and "at step 3" in out, err
+    assert "changed model (model.shortcut None -> 'ms')" in err
+    change = {"step": 2, "changed": {"model.shortcut": [None, "ms"]}}
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert {"step": 2, "config_change": change["changed"]} in log
+    assert load_pretrained(run)[1]["config_changes"] == [change]
+    # the run is now PONO-MS: resuming it as such needs no flag, and the record stays
+    status, out, err = run_cli(capsys, "--resume", "--output-dir", run, "--max-steps", 4)
+    assert status == 0 and "at step 4" in out and "changed model" not in err, err
+    assert load_pretrained(run)[1]["config_changes"] == [change]
