@@ -670,3 +670,25 @@ def test_allow_config_change_continues_and_records_the_change(trained, capsys):
     status, out, err = run_cli(capsys, "--resume", "--output-dir", run, "--max-steps", 4)
     assert status == 0 and "at step 4" in out and "changed model" not in err, err
     assert load_pretrained(run)[1]["config_changes"] == [change]
+
+
+def test_a_link_named_like_the_lock_is_never_followed(tmp_path, capsys):
+    run, target = tmp_path / "run", tmp_path / "precious.txt"
+    run.mkdir()
+    target.write_text("keep me")
+    (run / checkpoint.LOCK_NAME).symlink_to(target)
+    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", run)
+    line = error_line(err)
+    assert status == 2 and "cannot open the run folder's lock" in line
+    assert target.read_text() == "keep me" and (run / checkpoint.LOCK_NAME).is_symlink()
+
+
+def test_a_damaged_state_in_the_way_of_a_save_is_set_aside(trained, capsys):
+    config, run = trained
+    (run / "state" / "latest").write_text("step_000001\n")  # resume goes to step 1, then saves step 2
+    (run / "state" / "step_000002" / "optimizers.pt").unlink()
+    kept = files_of(run / "state" / "step_000002")
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0 and "(step 1)" in out and "at step 3" in out, err
+    assert files_of(run / "state" / "step_000002.damaged") == kept
+    assert [p.name for p in list_states(run)] == ["step_000002", "step_000003"]

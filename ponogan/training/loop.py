@@ -65,6 +65,7 @@ from .state import (
     CheckpointError,
     RunInUseError,
     RunLock,
+    RunLockError,
     TrainingState,
     capture_rng,
     damaged_states,
@@ -507,12 +508,10 @@ class _Run:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             try:
                 lock = RunLock.acquire(self.run_dir)
-            except RunInUseError as err:
-                refusal = err
+            except RunLockError as err:
+                refusal = f"{err}; {IN_USE_HINT}" if isinstance(err, RunInUseError) else str(err)
         if self._agree(refusal is not None)[0]:
-            raise UsageError(
-                f"{refusal}; {IN_USE_HINT}" if refusal else "the main process found the run in use"
-            )
+            raise UsageError(refusal or "the main process could not lock the run folder")
         if lock is not None and lock.stale:
             print(
                 f"warning: {lock.path} was left by a run that is no longer running ({lock.stale}); "

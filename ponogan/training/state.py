@@ -36,6 +36,7 @@ import random
 import re
 import shutil
 import socket
+import stat
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -83,7 +84,11 @@ class BrokenStateError(CheckpointError):
     with itself (its step): ``--resume`` sets it aside and may fall back to an older state."""
 
 
-class RunInUseError(RuntimeError):
+class RunLockError(RuntimeError):
+    """The run folder's lock cannot be taken; the message says why."""
+
+
+class RunInUseError(RunLockError):
     """Another process is training in the run folder (``RunLock``); the message names it."""
 
 
@@ -188,8 +193,11 @@ def _write(path: Path, write: Callable[[Path], Any]) -> None:
 
 
 def _put_in_place(tmp: Path, final: Path) -> None:
-    """Rename the finished ``tmp`` to ``final``; an existing ``final`` (a step saved again, e.g. at the
-    end of a resumed run that did no new step) goes aside as ``.old-<name>`` until the swap is done."""
+    """Rename the finished ``tmp`` to ``final``; an existing complete ``final`` (a step saved again, after
+    a resume from an older state) goes aside as ``.old-<name>`` until the swap is done, an incomplete
+    one is damaged and set aside for good (``set_aside``)."""
+    if final.exists() and not _is_complete(final):
+        set_aside(final)
     if not final.exists():
         os.replace(tmp, final)
         return
@@ -510,6 +518,10 @@ except ImportError:  # NOTE: Windows has no flock; there the lock file only reco
     fcntl = None
 
 
+# never follow a link named train.lock, nor wait on a FIFO
+_LOCK_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
 def _holder_text(fd: int) -> str:
     """Who a lock file names: "pid 123 on host, started 2026-01-02 10:00 UTC" (empty: nobody)."""
     data = os.pread(fd, 4096, 0)
@@ -540,7 +552,7 @@ def lock_holder(run_dir: Path) -> str | None:
     nothing: a folder without ``train.lock`` is free."""
     path = Path(run_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | _LOCK_OPEN)
     except OSError:
         return None
     try:
@@ -560,10 +572,16 @@ class RunLock:
     @classmethod
     def acquire(cls, run_dir: Path) -> RunLock:
         """Take the lock of ``run_dir`` (an existing folder); ``RunInUseError`` naming the holder when
-        another process has it."""
+        another process has it, ``RunLockError`` when ``train.lock`` cannot be opened as a file."""
         path = Path(run_dir) / LOCK_NAME
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | _LOCK_OPEN, 0o666)  # the umask applies
+            except OSError as err:  # a link named train.lock, no write permission
+                raise RunLockError(f"cannot open the run folder's lock {path} ({err.strerror})") from err
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise RunLockError(f"{path} is not a regular file; move it away (the run is locked there)")
             if not _try_flock(fd):
                 holder = _holder_text(fd) or "another process (starting up)"
                 os.close(fd)
