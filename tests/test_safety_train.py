@@ -327,7 +327,7 @@ def test_a_run_whose_every_state_lacks_a_file_is_refused_naming_them(trained, ca
     status, _, err = run_cli(capsys, "--config", config, "--output-dir", run, *flags)
     line = error_line(err)
     assert status == 2 and "every training state" in line and "damaged" in line and "kept" in line
-    assert "step_000001 (schedulers.pt missing)" in line and "step_000002 (schedulers.pt missing)" in line
+    assert "step_000001 (schedulers.pt is missing); step_000002 (schedulers.pt is missing)" in line
     assert "no training state" not in line
     assert files_of(run) == before
 

@@ -74,7 +74,6 @@ from .state import (
     latest_state,
     load_state,
     lock_holder,
-    missing_files,
     read_meta,
     restore_rng,
     resume_order,
@@ -202,6 +201,15 @@ def _all_damaged(run_dir: Path, damaged: list[tuple[Path, str]], resume: bool) -
     )
 
 
+def _damage_of(state: Path) -> str:
+    """What ``read_meta`` finds wrong with an incomplete state folder (the files it lacks)."""
+    try:
+        read_meta(state)
+    except BrokenStateError as err:
+        return str(err)
+    return "damaged"
+
+
 def check_run_dir(run_dir: Path, resume: bool, max_steps: int | None = None) -> None:
     """Refuse, with ``UsageError``, a run folder that would lose a user's files or has nothing to resume.
 
@@ -235,7 +243,7 @@ def check_run_dir(run_dir: Path, resume: bool, max_steps: int | None = None) -> 
         if max_steps is not None and step is not None and max_steps <= step:
             raise nothing_to_train(run_dir, step, max_steps)
         return
-    incomplete = [(p, ", ".join(missing_files(p)) + " missing") for p in state_folders(run_dir)]
+    incomplete = [(p, _damage_of(p)) for p in state_folders(run_dir)]
     damaged = incomplete + [(p, "set aside earlier") for p in damaged_states(run_dir)]
     if damaged:
         raise _all_damaged(run_dir, damaged, resume)
@@ -652,8 +660,8 @@ class _Run:
                         file=sys.stderr,
                     )
                 _truncate_log(self.run_dir / LOG_NAME, self.step)
-                if changes:
-                    self._record_config_change(changes)
+            if changes:
+                self._record_config_change(changes)
             self.acc.print(f"resumed from {path} (step {self.step})")
             return
         if not broken:
@@ -663,13 +671,15 @@ class _Run:
     def _record_config_change(self, changes: dict[str, list]) -> None:
         """Record a resume with a changed model: one warning line, a ``config_change`` line in
         ``log.jsonl``, and ``config_changes`` in every later state and ``config.json``."""
+        self.config_changes.append({"step": self.step, "changed": changes})
+        if not self.main:
+            return
         listing = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
         print(
             f"warning: continuing {self.run_dir} at step {self.step} with a changed model ({listing}), "
             "as --allow-config-change asks; recorded in log.jsonl and config.json",
             file=sys.stderr,
         )
-        self.config_changes.append({"step": self.step, "changed": changes})
         self.log({"step": self.step, "config_change": changes})
 
     def sync_buffers(self) -> None:
