@@ -296,7 +296,7 @@ def _is_complete(path: Path) -> bool:
 def state_folders(run_dir: Path) -> list[Path]:
     """Every real ``state/step_*`` folder, complete or not, oldest first."""
     root = Path(run_dir) / STATE_DIR
-    if not root.is_dir() or root.is_symlink():
+    if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if _STATE_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
     return sorted(found, key=_step_of)
@@ -310,7 +310,7 @@ def list_states(run_dir: Path) -> list[Path]:
 def damaged_states(run_dir: Path) -> list[Path]:
     """The states ``set_aside`` renamed (``state/step_*.damaged``), by name."""
     root = Path(run_dir) / STATE_DIR
-    if not root.is_dir() or root.is_symlink():
+    if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if _DAMAGED_NAME.fullmatch(p.name))
 
@@ -446,6 +446,13 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+def _count(value: Any) -> float | None:
+    """An optimizer's per-parameter step count (a number or a one-element tensor), else None."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _check_step_counts(step: int, optim: dict, scheds: dict) -> None:
     """``BrokenStateError`` when the schedulers did not step ``step`` times (the loop steps each once
     an optimizer step) or an optimizer stepped more often (it may step less: fp16 skips steps)."""
@@ -455,7 +462,8 @@ def _check_step_counts(step: int, optim: dict, scheds: dict) -> None:
             raise BrokenStateError(f"{META} says step {step}, but scheduler {name!r} stepped {count} times")
     for name, opt in optim.items():
         params = opt.get("state", {}) if isinstance(opt, dict) else {}
-        counts = [float(p["step"]) for p in params.values() if isinstance(p, dict) and "step" in p]
+        counts = [_count(p.get("step")) for p in params.values() if isinstance(p, dict)]
+        counts = [c for c in counts if c is not None]
         if counts and max(counts) > step:
             raise BrokenStateError(
                 f"{META} says step {step}, but optimizer {name!r} stepped {max(counts):.0f} times"
