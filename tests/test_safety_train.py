@@ -692,3 +692,13 @@ def test_a_damaged_state_in_the_way_of_a_save_is_set_aside(trained, capsys):
     assert status == 0 and "(step 1)" in out and "at step 3" in out, err
     assert files_of(run / "state" / "step_000002.damaged") == kept
     assert [p.name for p in list_states(run)] == ["step_000002", "step_000003"]
+
+
+def test_resume_at_the_last_step_writes_a_model_export_a_kill_left_out(trained, capsys):
+    config, run = trained
+    (run / "model.safetensors").unlink()  # killed (or the disk full) between the final state and the export
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 2)
+    assert status == 0 and "nothing to train; writing the model of step 2" in out, err
+    assert load_pretrained(run)[1]["step"] == 2
+    status, _, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 2)
+    assert status == 2 and "nothing to train" in error_line(err)

@@ -179,6 +179,15 @@ RUN_ENTRIES = RUN_FILES | {STATE_DIR, SAMPLES_DIR, LOCK_NAME}
 IN_USE_HINT = "wait for it to finish (or stop it), or pass another --output-dir"
 
 
+def exported_step(run_dir: Path) -> int | None:
+    """The step of the run's exported model (``config.json``), None when there is none to read."""
+    try:
+        step = json.loads((run_dir / CONFIG_NAME).read_text(encoding="utf-8")).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) and (run_dir / WEIGHTS_NAME).is_file() else None
+
+
 def nothing_to_train(run_dir: Path, step: int, max_steps: int) -> UsageError:
     """The refusal of a resume whose ``max_steps`` is not above the run's step."""
     return UsageError(
@@ -240,7 +249,9 @@ def check_run_dir(run_dir: Path, resume: bool, max_steps: int | None = None) -> 
             step = read_meta(latest)["step"]
         except BrokenStateError:  # a damaged latest state: resume sets it aside and checks again
             step = None
-        if max_steps is not None and step is not None and max_steps <= step:
+        # a model export behind its state (a kill or a full disk between the two) is still to be written
+        exported = step is not None and exported_step(run_dir) == step
+        if max_steps is not None and exported and max_steps <= step:
             raise nothing_to_train(run_dir, step, max_steps)
         return
     incomplete = [(p, _damage_of(p)) for p in state_folders(run_dir)]
@@ -650,7 +661,12 @@ class _Run:
                 broken.append((path, problem or "a file of another process is damaged"))
                 continue
             if self.step >= self.cfg.train.max_steps:
-                raise nothing_to_train(self.run_dir, self.step, self.cfg.train.max_steps)
+                if exported_step(self.run_dir) == self.step:
+                    raise nothing_to_train(self.run_dir, self.step, self.cfg.train.max_steps)
+                self.acc.print(
+                    f"{self.run_dir} is already at step {self.step}: nothing to train; writing the model "
+                    f"of step {self.step}, which {WEIGHTS_NAME} does not hold yet"
+                )
             if self.main:
                 for bad, why in broken:
                     aside = set_aside(bad)
