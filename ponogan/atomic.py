@@ -4,8 +4,10 @@
 system, so the final ``os.replace`` is atomic) and renames it over ``path``; when ``write`` or the rename
 fails (disk full, Ctrl-C) the temp file is removed and ``path`` is left as it was. Every writer of
 ponogan goes through it, so a temp file a kill leaves behind always has the one form of name by which
-a sweeper can tell it is ours and what it was for: ``temp_target``. Imports no torch: ``--help`` paths
-use it.
+a sweeper can tell it is ours and what it was for: ``temp_target``. Every file it writes gets the mode a
+plain ``open`` would give it (``0o666`` less the umask, ``file_mode``), also when the writer itself made it
+private (safetensors writes through a 0600 temp file), so a run trained by one account can be served by
+another. Imports no torch: ``--help`` paths use it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,31 @@ from pathlib import Path
 _TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[A-Za-z0-9_]+\.tmp")
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux reports it (``/proc/self/status``);
+    elsewhere it is set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode of a new regular file under the current umask: ``0o666 & ~umask``."""
+    return 0o666 & ~current_umask()
+
+
+def set_file_mode(path: str | os.PathLike) -> None:
+    """Give the regular file ``path`` the mode ``file_mode()`` (writers that create 0600 files)."""
+    os.chmod(path, file_mode())
+
+
 def atomic_write(
     path: str | os.PathLike,
     write: Callable[[Path], object],
@@ -34,6 +61,8 @@ def atomic_write(
     ``path``. The temp name ``.<name>.<random>.tmp`` hides its suffix from format detection: image writers
     pass ``format=``.
 
+    The file gets ``file_mode()`` whatever mode ``write`` created it with.
+
     ``exclusive``: never replace an existing ``path``; ``FileExistsError`` when it exists, also when
     another process creates it meanwhile (a hard link claims the name atomically; a file system without
     hard links is checked, then renamed into). ``fsync``: flush the content to disk before the rename, so
@@ -45,6 +74,7 @@ def atomic_write(
     temp = Path(temp) if temp is not None else path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         write(temp)
+        set_file_mode(temp)
         if fsync:
             with open(temp, "rb") as written:
                 os.fsync(written.fileno())

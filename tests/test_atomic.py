@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
-from ponogan.atomic import atomic_write, temp_target, write_text_atomic
+from ponogan.atomic import atomic_write, current_umask, file_mode, temp_target, write_text_atomic
 
 
 def test_replaces_the_target_through_a_hidden_temp_in_its_folder(tmp_path):
@@ -94,6 +96,27 @@ def test_temp_names_say_what_they_were_for_and_user_names_are_not_ours():
     assert temp_target(".losses.png.0a1b2c3d.tmp") == "losses.png"
     for name in ("model.safetensors.0a1b2c3d.tmp", ".tmp_mine", ".notes.tmp", "a.png", ".x.png.partial"):
         assert temp_target(name) is None, name
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for a test (``umask(0o077)``); the old one comes back afterwards."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_every_file_gets_the_mode_of_the_umask(tmp_path, umask, mask, mode):
+    umask(mask)
+    assert current_umask() == mask and file_mode() == mode
+    private = tmp_path / "private.bin"  # a writer that makes its file 0600 (as tempfile.mkstemp does)
+    atomic_write(private, lambda temp: (temp.write_bytes(b"x"), os.chmod(temp, 0o600)))
+    weights = tmp_path / "model.safetensors"
+    atomic_write(weights, lambda temp: save_file({"w": torch.zeros(2)}, temp))
+    text = write_text_atomic(tmp_path / "config.json", "{}")
+    for path in (private, weights, text):
+        assert path.stat().st_mode & 0o777 == mode, path.name
 
 
 def test_imports_no_torch():

@@ -1,13 +1,17 @@
 """``train`` never loses a user's files and fails with one ``error: ...`` line, never a traceback:
 run folders it must not write into, ``--resume`` with nothing (or something broken) to resume, bad
 config files, absurd widths and seeds, a full disk during a save, a second Ctrl-C, and the leftovers
-of killed runs. Tiny pix2pix/MUNIT runs on the built-in glyph data, through the CLI's ``main(argv)``."""
+of killed runs (damaged states are set aside, never deleted), one run per folder, file modes, and
+resumes that would train nothing or change the model. Tiny pix2pix/MUNIT runs on the built-in glyph
+data, through the CLI's ``main(argv)``."""
 
 import errno
 import json
 import os
 import pickle
 import signal
+import subprocess
+import sys
 from argparse import Namespace
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from ponogan.training import latest_state, list_states
 from ponogan.training.train_cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(tmp_path: Path, family: str = "pix2pix", **train) -> Path:
@@ -271,14 +276,17 @@ def test_resume_falls_back_to_the_previous_state_when_the_latest_is_broken(
 ):
     config, run = trained
     damage(run / "state" / "step_000002" / name)
+    damaged = files_of(run / "state" / "step_000002")
     status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
     assert status == 0, err
     assert "Traceback" not in err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "step_000002" in warnings[0] and words in warnings[0], err
+    assert "set aside as state/step_000002.damaged" in warnings[0]
     assert "resuming from step_000001" in warnings[0]
     assert "resumed from" in out and "(step 1)" in out and "at step 3" in out
     assert latest_state(run).name == "step_000003"
+    assert files_of(run / "state" / "step_000002.damaged") == damaged  # kept, byte for byte
 
 
 def test_resume_when_every_state_is_broken_is_one_line_and_keeps_them(tmp_path, capsys):
@@ -288,8 +296,65 @@ def test_resume_when_every_state_is_broken_is_one_line_and_keeps_them(tmp_path, 
     before = files_of(run)
     status, _, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
     line = error_line(err)
-    assert status == 1 and "step_000002 is broken" in line and "pickled" in line and "no earlier" in line
+    assert status == 2 and "every training state" in line and "step_000002 (rank_0.pt holds pickled" in line
+    assert "kept" in line and "another --output-dir" in line
     assert files_of(run) == before
+
+
+@pytest.mark.parametrize("name", checkpoint.COMPLETE_FILES)
+def test_a_state_missing_any_file_is_set_aside_and_the_run_resumes_from_the_previous(trained, capsys, name):
+    config, run = trained
+    latest = run / "state" / "step_000002"
+    (latest / name).unlink()
+    kept = files_of(latest)
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"step_000002 is damaged ({name} is missing)" in warnings[0], err
+    assert "set aside as state/step_000002.damaged" in warnings[0] and "leftover" not in err
+    assert "(step 1)" in out and "at step 3" in out
+    assert files_of(run / "state" / "step_000002.damaged") == kept  # nets.safetensors included
+    assert [p.name for p in list_states(run)] == ["step_000002", "step_000003"]  # step 2 trained again
+
+
+@pytest.mark.parametrize("resume", [True, False], ids=["resume", "new-run"])
+def test_a_run_whose_every_state_lacks_a_file_is_refused_naming_them(trained, capsys, resume):
+    config, run = trained
+    for step in (1, 2):
+        (run / "state" / f"step_00000{step}" / "schedulers.pt").unlink()
+    before = files_of(run)
+    flags = ["--resume", "--max-steps", 3] if resume else []
+    status, _, err = run_cli(capsys, "--config", config, "--output-dir", run, *flags)
+    line = error_line(err)
+    assert status == 2 and "every training state" in line and "damaged" in line and "kept" in line
+    assert "step_000001 (schedulers.pt is missing); step_000002 (schedulers.pt is missing)" in line
+    assert "no training state" not in line
+    assert files_of(run) == before
+
+
+def _retarget(state: Path, step: int) -> None:
+    """Edit the step a state's ``trainer_state.json`` records (as a hand edit would)."""
+    meta = json.loads((state / "trainer_state.json").read_text())
+    (state / "trainer_state.json").write_text(json.dumps({**meta, "step": step}))
+
+
+def test_a_state_whose_step_disagrees_with_its_folder_is_set_aside(trained, capsys):
+    config, run = trained
+    _retarget(run / "state" / "step_000002", 260)
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0, err
+    assert "trainer_state.json says step 260, but the folder is step_000002" in err
+    assert "set aside as state/step_000002.damaged" in err and "(step 1)" in out and "at step 3" in out
+
+
+def test_a_step_that_disagrees_with_the_schedulers_is_damaged(trained):
+    _, run = trained
+    moved = run / "state" / "step_000260"  # folder and marker agree, the schedulers stepped twice
+    (run / "state" / "step_000002").rename(moved)
+    _retarget(moved, 260)
+    empty = checkpoint.TrainingState(nets={}, optimizers={}, schedulers={})
+    with pytest.raises(checkpoint.BrokenStateError, match="says step 260, but scheduler 'G' stepped 2 times"):
+        checkpoint.load_state(moved, empty, rank=0, world_size=1)
 
 
 def _fake_state(folder: Path, step: int) -> None:
@@ -328,19 +393,22 @@ def test_start_sweeps_the_leftovers_of_killed_runs_and_nothing_else(trained, cap
     (state / ".tmp-step_000003" / "rank_0.pt").write_bytes(b"half")
     (state / ".del-step_000000").mkdir()
     (state / ".del-step_000000" / "optimizers.pt").write_bytes(b"half")
-    # a state killed while being deleted: its trainer_state.json marker shows it was a state of ours
+    # an incomplete state is never a leftover: it is kept (resume sets it aside when it gets to it)
     (state / "step_000001" / "nets.safetensors").unlink()
-    # kept: the user's files, names that only look like ours, a step folder with no marker
+    # kept too: the user's files, names that only look like ours, a step folder with no marker
     kept = [run / "notes.txt", run / ".tmp_mine", run / ".tmpAB12", state / "step_000000" / "optimizers.pt"]
     for path in kept:
         path.parent.mkdir(exist_ok=True)
         path.write_text("mine")
     status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
     assert status == 0, err
-    assert "removed 9 leftover(s)" in err
+    assert "removed 8 leftover(s)" in err
     for path in [*leftovers, state / ".tmp-step_000003", state / ".del-step_000000"]:
         assert not path.exists(), path
     assert all(path.read_text() == "mine" for path in kept)
+    assert sorted(p.name for p in (state / "step_000001").iterdir()) == sorted(
+        set(checkpoint.COMPLETE_FILES) - {"nets.safetensors"}
+    )
     assert [p.name for p in list_states(run)] == ["step_000002", "step_000003"]
 
 
@@ -430,3 +498,207 @@ def test_a_second_ctrl_c_outside_a_save_stops_at_once_with_one_line(tmp_path, ca
     line = error_line(err)
     assert status == 130 and "second SIGINT" in line and str(run / "state" / "step_000002") in line
     assert [p.name for p in list_states(run)] == ["step_000002"]
+
+
+# ---------------------------------------------------------------- one run per folder
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from ponogan.training.state import RunLock
+
+lock = RunLock.acquire(Path(sys.argv[1]))
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def lock_holder_process(tmp_path):
+    """Start a process that takes a run folder's lock and keeps it: ``start(run_dir) -> Popen``."""
+    procs = []
+
+    def start(run_dir: Path) -> subprocess.Popen:
+        script = tmp_path / "hold_lock.py"
+        script.write_text(HOLD_LOCK)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        command = [sys.executable, str(script), str(run_dir)]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "locked", proc.stderr.read()
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.communicate()
+
+
+@pytest.mark.parametrize("resume", [True, False], ids=["resume", "new-run"])
+def test_a_second_run_on_a_folder_in_use_is_refused_naming_the_pid(
+    trained, capsys, lock_holder_process, resume
+):
+    config, run = trained
+    if not resume:  # a run that has not saved yet: only its lock, log and samples are there
+        run = run.with_name("fresh")
+        (run / "samples").mkdir(parents=True)
+    holder = lock_holder_process(run)
+    before = files_of(run)
+    flags = ["--resume", "--max-steps", 3] if resume else []
+    status, _, err = run_cli(capsys, "--config", config, "--output-dir", run, *flags)
+    line = error_line(err)
+    assert status == 2 and "in use by another training run" in line and f"pid {holder.pid} on " in line
+    assert "wait for it to finish" in line
+    assert files_of(run) == before
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_with_one_line(trained, capsys, lock_holder_process):
+    config, run = trained
+    holder = lock_holder_process(run)
+    holder.kill()  # kill -9: the lock file stays, naming the dead process
+    holder.communicate()
+    assert str(holder.pid) in (run / checkpoint.LOCK_NAME).read_text()
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0 and "at step 3" in out, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "no longer running" in warnings[0] and f"pid {holder.pid}" in warnings[0]
+    assert not (run / checkpoint.LOCK_NAME).exists()  # released at the end of the run
+
+
+def test_a_stale_lock_does_not_make_a_fresh_folder_look_foreign(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / checkpoint.LOCK_NAME).write_text('{"pid": 999999, "host": "elsewhere", "started": "then"}\n')
+    status, out, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", run)
+    assert status == 0 and "at step 2" in out, err
+    assert "pid 999999 on elsewhere" in err and "leftover" not in err
+    assert not (run / checkpoint.LOCK_NAME).exists()
+
+
+def test_the_run_holds_its_lock_while_it_trains(tmp_path, capsys, monkeypatch):
+    seen = []
+    real = loop._Run.save
+
+    def save(self, elapsed):
+        seen.append(checkpoint.lock_holder(self.run_dir))
+        return real(self, elapsed)
+
+    monkeypatch.setattr(loop._Run, "save", save)
+    run = tmp_path / "run"
+    assert run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", run)[0] == 0
+    assert len(seen) == 1 and f"pid {os.getpid()} on " in seen[0]
+    assert checkpoint.lock_holder(run) is None
+
+
+# ---------------------------------------------------------------- file modes
+def test_every_file_of_a_run_has_the_umasks_mode(tmp_path, capsys):
+    old = os.umask(0o002)
+    try:
+        run = tmp_path / "run"
+        assert run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", run)[0] == 0
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(run)): p.stat().st_mode & 0o777 for p in run.rglob("*") if p.is_file()}
+    assert "model.safetensors" in modes and "state/step_000002/nets.safetensors" in modes
+    assert all(mode == 0o664 for mode in modes.values()), modes
+
+
+# ---------------------------------------------------------------- resume guards
+def test_log_lines_that_are_not_utf8_json_are_kept_and_skipped(trained, capsys):
+    config, run = trained
+    log = run / "log.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    foreign = [b"caf\xe9 \xff\xfe not utf-8\n", b"a note, not JSON\n"]
+    log.write_bytes(lines[0] + foreign[0] + b"".join(lines[1:]) + foreign[1])
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0 and "(step 2)" in out and "at step 3" in out, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "2 line(s) are not UTF-8 JSON records (line 2, " in warnings[0], err
+    data = log.read_bytes()
+    assert all(line in data for line in foreign)
+    records = [json.loads(line) for line in data.splitlines() if line not in {f.strip() for f in foreign}]
+    assert [r["step"] for r in records if "eval" not in r] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("max_steps", [2, 1])
+def test_resume_with_nothing_left_to_train_is_one_line_and_writes_nothing(trained, capsys, max_steps):
+    config, run = trained
+    before = files_of(run)
+    status, _, err = run_cli(
+        capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", max_steps
+    )
+    line = error_line(err)
+    assert status == 2 and "nothing to train" in line and "already at step 2" in line
+    assert f"max_steps is {max_steps}" in line and "--max-steps above 2" in line
+    assert files_of(run) == before
+
+
+CHANGES = [
+    ("model.shortcut=ms", "model.shortcut None -> 'ms'"),
+    ("model.generator_kwargs.norm=instance", "model.generator_kwargs"),
+    ("data.options.image_size=64", "data.options.image_size 32 -> 64"),
+    ("data.batch_size=4", "data.batch_size 2 -> 4"),
+]
+
+
+@pytest.mark.parametrize("override, words", CHANGES, ids=[c[0].split("=")[0] for c in CHANGES])
+def test_resume_refuses_a_changed_model(trained, capsys, override, words):
+    config, run = trained
+    before = files_of(run)
+    status, _, err = run_cli(
+        capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3, override
+    )
+    line = error_line(err)
+    assert (
+        status == 2 and "as a different model" in line and words in line and "--allow-config-change" in line
+    )
+    assert files_of(run) == before
+
+
+def test_allow_config_change_continues_and_records_the_change(trained, capsys):
+    config, run = trained
+    status, out, err = run_cli(
+        capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3,
+        "--allow-config-change", "model.shortcut=ms",
+    )  # fmt: skip
+    assert status == 0 and "at step 3" in out, err
+    assert "changed model (model.shortcut None -> 'ms')" in err
+    change = {"step": 2, "changed": {"model.shortcut": [None, "ms"]}}
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert {"step": 2, "config_change": change["changed"]} in log
+    assert load_pretrained(run)[1]["config_changes"] == [change]
+    # the run is now PONO-MS: resuming it as such needs no flag, and the record stays
+    status, out, err = run_cli(capsys, "--resume", "--output-dir", run, "--max-steps", 4)
+    assert status == 0 and "at step 4" in out and "changed model" not in err, err
+    assert load_pretrained(run)[1]["config_changes"] == [change]
+
+
+def test_a_link_named_like_the_lock_is_never_followed(tmp_path, capsys):
+    run, target = tmp_path / "run", tmp_path / "precious.txt"
+    run.mkdir()
+    target.write_text("keep me")
+    (run / checkpoint.LOCK_NAME).symlink_to(target)
+    status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", run)
+    line = error_line(err)
+    assert status == 2 and "cannot open the run folder's lock" in line
+    assert target.read_text() == "keep me" and (run / checkpoint.LOCK_NAME).is_symlink()
+
+
+def test_a_damaged_state_in_the_way_of_a_save_is_set_aside(trained, capsys):
+    config, run = trained
+    (run / "state" / "latest").write_text("step_000001\n")  # resume goes to step 1, then saves step 2
+    (run / "state" / "step_000002" / "optimizers.pt").unlink()
+    kept = files_of(run / "state" / "step_000002")
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
+    assert status == 0 and "(step 1)" in out and "at step 3" in out, err
+    assert files_of(run / "state" / "step_000002.damaged") == kept
+    assert [p.name for p in list_states(run)] == ["step_000002", "step_000003"]
+
+
+def test_resume_at_the_last_step_writes_a_model_export_a_kill_left_out(trained, capsys):
+    config, run = trained
+    (run / "model.safetensors").unlink()  # killed (or the disk full) between the final state and the export
+    status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 2)
+    assert status == 0 and "nothing to train; writing the model of step 2" in out, err
+    assert load_pretrained(run)[1]["step"] == 2
+    status, _, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 2)
+    assert status == 2 and "nothing to train" in error_line(err)

@@ -7,8 +7,10 @@
 and at the end it writes ``model.safetensors`` + ``config.json`` (inference) and a full training
 state (exact resume); samples, metrics and ``log.jsonl`` go to the run folder too.
 
-Nothing a user has is overwritten (``check_run_dir``); ``--resume`` with nothing to resume is an
-error, and a broken latest state falls back to the previous complete one (``_Run.resume``).
+Nothing a user has is overwritten (``check_run_dir``), and one run at a time trains in a folder
+(``state.RunLock``). ``--resume`` with nothing to resume, with nothing left to train, or with a changed
+model (``IDENTITY_FIELDS``, unless ``allow_config_change``) is an error; a damaged latest state is set
+aside (never deleted) and the run falls back to the previous complete one (``_Run.resume``).
 
 Multi-process (``accelerate launch`` / ``torchrun``) works the same: the data is sharded by rank,
 DDP keeps the weights identical, and stop decisions are agreed on by all ranks every step.
@@ -40,7 +42,8 @@ from safetensors import SafetensorError
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from ponogan.atomic import write_text_atomic
+from ponogan import messages
+from ponogan.atomic import atomic_write, write_text_atomic
 from ponogan.data import build_dataset
 from ponogan.messages import first_line
 from ponogan.models import create_discriminator, create_generator
@@ -53,36 +56,65 @@ from .heldout import Evaluator, eval_mode
 from .plots import LOG_NAME, write_run_plots
 from .samples import labelled_grid, save_png
 from .state import (
+    LOCK_NAME,
     METRICS_JSON,
     RUN_FILES,
     SAMPLES_DIR,
     STATE_DIR,
     BrokenStateError,
     CheckpointError,
+    RunInUseError,
+    RunLock,
+    RunLockError,
     TrainingState,
     capture_rng,
+    damaged_states,
     describe_write_error,
     is_temp_name,
     latest_state,
-    list_states,
     load_state,
+    lock_holder,
+    read_meta,
     restore_rng,
     resume_order,
     save_state,
+    set_aside,
+    state_folders,
     sweep_leftovers,
 )
 
 
-class TrainingError(RuntimeError):
-    """A run cannot start or continue for a reason the user can fix (message says how)."""
+class TrainingError(messages.CommandError):
+    """A run cannot start or continue for a reason the user can fix (message says how). Exit 1."""
 
 
 class NonFiniteLossError(TrainingError):
     """A loss became NaN/Inf; the message names the loss and the step."""
 
 
-class UsageError(TrainingError):
-    """The request itself cannot be done as asked (run folder, network size); nothing was written."""
+class UsageError(TrainingError, messages.UsageError):
+    """The request itself cannot be done as asked (run folder, network size, resume); nothing was
+    written. Exit 2."""
+
+    exit_status = messages.EXIT_USAGE
+
+
+# what makes a run the run it is: resuming with any of these changed is refused (``_Run.resume``)
+# unless asked for (``allow_config_change``); dotted paths into ``TrainConfig.to_dict()``
+IDENTITY_FIELDS = (
+    "family",
+    "model.generator",
+    "model.generator_kwargs",  # layout, norm, widths
+    "model.shortcut",
+    "model.discriminator",
+    "model.discriminator_kwargs",
+    "data.options.load_size",
+    "data.options.crop_size",
+    "data.options.image_size",
+    "data.options.input_nc",
+    "data.options.output_nc",
+    "data.batch_size",
+)
 
 
 @dataclass
@@ -143,15 +175,58 @@ def build_accelerator(cfg: TrainConfig, runtime: dict[str, str] | None = None) -
 
 
 # what a run writes into its folder (besides its writers' temp files); anything else is the user's
-RUN_ENTRIES = RUN_FILES | {STATE_DIR, SAMPLES_DIR}
+RUN_ENTRIES = RUN_FILES | {STATE_DIR, SAMPLES_DIR, LOCK_NAME}
+IN_USE_HINT = "wait for it to finish (or stop it), or pass another --output-dir"
 
 
-def check_run_dir(run_dir: Path, resume: bool) -> None:
+def exported_step(run_dir: Path) -> int | None:
+    """The step of the run's exported model (``config.json``), None when there is none to read."""
+    try:
+        step = json.loads((run_dir / CONFIG_NAME).read_text(encoding="utf-8")).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) and (run_dir / WEIGHTS_NAME).is_file() else None
+
+
+def nothing_to_train(run_dir: Path, step: int, max_steps: int) -> UsageError:
+    """The refusal of a resume whose ``max_steps`` is not above the run's step."""
+    return UsageError(
+        f"nothing to train: {run_dir} is already at step {step} and max_steps is {max_steps}; pass "
+        f"--max-steps above {step} to continue it"
+    )
+
+
+def _all_damaged(run_dir: Path, damaged: list[tuple[Path, str]], resume: bool) -> UsageError:
+    """The refusal of a run folder whose every training state is damaged, naming each one."""
+    listing = "; ".join(f"{path.name} ({why})" for path, why in damaged)
+    if resume:
+        return UsageError(
+            f"cannot resume: every training state of {run_dir} is damaged: {listing}; they are kept as "
+            "they are; start a new run with another --output-dir"
+        )
+    return UsageError(
+        f"{run_dir} holds a run whose every training state is damaged ({listing}); they are kept: "
+        "train into another --output-dir"
+    )
+
+
+def _damage_of(state: Path) -> str:
+    """What ``read_meta`` finds wrong with an incomplete state folder (the files it lacks)."""
+    try:
+        read_meta(state)
+    except BrokenStateError as err:
+        return str(err)
+    return "damaged"
+
+
+def check_run_dir(run_dir: Path, resume: bool, max_steps: int | None = None) -> None:
     """Refuse, with ``UsageError``, a run folder that would lose a user's files or has nothing to resume.
 
     A new run goes into a missing or empty folder, or one holding only what a run writes before its
-    first checkpoint; a folder with training states needs ``--resume``; a folder with an exported
-    model but no training state, or with files a run does not write, is never written into.
+    first checkpoint; a folder with training states needs ``--resume`` (and a ``max_steps`` above the
+    latest state's step); a folder another run is training in (its lock is held), whose every state
+    is damaged, with an exported model but no training state, or with files a run does not write, is
+    never written into.
     """
     blocker = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
@@ -160,14 +235,29 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         if resume:
             raise UsageError(f"nothing to resume: {run_dir} does not exist; drop --resume to start a new run")
         return
-    states = list_states(run_dir)
-    if states:
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        raise UsageError(f"{run_dir} is in use by another training run ({holder}); {IN_USE_HINT}")
+    latest = latest_state(run_dir)
+    if latest is not None:
         if not resume:
             raise UsageError(
-                f"{run_dir} already holds a run (checkpoint {latest_state(run_dir).name}); pass "
+                f"{run_dir} already holds a run (checkpoint {latest.name}); pass "
                 "--resume to continue it, or --output-dir DIR for a new run folder"
             )
+        try:
+            step = read_meta(latest)["step"]
+        except BrokenStateError:  # a damaged latest state: resume sets it aside and checks again
+            step = None
+        # a model export behind its state (a kill or a full disk between the two) is still to be written
+        exported = step is not None and exported_step(run_dir) == step
+        if max_steps is not None and exported and max_steps <= step:
+            raise nothing_to_train(run_dir, step, max_steps)
         return
+    incomplete = [(p, _damage_of(p)) for p in state_folders(run_dir)]
+    damaged = incomplete + [(p, "set aside earlier") for p in damaged_states(run_dir)]
+    if damaged:
+        raise _all_damaged(run_dir, damaged, resume)
     # NOTE: accelerate's tensorboard tracker logs into <run>/<run folder name>
     names = sorted(p.name for p in run_dir.iterdir() if not is_temp_name(p.name))
     model = [n for n in names if n in (WEIGHTS_NAME, CONFIG_NAME)]
@@ -366,28 +456,59 @@ class _StopSignals:
             signal.signal(sig, old)
 
 
+def _log_record(line: bytes) -> dict | None:
+    """A ``log.jsonl`` line as the record it holds; None when it is not UTF-8 JSON of a record with
+    an integer step (or none)."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError too
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("step", 0), int):
+        return None
+    return record
+
+
 def _truncate_log(path: Path, step: int) -> None:
-    """After a resume (or a restart of a run that never saved), drop log lines of steps the run will
-    redo, and lines cut short by a kill."""
+    """After a resume (or a restart of a run that never saved), drop the log records of the steps the
+    run will redo, and a last line a kill cut short (no newline: the run's own unfinished write).
+    Lines that are not UTF-8 JSON records are not the run's: they are kept where they are, skipped,
+    and named in one warning line."""
     if not path.is_file():
         return
-    kept = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(ValueError):  # a line cut short by a kill
-            record = json.loads(line)
-            if isinstance(record, dict) and record.get("step", 0) <= step:
-                kept.append(line + "\n")
-    write_text_atomic(path, "".join(kept))
+    *lines, torn = path.read_bytes().split(b"\n")
+    kept, unreadable = [], []
+    for number, line in enumerate(lines, 1):
+        record = _log_record(line)
+        if record is None and line.strip():
+            unreadable.append(number)
+            kept.append(line)
+        elif record is not None and record.get("step", 0) <= step:
+            kept.append(line)
+    if unreadable:
+        shown = ", ".join(map(str, unreadable[:5])) + (", ..." if len(unreadable) > 5 else "")
+        print(
+            f"warning: {path}: {len(unreadable)} line(s) are not UTF-8 JSON records (line {shown}); "
+            "kept as they are and skipped",
+            file=sys.stderr,
+        )
+    if kept != lines or torn:
+        atomic_write(path, lambda temp: temp.write_bytes(b"".join(line + b"\n" for line in kept)))
 
 
 # ---------------------------------------------------------------- the run
+_ABSENT = object()  # a config field a saved config does not have
+
+
 class _Run:
     """State of one ``train`` call; methods are the loop's phases."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, *, allow_config_change: bool = False):
+        """Check the run folder and the model size, build the ``Accelerator`` and take the folder's lock
+        (main process); ``build`` does the rest, under the lock."""
         self.cfg = cfg
         self.run_dir = cfg.run_dir
-        check_run_dir(self.run_dir, cfg.train.resume)
+        self.allow_config_change = allow_config_change
+        check_run_dir(self.run_dir, cfg.train.resume, cfg.train.max_steps if cfg.train.resume else None)
         check_model_size(cfg)
         self.runtime = resolve_runtime(cfg)
         self.acc = build_accelerator(cfg, self.runtime)
@@ -395,6 +516,32 @@ class _Run:
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
         self.main = self.acc.is_main_process
         self.acc.wait_for_everyone()  # every rank has checked the folder before rank 0 changes it
+        self.lock = self._take_lock()
+
+    def _take_lock(self) -> RunLock | None:
+        """The main process's ``RunLock`` on the run folder (None on the other ranks); every rank raises
+        ``UsageError`` when another run holds it. A stale lock (its run was killed) is taken over with
+        one warning line."""
+        lock, refusal = None, None
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                lock = RunLock.acquire(self.run_dir)
+            except RunLockError as err:
+                refusal = f"{err}; {IN_USE_HINT}" if isinstance(err, RunInUseError) else str(err)
+        if self._agree(refusal is not None)[0]:
+            raise UsageError(refusal or "the main process could not lock the run folder")
+        if lock is not None and lock.stale:
+            print(
+                f"warning: {lock.path} was left by a run that is no longer running ({lock.stale}); "
+                "taking the run folder over",
+                file=sys.stderr,
+            )
+        return lock
+
+    def build(self) -> None:
+        """Sweep the run folder, then build the data, the family's trainer and the training state."""
+        cfg = self.cfg
         if self.main:
             removed = sweep_leftovers(self.run_dir)
             if removed:
@@ -407,6 +554,7 @@ class _Run:
             (self.run_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
             if not cfg.train.resume:  # a restart of a run that never saved: its log starts over
                 _truncate_log(self.run_dir / LOG_NAME, 0)
+        self.acc.wait_for_everyone()  # the folder is swept before any rank lists its states
         seed_everything(cfg.seed)  # same initial weights on every rank
         try:
             self.train_set = build_dataset(cfg.data.mode, cfg.data.root, "train", cfg.data.options)
@@ -444,11 +592,40 @@ class _Run:
         self.step = 0
         self.elapsed_before = 0.0
         self.metrics: dict[str, float] = {}
+        self.config_changes: list[dict] = []  # resumes with allow_config_change: step and what changed
         seed_everything(cfg.seed + 1 + self.rank)  # training randomness (dropout, pools, styles) per rank
 
     # ---- checkpoints
-    def _load(self, path: Path) -> None:
-        """Load one state into the nets, optimizers, RNGs and data position (raises ``CheckpointError``)."""
+    def _identity_changes(self, saved: Any) -> dict[str, list]:
+        """``{field: [saved value, this run's value]}`` of the ``IDENTITY_FIELDS`` that differ between a
+        state's saved config and this run's (fields the saved config lacks are not compared)."""
+        current, changes = self.cfg.to_dict(), {}
+        for dotted in IDENTITY_FIELDS:
+            old, new = saved, current
+            for key in dotted.split("."):
+                old = old.get(key, _ABSENT) if isinstance(old, dict) else _ABSENT
+                new = new.get(key, _ABSENT) if isinstance(new, dict) else _ABSENT
+            if old is not _ABSENT and old != new:
+                changes[dotted] = [old, new]
+        return changes
+
+    def _check_identity(self, path: Path, meta: dict) -> dict[str, list]:
+        """What this run changes of the model the state ``path`` was trained as (``_identity_changes``);
+        ``UsageError`` listing it unless ``allow_config_change``."""
+        changes = self._identity_changes(meta.get("config", {}))
+        if changes and not self.allow_config_change:
+            listing = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
+            raise UsageError(
+                f"cannot resume {self.run_dir} as a different model: {listing} (from {path.name}); resume "
+                "with the run's own config (no --config), or pass --allow-config-change to continue "
+                "with the change (it is recorded in the run)"
+            )
+        return changes
+
+    def _load(self, path: Path) -> dict[str, list]:
+        """Load one state into the nets, optimizers, RNGs and data position (raises ``CheckpointError``,
+        or ``UsageError`` for a changed model); returns the identity changes allowed."""
+        changes = self._check_identity(path, read_meta(path))
         meta, rank_state = load_state(path, self.state, rank=self.rank, world_size=self.world)
         try:
             self.batches.seek(meta["epoch"], meta["batch"])
@@ -459,44 +636,67 @@ class _Run:
             restore_rng(rank_state["rng"])
             self.elapsed_before = float(meta.get("elapsed_s", 0.0))
             self.metrics = dict(meta.get("metrics", {}))
+            self.config_changes = list(meta.get("config_changes", []))
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise BrokenStateError(
                 f"rank_{self.rank}.pt holds a malformed trainer state ({first_line(err)})"
             ) from err
         self.step = int(meta["step"])
+        return changes
 
     def resume(self) -> None:
-        """Continue from the latest state; a broken one (truncated, garbage, pickled objects) is skipped
-        with one warning line for the previous complete one. Every rank loads the same state."""
+        """Continue from the latest state. A damaged one (a file missing, truncated, garbage, pickled
+        objects; a step that disagrees) is set aside as ``step_*.damaged`` with one warning line, and
+        the next older one is tried. Every rank loads the same state."""
         broken: list[tuple[Path, str]] = []
         for path in resume_order(self.run_dir):
             problem = None
             try:
-                self._load(path)
+                changes = self._load(path)
             except BrokenStateError as err:
                 problem = str(err)
             except CheckpointError as err:
                 raise TrainingError(f"cannot resume from {path}: {err}") from err
             if self._agree(problem is not None)[0]:
-                broken.append((path, problem or "a file of another process is broken"))
+                broken.append((path, problem or "a file of another process is damaged"))
                 continue
+            if self.step >= self.cfg.train.max_steps:
+                if exported_step(self.run_dir) == self.step:
+                    raise nothing_to_train(self.run_dir, self.step, self.cfg.train.max_steps)
+                self.acc.print(
+                    f"{self.run_dir} is already at step {self.step}: nothing to train; writing the model "
+                    f"of step {self.step}, which {WEIGHTS_NAME} does not hold yet"
+                )
             if self.main:
                 for bad, why in broken:
+                    aside = set_aside(bad)
                     print(
-                        f"warning: training state {bad} is broken ({why}); resuming from {path.name}",
+                        f"warning: training state {bad.name} is damaged ({why}); set aside as "
+                        f"{aside.relative_to(self.run_dir)}, resuming from {path.name}",
                         file=sys.stderr,
                     )
                 _truncate_log(self.run_dir / LOG_NAME, self.step)
+            if changes:
+                self._record_config_change(changes)
             self.acc.print(f"resumed from {path} (step {self.step})")
             return
         if not broken:
             raise UsageError(f"nothing to resume: {self.run_dir} has no training state (state/step_*)")
-        (bad, why), others = broken[0], len(broken) - 1
-        earlier = f"so are the {others} earlier one(s)" if others else "there is no earlier one"
-        raise TrainingError(
-            f"cannot resume: training state {bad} is broken ({why}) and {earlier}; start "
-            "a new run with another --output-dir"
+        raise _all_damaged(self.run_dir, broken, resume=True)
+
+    def _record_config_change(self, changes: dict[str, list]) -> None:
+        """Record a resume with a changed model: one warning line, a ``config_change`` line in
+        ``log.jsonl``, and ``config_changes`` in every later state and ``config.json``."""
+        self.config_changes.append({"step": self.step, "changed": changes})
+        if not self.main:
+            return
+        listing = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        print(
+            f"warning: continuing {self.run_dir} at step {self.step} with a changed model ({listing}), "
+            "as --allow-config-change asks; recorded in log.jsonl and config.json",
+            file=sys.stderr,
         )
+        self.log({"step": self.step, "config_change": changes})
 
     def sync_buffers(self) -> None:
         """Give every rank rank 0's buffers (BatchNorm running stats drift apart after the last forward;
@@ -511,6 +711,8 @@ class _Run:
         self.sync_buffers()
         position = {"epoch": self.batches.epoch, "batch": self.batches.batch, "elapsed_s": elapsed}
         meta = {**position, "metrics": self.metrics, "config": self.cfg.to_dict(), "runtime": self.runtime}
+        if self.config_changes:
+            meta["config_changes"] = self.config_changes
         rank_state = {"rng": capture_rng(), "extra": self.trainer.extra_state(), "rank": self.rank}
         try:
             save_state(
@@ -542,6 +744,8 @@ class _Run:
             "step": self.step,
             "metrics": self.metrics,
         }
+        if self.config_changes:
+            config["config_changes"] = self.config_changes
         try:
             save_pretrained(self.run_dir, self.trainer.generators(), config)
         except (OSError, RuntimeError, SafetensorError) as err:
@@ -712,11 +916,16 @@ class _Run:
         return RunResult(self.run_dir, self.step, self.metrics, stopped_by, self.main)
 
 
-def train(cfg: TrainConfig) -> RunResult:
+def train(cfg: TrainConfig, *, allow_config_change: bool = False) -> RunResult:
     """Train ``cfg.family`` per ``cfg``; returns the run folder, last step, metrics and stop reason.
 
-    Raises ``TrainingError`` for problems a user can fix (``UsageError`` when nothing was written:
-    run folder, network size), ``NonFiniteLossError`` on NaN/Inf, ``KeyboardInterrupt`` on a second
-    SIGINT/SIGTERM outside a save.
+    ``allow_config_change``: resume even when ``cfg`` changes the run's model (``IDENTITY_FIELDS``);
+    the change is recorded in ``log.jsonl``, the states and ``config.json``. Raises ``TrainingError``
+    for problems a user can fix (``UsageError`` when nothing was written: run folder, run in use,
+    network size, resume), ``NonFiniteLossError`` on NaN/Inf, ``KeyboardInterrupt`` on a second
+    SIGINT/SIGTERM outside a save. The run folder's lock is released however it ends.
     """
-    return _Run(cfg).run()
+    run = _Run(cfg, allow_config_change=allow_config_change)
+    with run.lock or contextlib.nullcontext():
+        run.build()
+        return run.run()

@@ -15,8 +15,15 @@ complete (``trainer_state.json`` is written last: it marks a state as complete a
 the previous state as the latest, and a failed write (disk full) raises ``CheckpointError`` saying
 so. Old states are renamed to ``state/.del-step_*`` before they are deleted, so a kill mid-delete
 never leaves half a state under a ``step_*`` name; ``sweep_leftovers`` removes what killed runs
-leave behind. Nothing is unpickled on load: ``torch.load`` always runs with ``weights_only=True``,
-and a damaged file raises ``BrokenStateError`` so ``--resume`` can fall back to an older state.
+leave behind, and only that: names that only ponogan's writers use. Nothing is unpickled on load:
+``torch.load`` always runs with ``weights_only=True``, and a missing or damaged file, or a
+``trainer_state.json`` whose step disagrees with its folder or its schedulers, raises
+``BrokenStateError`` so ``--resume`` can fall back to an older state. A damaged state is never
+deleted: ``set_aside`` renames it ``step_000500.damaged``, which no pruning, sweep or resume touches.
+
+One run at a time uses a run folder: ``RunLock`` holds ``train.lock`` (pid, host, start time) with
+``fcntl.flock`` for as long as the run goes; the kernel drops the lock when its process dies, so a
+lock file left by a killed run is recognised as stale and taken over.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ import os
 import random
 import re
 import shutil
+import socket
+import stat
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,7 +50,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ponogan.atomic import temp_target, write_text_atomic
+from ponogan.atomic import set_file_mode, temp_target, write_text_atomic
 from ponogan.messages import first_line
 from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME
 
@@ -52,6 +62,9 @@ META = "trainer_state.json"
 # what a complete state holds (every rank adds its rank_<i>.pt; rank_0.pt always exists)
 COMPLETE_FILES = ("nets.safetensors", "optimizers.pt", "schedulers.pt", "rank_0.pt", META)
 _STATE_NAME = re.compile(r"step_(\d{6,})")
+DAMAGED = ".damaged"  # step_000500.damaged (-2, -3... when that name is taken): a state set aside
+_DAMAGED_NAME = re.compile(r"step_\d{6,}\.damaged(-\d+)?")
+LOCK_NAME = "train.lock"  # held by the run training in the folder (``RunLock``)
 METRICS_JSON = "metrics.json"
 SAMPLES_DIR = "samples"
 # the files a run writes at the top of its folder (next to state/ and samples/)
@@ -67,8 +80,16 @@ class CheckpointError(RuntimeError):
 
 
 class BrokenStateError(CheckpointError):
-    """A saved state has a missing or damaged file (truncated, garbage, pickled objects): ``--resume``
-    may fall back to an older complete state."""
+    """A saved state has a missing or damaged file (truncated, garbage, pickled objects) or disagrees
+    with itself (its step): ``--resume`` sets it aside and may fall back to an older state."""
+
+
+class RunLockError(RuntimeError):
+    """The run folder's lock cannot be taken; the message says why."""
+
+
+class RunInUseError(RunLockError):
+    """Another process is training in the run folder (``RunLock``); the message names it."""
 
 
 def state_name(step: int) -> str:
@@ -172,8 +193,11 @@ def _write(path: Path, write: Callable[[Path], Any]) -> None:
 
 
 def _put_in_place(tmp: Path, final: Path) -> None:
-    """Rename the finished ``tmp`` to ``final``; an existing ``final`` (a step saved again, e.g. at the
-    end of a resumed run that did no new step) goes aside as ``.old-<name>`` until the swap is done."""
+    """Rename the finished ``tmp`` to ``final``; an existing complete ``final`` (a step saved again, after
+    a resume from an older state) goes aside as ``.old-<name>`` until the swap is done, an incomplete
+    one is damaged and set aside for good (``set_aside``)."""
+    if final.exists() and not _is_complete(final):
+        set_aside(final)
     if not final.exists():
         os.replace(tmp, final)
         return
@@ -233,7 +257,7 @@ def save_state(
                 for name, net in state.nets.items()
                 for key, value in net.state_dict().items()
             }
-            _write(tmp / "nets.safetensors", lambda p: save_file(tensors, p))
+            _write(tmp / "nets.safetensors", lambda p: (save_file(tensors, p), set_file_mode(p)))
             optim = {name: opt.state_dict() for name, opt in state.optimizers.items()}
             if state.scaler is not None:
                 optim["__scaler__"] = state.scaler.state_dict()
@@ -260,57 +284,81 @@ def save_state(
 
 
 # ---------------------------------------------------------------- find
+def missing_files(path: Path) -> list[str]:
+    """The files of ``COMPLETE_FILES`` that the state folder ``path`` lacks."""
+    return [name for name in COMPLETE_FILES if not (path / name).is_file()]
+
+
 def _is_complete(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink() and all((path / f).is_file() for f in COMPLETE_FILES)
+    return path.is_dir() and not path.is_symlink() and not missing_files(path)
+
+
+def state_folders(run_dir: Path) -> list[Path]:
+    """Every real ``state/step_*`` folder, complete or not, oldest first."""
+    root = Path(run_dir) / STATE_DIR
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _STATE_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
+    return sorted(found, key=_step_of)
 
 
 def list_states(run_dir: Path) -> list[Path]:
     """Complete states (real ``state/step_*`` folders holding every file of a state), oldest first."""
+    return [p for p in state_folders(run_dir) if not missing_files(p)]
+
+
+def damaged_states(run_dir: Path) -> list[Path]:
+    """The states ``set_aside`` renamed (``state/step_*.damaged``), by name."""
     root = Path(run_dir) / STATE_DIR
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if _STATE_NAME.fullmatch(p.name) and _is_complete(p)]
-    return sorted(found, key=_step_of)
+    return sorted(p for p in root.iterdir() if _DAMAGED_NAME.fullmatch(p.name))
+
+
+def _pointer_name(run_dir: Path) -> str:
+    pointer = Path(run_dir) / STATE_DIR / LATEST
+    if pointer.is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            return pointer.read_text(encoding="utf-8").strip()
+    return ""
 
 
 def latest_state(run_dir: Path) -> Path | None:
     """The complete state ``state/latest`` names, else the newest complete one. The pointer is only a
     name matched against ``list_states``: an absolute path or ``..`` in it is never followed."""
     states = list_states(run_dir)
-    pointer = Path(run_dir) / STATE_DIR / LATEST
-    name = ""
-    if pointer.is_file():
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            name = pointer.read_text(encoding="utf-8").strip()
-    named = [s for s in states if s.name == name]
+    named = [s for s in states if s.name == _pointer_name(run_dir)]
     return named[0] if named else (states[-1] if states else None)
 
 
 def resume_order(run_dir: Path) -> list[Path]:
-    """States to try on ``--resume``: the latest first, then the other complete ones, newest first."""
-    latest = latest_state(run_dir)
-    if latest is None:
-        return []
-    return [latest, *(s for s in reversed(list_states(run_dir)) if s != latest)]
+    """State folders to try on ``--resume``: the one ``state/latest`` names, then every other one,
+    newest first; incomplete ones too, so that ``load_state`` says what they lack."""
+    folders = state_folders(run_dir)
+    named = [p for p in folders if p.name == _pointer_name(run_dir)]
+    return [*named, *(p for p in reversed(folders) if p not in named)]
 
 
-def _marker_step(path: Path) -> int | None:
-    try:
-        step = json.loads((path / META).read_text(encoding="utf-8")).get("step")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return step if isinstance(step, int) else None
+def set_aside(path: Path) -> Path:
+    """Rename the damaged state folder ``path`` to ``<name>.damaged`` (``.damaged-2``... when taken),
+    where nothing deletes, prunes or resumes from it; returns the new path."""
+    for n in range(1, 1000):
+        target = path.with_name(path.name + DAMAGED + (f"-{n}" if n > 1 else ""))
+        if not os.path.lexists(target):
+            os.rename(path, target)
+            return target
+    raise CheckpointError(f"cannot set {path} aside: {path.name}.damaged-1...999 all exist")
 
 
 def sweep_leftovers(run_dir: Path) -> list[Path]:
     """Remove what killed runs leave in a run folder, by names only ponogan's writers use; returns them.
 
     Temp files of ``model.safetensors``/``config.json`` (also safetensors' own ``.tmpXXXXXX``) and of
-    sample grids; ``state/.latest.tmp``; unfinished ``state/.tmp-step_*`` and pruned
-    ``state/.del-step_*`` folders; ``state/step_*`` folders that lost files while being deleted, only
-    when their ``trainer_state.json`` marker (written last, with the step) shows a complete state of
-    ours was there. A complete ``.tmp-``/``.old-step_*`` whose ``step_*`` is missing (a kill between
-    two renames) is renamed back into place instead. Symlinks are never followed or removed.
+    sample grids; ``state/.latest.tmp``; unfinished ``state/.tmp-step_*``, replaced ``.old-step_*`` and
+    pruned ``state/.del-step_*`` folders. A complete ``.tmp-``/``.old-step_*`` whose ``step_*`` is
+    missing (a kill between two renames) is renamed back into place instead. A ``state/step_*`` folder
+    is never removed, complete or not (``--resume`` sets a damaged one aside), and symlinks are never
+    followed or removed.
     """
     run_dir = Path(run_dir)
     removed: list[Path] = []
@@ -343,13 +391,6 @@ def sweep_leftovers(run_dir: Path) -> list[Path]:
                 os.replace(path, target)
             else:
                 remove(path)
-        elif (
-            _STATE_NAME.fullmatch(path.name)
-            and path.is_dir()
-            and not _is_complete(path)
-            and _marker_step(path) == _step_of(path)
-        ):
-            remove(path)
     return removed
 
 
@@ -387,18 +428,57 @@ def _torch_load(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_state(path: Path, state: TrainingState, *, rank: int, world_size: int) -> tuple[dict, dict]:
-    """Load a state folder into ``state`` (in place); returns ``(meta, rank_state)`` for this rank.
-
-    Every file is read before anything is applied. ``BrokenStateError``: a file is missing or damaged
-    (the caller may fall back to an older state); ``CheckpointError``: the files are fine but do not
-    fit this run (number of processes, networks, optimizers).
-    """
+def read_meta(path: Path) -> dict[str, Any]:
+    """A state folder's ``trainer_state.json``, checked: every file of the state is there, and the
+    step, epoch and batch are integers, the step that of the folder's name. ``BrokenStateError``
+    otherwise (the state is damaged, or was edited by hand)."""
     path = Path(path)
+    missing = missing_files(path)
+    if missing:
+        raise BrokenStateError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
     meta = _read(path / META, lambda p: json.loads(p.read_text(encoding="utf-8")))
     positions = ("step", "epoch", "batch")
     if not isinstance(meta, dict) or not all(isinstance(meta.get(k), int) for k in positions):
         raise BrokenStateError(f"{META} lacks its step, epoch or batch")
+    named = _STATE_NAME.fullmatch(path.name)
+    if named and int(named.group(1)) != meta["step"]:
+        raise BrokenStateError(f"{META} says step {meta['step']}, but the folder is {path.name}")
+    return meta
+
+
+def _count(value: Any) -> float | None:
+    """An optimizer's per-parameter step count (a number or a one-element tensor), else None."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _check_step_counts(step: int, optim: dict, scheds: dict) -> None:
+    """``BrokenStateError`` when the schedulers did not step ``step`` times (the loop steps each once
+    an optimizer step) or an optimizer stepped more often (it may step less: fp16 skips steps)."""
+    for name, sched in scheds.items():
+        count = sched.get("last_epoch") if isinstance(sched, dict) else None
+        if isinstance(count, int) and count != step:
+            raise BrokenStateError(f"{META} says step {step}, but scheduler {name!r} stepped {count} times")
+    for name, opt in optim.items():
+        params = opt.get("state", {}) if isinstance(opt, dict) else {}
+        counts = [_count(p.get("step")) for p in params.values() if isinstance(p, dict)]
+        counts = [c for c in counts if c is not None]
+        if counts and max(counts) > step:
+            raise BrokenStateError(
+                f"{META} says step {step}, but optimizer {name!r} stepped {max(counts):.0f} times"
+            )
+
+
+def load_state(path: Path, state: TrainingState, *, rank: int, world_size: int) -> tuple[dict, dict]:
+    """Load a state folder into ``state`` (in place); returns ``(meta, rank_state)`` for this rank.
+
+    Every file is read and the step counts checked before anything is applied. ``BrokenStateError``:
+    a file is missing or damaged, or the step disagrees (the caller may fall back to an older state);
+    ``CheckpointError``: the files are fine but do not fit this run (processes, networks, optimizers).
+    """
+    path = Path(path)
+    meta = read_meta(path)
     if meta.get("world_size", 1) != world_size:
         raise CheckpointError(
             f"{path} was written by {meta.get('world_size')} process(es); resume it with "
@@ -410,6 +490,9 @@ def load_state(path: Path, state: TrainingState, *, rank: int, world_size: int) 
     rank_state = _read(path / f"rank_{rank}.pt", _torch_load)
     if not isinstance(rank_state, dict):
         raise BrokenStateError(f"rank_{rank}.pt does not hold a per-process state")
+    if not isinstance(optim, dict) or not isinstance(scheds, dict):
+        raise BrokenStateError("optimizers.pt or schedulers.pt does not hold a state per name")
+    _check_step_counts(meta["step"], optim, scheds)
     try:
         for name, net in state.nets.items():
             prefix = f"{name}."
@@ -434,3 +517,107 @@ def load_state(path: Path, state: TrainingState, *, rank: int, world_size: int) 
             "with the run's own config (no --config)"
         ) from err
     return meta, rank_state
+
+
+# ---------------------------------------------------------------- one run per folder
+try:
+    import fcntl
+except ImportError:  # NOTE: Windows has no flock; there the lock file only records the holder
+    fcntl = None
+
+
+# never follow a link named train.lock, nor wait on a FIFO
+_LOCK_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def _holder_text(fd: int) -> str:
+    """Who a lock file names: "pid 123 on host, started 2026-01-02 10:00 UTC" (empty: nobody)."""
+    data = os.pread(fd, 4096, 0)
+    try:
+        holder = json.loads(data.decode("utf-8")) if data.strip() else {}
+    except ValueError:
+        holder = None
+    if not isinstance(holder, dict):
+        return "an unknown process" if data.strip() else ""
+    if not holder:
+        return ""
+    return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, started {holder.get('started', '?')}"
+
+
+def _try_flock(fd: int) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` without waiting; False when another process holds one."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """Who holds the run folder's lock (``_holder_text``), or None when no process does. Creates
+    nothing: a folder without ``train.lock`` is free."""
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY | _LOCK_OPEN)
+    except OSError:
+        return None
+    try:
+        return None if _try_flock(fd) else _holder_text(fd) or "another process"
+    finally:
+        os.close(fd)  # also drops the probe's own flock
+
+
+class RunLock:
+    """The exclusive lock of one training run on its folder: ``train.lock`` with an ``flock`` held by
+    the main process until ``release`` (or its death), and the holder's pid, host and start time in
+    it. ``stale``: who an earlier lock file named, when its process died without releasing it."""
+
+    def __init__(self, path: Path, fd: int, stale: str):
+        self.path, self.fd, self.stale = path, fd, stale
+
+    @classmethod
+    def acquire(cls, run_dir: Path) -> RunLock:
+        """Take the lock of ``run_dir`` (an existing folder); ``RunInUseError`` naming the holder when
+        another process has it, ``RunLockError`` when ``train.lock`` cannot be opened as a file."""
+        path = Path(run_dir) / LOCK_NAME
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | _LOCK_OPEN, 0o666)  # the umask applies
+            except OSError as err:  # a link named train.lock, no write permission
+                raise RunLockError(f"cannot open the run folder's lock {path} ({err.strerror})") from err
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise RunLockError(f"{path} is not a regular file; move it away (the run is locked there)")
+            if not _try_flock(fd):
+                holder = _holder_text(fd) or "another process (starting up)"
+                os.close(fd)
+                raise RunInUseError(f"{run_dir} is in use by another training run ({holder})")
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break
+            os.close(fd)  # its holder removed the file between our open and flock: take the new one
+        stale = _holder_text(fd)
+        started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (record + "\n").encode("utf-8"), 0)
+        return cls(path, fd, stale)
+
+    def release(self) -> None:
+        """Remove the lock file (while still holding it, so no one takes a file about to vanish) and
+        drop the lock. Idempotent."""
+        if self.fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                os.unlink(self.path)
+        os.close(self.fd)
+        self.fd = -1
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

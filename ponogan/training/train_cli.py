@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue from the run folder's latest checkpoint"
     )
+    parser.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: continue even when the model (family, networks, shortcut, image size, "
+        "channels, batch size) differs from the run's; the change is recorded in the run",
+    )
     for flag, (_, options) in FIELD_FLAGS.items():
         parser.add_argument(flag, default=None, **options)
     parser.epilog = (
@@ -209,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         cfg = build_config(args)
-        result = train(cfg)
+        result = train(cfg, allow_config_change=args.allow_config_change)
     except (ConfigError, UsageError) as err:
         return _fail(err, 2)
     except TrainingError as err:  # NonFiniteLossError too
