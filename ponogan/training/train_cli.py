@@ -91,6 +91,14 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
         parser.error(str(err))
     args, rest = parser.parse_known_args(argv)
     overrides: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # field -> what set it, to name both sides of a conflict
+    conflicts: list[str] = []
+
+    def put(key: str, value: Any, source: str) -> None:
+        if key in overrides and str(overrides[key]) != str(value):
+            conflicts.append(f"{sources[key]} and {source} both set {key}, to different values; give it once")
+        overrides[key], sources[key] = value, source
+
     while rest:
         token = rest.pop(0)
         key, eq, value = token.removeprefix("--").partition("=")
@@ -100,15 +108,16 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
             if not rest:
                 parser.error(f"override {token} needs a value")
             value = rest.pop(0)
-        overrides[key] = value
-    overrides.update(repo_overrides)
+        put(key, value, f"{key}={value}")
+    for key, value in repo_overrides.items():
+        put(key, value, f"a CycleGAN-repository flag ({key}={value})")
     for flag, (field_path, _) in FIELD_FLAGS.items():
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
-            overrides[field_path] = value
+            put(field_path, value, f"{flag} {value}")
     if args.resume:
         overrides["train.resume"] = True
-    args.overrides, args.repo_family = overrides, repo_family
+    args.overrides, args.repo_family, args.conflicts = overrides, repo_family, conflicts
     return args
 
 
@@ -119,6 +128,8 @@ def _saved_config(path: Path) -> TrainConfig:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"cannot read the run's saved config {path} ({err}); {hint}") from err
+    except RecursionError:
+        raise ConfigError(f"the run's saved config {path} is nested too deeply to read; {hint}") from None
     if not isinstance(values, dict) or not isinstance(values.get("train"), dict):
         raise ConfigError(f"{path} has no 'train' entry (it was not written by ponogan train); {hint}")
     try:
@@ -133,6 +144,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     No ``--config``: the preset of the repository's ``--model`` family, else ``DEFAULT_PRESET``.
     """
     overrides = args.overrides
+    if getattr(args, "conflicts", None):
+        raise ConfigError(args.conflicts[0])
     if args.config is None and args.resume and args.output_dir:
         run = Path(args.output_dir)
         saved = run / "config.json"
@@ -155,6 +168,11 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
             f"default preset {name} not found in ./configs or {PACKAGE_CONFIGS}; pass --config PATH"
         ) from None
     cfg = load_config(preset, overrides)
+    if args.config and args.repo_family and cfg.family != args.repo_family:
+        raise ConfigError(
+            f"--model asks for the {args.repo_family} family but --config {args.config} is a {cfg.family} "
+            "preset; drop --model, or pick a preset of that family (--list-presets)"
+        )
     if "data.root" in overrides and "data.mode" not in overrides and cfg.data.mode == "glyphs":
         # --dataroot on a glyph preset: the family's own folder layout, as the CycleGAN repo reads it
         mode = "aligned" if cfg.family == "pix2pix" else "unaligned"
@@ -206,9 +224,11 @@ def run(args: argparse.Namespace) -> int:
         print_presets()
         return 0
     from .loop import TrainingError, UsageError, train  # torch: only once a run really starts
+    from .preflight import preflight
 
     try:
         cfg = build_config(args)
+        preflight(cfg)  # before anything is written: shapes on the meta device, device, precision
         result = train(cfg)
     except (ConfigError, UsageError) as err:
         return _fail(err, 2)
