@@ -85,7 +85,7 @@ def load_pretrained(
     ``ValueError`` for a file that is not safetensors, a bad config, or weights that do not match
     the config's generators."""
     weights, config_path = _resolve(path)
-    config = _read_config(config_path)
+    config = read_config(config_path)
     specs = config.get("generators") if isinstance(config, dict) else None
     if not isinstance(specs, dict) or not specs:
         raise ValueError(f"{config_path} has no 'generators' entry (role -> {{name, kwargs}})")
@@ -132,8 +132,10 @@ def load_pretrained(
     return models, config
 
 
-def _read_config(path: Path) -> object:
-    """``config.json`` parsed; one-line errors for bad JSON and for nesting too deep to parse."""
+def read_config(path: Path) -> object:
+    """A run's ``config.json`` parsed; ``ValueError`` (one line) for bad JSON and for nesting too deep
+    for the parser (which would otherwise raise ``RecursionError``). Every reader of a config.json a user
+    was given should use it."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

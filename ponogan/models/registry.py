@@ -79,9 +79,10 @@ def _build(kind: str, presets: dict[str, Preset], name: str, kwargs: dict) -> nn
 
 
 def check_option(kind: str, option: str, value: object, default: object) -> None:
-    """Refuse, in one line, an option of the wrong type for its default (``ngf: "12"``) or a count
-    outside ``settings.NETWORK_LIMITS``, before the class is built (``num_downs: 100000`` would first
-    build 100000 levels)."""
+    """Refuse, in one line, a count that is not an integer (``ngf: "12"``) or is outside
+    ``settings.NETWORK_LIMITS``, and a flag or number of the wrong type for its default
+    (``use_dropout: "yes"``), before the class is built (``num_downs: 100000`` would first build
+    100000 levels). Names (``norm``, ``layout``...) are checked by the classes themselves."""
     limits = NETWORK_LIMITS.get(option)
     if limits is not None:
         low, high = limits
@@ -90,8 +91,6 @@ def check_option(kind: str, option: str, value: object, default: object) -> None
         return
     if isinstance(default, bool) and not isinstance(value, bool):
         raise ValueError(f"{kind} option {option} must be true or false, got {value!r}")
-    if isinstance(default, str) and not isinstance(value, str | None):
-        raise ValueError(f"{kind} option {option} must be a string, got {value!r}")
     number = isinstance(default, int | float) and not isinstance(default, bool)
     if number and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise ValueError(f"{kind} option {option} must be a number, got {value!r}")
