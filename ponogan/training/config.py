@@ -5,7 +5,8 @@ A ``TrainConfig`` is built from a YAML preset (``load_config``), then command-li
 Every family starts from its own defaults (``FAMILY_DEFAULTS``: the paper settings of pix2pix,
 CycleGAN and MUNIT) before the YAML is merged on top, so a preset only lists what it changes; a
 preset can also name a ``base:`` preset and list only what it changes from that one.
-Unknown keys raise ``ConfigError`` naming the key and the valid ones. Hand-written rather than
+Unknown keys raise ``ConfigError`` naming the key and the valid ones; ``validate`` refuses values out of
+range, and presets are read with the strict YAML loader (``presets.load_yaml``). Hand-written rather than
 OmegaConf: see docs/training.md (*Config reference*) for the measured reasons.
 """
 
@@ -87,7 +88,9 @@ class DataConfig:
     """Where the images come from and how they are batched.
 
     ``mode``/``root``/``options`` go to ``ponogan.data.build_dataset``; ``glyphs`` is the built-in data
-    (``root`` may be null). ``eval_max_items`` caps the test split used for metrics (null: all of it).
+    (``root`` may be null). ``eval_max_items`` caps the test split used for metrics (null: all of it;
+    at least 1 otherwise). The image sides in ``options`` (``load_size``, ``crop_size``, ``image_size``)
+    are at most ``settings.MAX_IMAGE_SIDE`` (4096) pixels.
     ``num_workers: null`` picks the DataLoader workers per device (none on the CPU, up to 8 per GPU).
     """
 

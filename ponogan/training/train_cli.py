@@ -2,7 +2,10 @@
 
 Overrides name any config field by its dotted path: ``--optim.lr_g 1e-4`` or ``optim.lr_g=1e-4``
 (whatever argparse leaves unparsed must be one of those).
-With ``--resume`` and no ``--config``, the run folder's own saved config is used.
+With ``--resume`` and no ``--config``, the run folder's own saved config is used. A field set twice to
+different values (``--max-steps 2 train.max_steps=3``, ``--model cycle_gan`` on a pix2pix preset) is
+refused naming both. Before ``train`` starts, ``preflight`` checks the device, the precision and every
+network on the meta device, so a config that cannot train fails before anything is written.
 
 Every error a user can hit is one ``error: ...`` line on stderr, never a traceback: exit status 2 for
 a bad config or run folder (nothing was written), 1 for a run that failed (NaN/Inf loss, broken
