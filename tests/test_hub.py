@@ -212,3 +212,14 @@ def test_translate_refuses_an_absurd_checkpoint_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "n_blocks" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_export_refuses_an_absurd_checkpoint_in_one_line(tmp_path, capsys):
+    from ponogan.cli import main
+
+    run, config_path = tiny_run(tmp_path)
+    rewrite_kwargs(config_path, ngf=1000, n_blocks=60)
+    status = main(["export", str(run), "--out", str(tmp_path / "g.onnx")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "million parameters" in err, err
+    assert not (tmp_path / "g.onnx").exists()
