@@ -226,7 +226,9 @@ def _mismatch_hint(state: dict[str, torch.Tensor], arch: str, norm: str, shortcu
                 if (a, n, s) == (arch, norm, shortcut):
                     continue
                 try:
-                    convert_state_dict(state, a, n, s)
+                    with torch.device("meta"):  # the keys and shapes are all it needs: allocate nothing
+                        model = build_official(a, n, s, **_infer_channels(state, a, s))
+                    _renamed(state, model, a, n, s)
                 except (OfficialImportError, ValueError):
                     continue
                 flags = f"--arch {a} --norm {n}" + (f" --shortcut {s}" if s else "")
@@ -246,6 +248,16 @@ def convert_state_dict(
     loader drops them too); any other missing or extra key is an ``OfficialImportError``.
     """
     model = build_official(arch, norm, shortcut, **_infer_channels(state, arch, shortcut))
+    converted = _renamed(state, model, arch, norm, shortcut)
+    model.load_state_dict(converted, strict=True)
+    return model.eval(), converted
+
+
+def _renamed(
+    state: dict[str, torch.Tensor], model: nn.Module, arch: str, norm: str, shortcut: str | None
+) -> dict[str, torch.Tensor]:
+    """``state`` under ``model``'s own key names, after checking that keys, dtypes and shapes match
+    (``OfficialImportError`` naming the first difference); ``model`` may live on the meta device."""
     mapping = official_key_map(model, arch, shortcut)
     own = model.state_dict()
     converted, extra = {}, []
@@ -275,8 +287,7 @@ def convert_state_dict(
                 f"weight {official} has shape {tuple(value.shape)}, expected "
                 f"{tuple(own[key].shape)} for --arch {arch}"
             )
-    model.load_state_dict(converted, strict=True)
-    return model.eval(), converted
+    return converted
 
 
 def _role(path: Path) -> str | None:
