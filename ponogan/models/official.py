@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ponogan.messages import first_line
+from ponogan.messages import UsageError, first_line
 from ponogan.settings import OFFICIAL_ARCHS as ARCHS
 from ponogan.settings import OFFICIAL_NORMS as NORMS
 from ponogan.settings import SHORTCUTS
@@ -37,8 +37,9 @@ from .registry import create_generator
 _LEGACY_INSTANCE_NORM = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$")
 
 
-class OfficialImportError(ValueError):
-    """An official checkpoint cannot be imported (wrong file, arch, norm or shortcut)."""
+class OfficialImportError(UsageError):
+    """An official checkpoint cannot be imported (wrong file, arch, norm or shortcut); nothing was
+    written (exit status 2)."""
 
 
 def _resnet_pairs(n_blocks: int, shortcut: str | None, dropout: bool) -> Iterator[tuple[str, str]]:
