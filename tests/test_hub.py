@@ -223,3 +223,21 @@ def test_export_refuses_an_absurd_checkpoint_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "million parameters" in err, err
     assert not (tmp_path / "g.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("unet_256", ["'name'", "'kwargs'"]),
+        ({"name": 7}, ["'name'"]),
+        ({"name": "unet_256", "kwargs": [1]}, ["kwargs", "mapping"]),
+    ],
+)
+def test_a_malformed_generator_entry_is_one_line(tmp_path, spec, words):
+    run, config_path = tiny_run(tmp_path)
+    config = json.loads(config_path.read_text())
+    config["generators"]["G"] = spec
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError) as info:
+        load_pretrained(run)
+    assert "generator 'G'" in str(info.value) and all(w in str(info.value) for w in words), info.value

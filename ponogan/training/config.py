@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from ponogan.data import DataOptions
+from ponogan.messages import UsageError
 from ponogan.settings import DEVICES, MAX_IMAGE_SIDE, MIXED_PRECISION, NETWORK_LIMITS, SHORTCUTS
 
 from .presets import MAX_YAML_DEPTH, PresetError, find_preset, load_yaml
@@ -32,8 +33,8 @@ from .presets import MAX_YAML_DEPTH, PresetError, find_preset, load_yaml
 LR_POLICIES = ("constant", "linear", "step")
 
 
-class ConfigError(ValueError):
-    """A configuration a user wrote is invalid (unknown key, bad value, bad YAML)."""
+class ConfigError(UsageError):
+    """A configuration a user wrote is invalid (unknown key, bad value, bad YAML); exit status 2."""
 
 
 @dataclass
