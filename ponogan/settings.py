@@ -24,3 +24,25 @@ EXPORT_FORMATS = ("onnx", "exported-program")  # ponogan export --format
 EXPORT_STYLES = ("fixed", "input")  # MUNIT export: style baked in, or a second input
 OFFICIAL_ARCHS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")  # the official --netG
 OFFICIAL_NORMS = ("instance", "batch")  # the official --norm
+
+# Network options a config or a weight file sets, as inclusive integer ranges (ponogan.models.registry
+# checks them before building anything): 1024 is 16x the papers' widths (64), and the depths reach far
+# beyond the presets (num_downs 8, n_blocks 9, n_layers 3-4).
+NETWORK_LIMITS: dict[str, tuple[int, int]] = {
+    **dict.fromkeys(("in_channels", "out_channels"), (1, 64)),
+    **dict.fromkeys(("ngf", "ndf", "dim", "style_dim"), (1, 1024)),
+    "mlp_dim": (1, 4096),
+    "num_downs": (2, 12),
+    **dict.fromkeys(("n_downsampling", "n_downsample", "style_downsample"), (0, 8)),
+    **dict.fromkeys(("n_blocks", "n_res"), (0, 64)),
+    "n_layers": (1, 8),
+    "n_scales": (1, 6),
+}
+# Networks built from files a user was given (config.json, an official .pth) are checked on the meta
+# device before allocating: at most MAX_PARAMETERS parameters each (1 GiB of float32 weights; the
+# presets have 3-54 million) and MAX_ACTIVATIONS_PER_PIXEL outputs of all their layers per input pixel
+# (the presets: 150-2750).
+MAX_PARAMETERS = 2**28
+MAX_ACTIVATIONS_PER_PIXEL = 2**15
+# Largest image side (pixels) a training config may ask for: data.options load_size, crop_size, image_size.
+MAX_IMAGE_SIDE = 4096

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 
 from ponogan.models import create_generator, hub, load_pretrained, save_pretrained
 
@@ -132,3 +133,111 @@ def test_save_refuses_models_without_spec_and_bad_input(tmp_path):
     with pytest.raises(TypeError):
         save_pretrained(tmp_path, cyclegan_pair(), {"bad": object()})
     assert not (tmp_path / "model.safetensors").exists()
+
+
+def tiny_run(tmp_path, name="resnet_6blocks", **kwargs):
+    """A saved tiny generator run folder (role ``G``) and its config.json path."""
+    gen = create_generator(name, ngf=4, n_blocks=1, **kwargs)
+    run = save_pretrained(tmp_path / "run", {"G": gen}, {"family": "pix2pix"})
+    return run, run / "config.json"
+
+
+def rewrite_kwargs(config_path, **changes):
+    config = json.loads(config_path.read_text())
+    config["generators"]["G"]["kwargs"].update(changes)
+    config_path.write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"n_blocks": 100000}, ["n_blocks", "0 to 64", "100000"]),
+        ({"ngf": 1000, "n_blocks": 60}, ["million parameters", "limit"]),
+        ({"ngf": -3}, ["ngf", "1 to 1024", "-3"]),
+        ({"ngf": "12"}, ["ngf", "integer", "'12'"]),
+        ({"use_dropout": "yes"}, ["use_dropout", "true or false"]),
+        ({"ngf": 1024, "n_blocks": 6, "n_downsampling": 0}, ["values per input pixel", "limit"]),
+    ],
+    ids=["deep", "wide", "negative", "string", "bool", "activations"],
+)
+def test_absurd_config_json_is_refused_before_allocating(tmp_path, monkeypatch, changes, words):
+    run, config_path = tiny_run(tmp_path)
+    rewrite_kwargs(config_path, **changes)
+    monkeypatch.setattr(hub, "create_generator", None)  # the real build must not be reached
+    with pytest.raises(ValueError) as info:
+        load_pretrained(run)
+    message = str(info.value)
+    assert "\n" not in message and "config.json" in message and all(w in message for w in words), message
+
+
+def test_a_deeply_nested_config_json_is_one_line(tmp_path):
+    run, config_path = tiny_run(tmp_path)
+    config_path.write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load_pretrained(run)
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.bool, torch.int64])
+def test_integer_weights_are_refused(tmp_path, dtype):
+    from safetensors.torch import load_file, save_file
+
+    run, _ = tiny_run(tmp_path)
+    tensors = load_file(run / "model.safetensors")
+    key = "G.stem.conv.weight"
+    tensors[key] = tensors[key].to(dtype)
+    save_file(tensors, run / "model.safetensors")
+    with pytest.raises(ValueError, match="floating-point weights only") as info:
+        load_pretrained(run)
+    assert key in str(info.value) and str(dtype).removeprefix("torch.") in str(info.value)
+
+
+def test_translate_refuses_an_absurd_checkpoint_in_one_line(tmp_path, capsys):
+    from ponogan.cli import main
+
+    run, config_path = tiny_run(tmp_path)
+    rewrite_kwargs(config_path, n_blocks=100000)
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "in" / "a.png")
+    status = main(
+        [
+            "translate",
+            "--checkpoint",
+            str(run),
+            "--input",
+            str(tmp_path / "in"),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "n_blocks" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_refuses_an_absurd_checkpoint_in_one_line(tmp_path, capsys):
+    from ponogan.cli import main
+
+    run, config_path = tiny_run(tmp_path)
+    rewrite_kwargs(config_path, ngf=1000, n_blocks=60)
+    status = main(["export", str(run), "--out", str(tmp_path / "g.onnx")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "million parameters" in err, err
+    assert not (tmp_path / "g.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("unet_256", ["'name'", "'kwargs'"]),
+        ({"name": 7}, ["'name'"]),
+        ({"name": "unet_256", "kwargs": [1]}, ["kwargs", "mapping"]),
+    ],
+)
+def test_a_malformed_generator_entry_is_one_line(tmp_path, spec, words):
+    run, config_path = tiny_run(tmp_path)
+    config = json.loads(config_path.read_text())
+    config["generators"]["G"] = spec
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError) as info:
+        load_pretrained(run)
+    assert "generator 'G'" in str(info.value) and all(w in str(info.value) for w in words), info.value

@@ -243,7 +243,9 @@ def test_import_errors_are_one_line_with_a_hint(tmp_path, capsys):
         ]
     )
     err = capsys.readouterr()
-    assert code == 2 and "pwned" not in err.out and err.err.count("\n") == 1 and "weights_only" in err.err
+    assert code == 2 and "pwned" not in err.out and err.err.count("\n") == 1
+    assert "pickled Python objects (print)" in err.err and "never loads" in err.err
+    assert "weights_only" not in err.err  # torch's hint to load it unsafely is never passed on
     assert not (tmp_path / "d").exists()
 
 
@@ -359,3 +361,47 @@ def test_shipped_demos_give_the_outputs_they_gave_before_layouts(demo):
         with torch.no_grad():
             out = net(ref["input"])
         assert (out - ref[f"{demo}.{role}"]).abs().max() < 1e-5
+
+
+def _import_cli(path, out, *flags):
+    return cli_main(["import-official", str(path), "--arch", "resnet_6blocks", "--out", str(out), *flags])
+
+
+def test_a_file_sizing_an_absurd_network_is_refused_before_allocating(tmp_path, capsys, monkeypatch):
+    """A small file whose first conv is 4096 wide would size a network of GBs: refused from the shapes."""
+    state = {"model.1.weight": torch.zeros(4096, 3, 1, 1), "model.23.weight": torch.zeros(3, 8, 1, 1)}
+    torch.save(state, tmp_path / "wide.pth")
+    import ponogan.models.official as official
+
+    def real_build(arch, **kwargs):
+        assert kwargs.get("ngf", 64) <= 1024, "the 4096-wide network was built for real"
+        return create_generator(arch, **kwargs)
+
+    monkeypatch.setattr(official, "create_generator", real_build)
+    code = _import_cli(tmp_path / "wide.pth", tmp_path / "out")
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "ngf" in err and "1 to 1024" in err and "4096" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_with_odd_first_conv_shapes_is_one_line(tmp_path, capsys):
+    torch.save({"model.1.weight": torch.zeros(8), "model.26.weight": torch.zeros(3)}, tmp_path / "odd.pth")
+    code = _import_cli(tmp_path / "odd.pth", tmp_path / "out")
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "do not match" in err, err
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.bool])
+def test_integer_weights_are_refused(tmp_path, capsys, dtype):
+    state = _official_state("resnet_6blocks", "instance", None, ngf=4)
+    state["model.1.weight"] = state["model.1.weight"].to(dtype)
+    torch.save(state, tmp_path / "latest_net_G.pth")
+    code = _import_cli(tmp_path / "latest_net_G.pth", tmp_path / "out")
+    err = capsys.readouterr().err
+    assert (
+        code == 2
+        and err.count("\n") == 1
+        and "floating-point weights only" in err
+        and "model.1.weight" in err
+    )
+    assert str(dtype).removeprefix("torch.") in err and not (tmp_path / "out").exists()

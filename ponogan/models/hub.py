@@ -20,6 +20,7 @@ from torch import nn
 
 from ponogan.atomic import atomic_write, write_text_atomic
 
+from .check import NetworkCheckError, check_network
 from .registry import create_generator
 
 WEIGHTS_NAME = "model.safetensors"
@@ -84,13 +85,12 @@ def load_pretrained(
     ``ValueError`` for a file that is not safetensors, a bad config, or weights that do not match
     the config's generators."""
     weights, config_path = _resolve(path)
-    try:
-        config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{config_path} is not valid JSON: {err}") from err
+    config = read_config(config_path)
     specs = config.get("generators") if isinstance(config, dict) else None
     if not isinstance(specs, dict) or not specs:
         raise ValueError(f"{config_path} has no 'generators' entry (role -> {{name, kwargs}})")
+    for role, spec in specs.items():
+        _check_spec(config_path, role, spec)
     try:
         tensors = load_file(str(weights), device=str(device))
     except (SafetensorError, OSError) as err:
@@ -112,10 +112,7 @@ def load_pretrained(
 
     models = {}
     for role, spec in specs.items():
-        try:
-            model = create_generator(spec["name"], **spec.get("kwargs", {}))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{config_path}: cannot build generator {role!r} from {spec!r}: {err}") from err
+        model = create_generator(spec["name"], **spec.get("kwargs", {}))  # checked by _check_spec
         missing, unexpected = _diff_keys(model, by_role[role])
         if missing or unexpected:
             raise ValueError(
@@ -123,6 +120,7 @@ def load_pretrained(
                 f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys "
                 f"(e.g. {unexpected[:3]})"
             )
+        _check_dtypes(weights, role, model, by_role[role])
         try:
             model.load_state_dict(by_role[role], strict=True)
         except RuntimeError as err:  # same keys, different shapes
@@ -132,6 +130,44 @@ def load_pretrained(
             ) from err
         models[role] = model.to(device).eval()
     return models, config
+
+
+def read_config(path: Path) -> object:
+    """A run's ``config.json`` parsed; ``ValueError`` (one line) for bad JSON and for nesting too deep
+    for the parser (which would otherwise raise ``RecursionError``). Every reader of a config.json a user
+    was given should use it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be a ponogan config.json") from None
+
+
+def _check_spec(config_path: Path, role: str, spec: object) -> None:
+    """Refuse a generator entry that is malformed or would build a network that cannot run or is
+    absurdly large (``ponogan.models.check``, on the meta device), before anything is allocated."""
+    where = f"{config_path}: generator {role!r}"
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ValueError(f"{where} must be {{'name': preset, 'kwargs': {{...}}}}, got {spec!r:.80}")
+    if not isinstance(spec.get("kwargs", {}), dict):
+        raise ValueError(f"{where}: kwargs must be a mapping, got {spec['kwargs']!r:.80}")
+    try:
+        check_network("generator", spec["name"], spec.get("kwargs", {}), bounded=True)
+    except NetworkCheckError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def _check_dtypes(weights: Path, role: str, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Refuse integer or bool tensors where the model has floating-point weights: casting them to
+    float would load garbage."""
+    own = model.state_dict()
+    for key, value in state.items():
+        if own[key].is_floating_point() and not value.is_floating_point():
+            raise ValueError(
+                f"{weights}: {role}.{key} holds {str(value.dtype).removeprefix('torch.')} values; ponogan "
+                "loads floating-point weights only (float32, float16 or bfloat16)"
+            )
 
 
 def _diff_keys(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,19 +25,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ponogan.messages import first_line
+from ponogan.messages import UsageError, first_line
 from ponogan.settings import OFFICIAL_ARCHS as ARCHS
 from ponogan.settings import OFFICIAL_NORMS as NORMS
 from ponogan.settings import SHORTCUTS
 
+from .check import NetworkCheckError, check_network
 from .hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from .registry import create_generator
 
 _LEGACY_INSTANCE_NORM = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$")
 
 
-class OfficialImportError(ValueError):
-    """An official checkpoint cannot be imported (wrong file, arch, norm or shortcut)."""
+class OfficialImportError(UsageError):
+    """An official checkpoint cannot be imported (wrong file, arch, norm or shortcut); nothing was
+    written (exit status 2)."""
 
 
 def _resnet_pairs(n_blocks: int, shortcut: str | None, dropout: bool) -> Iterator[tuple[str, str]]:
@@ -126,12 +129,11 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise OfficialImportError(f"{path}: no such file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error says enough
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as err:
-        raise OfficialImportError(
-            f"{path} is not a PyTorch state dict that loads safely (weights_only=True): "
-            f"{first_line(err)[:200]}"
-        ) from None
+        raise OfficialImportError(torch_load_error(path, err)) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if (
@@ -148,6 +150,25 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def torch_load_error(path: Path, err: BaseException) -> str:
+    """One line for a ``torch.load(weights_only=True)`` failure: a file holding pickled Python objects
+    is named as such (never with torch's hint to re-run without ``weights_only``, which would run
+    them); any other failure is a damaged or foreign file."""
+    message = str(err)
+    if "Unsupported global" in message or "Weights only load failed" in message:
+        found = re.search(r"GLOBAL (\S+)", message)
+        what = f" ({found.group(1)})" if found else ""
+        with open(path, "rb") as f:  # a plain pickle starts with the PROTO opcode; torch.save writes zips
+            plain = f.read(1) == b"\x80"
+        if found or plain:
+            return (
+                f"{path} holds pickled Python objects{what}, which ponogan never loads; save the "
+                "weights alone with torch.save(net.state_dict(), path)"
+            )
+        return f"{path} is not a valid PyTorch file (damaged, or another format)"
+    return f"{path} is not a PyTorch state dict ({first_line(err)[:200]})"
+
+
 def _infer_channels(state: dict[str, torch.Tensor], arch: str, shortcut: str | None) -> dict:
     """``in_channels``, ``out_channels`` and ``ngf`` from the first and last conv weights."""
     if arch.startswith("resnet"):
@@ -155,7 +176,7 @@ def _infer_channels(state: dict[str, torch.Tensor], arch: str, shortcut: str | N
         n_blocks = 9 if arch == "resnet_9blocks" else 6
         last = f"model.{10 + n_blocks + 7}.weight" if shortcut is None else "out_block.1.weight"
         first_w, last_w = state.get(first), state.get(last)
-        if first_w is None or last_w is None:
+        if not _conv_weights(first_w, last_w):
             return {}
         # a conv (4-D) at conv_block.6 means dropout shifted the second conv of each block
         dropout = any(re.search(r"conv_block\.6\.weight$", k) and v.dim() == 4 for k, v in state.items())
@@ -166,9 +187,14 @@ def _infer_channels(state: dict[str, torch.Tensor], arch: str, shortcut: str | N
             "use_dropout": dropout,
         }
     first_w, last_w = state.get("model.model.0.weight"), state.get("model.model.3.weight")
-    if first_w is None or last_w is None:
+    if not _conv_weights(first_w, last_w):
         return {}
     return {"in_channels": first_w.shape[1], "ngf": first_w.shape[0], "out_channels": last_w.shape[1]}
+
+
+def _conv_weights(*weights: torch.Tensor | None) -> bool:
+    """Whether every entry is a conv weight ``(out, in, kh, kw)`` (the shapes channels are read from)."""
+    return all(w is not None and w.dim() == 4 for w in weights)
 
 
 def build_official(arch: str, norm: str, shortcut: str | None = None, **kwargs) -> nn.Module:
@@ -186,6 +212,10 @@ def build_official(arch: str, norm: str, shortcut: str | None = None, **kwargs) 
     options = {"norm": norm, "shortcut": shortcut, "use_dropout": not arch.startswith("resnet"), **kwargs}
     if shortcut is not None:
         options["layout"] = "official"
+    try:  # on the meta device first: a file's 4096-wide first conv must not allocate GBs
+        check_network("generator", arch, options, bounded=True)
+    except NetworkCheckError as err:
+        raise OfficialImportError(f"the weights size a network ponogan refuses: {err}") from None
     return create_generator(arch, **options)
 
 
@@ -197,7 +227,9 @@ def _mismatch_hint(state: dict[str, torch.Tensor], arch: str, norm: str, shortcu
                 if (a, n, s) == (arch, norm, shortcut):
                     continue
                 try:
-                    convert_state_dict(state, a, n, s)
+                    with torch.device("meta"):  # the keys and shapes are all it needs: allocate nothing
+                        model = build_official(a, n, s, **_infer_channels(state, a, s))
+                    _renamed(state, model, a, n, s)
                 except (OfficialImportError, ValueError):
                     continue
                 flags = f"--arch {a} --norm {n}" + (f" --shortcut {s}" if s else "")
@@ -217,6 +249,16 @@ def convert_state_dict(
     loader drops them too); any other missing or extra key is an ``OfficialImportError``.
     """
     model = build_official(arch, norm, shortcut, **_infer_channels(state, arch, shortcut))
+    converted = _renamed(state, model, arch, norm, shortcut)
+    model.load_state_dict(converted, strict=True)
+    return model.eval(), converted
+
+
+def _renamed(
+    state: dict[str, torch.Tensor], model: nn.Module, arch: str, norm: str, shortcut: str | None
+) -> dict[str, torch.Tensor]:
+    """``state`` under ``model``'s own key names, after checking that keys, dtypes and shapes match
+    (``OfficialImportError`` naming the first difference); ``model`` may live on the meta device."""
     mapping = official_key_map(model, arch, shortcut)
     own = model.state_dict()
     converted, extra = {}, []
@@ -234,14 +276,19 @@ def convert_state_dict(
             + f" {len(extra)} unexpected (e.g. {extra[:2]})"
         )
     for key, value in converted.items():
+        if own[key].is_floating_point() and not value.is_floating_point():
+            official = next(k for k, v in mapping.items() if v == key)
+            raise OfficialImportError(
+                f"weight {official} holds {str(value.dtype).removeprefix('torch.')} values; ponogan "
+                "imports floating-point weights only (float32, float16 or bfloat16)"
+            )
         if value.shape != own[key].shape:
             official = next(k for k, v in mapping.items() if v == key)
             raise OfficialImportError(
                 f"weight {official} has shape {tuple(value.shape)}, expected "
                 f"{tuple(own[key].shape)} for --arch {arch}"
             )
-    model.load_state_dict(converted, strict=True)
-    return model.eval(), converted
+    return converted
 
 
 def _role(path: Path) -> str | None:

@@ -30,15 +30,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import sys
+    """Import; an ``OfficialImportError`` (a ``UsageError``) is printed by ``ponogan.cli`` as one line,
+    exit status 2."""
+    from .official import import_official
 
-    from .official import OfficialImportError, import_official
-
-    try:
-        out = import_official(args.weights, args.out, arch=args.arch, norm=args.norm, shortcut=args.shortcut)
-    except OfficialImportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    out = import_official(args.weights, args.out, arch=args.arch, norm=args.norm, shortcut=args.shortcut)
     print(
         f"wrote {out / WEIGHTS_NAME} and {out / CONFIG_NAME}; try: ponogan translate --checkpoint {out} "
         f"--input IMAGES --output OUT, or python app.py --checkpoint {out}"

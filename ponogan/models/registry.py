@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from ponogan.settings import NETWORK_LIMITS
+
 from .discriminators import MultiScaleDiscriminator, PatchDiscriminator, PixelDiscriminator
 from .munit import MunitGenerator
 from .resnet import ResnetGenerator
@@ -63,6 +65,8 @@ def _build(kind: str, presets: dict[str, Preset], name: str, kwargs: dict) -> nn
     bound = signature.bind(**{**preset.defaults, **kwargs})
     bound.apply_defaults()
     every = dict(bound.arguments)
+    for option, value in every.items():
+        check_option(kind, option, value, signature.parameters[option].default)
     try:
         json.dumps(every)
     except TypeError as err:
@@ -72,6 +76,24 @@ def _build(kind: str, presets: dict[str, Preset], name: str, kwargs: dict) -> nn
     model = preset.cls(**every)
     model.spec = {"name": key, "kwargs": every}
     return model
+
+
+def check_option(kind: str, option: str, value: object, default: object) -> None:
+    """Refuse, in one line, a count that is not an integer (``ngf: "12"``) or is outside
+    ``settings.NETWORK_LIMITS``, and a flag or number of the wrong type for its default
+    (``use_dropout: "yes"``), before the class is built (``num_downs: 100000`` would first build
+    100000 levels). Names (``norm``, ``layout``...) are checked by the classes themselves."""
+    limits = NETWORK_LIMITS.get(option)
+    if limits is not None:
+        low, high = limits
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{kind} option {option} must be an integer from {low} to {high}, got {value!r}")
+        return
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ValueError(f"{kind} option {option} must be true or false, got {value!r}")
+    number = isinstance(default, int | float) and not isinstance(default, bool)
+    if number and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError(f"{kind} option {option} must be a number, got {value!r}")
 
 
 def create_generator(name: str, **kwargs) -> nn.Module:

@@ -5,7 +5,8 @@ A ``TrainConfig`` is built from a YAML preset (``load_config``), then command-li
 Every family starts from its own defaults (``FAMILY_DEFAULTS``: the paper settings of pix2pix,
 CycleGAN and MUNIT) before the YAML is merged on top, so a preset only lists what it changes; a
 preset can also name a ``base:`` preset and list only what it changes from that one.
-Unknown keys raise ``ConfigError`` naming the key and the valid ones. Hand-written rather than
+Unknown keys raise ``ConfigError`` naming the key and the valid ones; ``validate`` refuses values out of
+range, and presets are read with the strict YAML loader (``presets.load_yaml``). Hand-written rather than
 OmegaConf: see docs/training.md (*Config reference*) for the measured reasons.
 """
 
@@ -24,13 +25,16 @@ from typing import Any
 import yaml
 
 from ponogan.data import DataOptions
-from ponogan.settings import DEVICES, MIXED_PRECISION, SHORTCUTS
+from ponogan.messages import UsageError
+from ponogan.settings import DEVICES, MAX_IMAGE_SIDE, MIXED_PRECISION, NETWORK_LIMITS, SHORTCUTS
+
+from .presets import MAX_YAML_DEPTH, PresetError, find_preset, load_yaml
 
 LR_POLICIES = ("constant", "linear", "step")
 
 
-class ConfigError(ValueError):
-    """A configuration a user wrote is invalid (unknown key, bad value, bad YAML)."""
+class ConfigError(UsageError):
+    """A configuration a user wrote is invalid (unknown key, bad value, bad YAML); exit status 2."""
 
 
 @dataclass
@@ -85,7 +89,9 @@ class DataConfig:
     """Where the images come from and how they are batched.
 
     ``mode``/``root``/``options`` go to ``ponogan.data.build_dataset``; ``glyphs`` is the built-in data
-    (``root`` may be null). ``eval_max_items`` caps the test split used for metrics (null: all of it).
+    (``root`` may be null). ``eval_max_items`` caps the test split used for metrics (null: all of it;
+    at least 1 otherwise). The image sides in ``options`` (``load_size``, ``crop_size``, ``image_size``)
+    are at most ``settings.MAX_IMAGE_SIDE`` (4096) pixels.
     ``num_workers: null`` picks the DataLoader workers per device (none on the CPU, up to 8 per GPU).
     """
 
@@ -294,9 +300,26 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return str(value)
     if hint is dict or typing.get_origin(hint) is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+            raise ConfigError(f"{where} must be a mapping, got {value!r:.80}")
+        if nesting(value) > MAX_YAML_DEPTH:
+            raise ConfigError(f"{where} is nested deeper than {MAX_YAML_DEPTH} levels")
         return copy.deepcopy(value)
     return value
+
+
+def nesting(value: Any) -> int:
+    """How deeply ``value``'s dicts and lists nest (0 for a scalar), counted without recursion so that a
+    hostile depth cannot raise ``RecursionError``."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_YAML_DEPTH:
+                return deepest  # deep enough to refuse: no need to walk the rest
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _merge(obj: Any, values: dict[str, Any], where: str) -> Any:
@@ -358,17 +381,22 @@ MINIMUMS: dict[str, int] = {
     **dict.fromkeys(("optim.grad_accum_steps", "optim.step_size"), 1),
     **dict.fromkeys(("train.save_every", "train.eval_every", "train.sample_every", "train.log_every"), 0),
     **dict.fromkeys(("train.num_samples", "data.num_workers"), 0),
+    "data.eval_max_items": 1,  # null: the whole test split
 }
 SEED_RANGE = 2**32  # numpy's seeds: 0 <= seed < 2**32
-MAX_WIDTH = 1024  # base channel widths (ngf, ndf, dim, ...): 1024 is already 256x the papers' 64 in weights
-WIDTH_KEYS = ("ngf", "ndf", "dim", "mlp_dim", "style_dim")
+IMAGE_SIDES = ("data.options.load_size", "data.options.crop_size", "data.options.image_size")
+# non-negative finite weights of every loss section (a negative one would train towards the opposite)
+LOSS_WEIGHTS = ("gan", "l1", "gp", "cycle", "identity", "image", "content", "style", "moments")
 
 
 def validate(cfg: TrainConfig) -> None:
     """Check choices and ranges a user can get wrong; raise ``ConfigError`` with the valid values.
 
-    Seeds numpy cannot take and network widths that are not positive or absurdly large are refused
-    here, before anything is built (``ngf: 4096`` would first try to allocate many GB).
+    Seeds numpy cannot take, network widths and depths outside ``settings.NETWORK_LIMITS``, image
+    sides over ``settings.MAX_IMAGE_SIDE``, learning rates that are not positive, loss weights that
+    are negative and run names that would leave ``checkpoints/`` are refused here, before anything is
+    built. What needs the networks themselves (shapes, channels) is checked by
+    ``ponogan.training.preflight`` on the meta device.
     """
 
     def get(dotted: str) -> Any:
@@ -385,23 +413,76 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"{name} must be at least {low}, got {get(name)}")
     if cfg.train.max_minutes is not None and not cfg.train.max_minutes > 0:
         raise ConfigError(f"train.max_minutes must be positive, got {cfg.train.max_minutes}")
-    if not 0.0 <= cfg.optim.decay_start <= 1.0:
-        raise ConfigError(
-            f"optim.decay_start is a fraction of max_steps in [0, 1], got {cfg.optim.decay_start}"
-        )
     for name in ("seed", "train.style_seed"):
         if not 0 <= get(name) < SEED_RANGE:
             raise ConfigError(f"{name} must be in [0, 2**32), i.e. 0 to {SEED_RANGE - 1}, got {get(name)}")
+    _check_optim(cfg.optim)
+    _check_loss(cfg)
+    for name in IMAGE_SIDES:
+        if get(name) > MAX_IMAGE_SIDE:
+            raise ConfigError(f"{name} must be at most {MAX_IMAGE_SIDE} pixels, got {get(name)}")
+    _check_run_name(cfg.run_name)
     for section in ("generator_kwargs", "discriminator_kwargs"):
         kwargs = getattr(cfg.model, section)
-        for key in WIDTH_KEYS:
+        for key, (low, high) in NETWORK_LIMITS.items():
             value = kwargs.get(key)
             if key in kwargs and (
-                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WIDTH
+                isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
             ):
                 raise ConfigError(
-                    f"model.{section}.{key} must be an integer from 1 to {MAX_WIDTH}, got {value!r}"
+                    f"model.{section}.{key} must be an integer from {low} to {high}, got {value!r}"
                 )
+
+
+def _check_range(
+    name: str, value: float, low: float, high: float, *, low_open: bool, high_open: bool
+) -> None:
+    """Refuse ``value`` outside the interval (NaN too), naming it as ``[low, high)``-style."""
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below):
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ConfigError(f"{name} must be in {interval}, got {value}")
+
+
+def _check_optim(o: OptimConfig) -> None:
+    """Positive finite learning rates, Adam's betas in [0, 1), a decay factor in (0, 1]."""
+    for name in ("lr_g", "lr_d"):
+        value = getattr(o, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"optim.{name} must be a positive finite number, got {value}")
+    for name in ("beta1", "beta2"):
+        _check_range(f"optim.{name}", getattr(o, name), 0, 1, low_open=False, high_open=True)
+    if not (math.isfinite(o.weight_decay) and o.weight_decay >= 0):
+        raise ConfigError(f"optim.weight_decay must be a finite number >= 0, got {o.weight_decay}")
+    _check_range("optim.gamma", o.gamma, 0, 1, low_open=True, high_open=False)
+    _check_range("optim.decay_start", o.decay_start, 0, 1, low_open=False, high_open=False)
+
+
+def _check_loss(cfg: TrainConfig) -> None:
+    """Finite non-negative loss weights; CycleGAN's identity loss needs equal channel counts."""
+    loss = cfg.loss
+    for name in LOSS_WEIGHTS:
+        value = getattr(loss, name, None)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"loss.{name} must be a finite number >= 0, got {value}")
+    if getattr(loss, "pool_size", 0) < 0:
+        raise ConfigError(f"loss.pool_size must be at least 0, got {loss.pool_size}")
+    opts = cfg.data.options
+    if cfg.family == "cyclegan" and loss.identity > 0 and opts.input_nc != opts.output_nc:
+        raise ConfigError(
+            f"loss.identity {loss.identity} feeds B images to G_A, so it needs data.options.input_nc == "
+            f"output_nc (got {opts.input_nc} and {opts.output_nc}); set loss.identity=0 or equal channels"
+        )
+
+
+def _check_run_name(name: str) -> None:
+    """A run name is one folder name under ``checkpoints/``: no path separators, not ``.`` or ``..``."""
+    if name in (".", "..") or any(sep in name for sep in ("/", "\\", "\0")) or Path(name).is_absolute():
+        raise ConfigError(
+            f"run_name must be a plain folder name (no /, \\ or ..), got {name!r}; "
+            "use --output-dir to put a run elsewhere"
+        )
 
 
 def deep_merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
@@ -419,9 +500,11 @@ def _read_preset(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     A base name is looked up next to the preset first, then like ``--config`` (``find_preset``).
     """
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}{_preset_hint(path)}")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        values = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
+    except PresetError as err:
+        raise ConfigError(str(err)) from None
     except UnicodeDecodeError as err:
         raise ConfigError(
             f"{path} is not a YAML text file (byte {err.start} is not UTF-8); pass a .yaml preset"
@@ -436,8 +519,6 @@ def _read_preset(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path} must hold a mapping of config keys, got {type(values).__name__}")
     if "base" not in values:
         return values
-    from .presets import PresetError, find_preset  # presets imports nothing of this module
-
     base = values.pop("base")
     if not isinstance(base, str) or not base:
         raise ConfigError(f"{path}: base must be a preset name or a YAML path, got {base!r}")
@@ -451,6 +532,17 @@ def _read_preset(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         loop = " -> ".join(p.name for p in (*chain, parent.resolve()))
         raise ConfigError(f"{chain[0]}: presets form a base cycle ({loop})")
     return deep_merge(_read_preset(parent, chain), values)
+
+
+def _preset_hint(path: Path) -> str:
+    """``; did you mean the preset NAME`` for a missing ``NAME.yaml`` given without a folder."""
+    if path.suffix not in (".yaml", ".yml") or path.parent != Path("."):
+        return ""
+    try:
+        find_preset(path.stem)
+    except PresetError:
+        return ""
+    return f"; did you mean the preset {path.stem} (--config {path.stem})?"
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -508,7 +600,9 @@ def parse_scalar(text: str) -> Any:
     YAML 1.1 leaves ``1e-4``, ``nan`` and ``inf`` as strings; those become floats.
     """
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text, f"the value {text!r}")
+    except PresetError as err:
+        raise ConfigError(str(err)) from None
     except yaml.YAMLError:
         return text
     if isinstance(value, str):

@@ -10,12 +10,67 @@ overrides, and stops with a hint for the ones that have no clean equivalent (``-
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the presets shipped with ponogan
 
 
 class PresetError(ValueError):
     """A preset name or a repository flag that cannot be used as given."""
+
+
+MAX_YAML_DEPTH = 12  # nested mappings/lists in a preset: the deepest real one (data.options) is 3
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without the features a config does not need and an attacker can abuse:
+    anchors and aliases (``&a`` / ``*a``: alias bombs and self-references), nesting deeper than
+    ``MAX_YAML_DEPTH``, and duplicate keys (which would silently keep the last value)."""
+
+    source = "YAML"
+    depth = 0
+
+    def _refuse(self, mark: yaml.Mark, what: str) -> None:
+        raise PresetError(f"{self.source}, line {mark.line + 1}: {what}")
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            self._refuse(
+                event.start_mark,
+                "YAML anchors and aliases (&name, *name) are not supported; write the values out",
+            )
+        self.depth += 1
+        if self.depth > MAX_YAML_DEPTH:
+            self._refuse(event.start_mark, f"nested deeper than {MAX_YAML_DEPTH} levels")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                self._refuse(key_node.start_mark, "a key must be a name, not a list or mapping")
+            if key in seen:
+                self._refuse(key_node.start_mark, f"key {key!r} appears twice; keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str, source: str = "YAML") -> Any:
+    """Parse ``text`` with the strict loader; ``PresetError`` (one line naming ``source`` and the line)
+    for anchors, aliases, deep nesting and duplicate keys, ``yaml.YAMLError`` for invalid YAML."""
+    loader = _StrictLoader(text)
+    loader.source = source
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def preset_dirs() -> list[Path]:

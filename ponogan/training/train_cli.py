@@ -2,7 +2,10 @@
 
 Overrides name any config field by its dotted path: ``--optim.lr_g 1e-4`` or ``optim.lr_g=1e-4``
 (whatever argparse leaves unparsed must be one of those).
-With ``--resume`` and no ``--config``, the run folder's own saved config is used.
+With ``--resume`` and no ``--config``, the run folder's own saved config is used. A field set twice to
+different values (``--max-steps 2 train.max_steps=3``, ``--model cycle_gan`` on a pix2pix preset) is
+refused naming both. Before ``train`` starts, ``preflight`` checks the device, the precision and every
+network on the meta device, so a config that cannot train fails before anything is written.
 
 Every error a user can hit is one ``error: ...`` line on stderr, never a traceback: exit status 2 for
 a bad config or run folder (nothing was written), 1 for a run that failed (NaN/Inf loss, broken
@@ -97,6 +100,14 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
         parser.error(str(err))
     args, rest = parser.parse_known_args(argv)
     overrides: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # field -> what set it, to name both sides of a conflict
+    conflicts: list[str] = []
+
+    def put(key: str, value: Any, source: str) -> None:
+        if key in overrides and str(overrides[key]) != str(value):
+            conflicts.append(f"{sources[key]} and {source} both set {key}, to different values; give it once")
+        overrides[key], sources[key] = value, source
+
     while rest:
         token = rest.pop(0)
         key, eq, value = token.removeprefix("--").partition("=")
@@ -106,15 +117,16 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
             if not rest:
                 parser.error(f"override {token} needs a value")
             value = rest.pop(0)
-        overrides[key] = value
-    overrides.update(repo_overrides)
+        put(key, value, f"{key}={value}")
+    for key, value in repo_overrides.items():
+        put(key, value, f"a CycleGAN-repository flag ({key}={value})")
     for flag, (field_path, _) in FIELD_FLAGS.items():
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
-            overrides[field_path] = value
+            put(field_path, value, f"{flag} {value}")
     if args.resume:
         overrides["train.resume"] = True
-    args.overrides, args.repo_family = overrides, repo_family
+    args.overrides, args.repo_family, args.conflicts = overrides, repo_family, conflicts
     return args
 
 
@@ -125,6 +137,8 @@ def _saved_config(path: Path) -> TrainConfig:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"cannot read the run's saved config {path} ({err}); {hint}") from err
+    except RecursionError:
+        raise ConfigError(f"the run's saved config {path} is nested too deeply to read; {hint}") from None
     if not isinstance(values, dict) or not isinstance(values.get("train"), dict):
         raise ConfigError(f"{path} has no 'train' entry (it was not written by ponogan train); {hint}")
     try:
@@ -139,6 +153,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     No ``--config``: the preset of the repository's ``--model`` family, else ``DEFAULT_PRESET``.
     """
     overrides = args.overrides
+    if getattr(args, "conflicts", None):
+        raise ConfigError(args.conflicts[0])
     if args.config is None and args.resume and args.output_dir:
         run = Path(args.output_dir)
         saved = run / "config.json"
@@ -161,6 +177,11 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
             f"default preset {name} not found in ./configs or {PACKAGE_CONFIGS}; pass --config PATH"
         ) from None
     cfg = load_config(preset, overrides)
+    if args.config and args.repo_family and cfg.family != args.repo_family:
+        raise ConfigError(
+            f"--model asks for the {args.repo_family} family but --config {args.config} is a {cfg.family} "
+            "preset; drop --model, or pick a preset of that family (--list-presets)"
+        )
     if "data.root" in overrides and "data.mode" not in overrides and cfg.data.mode == "glyphs":
         # --dataroot on a glyph preset: the family's own folder layout, as the CycleGAN repo reads it
         mode = "aligned" if cfg.family == "pix2pix" else "unaligned"
@@ -212,9 +233,11 @@ def run(args: argparse.Namespace) -> int:
         print_presets()
         return 0
     from .loop import TrainingError, UsageError, train  # torch: only once a run really starts
+    from .preflight import preflight
 
     try:
         cfg = build_config(args)
+        preflight(cfg)  # before anything is written: shapes on the meta device, device, precision
         result = train(cfg, allow_config_change=args.allow_config_change)
     except (ConfigError, UsageError) as err:
         return _fail(err, 2)
