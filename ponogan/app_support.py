@@ -6,6 +6,8 @@ split, a note when an upload is far from the training data) and where to serve.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import os
@@ -19,6 +21,7 @@ from PIL import Image
 
 from ponogan.data import TEST_CHARS, ImageLoadError, load_image
 from ponogan.data.image_io import is_within
+from ponogan.messages import UsageError, first_line, one_line
 from ponogan.pipeline import FAMILIES, TranslationPipeline
 
 DEMO_PREFIX = "demo_"
@@ -30,6 +33,7 @@ WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
 # who can reach the server can upload, and one 89-megapixel image costs gigabytes to decode and translate.
 # NOTE: kept here until `ponogan.data` defines an app limit of its own; `app.py --max-pixels` overrides it.
 APP_MAX_PIXELS = 2048 * 2048
+MIN_MAX_PIXELS = 64 * 64  # the smallest `--max-pixels`: a glyph tile must fit
 # gradio's cache of uploads and results: files older than this are deleted (see app.py --upload-max-age).
 UPLOAD_MAX_AGE_S = 3600
 
@@ -47,40 +51,111 @@ class CheckpointInfo:
         return Path(self.name).name.startswith(DEMO_PREFIX)
 
 
+# A run's config.json is a small card; anything past these bounds is not one of ours (or is hostile).
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_DEPTH = 32
+
+
+def _nesting_depth(value) -> int:
+    """How deeply `value` (parsed JSON) nests lists and dicts; iterative, so no recursion limit applies."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def check_card(config: dict, where: str) -> dict:
+    """`config` when its entries the app reads have the right shapes, else `ValueError` naming the first
+    that does not: `family` a string, `generators` a non-empty mapping of mappings, `data` and `metrics`
+    mappings when present."""
+    if not isinstance(config.get("family"), str):
+        raise ValueError(f"{where}: 'family' must be a string, got {type(config.get('family')).__name__}")
+    generators = config.get("generators")
+    if not isinstance(generators, dict) or not generators:
+        raise ValueError(f"{where}: 'generators' must be a mapping of role -> {{name, kwargs}}")
+    if not all(isinstance(spec, dict) for spec in generators.values()):
+        raise ValueError(f"{where}: every entry of 'generators' must be a mapping")
+    for key in ("data", "metrics"):
+        if key in config and not isinstance(config[key], dict):
+            raise ValueError(f"{where}: '{key}' must be a mapping, got {type(config[key]).__name__}")
+    return config
+
+
 def read_checkpoint(path: str | Path, name: str | None = None) -> CheckpointInfo:
-    """A run folder (or its `model.safetensors`) -> `CheckpointInfo`; `ValueError` when it is not one."""
+    """A run folder (or its `model.safetensors`) -> `CheckpointInfo`; `ValueError` when it is not one
+    (a file missing, config.json unreadable, over `MAX_CONFIG_BYTES`, nested deeper than
+    `MAX_CONFIG_DEPTH`, or with entries of the wrong type)."""
     path = Path(path)
     run_dir = path.parent if path.suffix == ".safetensors" else path
-    if not (run_dir / CONFIG_NAME).is_file() or not (run_dir / WEIGHTS_NAME).is_file():
+    config_path = run_dir / CONFIG_NAME
+    if not config_path.is_file() or not (run_dir / WEIGHTS_NAME).is_file():
         raise ValueError(f"{run_dir} is not a run folder: it needs {CONFIG_NAME} and {WEIGHTS_NAME}")
     try:
-        config = json.loads((run_dir / CONFIG_NAME).read_text())
+        if config_path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ValueError(f"{config_path} is over {MAX_CONFIG_BYTES:,} bytes")
+        config = json.loads(config_path.read_text())
+    except RecursionError:
+        raise ValueError(f"{config_path} nests deeper than {MAX_CONFIG_DEPTH} levels") from None
     except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read {run_dir / CONFIG_NAME}: {err}") from None
+        raise ValueError(f"cannot read {config_path}: {first_line(err)}") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{run_dir / CONFIG_NAME} does not hold a JSON object")
-    return CheckpointInfo(name or run_dir.name, run_dir, config)
+        raise ValueError(f"{config_path} does not hold a JSON object")
+    if _nesting_depth(config) > MAX_CONFIG_DEPTH:
+        raise ValueError(f"{config_path} nests deeper than {MAX_CONFIG_DEPTH} levels")
+    return CheckpointInfo(name or run_dir.name, run_dir, check_card(config, str(config_path)))
 
 
-def find_checkpoints(root: str | Path) -> list[CheckpointInfo]:
-    """Every run folder under `root` (any depth, skipping training `state/` folders).
+def skip_reason(err: BaseException, limit: int = 300) -> str:
+    """Why a run was skipped, on one line of at most `limit` characters (its error's first line)."""
+    reason = one_line(first_line(err))
+    if not isinstance(err, (ValueError, OSError)):  # an unexpected kind: name it
+        reason = f"{type(err).__name__}: {reason}"
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
 
-    Order: shipped `demo_*` models by name, then the other runs, newest first.
+
+def scan_checkpoints(root: str | Path) -> tuple[list[CheckpointInfo], dict[str, str]]:
+    """Every run folder under `root` (any depth, skipping training `state/` folders), and the folders
+    holding a `model.safetensors` that are not readable runs, `{name: reason}`.
+
+    Order: shipped `demo_*` models by name, then the other runs, newest first. Any error while reading
+    one folder skips that folder only (why: one broken or hostile run must not keep the app from
+    serving the others).
     """
     root = Path(root)
     if not root.is_dir():
-        return []
-    found = []
+        return [], {}
+    found, skipped = [], {}
     for weights in root.rglob(WEIGHTS_NAME):
+        name = str(weights.parent.relative_to(root))
         if "state" in weights.relative_to(root).parts[:-1]:
             continue
         try:
-            found.append(read_checkpoint(weights.parent, str(weights.parent.relative_to(root))))
-        except ValueError:
-            continue
-    demos = sorted((c for c in found if c.is_demo), key=lambda c: c.name)
-    runs = sorted((c for c in found if not c.is_demo), key=lambda c: -(c.path / WEIGHTS_NAME).stat().st_mtime)
-    return demos + runs
+            info = read_checkpoint(weights.parent, name)
+            found.append((info, 0.0 if info.is_demo else -weights.stat().st_mtime))
+        except Exception as err:  # noqa: BLE001 - per-run boundary: whatever reading it raised
+            skipped[name] = skip_reason(err)
+    demos = sorted((c for c, _ in found if c.is_demo), key=lambda c: c.name)
+    runs = [c for c, _ in sorted((f for f in found if not f[0].is_demo), key=lambda f: f[1])]
+    return demos + runs, skipped
+
+
+def find_checkpoints(root: str | Path) -> list[CheckpointInfo]:
+    """The readable runs of `scan_checkpoints(root)`."""
+    return scan_checkpoints(root)[0]
+
+
+def check_run_view(info: CheckpointInfo, directions: tuple[str, ...]) -> None:
+    """Build everything the UI shows for run `info` once (model card, direction labels, tab, input
+    domain, glyph font), so a config that would break a page fails here, at start-up, instead."""
+    model_card(info.config, info.name)
+    direction_labels(info.config, directions)
+    start_tab(info.config)
+    for direction in directions:
+        input_domain(info.config, direction)
+        glyph_font(info.config, direction)
 
 
 def _flatten(metrics: dict, prefix: str = "") -> list[tuple[str, str]]:
@@ -216,16 +291,36 @@ def discard_upload(path: str | os.PathLike, cache_root: str | os.PathLike) -> bo
     return True
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """Whether another process listens on `host:port` (binding with `SO_REUSEADDR`, as servers do, so
-    a port left in TIME_WAIT by an earlier run does not count as taken)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+def port_error(host: str, port: int) -> str:
+    return f"port {port} on {host} is in use (another app.py?); choose another with --port"
+
+
+def check_server(host: str, port: int) -> None:
+    """`UsageError` unless the app can serve on `host:port`: `host` must be an IP address or a name that
+    resolves, it must be an address of this machine, and no other process may listen on the port.
+
+    Binds a socket with `SO_REUSEADDR`, as servers do, so a port left in TIME_WAIT by an earlier run
+    does not count as taken. Why before launch: gradio reports any failure to bind as "port in use",
+    and only after the models have loaded.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as err:
+        raise UsageError(
+            f"cannot use host {host!r}: not an IP address or a name that resolves "
+            f"({getattr(err, 'strerror', None) or err}); pass --host 127.0.0.1 or 0.0.0.0"
+        ) from None
+    with socket.socket(family, kind, proto) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
+            sock.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise UsageError(port_error(host, port)) from None
+            raise UsageError(
+                f"cannot use host {host!r}: {err.strerror or err} (not an address of this machine?); "
+                "pass --host 127.0.0.1 or 0.0.0.0"
+            ) from None
 
 
 def glyph_font(config: dict, direction: str) -> str | None:
@@ -256,8 +351,28 @@ def render_text(text: str, font: str, size: int) -> list[Image.Image]:
     return tiles
 
 
+# One lock for the whole process around every pipeline call that draws from torch's global RNG (paper
+# mode: dropout on, seeded per image by the pipeline with fork_rng + manual_seed). Why a lock and not a
+# per-request `torch.Generator`: `nn.Dropout` draws from the global generator and takes none of its own,
+# so a generator could only reach it by replacing the networks' dropout modules. The pipeline's own lock
+# is one per pipeline, so two pipelines (two checkpoints, or a run reloaded after `PipelineCache` dropped
+# it) seeding the global generator at once would draw each other's numbers; this lock makes a seeded call
+# see only its own seed. MUNIT's random styles come from a private generator and need no lock.
+RANDOM_LOCK = threading.Lock()
+
+
+def translate_images(
+    pipe: TranslationPipeline, images: list[Image.Image], direction: str, test_mode: str, **options
+) -> list[Image.Image]:
+    """`pipe(images, direction=..., test_mode=..., **options)`, holding `RANDOM_LOCK` when the call
+    draws random numbers (paper mode on a generator with dropout or BatchNorm)."""
+    draws = test_mode == "paper" and pipe.test_mode_matters
+    with RANDOM_LOCK if draws else contextlib.nullcontext():
+        return pipe(images, direction=direction, test_mode=test_mode, **options)
+
+
 def translate_tiles(
-    pipe: TranslationPipeline, tiles: list[Image.Image], direction: str, test_mode: str | None = None
+    pipe: TranslationPipeline, tiles: list[Image.Image], direction: str, test_mode: str = "eval"
 ) -> list[Image.Image]:
     """Translate glyph tiles; blank tiles (spaces) stay blank instead of going through the model.
 
@@ -266,7 +381,7 @@ def translate_tiles(
     """
     inked = [i for i, tile in enumerate(tiles) if tile.convert("L").getextrema()[0] < 255]
     tiles_in = [tiles[i] for i in inked]
-    outputs = pipe(tiles_in, direction=direction, seed=0, test_mode=test_mode) if inked else []
+    outputs = translate_images(pipe, tiles_in, direction, test_mode, seed=0) if inked else []
     translated = list(tiles)
     for i, output in zip(inked, outputs, strict=True):  # one output per tile (MUNIT: one style)
         translated[i] = output
@@ -461,10 +576,10 @@ def resolve_server(host: str | None, port: int | None, env=None) -> tuple[str, i
         if not raw:
             return host, DEFAULT_PORT
         if not raw.isdigit():
-            raise ValueError(f"GRADIO_SERVER_PORT must be a port number, got {raw!r}")
+            raise UsageError(f"GRADIO_SERVER_PORT must be a port number, got {raw!r}")
         port = int(raw)
     if not 1 <= port <= 65535:
-        raise ValueError(f"port must be between 1 and 65535, got {port}")
+        raise UsageError(f"port must be between 1 and 65535, got {port}")
     return host, port
 
 

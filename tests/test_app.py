@@ -136,13 +136,14 @@ def test_collect_checkpoints_picks_what_to_open(checkpoints, tmp_path):
     spec.loader.exec_module(app)
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and os.environ["HF_HUB_OFFLINE"] == "1"
 
-    runs, default = app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(checkpoints)]))
+    runs, default, skipped = app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(checkpoints)]))
     assert default == "demo_tiny_pix2pix" and list(runs) == ["demo_tiny_pix2pix", "zz_run_munit"]
+    assert list(skipped) == ["broken"] and "needs config.json" in skipped["broken"]
     inside = str(checkpoints / "zz_run_munit")
     args = app.parse_args(["--checkpoints-dir", str(checkpoints), "--checkpoint", inside])
     assert app.collect_checkpoints(args)[1] == "zz_run_munit"
     outside = make_run(tmp_path / "elsewhere", "cyclegan")
-    runs, default = app.collect_checkpoints(
+    runs, default, _ = app.collect_checkpoints(
         app.parse_args(["--checkpoints-dir", str(checkpoints), "--checkpoint", str(outside)])
     )
     assert default == str(outside) and list(runs)[0] == default and len(runs) == 3
@@ -165,9 +166,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(args: list[str], env: dict[str, str], log: Path):
+def running_app(args: list[str], env: dict[str, str], log: Path, started: list | None = None):
     """``python app.py ARGS`` (output to ``log``) on a free localhost port; yields its URL once it
-    answers, and stops it on exit. Fails the test with the log if it exits or takes over 90 s."""
+    answers, and stops it on exit. Fails the test with the log if it exits or takes over 90 s.
+    ``started``, when given, receives the process (``subprocess.Popen``)."""
     port = free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -177,6 +179,8 @@ def running_app(args: list[str], env: dict[str, str], log: Path):
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    if started is not None:
+        started.append(proc)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 90
     try:
