@@ -78,6 +78,7 @@ from ponogan.runtime import resolve_device  # noqa: E402
 ROOT = Path(__file__).resolve().parent
 PAPER_MODE_LABEL = "pix2pix test mode: batch statistics + dropout"
 IMAGE_HEIGHT = 300
+TEXT_BOX_UNITS = 8 * MAX_TEXT_CHARS  # room for accents and emoji sequences, in UTF-16 code units
 # Small images (64 px glyphs) are shown enlarged to fill their boxes, with their pixels kept sharp.
 CSS = (
     ".image-frame img, #moments img, #before-after img { image-rendering: pixelated; }\n"
@@ -314,15 +315,17 @@ def build_app(
 
     def translate_text(
         text: str, direction: str = "AtoB", checkpoint: str | None = None, paper_mode: bool = False
-    ):
+    ) -> tuple[Image.Image, Image.Image, str]:
+        """The text drawn in the source font and translated, and, for the UI only (a `gr.State`), the
+        line naming the characters left out (controls, emoji sequences, no glyph in the font)."""
         info, pipe = pipeline_for(checkpoint)
         font = glyph_font(info.config, direction)
         if font is None:
             raise gr.Error("This checkpoint was not trained on the built-in glyph data.")
         try:
-            tiles = render_text(text or "", font, int(info.config["data"].get("image_size", 64)))
+            tiles, note = render_text(text or "", font, int(info.config["data"].get("image_size", 64)))
             translated = translate_tiles(pipe, tiles, direction, "paper" if paper_mode else "eval")
-            return hstack(tiles), hstack(translated)
+            return hstack(tiles), hstack(translated), note
         except ValueError as err:
             raise gr.Error(str(err)) from None
 
@@ -375,7 +378,7 @@ def build_app(
     start_source = start_output = None
     if glyphs_visible:  # the first screen shows a result already (files in examples_dir: kept in place)
         start_source, start_output = examples_dir / "start_source.png", examples_dir / "start_output.png"
-        source, output = translate_text(SAMPLE_TEXTS[0], first_pipe.directions[0], default)
+        source, output, _ = translate_text(SAMPLE_TEXTS[0], first_pipe.directions[0], default)
         source.save(start_source)
         output.save(start_output)
 
@@ -479,12 +482,15 @@ def build_app(
                     example_events.append((shown.load_input_event, example_direction))
 
             with gr.Tab("Glyph text", id="text", visible=glyphs_visible) as glyph_tab:
+                # The box counts UTF-16 code units; the limit of characters as a reader counts them (an
+                # accent or an emoji's parts belong to their character) is the server's: `prepare_text`.
                 text = gr.Textbox(
                     value=SAMPLE_TEXTS[0],
-                    max_length=MAX_TEXT_CHARS,
+                    max_length=TEXT_BOX_UNITS,
                     elem_id="glyph-text",
-                    label=f"Text (up to {MAX_TEXT_CHARS} characters; Enter translates)",
+                    label=f"Text (up to {MAX_TEXT_CHARS} characters, left to right; Enter translates)",
                 )
+                text_note = gr.Markdown(elem_id="text-note")
                 text_btn = gr.Button("Render and translate", variant="primary", elem_id="text-btn")
                 text_examples = gr.Examples(
                     [[t] for t in SAMPLE_TEXTS], [text], label="Sample texts", cache_examples=False
@@ -523,7 +529,7 @@ def build_app(
                     )
                     moments = gr.Gallery(label="Moments", columns=4, format="png", elem_id="moments", scale=3)
 
-        results = gr.State()
+        results, left_out = gr.State(), gr.State()
         translate_in = [image_in, direction, seed, n_styles, style_image, checkpoint, paper_mode]
 
         def run_translate(trigger, **api) -> None:
@@ -546,7 +552,9 @@ def build_app(
             (text_examples.load_input_event.then, {"api_visibility": "private"}),
         ):
             text_in = [text, direction, checkpoint, paper_mode]
-            trigger(translate_text, text_in, [text_src, text_out], show_progress_on=text_out, **api)
+            trigger(
+                translate_text, text_in, [text_src, text_out, left_out], show_progress_on=text_out, **api
+            ).success(lambda note: note, left_out, text_note, api_visibility="private")
         moments_btn.click(show_moments, [image_in, direction, checkpoint], moments, api_name="moments")
 
         for box in (image_in, style_image):
@@ -555,7 +563,7 @@ def build_app(
         image_in.change(on_input, note_in, [note, moments_src], **quick)
         gr.on([direction.change, checkpoint.change], input_note, note_in, note, **quick)
 
-        shown_results = [compare, text_src, text_out, moments]
+        shown_results = [compare, text_src, text_out, text_note, moments]
 
         def model_view(name: str, clear: bool = False) -> dict:
             """Everything that depends on the model. `clear` (a checkpoint switch) also empties the previous

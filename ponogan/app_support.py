@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -334,21 +335,153 @@ def glyph_font(config: dict, direction: str) -> str | None:
     return fonts[0] if direction == "AtoB" else fonts[1]
 
 
-def render_text(text: str, font: str, size: int) -> list[Image.Image]:
-    """One `(size, size)` black-on-white tile per character of `text` (spaces blank), as in training."""
+# Code points that extend the character before them: variation selectors, emoji skin-tone modifiers,
+# tag characters (flag subdivisions), the zero-width joiner (which also joins the next character).
+_VARIATION = (range(0xFE00, 0xFE10), range(0xE0100, 0xE01F0))
+_EMOJI_PARTS = (range(0x1F3FB, 0x1F400), range(0xE0020, 0xE0080))
+ZWJ = "\u200d"
+_REGIONAL = range(0x1F1E6, 0x1F200)  # two of them make a flag
+_RTL_CLASSES = ("R", "AL", "RLE", "RLO", "RLI")
+
+
+def _extends(char: str) -> bool:
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Mc", "Me")
+        or char == ZWJ
+        or any(code in block for block in (*_VARIATION, *_EMOJI_PARTS))
+    )
+
+
+def text_units(text: str) -> list[str]:
+    """`text` split into the characters a reader sees: a base with its combining marks, an emoji with
+    its variation selector, skin tone or ZWJ-joined parts, a pair of regional indicators (a flag), as
+    one unit each. (A simplified form of Unicode's extended grapheme clusters, UAX #29.)"""
+    units: list[str] = []
+    for char in text:
+        joins = units and (
+            _extends(char)
+            or units[-1].endswith(ZWJ)
+            or (ord(char) in _REGIONAL and len(units[-1]) == 1 and ord(units[-1]) in _REGIONAL)
+        )
+        if joins:
+            units[-1] += char
+        else:
+            units.append(char)
+    return units
+
+
+@functools.lru_cache(maxsize=16)
+def font_cmap(font: str) -> frozenset[int] | None:
+    """The code points `font` (a `resolve_font` value) has glyphs for, from its cmap (fontTools, which
+    matplotlib brings), or `None` when it cannot be read that way (Pillow's built-in font)."""
+    try:
+        from fontTools.ttLib import TTFont
+
+        return frozenset(TTFont(font, lazy=True).getBestCmap())
+    except (ImportError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def has_glyph(font: str, char: str) -> bool:
+    """Whether `font` draws `char` (one code point): its cmap says so, or, with no cmap to read, the
+    character renders as something other than the font's missing-glyph shape."""
+    cmap = font_cmap(font)
+    if cmap is not None:
+        return ord(char) in cmap
+    from ponogan.data.fonts import render_glyph
+
+    mask = render_glyph(font, char, 32)
+    return mask.max() >= 0.5 and not np.array_equal(mask, render_glyph(font, "\U0010fffd", 32))
+
+
+def _drawn_form(unit: str) -> str:
+    """What a tile draws for `unit`: without variation selectors, composed (NFC: `e` + U+0301 -> `é`)."""
+    bare = "".join(c for c in unit if not any(ord(c) in block for block in _VARIATION))
+    return unicodedata.normalize("NFC", bare)
+
+
+def _describe(unit: str) -> str:
+    """`'é' (U+0065 U+0301)`; code points only for a unit holding invisible characters."""
+    codes = " ".join(f"U+{ord(c):04X}" for c in unit)
+    visible = all(unicodedata.category(c)[0] not in "CZ" for c in unit if c != ZWJ)
+    return f"'{unit}' ({codes})" if visible else codes
+
+
+def _why_not_drawn(unit: str, font: str) -> str | None:
+    """Why glyph tiles cannot show `unit` (one `text_units` unit), or `None` when they can."""
+    categories = {unicodedata.category(c) for c in unit if c != ZWJ}
+    if categories & {"Cc", "Cf"}:
+        return "control or invisible character"
+    if categories & {"Co", "Cs", "Cn"}:
+        return "private-use or unassigned character"
+    if ZWJ in unit or any(ord(c) in _REGIONAL or any(ord(c) in b for b in _EMOJI_PARTS) for c in unit):
+        return "emoji sequence, which glyph tiles cannot join into one picture"
+    if not all(has_glyph(font, c) for c in _drawn_form(unit)):
+        return f"no glyph in {font_display_name(font)}"
+    return None
+
+
+@dataclass(frozen=True)
+class GlyphText:
+    """Typed text made ready for glyph tiles: `units` to draw (a space is a blank tile), and `note`,
+    one line naming the characters left out and why ("" when none were)."""
+
+    units: list[str]
+    note: str
+
+
+def prepare_text(text: str, font: str) -> GlyphText:
+    """Check `text` for the Glyph text tab (`font`: a `resolve_font` value).
+
+    `ValueError` with the reason when it is refused: empty, over `MAX_TEXT_CHARS` characters as a reader
+    counts them (`text_units`), right-to-left, or nothing in it drawable. Right-to-left scripts are refused
+    rather than drawn: tiles go left to right one code point each, so Hebrew would read reversed and
+    Arabic would lose the joining forms its letters take in a word. Characters that cannot be drawn
+    (controls, emoji sequences, no glyph in the font) are left out and named in `note`.
+    """
+    units = text_units(text.strip())
+    if not units:
+        raise ValueError("Type some text to render.")
+    if len(units) > MAX_TEXT_CHARS:
+        raise ValueError(f"Text is limited to {MAX_TEXT_CHARS} characters (got {len(units)}).")
+    rtl = [c for c in text if unicodedata.bidirectional(c) in _RTL_CLASSES]
+    if rtl:
+        raise ValueError(
+            f"Right-to-left text ({_describe(rtl[0])}) is not supported: glyph tiles run left to "
+            "right one character at a time, so it would read reversed and unjoined. Type left-to-right text."
+        )
+    kept, skipped = [], {}
+    for unit in units:
+        why = None if unit == " " or unicodedata.category(unit[0]) == "Zs" else _why_not_drawn(unit, font)
+        if why is None:
+            kept.append(" " if unicodedata.category(unit[0]) == "Zs" else unit)
+        else:
+            skipped.setdefault(why, []).append(unit)
+    parts = [
+        f"{why}: {', '.join(_describe(u) for u in dict.fromkeys(found))}" for why, found in skipped.items()
+    ]
+    note = f"Left out ({'; '.join(parts)})." if parts else ""
+    if not any(unit != " " for unit in kept):
+        raise ValueError(f"Nothing to draw: every character was left out. {note}")
+    return GlyphText(kept, note)
+
+
+def render_text(text: str, font: str, size: int) -> tuple[list[Image.Image], str]:
+    """One `(size, size)` black-on-white tile per character of `text` a reader sees (spaces blank), as in
+    training, and the `prepare_text` note naming the characters left out."""
     from ponogan.data.fonts import render_glyph, resolve_font
 
-    text = text.strip()
-    if not text:
-        raise ValueError("Type some text to render.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise ValueError(f"Text is limited to {MAX_TEXT_CHARS} characters (got {len(text)}).")
     resolved = resolve_font(font)
+    prepared = prepare_text(text, resolved)
     tiles = []
-    for char in text:
-        mask = np.zeros((size, size), np.float32) if char.isspace() else render_glyph(resolved, char, size)
+    for unit in prepared.units:
+        blank = unit == " "
+        mask = (
+            np.zeros((size, size), np.float32) if blank else render_glyph(resolved, _drawn_form(unit), size)
+        )
         tiles.append(Image.fromarray(np.rint((1.0 - mask) * 255).astype(np.uint8), "L").convert("RGB"))
-    return tiles
+    return tiles, prepared.note
 
 
 # One lock for the whole process around every pipeline call that draws from torch's global RNG (paper

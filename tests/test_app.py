@@ -86,8 +86,8 @@ def test_glyph_font_and_text_rendering():
     swapped = {"data": {**config["data"], "direction": "BtoA"}}
     assert glyph_font(swapped, "AtoB") == "cmr10"
     assert glyph_font({"data": {"mode": "unaligned"}}, "AtoB") is None
-    tiles = render_text("Hi x", "DejaVuSans", 32)
-    assert len(tiles) == 4 and all(t.size == (32, 32) for t in tiles)
+    tiles, note = render_text("Hi x", "DejaVuSans", 32)
+    assert len(tiles) == 4 and note == "" and all(t.size == (32, 32) for t in tiles)
     assert np.asarray(tiles[2]).min() == 255  # the space is blank
     assert np.asarray(tiles[0]).min() < 50  # black glyph on white
     assert hstack(tiles, gap=2).size == (4 * 32 + 3 * 2, 32)
@@ -120,7 +120,7 @@ def test_pipeline_cache_and_moment_gallery(checkpoints, images):
 
 def test_translate_tiles_keeps_spaces_blank(checkpoints):
     pipe = PipelineCache(device="cpu").get(checkpoints / "zz_run_munit")
-    tiles = render_text("a b", "DejaVuSans", 32)
+    tiles, _ = render_text("a b", "DejaVuSans", 32)
     out = translate_tiles(pipe, tiles, "AtoB")
     assert len(out) == 3 and all(t.size == (32, 32) for t in out)
     assert np.asarray(out[1]).min() == 255  # the space: not sent through the model

@@ -250,3 +250,70 @@ def test_sigterm_empties_the_cache_of_the_apps_files(tmp_path):
     assert [p for p in cache.rglob("*") if p.is_file()] == [foreign]
     assert not [p.parent for p in files - {foreign} if p.parent.exists()]  # their folders too
     assert not list(scratch.glob("ponogan-examples-*"))
+
+
+@pytest.mark.parametrize(
+    ("text", "units"),
+    [
+        ("cafe\u0301", ["c", "a", "f", "e\u0301"]),  # a base and its combining mark: one
+        ("\U0001f44d\U0001f3fd!", ["\U0001f44d\U0001f3fd", "!"]),  # skin tone
+        ("\U0001f468\u200d\U0001f469\u200d\U0001f467", ["\U0001f468\u200d\U0001f469\u200d\U0001f467"]),  # ZWJ
+        (
+            "\U0001f1eb\U0001f1f7\U0001f1e9\U0001f1ea",
+            ["\U0001f1eb\U0001f1f7", "\U0001f1e9\U0001f1ea"],
+        ),  # flags
+        ("\u263a\ufe0fa", ["\u263a\ufe0f", "a"]),  # variation selector
+    ],
+)
+def test_text_is_counted_as_a_reader_sees_it(text, units):
+    from ponogan.app_support import text_units
+
+    assert text_units(text) == units
+
+
+def test_the_24_character_limit_counts_what_a_reader_sees():
+    from ponogan.app_support import prepare_text
+    from ponogan.data.fonts import resolve_font
+
+    font = resolve_font("DejaVuSans")
+    accented = "e\u0301" * 24  # 48 code points, 24 characters
+    assert prepare_text(accented, font).units == ["e\u0301"] * 24
+    with pytest.raises(ValueError, match=r"limited to 24 characters \(got 25\)"):
+        prepare_text("e\u0301" * 25, font)
+
+
+def test_glyph_text_names_what_it_leaves_out_and_refuses_right_to_left():
+    from ponogan.app_support import prepare_text, render_text
+    from ponogan.data.fonts import resolve_font
+
+    font = resolve_font("DejaVuSans")
+    kept = prepare_text("a\x07b\u200bc", font)
+    assert kept.units == ["a", "b", "c"] and "control or invisible character: U+0007, U+200B" in kept.note
+    family = prepare_text("ab\U0001f468\u200d\U0001f469\u200d\U0001f467", font)
+    assert family.units == ["a", "b"] and "emoji sequence" in family.note and "U+1F468 U+200D" in family.note
+    missing = prepare_text("a\u4e2d", font)  # no CJK in DejaVu Sans
+    assert missing.units == ["a"] and "no glyph in DejaVu Sans: '\u4e2d' (U+4E2D)" in missing.note
+    assert "no glyph in" in prepare_text("a\U0001f600", resolve_font("pil-default")).note  # no cmap read
+    for rtl in ("\u05e9\u05dc\u05d5\u05dd", "abc \u0645\u0631\u062d\u0628\u0627", "ab\u202ec"):
+        with pytest.raises(ValueError, match="Right-to-left text .* is not supported"):
+            prepare_text(rtl, font)
+    with pytest.raises(ValueError, match="Nothing to draw"):
+        prepare_text("\u4e2d\u6587", font)
+    tiles, note = render_text("cafe\u0301", "DejaVuSans", 32)  # the accent drawn with its letter
+    assert len(tiles) == 4 and note == ""
+    assert np.array_equal(np.asarray(tiles[3]), np.asarray(render_text("caf\u00e9", "DejaVuSans", 32)[0][3]))
+
+
+def test_the_glyph_tab_shows_the_left_out_line(tmp_path):
+    import gradio as gr
+
+    app = _load_app()
+    make_run(tmp_path / "ckpts" / "run", "pix2pix")
+    runs = {info.name: info for info in find_checkpoints(tmp_path / "ckpts")}
+    demo = app.build_app(runs, "run", PipelineCache(device="cpu"), examples_dir=tmp_path / "examples")
+    source, translated, note = _handler(demo, "translate_text")("Hi\x07!")
+    assert source.size == translated.size == (3 * 32, 32) and "U+0007" in note
+    with pytest.raises(gr.Error, match="Right-to-left"):
+        _handler(demo, "translate_text")("\u05e9\u05dc\u05d5\u05dd")
+    [box] = [c for c in demo.config["components"] if c["props"].get("elem_id") == "text-note"]
+    assert box["type"] == "markdown"
