@@ -9,10 +9,12 @@ as a Hugging Face Space: docs/app.md). The logic lives in `ponogan.app_support` 
 this file only lays out the UI and wires events.
 The endpoint `/translate` takes the image first, every other input optional, and returns the image.
 
-Start-up problems are one line on stderr and exit status 2: a port already in use, an explicit
-`--checkpoint` that does not load, or no run under `--checkpoints-dir` that loads (broken runs are
-skipped with a warning when good ones exist). Uploads and results are deleted from gradio's cache
-after `--upload-max-age` seconds, a rejected upload at once.
+Start-up problems are one `error:` line on stderr and exit status 2, found before any model loads where
+they can be: a flag that cannot work (`--concurrency` under 1, `--max-pixels` under a 64x64 image, a
+device this machine lacks, a host that is not an address here, a port in use), an explicit `--checkpoint`
+that does not load, or no run under `--checkpoints-dir` that loads (a run that fails in any way is
+skipped with one warning line). Uploads and results are deleted from gradio's cache after
+`--upload-max-age` seconds, a rejected upload at once, and all of the app's files on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
