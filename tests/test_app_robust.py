@@ -317,3 +317,15 @@ def test_the_glyph_tab_shows_the_left_out_line(tmp_path):
         _handler(demo, "translate_text")("\u05e9\u05dc\u05d5\u05dd")
     [box] = [c for c in demo.config["components"] if c["props"].get("elem_id") == "text-note"]
     assert box["type"] == "markdown"
+
+
+def test_a_glyph_run_whose_font_cannot_draw_the_sample_opens_on_an_empty_screen(tmp_path):
+    app = _load_app()
+    run = make_run(tmp_path / "ckpts" / "run", "pix2pix")
+    _edit_config(run, lambda c: c["data"].update(font_a="cmex10"))  # a font the renderer refuses
+    runs = {info.name: info for info in find_checkpoints(tmp_path / "ckpts")}
+    demo = app.build_app(runs, "run", PipelineCache(device="cpu"), examples_dir=tmp_path / "examples")
+    [source] = [c for c in demo.config["components"] if c["props"].get("elem_id") == "text-source"]
+    assert source["props"].get("value") is None
+    with pytest.raises(app.gr.Error, match="cmex10"):
+        _handler(demo, "translate_text")("PONO")
