@@ -60,6 +60,7 @@ def images(tmp_path_factory):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (29, 37, 3), dtype=np.uint8)).save(root / "small.png")
     Image.new("RGB", (100, 100), "white").save(root / "large.png")
+    Image.new("RGB", (500, 8), "white").save(root / "wide.png")  # under MAX_PIXELS, aspect 62:1
     (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 8)
     (root / "text.png").write_text("plain text with an image extension")
     return root
@@ -291,7 +292,7 @@ def test_rejected_uploads_leave_the_cache_at_once(client, images, gradio_tmp):
     """A rejected upload is deleted from gradio's cache by the app, not kept until the cache is cleaned."""
     from gradio_client import handle_file
 
-    for name in ("large.png", "text.png", "corrupt.png"):
+    for name in ("large.png", "text.png", "corrupt.png", "wide.png"):
         with pytest.raises(Exception, match="Cannot use this upload"):
             client.predict(handle_file(str(images / name)), api_name="/translate")
         assert not [p for p in gradio_tmp.rglob(name)], f"{name} is still in gradio's cache"
