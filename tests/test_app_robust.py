@@ -119,7 +119,6 @@ def _dropout_run(path: Path) -> Path:
     return make_run(path, "pix2pix", generators={"G": net})
 
 
-@pytest.mark.slow
 def test_seeded_paper_mode_is_repeatable_under_concurrent_requests(tmp_path):
     """Four threads call the translate handler in paper mode (dropout on, seed 0) on two checkpoints at
     once: every output equals the one a lone request gets."""
