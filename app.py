@@ -626,8 +626,8 @@ def check_args(args: argparse.Namespace) -> tuple[str, int, str]:
     try:
         device = resolve_device(args.device)
     except RuntimeError:  # torch.device's own error for a name it does not know
-        raise UsageError(f"unknown --device {args.device!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    except ValueError as err:  # a device kind this machine lacks
+        raise UsageError(f"unknown device {args.device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    except ValueError as err:  # runtime.resolve_device's one line (a kind this machine lacks...)
         raise UsageError(first_line(err)) from None
     host, port = resolve_server(args.host, args.port)
     check_server(host, port)  # before minutes of model loading, not after

@@ -161,7 +161,7 @@ def test_seeded_paper_mode_is_repeatable_under_concurrent_requests(tmp_path):
         (["--max-pixels", "0"], "--max-pixels must be at least 4096"),
         (["--upload-max-age", "0"], "--upload-max-age must be at least 1"),
         (["--device", "cuda"], "CUDA is not available here"),
-        (["--device", "tpu9"], "unknown --device 'tpu9'"),
+        (["--device", "tpu9"], "unknown device 'tpu9'"),
         (["--host", "256.1.1.1"], "cannot use host '256.1.1.1'"),
         (["--host", "not a host name"], "cannot use host 'not a host name'"),
         (["--port", "70000"], "port must be between 1 and 65535"),
