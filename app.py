@@ -9,19 +9,23 @@ as a Hugging Face Space: docs/app.md). The logic lives in `ponogan.app_support` 
 this file only lays out the UI and wires events.
 The endpoint `/translate` takes the image first, every other input optional, and returns the image.
 
-Start-up problems are one line on stderr and exit status 2: a port already in use, an explicit
-`--checkpoint` that does not load, or no run under `--checkpoints-dir` that loads (broken runs are
-skipped with a warning when good ones exist). Uploads and results are deleted from gradio's cache
-after `--upload-max-age` seconds, a rejected upload at once.
+Start-up problems are one `error:` line on stderr and exit status 2, found before any model loads where
+they can be: a flag that cannot work (`--concurrency` under 1, `--max-pixels` under a 64x64 image, a
+device this machine lacks, a host that is not an address here, a port in use), an explicit `--checkpoint`
+that does not load, or no run under `--checkpoints-dir` that loads (a run that fails in any way is
+skipped with one warning line). Uploads and results are deleted from gradio's cache after
+`--upload-max-age` seconds, a rejected upload at once, and all of the app's files on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +34,7 @@ from pathlib import Path
 os.environ.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
 
 import gradio as gr  # noqa: E402
+from gradio.route_utils import delete_files_created_by_app  # noqa: E402
 from gradio.utils import get_upload_folder  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -39,34 +44,43 @@ from ponogan.app_support import (  # noqa: E402
     DEFAULT_HOST,
     DEFAULT_PORT,
     MAX_TEXT_CHARS,
+    MIN_MAX_PIXELS,
     SAMPLE_TEXTS,
     UPLOAD_MAX_AGE_S,
     CheckpointInfo,
     PipelineCache,
+    check_run_view,
+    check_server,
     direction_labels,
     discard_upload,
     domain_note,
     example_inputs,
     file_in,
-    find_checkpoints,
     glyph_font,
     hstack,
     input_domain,
     load_upload,
     model_card,
     moment_gallery,
-    port_in_use,
+    port_error,
     read_checkpoint,
     render_text,
     resolve_server,
+    scan_checkpoints,
+    skip_reason,
     start_tab,
+    translate_images,
     translate_tiles,
 )
+from ponogan.data.image_io import is_within  # noqa: E402
+from ponogan.messages import EXIT_USAGE, UsageError, first_line, print_error  # noqa: E402
 from ponogan.pipeline import FAMILIES, check_processed_size  # noqa: E402
+from ponogan.runtime import resolve_device  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 PAPER_MODE_LABEL = "pix2pix test mode: batch statistics + dropout"
 IMAGE_HEIGHT = 300
+TEXT_BOX_UNITS = 8 * MAX_TEXT_CHARS  # room for accents and emoji sequences, in UTF-16 code units
 # Small images (64 px glyphs) are shown enlarged to fill their boxes, with their pixels kept sharp.
 CSS = (
     ".image-frame img, #moments img, #before-after img { image-rendering: pixelated; }\n"
@@ -128,33 +142,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def collect_checkpoints(args: argparse.Namespace) -> tuple[dict[str, CheckpointInfo], str]:
-    """The picker's runs by name, and the name to open first; `ValueError` if there is nothing to open."""
-    runs = {info.name: info for info in find_checkpoints(args.checkpoints_dir)}
+def collect_checkpoints(args: argparse.Namespace) -> tuple[dict[str, CheckpointInfo], str, dict[str, str]]:
+    """The picker's runs by name, the name to open first, and the folders skipped as unreadable
+    (`{name: reason}`); `ValueError` if there is nothing to open."""
+    found, skipped = scan_checkpoints(args.checkpoints_dir)
+    runs = {info.name: info for info in found}
     if args.checkpoint is not None:
         chosen = read_checkpoint(args.checkpoint, str(args.checkpoint))
         for name, info in runs.items():
             if info.path.resolve() == chosen.path.resolve():
-                return runs, name
-        return {chosen.name: chosen, **runs}, chosen.name
-    if not runs:
+                return runs, name, skipped
+        return {chosen.name: chosen, **runs}, chosen.name, skipped
+    if not runs and not skipped:
         raise ValueError(f"no checkpoints under {args.checkpoints_dir}; pass --checkpoint RUN_DIR")
-    return runs, DEFAULT_DEMO if DEFAULT_DEMO in runs else next(iter(runs))
+    return runs, DEFAULT_DEMO if DEFAULT_DEMO in runs else next(iter(runs), ""), skipped
 
 
 def load_runs(args: argparse.Namespace, cache: PipelineCache) -> tuple[dict[str, CheckpointInfo], str]:
     """The runs that load (each loaded once, into `cache`) and the one to open first.
 
-    Broken runs are skipped with one warning line each; `ValueError` when an explicit `--checkpoint`
-    does not load or when no run loads at all.
+    A run that does not load, or whose config would break the page, is skipped with one warning line
+    naming it and the reason: any exception counts (why: a broken or hostile run folder must not keep
+    the app from serving the others). `ValueError` when an explicit `--checkpoint` does not load or
+    when no run loads at all.
     """
-    runs, default = collect_checkpoints(args)
-    good, broken = {}, {}
+    runs, default, broken = collect_checkpoints(args)
+    good = {}
     for name, info in runs.items():  # a run can look complete and still not load (truncated weights)
         try:
-            cache.get(info.path)
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
-            broken[name] = " ".join(str(err).split()) or type(err).__name__
+            pipe = cache.get(info.path)
+            check_run_view(info, tuple(FAMILIES[pipe.family].routes))
+        except Exception as err:  # noqa: BLE001 - per-run boundary: whatever loading it raised
+            broken[name] = skip_reason(err)
         else:
             good[name] = info
     if args.checkpoint is not None and default in broken:
@@ -189,7 +208,10 @@ def write_examples(
         for direction, label in labels.items():
             key = (json.dumps(info.config.get("data"), sort_keys=True, default=str), direction)
             if key not in sets:
-                images = example_inputs(info.config, direction)
+                try:
+                    images = example_inputs(info.config, direction)
+                except Exception:  # noqa: BLE001 - examples are extras: a run whose test split fails has none
+                    images = []
                 if not images:
                     continue
                 paths = [folder / f"set{len(sets)}" / f"{i:02d}.png" for i in range(len(images))]
@@ -227,8 +249,8 @@ def build_app(
         name = checkpoint or default  # gradio's Dropdown has rejected a name not among its choices
         try:
             return runs[name], cache.get(runs[name].path)
-        except (OSError, ValueError) as err:
-            raise gr.Error(f"Cannot load checkpoint {name}: {err}") from None
+        except Exception as err:  # noqa: BLE001 - a run reloaded after the cache dropped it may fail
+            raise gr.Error(f"Cannot load checkpoint {name}: {skip_reason(err)}") from None
 
     def decode(path: str | os.PathLike | None, required: bool = False) -> Image.Image | None:
         """An input's file as an RGB image; a rejected one (not an image, too large...) is deleted from
@@ -243,6 +265,24 @@ def build_app(
             discard_upload(path, get_upload_folder())
             raise gr.Error(str(err), title="Invalid image") from None
 
+    def stride_of(pipe, direction: str) -> int:
+        """The padding multiple of `direction`'s networks; a direction the model lacks is a `gr.Error`."""
+        try:
+            return pipe.stride(direction)
+        except ValueError as err:
+            raise gr.Error(str(err)) from None
+
+    def check_size(path: str | os.PathLike | None, image: Image.Image | None, stride: int) -> None:
+        """Refuse (and delete from gradio's cache) an input the network would process too large: what
+        it processes, after padding to its stride, is what costs memory."""
+        if image is None:
+            return
+        try:
+            check_processed_size(image.size, None, stride)
+        except ValueError as err:
+            discard_upload(path, get_upload_folder())
+            raise gr.Error(f"Cannot use this upload: {err}.", title="Invalid image") from None
+
     def translate(
         image: str,
         direction: str = "AtoB",
@@ -254,8 +294,12 @@ def build_app(
     ) -> tuple[Image.Image, tuple]:
         """The translated image (MUNIT: the styles side by side) and, for the UI only (a `gr.State`,
         not part of the API), `(input, [output per style])`."""
+        paths = (image, style_image)
         image, style_image = decode(image, required=True), decode(style_image)
         _, pipe = pipeline_for(checkpoint)
+        stride = stride_of(pipe, direction)
+        check_size(paths[0], image, stride)
+        check_size(paths[1], style_image, stride)
         options = {"seed": int(seed or 0)}
         if pipe.multimodal and style_image is not None:  # MUNIT: the reference image's style
             options = {"style": style_image}
@@ -263,9 +307,7 @@ def build_app(
             options["n_styles"] = int(n_styles)
         test_mode = "paper" if paper_mode else "eval"
         try:
-            # what the network processes (after padding to its stride) is what costs memory
-            check_processed_size(image.size, None, pipe.stride(direction))
-            outputs = pipe([image], direction=direction, test_mode=test_mode, **options)
+            outputs = translate_images(pipe, [image], direction, test_mode, **options)
         except (TypeError, ValueError) as err:
             raise gr.Error(str(err)) from None
         return (outputs[0] if len(outputs) == 1 else hstack(outputs, gap=4)), (image, outputs)
@@ -278,21 +320,24 @@ def build_app(
 
     def translate_text(
         text: str, direction: str = "AtoB", checkpoint: str | None = None, paper_mode: bool = False
-    ):
+    ) -> tuple[Image.Image, Image.Image, str]:
+        """The text drawn in the source font and translated, and, for the UI only (a `gr.State`), the
+        line naming the characters left out (controls, emoji sequences, no glyph in the font)."""
         info, pipe = pipeline_for(checkpoint)
         font = glyph_font(info.config, direction)
         if font is None:
             raise gr.Error("This checkpoint was not trained on the built-in glyph data.")
         try:
-            tiles = render_text(text or "", font, int(info.config["data"].get("image_size", 64)))
+            tiles, note = render_text(text or "", font, int(info.config["data"].get("image_size", 64)))
             translated = translate_tiles(pipe, tiles, direction, "paper" if paper_mode else "eval")
-            return hstack(tiles), hstack(translated)
+            return hstack(tiles), hstack(translated), note
         except ValueError as err:
             raise gr.Error(str(err)) from None
 
     def show_moments(image: str, direction: str = "AtoB", checkpoint: str | None = None):
-        image = decode(image, required=True)
+        path, image = image, decode(image, required=True)
         _, pipe = pipeline_for(checkpoint)
+        check_size(path, image, stride_of(pipe, direction))
         try:
             gallery = moment_gallery(pipe, image, direction)
         except ValueError as err:
@@ -337,10 +382,14 @@ def build_app(
     glyphs_visible = glyph_font(first.config, "AtoB") is not None
     start_source = start_output = None
     if glyphs_visible:  # the first screen shows a result already (files in examples_dir: kept in place)
-        start_source, start_output = examples_dir / "start_source.png", examples_dir / "start_output.png"
-        source, output = translate_text(SAMPLE_TEXTS[0], first_pipe.directions[0], default)
-        source.save(start_source)
-        output.save(start_output)
+        try:
+            source, output, _ = translate_text(SAMPLE_TEXTS[0], first_pipe.directions[0], default)
+        except gr.Error:  # the run's font cannot draw the sample: the first screen starts empty
+            pass
+        else:
+            start_source, start_output = examples_dir / "start_source.png", examples_dir / "start_output.png"
+            source.save(start_source)
+            output.save(start_output)
 
     with gr.Blocks(
         title="ponogan: PONO-MS image translation", delete_cache=(min(upload_max_age, 300), upload_max_age)
@@ -442,12 +491,15 @@ def build_app(
                     example_events.append((shown.load_input_event, example_direction))
 
             with gr.Tab("Glyph text", id="text", visible=glyphs_visible) as glyph_tab:
+                # The box counts UTF-16 code units; the limit of characters as a reader counts them (an
+                # accent or an emoji's parts belong to their character) is the server's: `prepare_text`.
                 text = gr.Textbox(
                     value=SAMPLE_TEXTS[0],
-                    max_length=MAX_TEXT_CHARS,
+                    max_length=TEXT_BOX_UNITS,
                     elem_id="glyph-text",
-                    label=f"Text (up to {MAX_TEXT_CHARS} characters; Enter translates)",
+                    label=f"Text (up to {MAX_TEXT_CHARS} characters, left to right; Enter translates)",
                 )
+                text_note = gr.Markdown(elem_id="text-note")
                 text_btn = gr.Button("Render and translate", variant="primary", elem_id="text-btn")
                 text_examples = gr.Examples(
                     [[t] for t in SAMPLE_TEXTS], [text], label="Sample texts", cache_examples=False
@@ -486,7 +538,7 @@ def build_app(
                     )
                     moments = gr.Gallery(label="Moments", columns=4, format="png", elem_id="moments", scale=3)
 
-        results = gr.State()
+        results, left_out = gr.State(), gr.State()
         translate_in = [image_in, direction, seed, n_styles, style_image, checkpoint, paper_mode]
 
         def run_translate(trigger, **api) -> None:
@@ -509,7 +561,9 @@ def build_app(
             (text_examples.load_input_event.then, {"api_visibility": "private"}),
         ):
             text_in = [text, direction, checkpoint, paper_mode]
-            trigger(translate_text, text_in, [text_src, text_out], show_progress_on=text_out, **api)
+            trigger(
+                translate_text, text_in, [text_src, text_out, left_out], show_progress_on=text_out, **api
+            ).success(lambda note: note, left_out, text_note, api_visibility="private")
         moments_btn.click(show_moments, [image_in, direction, checkpoint], moments, api_name="moments")
 
         for box in (image_in, style_image):
@@ -518,7 +572,7 @@ def build_app(
         image_in.change(on_input, note_in, [note, moments_src], **quick)
         gr.on([direction.change, checkpoint.change], input_note, note_in, note, **quick)
 
-        shown_results = [compare, text_src, text_out, moments]
+        shown_results = [compare, text_src, text_out, text_note, moments]
 
         def model_view(name: str, clear: bool = False) -> dict:
             """Everything that depends on the model. `clear` (a checkpoint switch) also empties the previous
@@ -555,38 +609,109 @@ def build_app(
     return demo
 
 
+def check_args(args: argparse.Namespace) -> tuple[str, int, str]:
+    """`(host, port, device)` to serve with, or `UsageError` for the first flag that cannot work, found
+    before any model loads: a count under 1, a pixel limit no image fits, a device this machine lacks,
+    a host that is not an address here, a port in use."""
+    if args.concurrency < 1:
+        raise UsageError(
+            f"--concurrency must be at least 1 (requests computed at once), got {args.concurrency}"
+        )
+    if args.max_pixels < MIN_MAX_PIXELS:
+        raise UsageError(
+            f"--max-pixels must be at least {MIN_MAX_PIXELS} (a 64x64 image), got {args.max_pixels}"
+        )
+    if args.upload_max_age < 1:
+        raise UsageError(f"--upload-max-age must be at least 1 second, got {args.upload_max_age}")
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError:  # torch.device's own error for a name it does not know
+        raise UsageError(f"unknown device {args.device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    except ValueError as err:  # runtime.resolve_device's one line (a kind this machine lacks...)
+        raise UsageError(first_line(err)) from None
+    host, port = resolve_server(args.host, args.port)
+    check_server(host, port)  # before minutes of model loading, not after
+    return host, port, device
+
+
+@contextlib.contextmanager
+def cache_emptied_on_signals(demo: gr.Blocks, examples_dir: Path):
+    """While inside: SIGTERM and SIGINT first delete every upload and result gradio recorded for this
+    app, and the examples folder, then go to the handler that was there before (SIGINT: Python's
+    KeyboardInterrupt, which stops gradio; SIGTERM: the default, which ends the process).
+
+    Why: Docker, systemd and Spaces stop a service with SIGTERM, whose default action skips gradio's own
+    clean-up and `atexit`. Only files in gradio's record of this app are deleted (then their folders,
+    when left empty), so other apps sharing `GRADIO_TEMP_DIR` keep theirs.
+    """
+
+    def empty_cache() -> None:
+        folders = {Path(f).parent for files in demo.temp_file_sets for f in files}
+        delete_files_created_by_app(demo, None)
+        root = Path(get_upload_folder()).resolve()
+        for folder in folders:
+            with contextlib.suppress(OSError):  # not empty, or gone already
+                if folder.resolve() != root and is_within(folder.resolve(), root):
+                    folder.rmdir()
+        shutil.rmtree(examples_dir, ignore_errors=True)
+
+    def chain(previous):
+        def handler(signum, frame):
+            empty_cache()
+            if callable(previous):
+                previous(signum, frame)
+            else:  # SIG_DFL: end the process the signal's default way, as the service manager expects
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+        return handler
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig, old in previous.items():
+        if old not in (signal.SIG_IGN, None):  # an ignored signal stays ignored
+            signal.signal(sig, chain(old))
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            if old is not None:
+                signal.signal(sig, old)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        host, port = resolve_server(args.host, args.port)
-        if port_in_use(host, port):  # before minutes of model loading, not after
-            raise ValueError(_port_error(host, port))
-        cache = PipelineCache(capacity=2, device=args.device)
+        host, port, device = check_args(args)
+        cache = PipelineCache(capacity=2, device=device)
         runs, default = load_runs(args, cache)
-        demo = build_app(runs, default, cache, max_pixels=args.max_pixels, upload_max_age=args.upload_max_age)
+        examples_dir = Path(tempfile.mkdtemp(prefix="ponogan-examples-"))
+        atexit.register(shutil.rmtree, examples_dir, True)
+        demo = build_app(
+            runs,
+            default,
+            cache,
+            max_pixels=args.max_pixels,
+            upload_max_age=args.upload_max_age,
+            examples_dir=examples_dir,
+        )
     except (OSError, ValueError) as err:
-        print(f"app.py: error: {err}", file=sys.stderr)
-        return 2
+        return print_error(err, EXIT_USAGE)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
     try:
-        demo.launch(
-            server_name=host,
-            server_port=port,
-            share=args.share,
-            max_file_size="50mb",
-            ssr_mode=False,
-            footer_links=["api"],
-            css=CSS,
-        )
-    except OSError as err:  # taken between the check and the launch, or a host it cannot bind
-        message = _port_error(host, port) if "port" in str(err).lower() else str(err).split(". ")[0]
-        print(f"app.py: error: {message}", file=sys.stderr)
-        return 2
+        with cache_emptied_on_signals(demo, examples_dir):
+            demo.launch(
+                server_name=host,
+                server_port=port,
+                share=args.share,
+                max_file_size="50mb",
+                ssr_mode=False,
+                footer_links=["api"],
+                css=CSS,
+            )
+    except OSError as err:  # the port taken between the check and the launch
+        message = port_error(host, port) if "port" in str(err).lower() else str(err).split(". ")[0]
+        return print_error(message, EXIT_USAGE)
     return 0
-
-
-def _port_error(host: str, port: int) -> str:
-    return f"port {port} on {host} is in use (another app.py?); choose another with --port"
 
 
 if __name__ == "__main__":

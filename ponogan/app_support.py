@@ -6,11 +6,14 @@ split, a note when an upload is far from the training data) and where to serve.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import os
 import socket
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from PIL import Image
 
 from ponogan.data import TEST_CHARS, ImageLoadError, load_image
 from ponogan.data.image_io import is_within
+from ponogan.messages import UsageError, first_line, one_line
 from ponogan.pipeline import FAMILIES, TranslationPipeline
 
 DEMO_PREFIX = "demo_"
@@ -30,6 +34,7 @@ WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
 # who can reach the server can upload, and one 89-megapixel image costs gigabytes to decode and translate.
 # NOTE: kept here until `ponogan.data` defines an app limit of its own; `app.py --max-pixels` overrides it.
 APP_MAX_PIXELS = 2048 * 2048
+MIN_MAX_PIXELS = 64 * 64  # the smallest `--max-pixels`: a glyph tile must fit
 # gradio's cache of uploads and results: files older than this are deleted (see app.py --upload-max-age).
 UPLOAD_MAX_AGE_S = 3600
 
@@ -47,40 +52,111 @@ class CheckpointInfo:
         return Path(self.name).name.startswith(DEMO_PREFIX)
 
 
+# A run's config.json is a small card; anything past these bounds is not one of ours (or is hostile).
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_DEPTH = 32
+
+
+def _nesting_depth(value) -> int:
+    """How deeply `value` (parsed JSON) nests lists and dicts; iterative, so no recursion limit applies."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def check_card(config: dict, where: str) -> dict:
+    """`config` when its entries the app reads have the right shapes, else `ValueError` naming the first
+    that does not: `family` a string, `generators` a non-empty mapping of mappings, `data` and `metrics`
+    mappings when present."""
+    if not isinstance(config.get("family"), str):
+        raise ValueError(f"{where}: 'family' must be a string, got {type(config.get('family')).__name__}")
+    generators = config.get("generators")
+    if not isinstance(generators, dict) or not generators:
+        raise ValueError(f"{where}: 'generators' must be a mapping of role -> {{name, kwargs}}")
+    if not all(isinstance(spec, dict) for spec in generators.values()):
+        raise ValueError(f"{where}: every entry of 'generators' must be a mapping")
+    for key in ("data", "metrics"):
+        if key in config and not isinstance(config[key], dict):
+            raise ValueError(f"{where}: '{key}' must be a mapping, got {type(config[key]).__name__}")
+    return config
+
+
 def read_checkpoint(path: str | Path, name: str | None = None) -> CheckpointInfo:
-    """A run folder (or its `model.safetensors`) -> `CheckpointInfo`; `ValueError` when it is not one."""
+    """A run folder (or its `model.safetensors`) -> `CheckpointInfo`; `ValueError` when it is not one
+    (a file missing, config.json unreadable, over `MAX_CONFIG_BYTES`, nested deeper than
+    `MAX_CONFIG_DEPTH`, or with entries of the wrong type)."""
     path = Path(path)
     run_dir = path.parent if path.suffix == ".safetensors" else path
-    if not (run_dir / CONFIG_NAME).is_file() or not (run_dir / WEIGHTS_NAME).is_file():
+    config_path = run_dir / CONFIG_NAME
+    if not config_path.is_file() or not (run_dir / WEIGHTS_NAME).is_file():
         raise ValueError(f"{run_dir} is not a run folder: it needs {CONFIG_NAME} and {WEIGHTS_NAME}")
     try:
-        config = json.loads((run_dir / CONFIG_NAME).read_text())
+        if config_path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ValueError(f"{config_path} is over {MAX_CONFIG_BYTES:,} bytes")
+        config = json.loads(config_path.read_text())
+    except RecursionError:
+        raise ValueError(f"{config_path} nests deeper than {MAX_CONFIG_DEPTH} levels") from None
     except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read {run_dir / CONFIG_NAME}: {err}") from None
+        raise ValueError(f"cannot read {config_path}: {first_line(err)}") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{run_dir / CONFIG_NAME} does not hold a JSON object")
-    return CheckpointInfo(name or run_dir.name, run_dir, config)
+        raise ValueError(f"{config_path} does not hold a JSON object")
+    if _nesting_depth(config) > MAX_CONFIG_DEPTH:
+        raise ValueError(f"{config_path} nests deeper than {MAX_CONFIG_DEPTH} levels")
+    return CheckpointInfo(name or run_dir.name, run_dir, check_card(config, str(config_path)))
 
 
-def find_checkpoints(root: str | Path) -> list[CheckpointInfo]:
-    """Every run folder under `root` (any depth, skipping training `state/` folders).
+def skip_reason(err: BaseException, limit: int = 300) -> str:
+    """Why a run was skipped, on one line of at most `limit` characters (its error's first line)."""
+    reason = one_line(first_line(err))
+    if not isinstance(err, (ValueError, OSError)):  # an unexpected kind: name it
+        reason = f"{type(err).__name__}: {reason}"
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
 
-    Order: shipped `demo_*` models by name, then the other runs, newest first.
+
+def scan_checkpoints(root: str | Path) -> tuple[list[CheckpointInfo], dict[str, str]]:
+    """Every run folder under `root` (any depth, skipping training `state/` folders), and the folders
+    holding a `model.safetensors` that are not readable runs, `{name: reason}`.
+
+    Order: shipped `demo_*` models by name, then the other runs, newest first. Any error while reading
+    one folder skips that folder only (why: one broken or hostile run must not keep the app from
+    serving the others).
     """
     root = Path(root)
     if not root.is_dir():
-        return []
-    found = []
+        return [], {}
+    found, skipped = [], {}
     for weights in root.rglob(WEIGHTS_NAME):
+        name = str(weights.parent.relative_to(root))
         if "state" in weights.relative_to(root).parts[:-1]:
             continue
         try:
-            found.append(read_checkpoint(weights.parent, str(weights.parent.relative_to(root))))
-        except ValueError:
-            continue
-    demos = sorted((c for c in found if c.is_demo), key=lambda c: c.name)
-    runs = sorted((c for c in found if not c.is_demo), key=lambda c: -(c.path / WEIGHTS_NAME).stat().st_mtime)
-    return demos + runs
+            info = read_checkpoint(weights.parent, name)
+            found.append((info, 0.0 if info.is_demo else -weights.stat().st_mtime))
+        except Exception as err:  # noqa: BLE001 - per-run boundary: whatever reading it raised
+            skipped[name] = skip_reason(err)
+    demos = sorted((c for c, _ in found if c.is_demo), key=lambda c: c.name)
+    runs = [c for c, _ in sorted((f for f in found if not f[0].is_demo), key=lambda f: f[1])]
+    return demos + runs, skipped
+
+
+def find_checkpoints(root: str | Path) -> list[CheckpointInfo]:
+    """The readable runs of `scan_checkpoints(root)`."""
+    return scan_checkpoints(root)[0]
+
+
+def check_run_view(info: CheckpointInfo, directions: tuple[str, ...]) -> None:
+    """Build everything the UI shows for run `info` once (model card, direction labels, tab, input
+    domain, glyph font), so a config that would break a page fails here, at start-up, instead."""
+    model_card(info.config, info.name)
+    direction_labels(info.config, directions)
+    start_tab(info.config)
+    for direction in directions:
+        input_domain(info.config, direction)
+        glyph_font(info.config, direction)
 
 
 def _flatten(metrics: dict, prefix: str = "") -> list[tuple[str, str]]:
@@ -216,16 +292,36 @@ def discard_upload(path: str | os.PathLike, cache_root: str | os.PathLike) -> bo
     return True
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """Whether another process listens on `host:port` (binding with `SO_REUSEADDR`, as servers do, so
-    a port left in TIME_WAIT by an earlier run does not count as taken)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+def port_error(host: str, port: int) -> str:
+    return f"port {port} on {host} is in use (another app.py?); choose another with --port"
+
+
+def check_server(host: str, port: int) -> None:
+    """`UsageError` unless the app can serve on `host:port`: `host` must be an IP address or a name that
+    resolves, it must be an address of this machine, and no other process may listen on the port.
+
+    Binds a socket with `SO_REUSEADDR`, as servers do, so a port left in TIME_WAIT by an earlier run
+    does not count as taken. Why before launch: gradio reports any failure to bind as "port in use",
+    and only after the models have loaded.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as err:
+        raise UsageError(
+            f"cannot use host {host!r}: not an IP address or a name that resolves "
+            f"({getattr(err, 'strerror', None) or err}); pass --host 127.0.0.1 or 0.0.0.0"
+        ) from None
+    with socket.socket(family, kind, proto) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
+            sock.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise UsageError(port_error(host, port)) from None
+            raise UsageError(
+                f"cannot use host {host!r}: {err.strerror or err} (not an address of this machine?); "
+                "pass --host 127.0.0.1 or 0.0.0.0"
+            ) from None
 
 
 def glyph_font(config: dict, direction: str) -> str | None:
@@ -239,25 +335,177 @@ def glyph_font(config: dict, direction: str) -> str | None:
     return fonts[0] if direction == "AtoB" else fonts[1]
 
 
-def render_text(text: str, font: str, size: int) -> list[Image.Image]:
-    """One `(size, size)` black-on-white tile per character of `text` (spaces blank), as in training."""
+# Code points that extend the character before them: variation selectors, emoji skin-tone modifiers,
+# tag characters (flag subdivisions), the zero-width joiner (which also joins the next character).
+_VARIATION = (range(0xFE00, 0xFE10), range(0xE0100, 0xE01F0))
+_EMOJI_PARTS = (range(0x1F3FB, 0x1F400), range(0xE0020, 0xE0080))
+ZWJ = "\u200d"
+_REGIONAL = range(0x1F1E6, 0x1F200)  # two of them make a flag
+_RTL_CLASSES = ("R", "AL", "RLE", "RLO", "RLI")
+
+
+def _extends(char: str) -> bool:
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Mc", "Me")
+        or char == ZWJ
+        or any(code in block for block in (*_VARIATION, *_EMOJI_PARTS))
+    )
+
+
+def text_units(text: str) -> list[str]:
+    """`text` split into the characters a reader sees: a base with its combining marks, an emoji with
+    its variation selector, skin tone or ZWJ-joined parts, a pair of regional indicators (a flag), as
+    one unit each. (A simplified form of Unicode's extended grapheme clusters, UAX #29.)"""
+    units: list[str] = []
+    for char in text:
+        joins = units and (
+            _extends(char)
+            or units[-1].endswith(ZWJ)
+            or (ord(char) in _REGIONAL and len(units[-1]) == 1 and ord(units[-1]) in _REGIONAL)
+        )
+        if joins:
+            units[-1] += char
+        else:
+            units.append(char)
+    return units
+
+
+@functools.lru_cache(maxsize=16)
+def font_cmap(font: str) -> frozenset[int] | None:
+    """The code points `font` (a `resolve_font` value) has glyphs for, from its cmap (fontTools, which
+    matplotlib brings), or `None` when it cannot be read that way (Pillow's built-in font)."""
+    try:
+        from fontTools.ttLib import TTFont
+
+        return frozenset(TTFont(font, lazy=True).getBestCmap())
+    except (ImportError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def has_glyph(font: str, char: str) -> bool:
+    """Whether `font` draws `char` (one code point): its cmap says so, or, with no cmap to read, the
+    character renders as something other than the font's missing-glyph shape."""
+    cmap = font_cmap(font)
+    if cmap is not None:
+        return ord(char) in cmap
+    from ponogan.data.fonts import render_glyph
+
+    mask = render_glyph(font, char, 32)
+    return mask.max() >= 0.5 and not np.array_equal(mask, render_glyph(font, "\U0010fffd", 32))
+
+
+def _drawn_form(unit: str) -> str:
+    """What a tile draws for `unit`: without variation selectors, composed (NFC: `e` + U+0301 -> `é`)."""
+    bare = "".join(c for c in unit if not any(ord(c) in block for block in _VARIATION))
+    return unicodedata.normalize("NFC", bare)
+
+
+def _describe(unit: str) -> str:
+    """`'é' (U+0065 U+0301)`; code points only for a unit holding invisible characters."""
+    codes = " ".join(f"U+{ord(c):04X}" for c in unit)
+    visible = all(unicodedata.category(c)[0] not in "CZ" for c in unit if c != ZWJ)
+    return f"'{unit}' ({codes})" if visible else codes
+
+
+def _why_not_drawn(unit: str, font: str) -> str | None:
+    """Why glyph tiles cannot show `unit` (one `text_units` unit), or `None` when they can."""
+    categories = {unicodedata.category(c) for c in unit if c != ZWJ}
+    if categories & {"Cc", "Cf"}:
+        return "control or invisible character"
+    if categories & {"Co", "Cs", "Cn"}:
+        return "private-use or unassigned character"
+    if ZWJ in unit or any(ord(c) in _REGIONAL or any(ord(c) in b for b in _EMOJI_PARTS) for c in unit):
+        return "emoji sequence, which glyph tiles cannot join into one picture"
+    if not all(has_glyph(font, c) for c in _drawn_form(unit)):
+        return f"no glyph in {font_display_name(font)}"
+    return None
+
+
+@dataclass(frozen=True)
+class GlyphText:
+    """Typed text made ready for glyph tiles: `units` to draw (a space is a blank tile), and `note`,
+    one line naming the characters left out and why ("" when none were)."""
+
+    units: list[str]
+    note: str
+
+
+def prepare_text(text: str, font: str) -> GlyphText:
+    """Check `text` for the Glyph text tab (`font`: a `resolve_font` value).
+
+    `ValueError` with the reason when it is refused: empty, over `MAX_TEXT_CHARS` characters as a reader
+    counts them (`text_units`), right-to-left, or nothing in it drawable. Right-to-left scripts are refused
+    rather than drawn: tiles go left to right one code point each, so Hebrew would read reversed and
+    Arabic would lose the joining forms its letters take in a word. Characters that cannot be drawn
+    (controls, emoji sequences, no glyph in the font) are left out and named in `note`.
+    """
+    units = text_units(text.strip())
+    if not units:
+        raise ValueError("Type some text to render.")
+    if len(units) > MAX_TEXT_CHARS:
+        raise ValueError(f"Text is limited to {MAX_TEXT_CHARS} characters (got {len(units)}).")
+    rtl = [c for c in text if unicodedata.bidirectional(c) in _RTL_CLASSES]
+    if rtl:
+        raise ValueError(
+            f"Right-to-left text ({_describe(rtl[0])}) is not supported: glyph tiles run left to "
+            "right one character at a time, so it would read reversed and unjoined. Type left-to-right text."
+        )
+    kept, skipped = [], {}
+    for unit in units:
+        why = None if unit == " " or unicodedata.category(unit[0]) == "Zs" else _why_not_drawn(unit, font)
+        if why is None:
+            kept.append(" " if unicodedata.category(unit[0]) == "Zs" else unit)
+        else:
+            skipped.setdefault(why, []).append(unit)
+    parts = [
+        f"{why}: {', '.join(_describe(u) for u in dict.fromkeys(found))}" for why, found in skipped.items()
+    ]
+    note = f"Left out ({'; '.join(parts)})." if parts else ""
+    if not any(unit != " " for unit in kept):
+        raise ValueError(f"Nothing to draw: every character was left out. {note}")
+    return GlyphText(kept, note)
+
+
+def render_text(text: str, font: str, size: int) -> tuple[list[Image.Image], str]:
+    """One `(size, size)` black-on-white tile per character of `text` a reader sees (spaces blank), as in
+    training, and the `prepare_text` note naming the characters left out."""
     from ponogan.data.fonts import render_glyph, resolve_font
 
-    text = text.strip()
-    if not text:
-        raise ValueError("Type some text to render.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise ValueError(f"Text is limited to {MAX_TEXT_CHARS} characters (got {len(text)}).")
     resolved = resolve_font(font)
+    prepared = prepare_text(text, resolved)
     tiles = []
-    for char in text:
-        mask = np.zeros((size, size), np.float32) if char.isspace() else render_glyph(resolved, char, size)
+    for unit in prepared.units:
+        blank = unit == " "
+        mask = (
+            np.zeros((size, size), np.float32) if blank else render_glyph(resolved, _drawn_form(unit), size)
+        )
         tiles.append(Image.fromarray(np.rint((1.0 - mask) * 255).astype(np.uint8), "L").convert("RGB"))
-    return tiles
+    return tiles, prepared.note
+
+
+# One lock for the whole process around every pipeline call that draws from torch's global RNG (paper
+# mode: dropout on, seeded per image by the pipeline with fork_rng + manual_seed). Why a lock and not a
+# per-request `torch.Generator`: `nn.Dropout` draws from the global generator and takes none of its own,
+# so a generator could only reach it by replacing the networks' dropout modules. The pipeline's own lock
+# is one per pipeline, so two pipelines (two checkpoints, or a run reloaded after `PipelineCache` dropped
+# it) seeding the global generator at once would draw each other's numbers; this lock makes a seeded call
+# see only its own seed. MUNIT's random styles come from a private generator and need no lock.
+RANDOM_LOCK = threading.Lock()
+
+
+def translate_images(
+    pipe: TranslationPipeline, images: list[Image.Image], direction: str, test_mode: str, **options
+) -> list[Image.Image]:
+    """`pipe(images, direction=..., test_mode=..., **options)`, holding `RANDOM_LOCK` when the call
+    draws random numbers (paper mode on a generator with dropout or BatchNorm)."""
+    draws = test_mode == "paper" and pipe.test_mode_matters
+    with RANDOM_LOCK if draws else contextlib.nullcontext():
+        return pipe(images, direction=direction, test_mode=test_mode, **options)
 
 
 def translate_tiles(
-    pipe: TranslationPipeline, tiles: list[Image.Image], direction: str, test_mode: str | None = None
+    pipe: TranslationPipeline, tiles: list[Image.Image], direction: str, test_mode: str = "eval"
 ) -> list[Image.Image]:
     """Translate glyph tiles; blank tiles (spaces) stay blank instead of going through the model.
 
@@ -266,7 +514,7 @@ def translate_tiles(
     """
     inked = [i for i, tile in enumerate(tiles) if tile.convert("L").getextrema()[0] < 255]
     tiles_in = [tiles[i] for i in inked]
-    outputs = pipe(tiles_in, direction=direction, seed=0, test_mode=test_mode) if inked else []
+    outputs = translate_images(pipe, tiles_in, direction, test_mode, seed=0) if inked else []
     translated = list(tiles)
     for i, output in zip(inked, outputs, strict=True):  # one output per tile (MUNIT: one style)
         translated[i] = output
@@ -461,10 +709,10 @@ def resolve_server(host: str | None, port: int | None, env=None) -> tuple[str, i
         if not raw:
             return host, DEFAULT_PORT
         if not raw.isdigit():
-            raise ValueError(f"GRADIO_SERVER_PORT must be a port number, got {raw!r}")
+            raise UsageError(f"GRADIO_SERVER_PORT must be a port number, got {raw!r}")
         port = int(raw)
     if not 1 <= port <= 65535:
-        raise ValueError(f"port must be between 1 and 65535, got {port}")
+        raise UsageError(f"port must be between 1 and 65535, got {port}")
     return host, port
 
 

@@ -60,6 +60,7 @@ def images(tmp_path_factory):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (29, 37, 3), dtype=np.uint8)).save(root / "small.png")
     Image.new("RGB", (100, 100), "white").save(root / "large.png")
+    Image.new("RGB", (500, 8), "white").save(root / "wide.png")  # under MAX_PIXELS, aspect 62:1
     (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 8)
     (root / "text.png").write_text("plain text with an image extension")
     return root
@@ -86,8 +87,8 @@ def test_glyph_font_and_text_rendering():
     swapped = {"data": {**config["data"], "direction": "BtoA"}}
     assert glyph_font(swapped, "AtoB") == "cmr10"
     assert glyph_font({"data": {"mode": "unaligned"}}, "AtoB") is None
-    tiles = render_text("Hi x", "DejaVuSans", 32)
-    assert len(tiles) == 4 and all(t.size == (32, 32) for t in tiles)
+    tiles, note = render_text("Hi x", "DejaVuSans", 32)
+    assert len(tiles) == 4 and note == "" and all(t.size == (32, 32) for t in tiles)
     assert np.asarray(tiles[2]).min() == 255  # the space is blank
     assert np.asarray(tiles[0]).min() < 50  # black glyph on white
     assert hstack(tiles, gap=2).size == (4 * 32 + 3 * 2, 32)
@@ -120,7 +121,7 @@ def test_pipeline_cache_and_moment_gallery(checkpoints, images):
 
 def test_translate_tiles_keeps_spaces_blank(checkpoints):
     pipe = PipelineCache(device="cpu").get(checkpoints / "zz_run_munit")
-    tiles = render_text("a b", "DejaVuSans", 32)
+    tiles, _ = render_text("a b", "DejaVuSans", 32)
     out = translate_tiles(pipe, tiles, "AtoB")
     assert len(out) == 3 and all(t.size == (32, 32) for t in out)
     assert np.asarray(out[1]).min() == 255  # the space: not sent through the model
@@ -136,13 +137,14 @@ def test_collect_checkpoints_picks_what_to_open(checkpoints, tmp_path):
     spec.loader.exec_module(app)
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and os.environ["HF_HUB_OFFLINE"] == "1"
 
-    runs, default = app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(checkpoints)]))
+    runs, default, skipped = app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(checkpoints)]))
     assert default == "demo_tiny_pix2pix" and list(runs) == ["demo_tiny_pix2pix", "zz_run_munit"]
+    assert list(skipped) == ["broken"] and "needs config.json" in skipped["broken"]
     inside = str(checkpoints / "zz_run_munit")
     args = app.parse_args(["--checkpoints-dir", str(checkpoints), "--checkpoint", inside])
     assert app.collect_checkpoints(args)[1] == "zz_run_munit"
     outside = make_run(tmp_path / "elsewhere", "cyclegan")
-    runs, default = app.collect_checkpoints(
+    runs, default, _ = app.collect_checkpoints(
         app.parse_args(["--checkpoints-dir", str(checkpoints), "--checkpoint", str(outside)])
     )
     assert default == str(outside) and list(runs)[0] == default and len(runs) == 3
@@ -165,9 +167,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(args: list[str], env: dict[str, str], log: Path):
+def running_app(args: list[str], env: dict[str, str], log: Path, started: list | None = None):
     """``python app.py ARGS`` (output to ``log``) on a free localhost port; yields its URL once it
-    answers, and stops it on exit. Fails the test with the log if it exits or takes over 90 s."""
+    answers, and stops it on exit. Fails the test with the log if it exits or takes over 90 s.
+    ``started``, when given, receives the process (``subprocess.Popen``)."""
     port = free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -177,6 +180,8 @@ def running_app(args: list[str], env: dict[str, str], log: Path):
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    if started is not None:
+        started.append(proc)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 90
     try:
@@ -287,7 +292,7 @@ def test_rejected_uploads_leave_the_cache_at_once(client, images, gradio_tmp):
     """A rejected upload is deleted from gradio's cache by the app, not kept until the cache is cleaned."""
     from gradio_client import handle_file
 
-    for name in ("large.png", "text.png", "corrupt.png"):
+    for name in ("large.png", "text.png", "corrupt.png", "wide.png"):
         with pytest.raises(Exception, match="Cannot use this upload"):
             client.predict(handle_file(str(images / name)), api_name="/translate")
         assert not [p for p in gradio_tmp.rglob(name)], f"{name} is still in gradio's cache"

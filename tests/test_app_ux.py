@@ -191,7 +191,7 @@ def test_main_reports_a_bad_env_port_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GRADIO_SERVER_PORT", "eighty")
     assert app.main(["--checkpoints-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err == "app.py: error: GRADIO_SERVER_PORT must be a port number, got 'eighty'\n"
+    assert err == "error: GRADIO_SERVER_PORT must be a port number, got 'eighty'\n"
 
 
 def test_app_refuses_what_the_network_would_process_too_large():

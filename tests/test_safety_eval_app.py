@@ -364,7 +364,7 @@ def test_port_in_use_is_one_line(tmp_path):
         )
     assert proc.returncode == 2
     line = _one_line(proc.stderr)
-    assert line.startswith("app.py: error: port ") and str(port) in line and "--port" in line
+    assert line.startswith("error: port ") and str(port) in line and "in use" in line and "--port" in line
 
 
 @pytest.fixture(scope="module")
