@@ -1,10 +1,11 @@
 """``ponogan export``: one direction of a run as ONNX or a ``torch.export`` program, for deployment.
 
 The exported graph maps images ``x (N, C, H, W)`` in ``[-1, 1]`` to ``y (N, C_out, H, W)`` in
-``[-1, 1]``; batch, height and width are dynamic, with H and W multiples of the generator's stride
-(4 for ResNet and MUNIT, ``2**num_downs`` for the U-Net): pad before and crop after, as
-``TranslationPipeline`` does (docs/app.md has a 10-line onnxruntime example). MUNIT exports with the
-target domain's style either baked in (``style="fixed"``, drawn from ``seed``) or as a second input
+``[-1, 1]``; batch, height and width are dynamic, with H and W multiples of the export's stride
+(4 for ResNet, ``2**num_downs`` for the U-Net, for MUNIT the larger of ``2**n_downsample`` and the
+style encoder's ``2**style_downsample``): pad before and crop after, as ``TranslationPipeline`` does
+(docs/export.md has a 10-line onnxruntime example). MUNIT exports with the target domain's style
+either baked in (``style="fixed"``, drawn from ``seed``) or as a second input
 ``style (N, style_dim, 1, 1)`` (``style="input"``).
 
 The legacy TorchScript ONNX exporter and ``torch.jit.script`` cannot trace the fused PONO autograd
@@ -80,10 +81,12 @@ def build_translator(pipe, direction: str = "AtoB", *, style: str = "fixed", see
 
 
 def _inputs(module: nn.Module, channels: int, n: int, h: int, w: int) -> tuple[torch.Tensor, ...]:
-    """Random inputs of the exported graph: ``x (n, channels, h, w)`` in [-1, 1] (+ the MUNIT style)."""
-    x = torch.rand(n, channels, h, w) * 2 - 1
+    """Inputs of the exported graph: ``x (n, channels, h, w)`` in [-1, 1] (+ the MUNIT style), from
+    a generator of their own, so exporting leaves the global random state as it was."""
+    rng = torch.Generator().manual_seed(0)
+    x = torch.rand(n, channels, h, w, generator=rng) * 2 - 1
     if isinstance(module, MunitTranslator) and module.style_input:
-        return x, torch.randn(n, module.target.style_dim, 1, 1)
+        return x, torch.randn(n, module.target.style_dim, 1, 1, generator=rng)
     return (x,)
 
 
