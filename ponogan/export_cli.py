@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ponogan.messages import first_line
 from ponogan.settings import EXPORT_FORMATS as FORMATS
 from ponogan.settings import EXPORT_STYLES as STYLES
 
@@ -23,20 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ponogan.export import ExportError, export
+    """Export as asked; a bad ``--out``, option or run folder raises ``ExportError`` (a ``UsageError``,
+    exit 2, nothing written) and a failed write a ``CommandError`` (exit 1), which
+    ``ponogan.cli.run_command`` prints as one ``error:`` line."""
+    from ponogan.export import export
 
-    try:
-        out = export(
-            args.run,
-            args.out,
-            format=args.format,
-            direction=args.direction,
-            style=args.style,
-            seed=args.seed,
-            overwrite=args.overwrite,
-        )
-    except (ExportError, FileNotFoundError, ValueError) as err:
-        print(f"error: {first_line(err)}", file=sys.stderr)
-        return 2
+    out = export(
+        args.run,
+        args.out,
+        format=args.format,
+        direction=args.direction,
+        style=args.style,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
     print(f"wrote {out}")
     return 0

@@ -123,3 +123,51 @@ def test_bad_decode_arguments_raise_clear_errors():
     assert g.decode(c, m, s[:, :, 0, 0]).shape == (2, 3, 16, 16)  # (N, style_dim) is accepted too
     with pytest.raises(ValueError, match="unknown activation"):
         MunitGenerator(activation="gelu")
+
+
+@pytest.mark.parametrize("preset", ["munit_pono_ms_glyphs", "munit_pono_ms"])
+def test_official_preset_generator_saves_and_reloads_bit_exactly(tmp_path, preset):
+    """The official decoder registers each weight once, so safetensors (``save_pretrained``, the
+    training state) takes its state dict; the reloaded generator gives the very same output."""
+    from ponogan.models import load_pretrained, save_pretrained
+    from ponogan.training import load_config
+    from ponogan.training.presets import find_preset
+
+    model = load_config(find_preset(preset)).model
+    kwargs = {**model.generator_kwargs, "shortcut": model.shortcut}
+    if preset == "munit_pono_ms":  # the paper's widths, shrunk: the layout is what is under test
+        kwargs.update(dim=4, mlp_dim=8, n_res=1)
+    g = create_generator(model.generator, **kwargs).eval()
+    assert kwargs["layout"] == "official" and type(g.decoder).__name__ == "OfficialDecoder"
+    names = list(g.state_dict())
+    assert len(names) == len(set(names)) and not any(".shortcuts." in n for n in names)
+    assert len(g.decoder.shortcuts) == 3 and g.decoder.shortcuts[0] is g.decoder.stages[0]
+    run = save_pretrained(tmp_path / "run", {"gen_a": g}, {"family": "munit"})
+    loaded = load_pretrained(run)[0]["gen_a"]
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(x), g(x))
+    assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in g.parameters())
+
+
+def test_official_decoder_reads_state_dicts_with_the_stages_listed_twice():
+    """State dicts written while the stages were also registered as ``shortcuts`` still load: equal
+    copies are dropped, a lone copy is renamed, a copy that differs is refused."""
+    g = tiny(layout="official").eval()
+    state = g.state_dict()
+    stage_keys = [k for k in state if k.startswith("decoder.stages.")]
+    assert stage_keys
+    doubled = {
+        **state,
+        **{k.replace(".stages.", ".shortcuts."): v.clone() for k, v in state.items() if k in stage_keys},
+    }
+    fresh = tiny(layout="official").eval()
+    fresh.load_state_dict(doubled, strict=True)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(fresh(x), g(x))
+    lone = {k.replace(".stages.", ".shortcuts."): v for k, v in state.items()}
+    tiny(layout="official").load_state_dict(lone, strict=True)
+    doubled[stage_keys[0].replace(".stages.", ".shortcuts.")] += 1
+    with pytest.raises(RuntimeError, match="differs from decoder.stages"):
+        tiny(layout="official").load_state_dict(doubled, strict=True)

@@ -263,6 +263,26 @@ class _ConvNormShortcutAct(nn.Module):
         return self.act(self.shortcut(h, mean, std))
 
 
+def _drop_shortcut_aliases(
+    module: nn.Module, state_dict: dict, prefix: str, local_metadata, strict, missing, unexpected, errors
+) -> None:
+    """Load hook of :class:`OfficialDecoder`: read state dicts that list every stage twice.
+
+    The decoder once registered its stages also as ``shortcuts``, so its state dicts (``torch.save`` of
+    ``state_dict()``) carry ``shortcuts.K...`` copies of ``stages.K...``. A copy equal to its stage
+    entry is dropped, a lone copy is renamed to the stage key; a copy that differs is an error,
+    since the file then does not come from one network.
+    """
+    alias, own = prefix + "shortcuts.", prefix + "stages."
+    for key in [k for k in state_dict if k.startswith(alias)]:
+        value = state_dict.pop(key)
+        target = own + key[len(alias) :]
+        if target not in state_dict:
+            state_dict[target] = value
+        elif not torch.equal(state_dict[target], value):
+            errors.append(f"{key} differs from {target}, the same weight in this decoder")
+
+
 class OfficialDecoder(nn.Module):
     """The official PONO-MUNIT decoder (module docstring): ``(content, moments, adain_params) -> image``.
 
@@ -282,10 +302,19 @@ class OfficialDecoder(nn.Module):
         stages = [_ConvNormShortcutAct(c, c // 2, 5, **opts) for c in widths[:-1]]
         stages.append(_ConvNormShortcutAct(widths[-1], widths[-1], 3, **opts))
         self.stages = nn.ModuleList(stages)
-        self.shortcuts = self.stages  # one MS per moment level, as ``Decoder.shortcuts``
         self.head = ConvNormAct(
             widths[-1], out_channels, 7, 1, 3, norm="none", activation="tanh", pad_type=pad_type, bias=True
         )
+        self.register_load_state_dict_pre_hook(_drop_shortcut_aliases)
+
+    @property
+    def shortcuts(self) -> nn.ModuleList:
+        """One MS per moment level, as ``Decoder.shortcuts``: the stages themselves.
+
+        A property rather than a second attribute, so every weight is registered (and saved) once:
+        safetensors refuses tensors that share memory under two names.
+        """
+        return self.stages
 
     @property
     def num_adain_params(self) -> int:
