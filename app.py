@@ -5,7 +5,8 @@
 With no `--checkpoint` it opens the shipped demo `checkpoints/demo_pix2pix_pono_ms_glyphs`, on the tab
 that fits the model (typed text for glyph models) with clickable examples from the run's test split.
 `--host`/`--port` default to `GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT`, then 127.0.0.1:7860 (so it runs
-as a Hugging Face Space: docs/app.md). The logic lives in `ponogan.app_support` and `ponogan.pipeline`;
+as a Hugging Face Space: docs/app.md). The logic lives in `ponogan.app.support` and
+`ponogan.inference.pipeline`;
 this file only lays out the UI and wires events.
 The endpoint `/translate` takes the image first, every other input optional, and returns the image.
 
@@ -38,7 +39,7 @@ from gradio.route_utils import delete_files_created_by_app  # noqa: E402
 from gradio.utils import get_upload_folder  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ponogan.app_support import (  # noqa: E402
+from ponogan.app.support import (  # noqa: E402
     APP_MAX_PIXELS,
     DEFAULT_DEMO,
     DEFAULT_HOST,
@@ -72,10 +73,10 @@ from ponogan.app_support import (  # noqa: E402
     translate_images,
     translate_tiles,
 )
+from ponogan.core.messages import EXIT_USAGE, UsageError, first_line, print_error  # noqa: E402
+from ponogan.core.runtime import resolve_device  # noqa: E402
 from ponogan.data.image_io import is_within  # noqa: E402
-from ponogan.messages import EXIT_USAGE, UsageError, first_line, print_error  # noqa: E402
-from ponogan.pipeline import FAMILIES, check_processed_size  # noqa: E402
-from ponogan.runtime import resolve_device  # noqa: E402
+from ponogan.inference.pipeline import FAMILIES, check_processed_size  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 PAPER_MODE_LABEL = "pix2pix test mode: batch statistics + dropout"

@@ -6,7 +6,7 @@ a few minutes on a CPU. Same code as ``ponogan train``; see docs/training.md.
 
 import sys
 
-from ponogan.training.train_cli import main
+from ponogan.cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,8 @@
 """Exported model speed: onnxruntime on the ``ponogan export`` ONNX file vs the PyTorch generator.
 
 A CycleGAN ResNet-9 (ngf 64) with PONO-MS at random weights (speed does not depend on training) is
-exported with ``ponogan.export.export`` and timed, interleaved, on one 256 px image: PyTorch eager fp32
+exported with ``ponogan.inference.export.export`` and timed, interleaved, on one 256 px image:
+PyTorch eager fp32
 (the ``ponogan translate`` forward) and onnxruntime's CPU provider, plus the max |difference|.
 
     python bench/bench_export.py            # 5 rounds
@@ -31,7 +32,7 @@ from common import (
     write_json,
 )
 
-from ponogan.export import export
+from ponogan.inference.export import export
 from ponogan.models import create_generator, save_pretrained
 
 

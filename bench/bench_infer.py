@@ -41,12 +41,12 @@ from common import (
     write_json,
 )
 
-from ponogan import translate
-from ponogan.app_support import PipelineCache
+from ponogan.app.support import PipelineCache
+from ponogan.core.runtime import default_inference_settings
 from ponogan.data import DataOptions, build_dataset, tensor_to_pil
+from ponogan.inference import translate
+from ponogan.inference.pipeline import TranslationPipeline
 from ponogan.models import create_generator, save_pretrained
-from ponogan.pipeline import TranslationPipeline
-from ponogan.runtime import default_inference_settings
 
 SETTINGS = {
     "b1_fp32": (1, "float32"),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ponogan.atomic import write_text_atomic
+from ponogan.core.atomic import write_text_atomic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BUSY_LOAD_PER_CORE = 1.25  # 1-min load per core above which results are flagged as from a busy machine

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ponogan.data import data_cli as cli
+from ponogan.cli import data as cli
 
 
 def main(argv: list[str] | None = None) -> int:

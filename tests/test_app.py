@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from test_pipeline import make_run  # tests/ is on sys.path (pytest rootdir-less test modules)
 
-from ponogan.app_support import (
+from ponogan.app.support import (
     PipelineCache,
     find_checkpoints,
     glyph_font,
@@ -304,7 +304,7 @@ def test_client_paper_test_mode(client, images, checkpoints):
     """`paper_mode` reaches the pipeline: BatchNorm with the image's statistics, seeded dropout."""
     from gradio_client import handle_file
 
-    from ponogan.pipeline import TranslationPipeline
+    from ponogan.inference.pipeline import TranslationPipeline
 
     small = handle_file(str(images / "small.png"))
     plain = client.predict(small, api_name="/translate")
@@ -436,7 +436,7 @@ def test_browser_first_screen_and_examples(server, checkpoints):
     Translate on that input (paper mode, so the output changes) gives the pipeline's output."""
     from playwright.sync_api import expect
 
-    from ponogan.pipeline import TranslationPipeline
+    from ponogan.inference.pipeline import TranslationPipeline
 
     with _browser_page(server) as page:
         expect(page.get_by_role("tab", name="Glyph text")).to_have_attribute("aria-selected", "true")

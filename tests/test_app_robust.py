@@ -17,7 +17,7 @@ from PIL import Image
 from test_app import running_app
 from test_pipeline import make_run  # tests/ is on sys.path (pytest rootdir-less test modules)
 
-from ponogan.app_support import PipelineCache, find_checkpoints
+from ponogan.app.support import PipelineCache, find_checkpoints
 from ponogan.models import create_generator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,8 +179,8 @@ def test_flags_that_cannot_work_are_one_line_before_start(flags, words, tmp_path
 
 
 def test_an_address_of_another_machine_is_not_a_port_in_use(capsys):
-    from ponogan.app_support import check_server
-    from ponogan.messages import UsageError
+    from ponogan.app.support import check_server
+    from ponogan.core.messages import UsageError
 
     with pytest.raises(UsageError, match="cannot use host '192.0.2.1': .*not an address of this machine"):
         check_server("192.0.2.1", 7860)  # TEST-NET-1: never assigned to a machine
@@ -265,13 +265,13 @@ def test_sigterm_empties_the_cache_of_the_apps_files(tmp_path):
     ],
 )
 def test_text_is_counted_as_a_reader_sees_it(text, units):
-    from ponogan.app_support import text_units
+    from ponogan.app.support import text_units
 
     assert text_units(text) == units
 
 
 def test_the_24_character_limit_counts_what_a_reader_sees():
-    from ponogan.app_support import prepare_text
+    from ponogan.app.support import prepare_text
     from ponogan.data.fonts import resolve_font
 
     font = resolve_font("DejaVuSans")
@@ -282,7 +282,7 @@ def test_the_24_character_limit_counts_what_a_reader_sees():
 
 
 def test_glyph_text_names_what_it_leaves_out_and_refuses_right_to_left():
-    from ponogan.app_support import prepare_text, render_text
+    from ponogan.app.support import prepare_text, render_text
     from ponogan.data.fonts import resolve_font
 
     font = resolve_font("DejaVuSans")

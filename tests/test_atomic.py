@@ -1,4 +1,4 @@
-"""ponogan.atomic: the one temp-file-and-rename writer (target replaced whole or not at all, temp hidden
+"""ponogan.core.atomic: the one temp-file-and-rename writer (target replaced whole or not at all, temp hidden
 in the target's folder and removed on failure, exclusive writes, fsync, a torch-free import)."""
 
 import errno
@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ponogan.atomic import atomic_write, current_umask, file_mode, temp_target, write_text_atomic
+from ponogan.core.atomic import atomic_write, current_umask, file_mode, temp_target, write_text_atomic
 
 
 def test_replaces_the_target_through_a_hidden_temp_in_its_folder(tmp_path):
@@ -120,6 +120,6 @@ def test_every_file_gets_the_mode_of_the_umask(tmp_path, umask, mask, mode):
 
 
 def test_imports_no_torch():
-    code = "import sys, ponogan.atomic; print('torch' in sys.modules)"
+    code = "import sys, ponogan.core.atomic; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "False", proc.stderr

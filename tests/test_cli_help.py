@@ -31,7 +31,7 @@ def test_help_imports_no_torch(command):
 
 
 def test_train_script_help_shows_defaults(capsys):
-    from ponogan.training.train_cli import main
+    from ponogan.cli.train import main
 
     with pytest.raises(SystemExit):
         main(["--help"])

@@ -13,9 +13,9 @@ import yaml
 from test_train_run import TINY_DATA, TINY_LOOP, TINY_MODELS  # tests/ is on sys.path
 
 import ponogan.training.loop as loop
+from ponogan.cli.train import main
 from ponogan.training.config import from_dict
 from ponogan.training.presets import PresetError, load_yaml
-from ponogan.training.train_cli import main
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ponogan.cli import main as cli_main
-from ponogan.export import ExportError, export
+from ponogan.inference.export import ExportError, export
 from ponogan.models import create_generator, save_pretrained
 
 ort = pytest.importorskip("onnxruntime")

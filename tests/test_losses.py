@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ponogan.losses import (
+from ponogan.training.losses import (
     GANLoss,
     cycle_loss,
     gradient_penalty,

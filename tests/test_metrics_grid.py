@@ -62,7 +62,7 @@ def test_checkpoint_grid_shows_each_character_once_with_labels(run, tmp_path, ca
     # the grid grows with the number of distinct characters: 3 characters (x 2 placements) -> 3 rows
     config = json.loads((run / "config.json").read_text())
     dataset, _ = dataset_for_run(config, "glyphs", "test")
-    from ponogan.pipeline import TranslationPipeline
+    from ponogan.inference.pipeline import TranslationPipeline
 
     pipe = TranslationPipeline.from_pretrained(run, device="cpu")
     split = translate_split(pipe, Subset(dataset, range(6)), tmp_path / "three", paired=True, progress=False)

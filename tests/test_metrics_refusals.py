@@ -15,7 +15,7 @@ from test_metrics_cli import _empty_torch_home, _eval, _folders, _glyph, _save, 
 
 import ponogan.metrics.weights as weights_module
 from ponogan.cli import main
-from ponogan.messages import EXIT_STATUS_HELP
+from ponogan.core.messages import EXIT_STATUS_HELP
 from ponogan.metrics.weights import LPIPS_BACKBONES, hub_checkpoint_dir, load_state_dict
 
 UNSAFE_HINTS = ("weights_only", "arbitrary code", "allow_pickle", "pickle.load", "trusted source")

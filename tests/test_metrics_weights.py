@@ -121,6 +121,6 @@ def test_known_checksums_are_the_file_name_prefixes():
 
 
 def test_command_imports_no_torch():
-    code = "import sys, ponogan.cli, ponogan.metrics.weights_cli; print('torch' in sys.modules)"
+    code = "import sys, ponogan.cli, ponogan.cli.weights; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

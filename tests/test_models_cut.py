@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ponogan.losses_nce import cut_nce_loss, multilayer_nce_loss, patch_nce_loss
 from ponogan.models.antialias import BlurDownsample, BlurUpsample, binomial_filter
 from ponogan.models.discriminators import PatchDiscriminator
 from ponogan.models.patch_sample import PatchSampleF
 from ponogan.models.resnet import ResnetGenerator, official_nce_taps
 from ponogan.norm import PONO, MomentShortcut
+from ponogan.training.losses_nce import cut_nce_loss, multilayer_nce_loss, patch_nce_loss
 
 
 def n_params(module: nn.Module) -> int:

@@ -13,8 +13,8 @@ from PIL import Image
 from test_pipeline import make_run
 
 from ponogan.cli import main
-from ponogan.distributed import ProcessGroup, current_group
-from ponogan.runtime import default_inference_settings
+from ponogan.core.distributed import ProcessGroup, current_group
+from ponogan.core.runtime import default_inference_settings
 
 
 def _images(root: Path, count: int) -> Path:
@@ -87,7 +87,7 @@ def test_process_group_alone_is_local(monkeypatch):
 
 
 def test_inference_defaults_per_device(monkeypatch):
-    import ponogan.runtime as runtime
+    import ponogan.core.runtime as runtime
 
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     assert default_inference_settings("cpu") == {"batch_size": 1, "dtype": "float32"}

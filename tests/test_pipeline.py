@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from ponogan.data import create_dataset, glyph_mask, pil_to_tensor, tensor_to_pil
+from ponogan.inference.pipeline import TranslationPipeline, parse_size, resize_image
 from ponogan.models import create_generator, save_pretrained
-from ponogan.pipeline import TranslationPipeline, parse_size, resize_image
 
 TINY = {
     "pix2pix": lambda: {"G": create_generator("unet_128", ngf=4, num_downs=4, shortcut="ms")},
@@ -385,8 +385,8 @@ def demo_pipe():
 
 
 def test_pipeline_applies_the_cli_pixel_limit(demo_pipe):
-    from ponogan.pipeline import ImageTooLargeError
-    from ponogan.settings import MAX_PROCESSED_PIXELS
+    from ponogan.core.settings import MAX_PROCESSED_PIXELS
+    from ponogan.inference.pipeline import ImageTooLargeError
 
     glyph = Image.new("RGB", (64, 64), "white")
     with pytest.raises(

@@ -32,13 +32,13 @@ import pytest
 import torch
 from PIL import Image
 
-from ponogan import app_support
+from ponogan.app import support as app_support
 from ponogan.cli import main as cli_main
-from ponogan.export import build_translator, min_blocks
-from ponogan.pipeline import TranslationPipeline, image_channels
+from ponogan.cli.train import main as train_main
+from ponogan.inference.export import build_translator, min_blocks
+from ponogan.inference.pipeline import TranslationPipeline, image_channels
 from ponogan.training import load_config
 from ponogan.training.presets import find_preset, list_presets
-from ponogan.training.train_cli import main as train_main
 
 PRESETS = sorted(list_presets())
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from ponogan import runtime
-from ponogan.messages import UsageError
+from ponogan.core import runtime
+from ponogan.core.messages import UsageError
 from ponogan.training import from_dict
 from ponogan.training.loop import TrainingError, build_accelerator, data_workers, resolve_runtime
 

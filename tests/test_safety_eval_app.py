@@ -27,10 +27,10 @@ from test_pipeline import make_run
 
 from ponogan.cli import main
 from ponogan.data import load_image
+from ponogan.inference.pipeline import TranslationPipeline
 from ponogan.metrics import fid_between_folders, load_fid_model, paired_metrics
 from ponogan.metrics.images import read_image
 from ponogan.metrics.report import MANIFEST_NAME, EvalOutput
-from ponogan.pipeline import TranslationPipeline
 
 REPO = Path(__file__).resolve().parents[1]
 APP_ENV = {
@@ -321,7 +321,7 @@ def _broken_newest(root: Path) -> Path:
 
 
 def test_broken_runs_are_skipped_when_good_ones_exist(tmp_path, capsys):
-    from ponogan.app_support import PipelineCache
+    from ponogan.app.support import PipelineCache
 
     app = _load_app()
     root = _broken_newest(tmp_path / "ckpts")

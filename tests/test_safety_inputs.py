@@ -28,8 +28,13 @@ import ponogan.data.image_io as image_io
 from ponogan.cli import main
 from ponogan.data import BadImageWarning, ImageLoadError, create_dataset, find_images, load_image
 from ponogan.data.download import combine_ab
+from ponogan.inference.pipeline import (
+    ImageTooLargeError,
+    TranslationPipeline,
+    check_processed_size,
+    processed_size,
+)
 from ponogan.metrics.images import list_images
-from ponogan.pipeline import ImageTooLargeError, TranslationPipeline, check_processed_size, processed_size
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -333,7 +338,7 @@ def test_bad_images_are_reported_and_the_others_written(ckpt, tmp_path, capsys, 
             raise MemoryError
         return real_call(self, images, *args, **kwargs)
 
-    monkeypatch.setattr("ponogan.translate.load_image", load)
+    monkeypatch.setattr("ponogan.inference.translate.load_image", load)
     monkeypatch.setattr(TranslationPipeline, "__call__", call)
     out = tmp_path / "out"
     assert (

@@ -22,9 +22,9 @@ from test_train_run import TINY_DATA, TINY_LOOP, TINY_MODELS  # tests/ is on sys
 
 import ponogan.training.loop as loop
 import ponogan.training.state as checkpoint
+from ponogan.cli.train import main
 from ponogan.models.hub import load_pretrained
 from ponogan.training import latest_state, list_states
-from ponogan.training.train_cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]

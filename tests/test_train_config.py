@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from ponogan.cli.train import add_arguments, build_config, parse_args
 from ponogan.models import create_discriminator, create_generator
 from ponogan.training.config import (
     ConfigError,
@@ -20,7 +21,6 @@ from ponogan.training.config import (
     load_config,
 )
 from ponogan.training.loop import TrainingError, build_accelerator
-from ponogan.training.train_cli import add_arguments, build_config, parse_args
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = sorted(CONFIGS.glob("*.yaml"))
@@ -279,7 +279,7 @@ def test_impossible_hardware_requests_have_clear_messages():
 def _parsed(argv):
     import argparse
 
-    from ponogan.training.train_cli import add_arguments, build_config, parse_args
+    from ponogan.cli.train import add_arguments, build_config, parse_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -287,7 +287,7 @@ def _parsed(argv):
 
 
 def test_presets_by_name_and_listing(capsys):
-    from ponogan.training.train_cli import main
+    from ponogan.cli.train import main
 
     cfg = _parsed(["--config", "cyclegan_pono_ms_glyphs"])
     assert cfg.family == "cyclegan" and cfg.model.generator_kwargs["layout"] == "official"

@@ -15,11 +15,11 @@ from torch import nn
 import ponogan.training.families.base as base
 import ponogan.training.families.munit as munit_module
 from ponogan.data import build_dataset
-from ponogan.losses import GANLoss
 from ponogan.models.init import _weight
 from ponogan.training import apply_overrides, from_dict, train
 from ponogan.training.families import create_trainer
 from ponogan.training.loop import build_accelerator
+from ponogan.training.losses import GANLoss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -239,7 +239,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 import ponogan.training.loop as loop
-from ponogan.training.train_cli import main
+from ponogan.cli.train import main
 
 real_save = loop._Run.save
 

@@ -22,8 +22,8 @@ from test_train_run import (
 )  # tests/ is on sys.path (pytest rootdir-less test modules)
 
 import ponogan.training.loop as loop
-from ponogan.atomic import temp_target
 from ponogan.cli import main as ponogan_main
+from ponogan.core.atomic import temp_target
 from ponogan.data import build_dataset
 from ponogan.training import NonFiniteLossError, create_trainer, train
 from ponogan.training.plots import (
@@ -92,7 +92,7 @@ def test_metrics_png_only_with_evaluations_and_a_failed_write_leaves_nothing(tmp
     records = [{"step": 1, "lr": 1e-3, "G_GAN": 1.0, "D_real": 0.5}]
     assert draw_metrics(records, tmp_path / "metrics.png") is None
     assert not (tmp_path / "metrics.png").exists()
-    # pictures go through ponogan.atomic: its temp name (the one a kill leaves, which the run-folder
+    # pictures go through ponogan.core.atomic: its temp name (the one a kill leaves, which the run-folder
     # sweeper must know), and nothing at all after a failed write
     from matplotlib.figure import Figure
 

@@ -13,7 +13,7 @@ from PIL import Image
 from test_pipeline import make_run  # tests/ is on sys.path (pytest rootdir-less test modules)
 
 from ponogan.cli import main
-from ponogan.translate import collect_inputs, plan_jobs, prefetch
+from ponogan.inference.translate import collect_inputs, plan_jobs, prefetch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,7 +16,7 @@ from PIL import Image
 from test_pipeline import make_run  # tests/ is on sys.path (pytest rootdir-less test modules)
 
 from ponogan.cli import main
-from ponogan.translate import Job, partial_path, plan_jobs, sweep_partials
+from ponogan.inference.translate import Job, partial_path, plan_jobs, sweep_partials
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[1]

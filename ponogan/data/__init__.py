@@ -11,7 +11,7 @@ Public API:
     structure metrics' (bool (N, 1, H, W))
 """
 
-from ponogan._lazy import lazy_exports
+from ponogan.core.lazy import lazy_exports
 
 _EXPORTS = {
     "BadImageWarning": "folders",

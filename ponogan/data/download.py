@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ponogan.atomic import atomic_write
+from ponogan.core.atomic import atomic_write
 from ponogan.data.image_io import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, is_within, load_image
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"

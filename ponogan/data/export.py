@@ -20,11 +20,11 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from ponogan.atomic import atomic_write
+from ponogan.core.atomic import atomic_write
+from ponogan.core.messages import UsageError
 from ponogan.data.glyphs import GlyphDataset
 from ponogan.data.image_io import tensor_to_pil
 from ponogan.data.options import DataOptions
-from ponogan.messages import UsageError
 from ponogan.metrics.report import EvalOutput
 
 # The folders each layout writes into: {paired: names}

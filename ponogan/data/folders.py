@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from ponogan.core.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS
 from ponogan.data.image_io import IMG_EXTENSIONS, ImageLoadError, find_images, image_size, load_image
 from ponogan.data.options import DataOptions
 from ponogan.data.transforms import MIN_SIDE, apply_transform, get_params, keeps_image_size, resized_size
-from ponogan.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS
 
 
 class BadImageWarning(UserWarning):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ponogan.settings import DEFAULT_MAX_PIXELS
+from ponogan.core.settings import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     import torch

@@ -12,7 +12,7 @@ Statistics files (pytorch-fid's ``.npz``): load_stats_file / save_stats_file.
 Weights are only read locally; a missing file raises MissingWeightsError naming the file and its URL;
 ``download_weights`` (``ponogan weights download``) fetches and verifies them.
 
-Names are imported from their submodules on first use, so ``import ponogan.metrics.weights_cli`` (the
+Names are imported from their submodules on first use, so ``import ponogan.cli.weights`` (the
 ``ponogan weights`` command) does not pay for torch, torchvision and pytorch-fid.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ponogan._lazy import lazy_exports
+from ponogan.core.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "diversity_lpips": "diversity",
@@ -71,9 +71,9 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 # ruff: noqa: F401 - the imports below only re-export the names of __all__
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .catalog import DEFAULT_METRICS, METRICS, parse_metrics
-    from .diversity import diversity_lpips, diversity_per_input
-    from .fid import (
+    from ponogan.metrics.catalog import DEFAULT_METRICS, METRICS, parse_metrics
+    from ponogan.metrics.diversity import diversity_lpips, diversity_per_input
+    from ponogan.metrics.fid import (
         extract_features,
         fid_between_folders,
         folder_feature_set,
@@ -81,13 +81,24 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         load_fid_model,
         tensor_features,
     )
-    from .folder_eval import EvalConfig, EvalResult, evaluate_folders
-    from .frechet import GaussianStats, feature_statistics, frechet_distance, frechet_distance_stats
-    from .inception import FIDInceptionV3, fid_inception_v3
-    from .kid import KIDResult, kernel_inception_distance, mmd2_unbiased
-    from .lpips_metric import load_lpips, lpips_distance, lpips_per_image
-    from .paired import PAIRED_METRICS, paired_metrics, paired_per_image
-    from .report import write_report
-    from .stats_file import FeatureSet, load_stats_file, save_stats_file
-    from .structure import centroid_error, mask_iou
-    from .weights import FID_INCEPTION, LPIPS_BACKBONES, MissingWeightsError, download_weights, locate_weights
+    from ponogan.metrics.folder_eval import EvalConfig, EvalResult, evaluate_folders
+    from ponogan.metrics.frechet import (
+        GaussianStats,
+        feature_statistics,
+        frechet_distance,
+        frechet_distance_stats,
+    )
+    from ponogan.metrics.inception import FIDInceptionV3, fid_inception_v3
+    from ponogan.metrics.kid import KIDResult, kernel_inception_distance, mmd2_unbiased
+    from ponogan.metrics.lpips_metric import load_lpips, lpips_distance, lpips_per_image
+    from ponogan.metrics.paired import PAIRED_METRICS, paired_metrics, paired_per_image
+    from ponogan.metrics.report import write_report
+    from ponogan.metrics.stats_file import FeatureSet, load_stats_file, save_stats_file
+    from ponogan.metrics.structure import centroid_error, mask_iou
+    from ponogan.metrics.weights import (
+        FID_INCEPTION,
+        LPIPS_BACKBONES,
+        MissingWeightsError,
+        download_weights,
+        locate_weights,
+    )

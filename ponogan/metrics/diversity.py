@@ -11,7 +11,7 @@ from itertools import combinations
 
 import torch
 
-from .lpips_metric import lpips_per_image
+from ponogan.metrics.lpips_metric import lpips_per_image
 
 
 @torch.no_grad()

@@ -20,13 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ponogan.distributed import SINGLE, ProcessGroup
-
-from .frechet import GaussianStats, frechet_distance_stats
-from .images import list_images, read_image
-from .inception import FID_DIMS, FID_SIZE, FIDInceptionV3
-from .stats_file import FeatureSet, save_npz
-from .weights import FID_INCEPTION, locate_weights
+from ponogan.core.distributed import SINGLE, ProcessGroup
+from ponogan.metrics.frechet import GaussianStats, frechet_distance_stats
+from ponogan.metrics.images import list_images, read_image
+from ponogan.metrics.inception import FID_DIMS, FID_SIZE, FIDInceptionV3
+from ponogan.metrics.stats_file import FeatureSet, save_npz
+from ponogan.metrics.weights import FID_INCEPTION, locate_weights
 
 CACHE_VERSION = 1
 

@@ -31,22 +31,27 @@ from pathlib import Path
 
 import torch
 
+from ponogan.core.distributed import ProcessGroup, current_group, process_device
+from ponogan.core.runtime import resolve_device
 from ponogan.data import IMG_EXTENSIONS, ImageLoadError
-from ponogan.distributed import ProcessGroup, current_group, process_device
-from ponogan.runtime import resolve_device
-
-from .catalog import DEFAULT_METRICS, METRICS, parse_metrics, with_extras
-from .diversity import diversity_per_input
-from .fid import folder_feature_set, load_fid_model
-from .frechet import frechet_distance_stats
-from .images import keyed_images, list_images, read_image, read_mask
-from .inception import FID_DIMS, FIDInceptionV3
-from .kid import KID_SUBSET_SIZE, KID_SUBSETS, kernel_inception_distance
-from .lpips_metric import load_lpips, lpips_per_image
-from .paired import PAIRED_METRICS, match_pair
-from .report import REPORT_FILES, EvalOutput, write_report
-from .stats_file import FeatureSet, check_new_file, is_stats_file, load_stats_file, save_stats_file
-from .weights import MissingWeightsError
+from ponogan.metrics.catalog import DEFAULT_METRICS, METRICS, parse_metrics, with_extras
+from ponogan.metrics.diversity import diversity_per_input
+from ponogan.metrics.fid import folder_feature_set, load_fid_model
+from ponogan.metrics.frechet import frechet_distance_stats
+from ponogan.metrics.images import keyed_images, list_images, read_image, read_mask
+from ponogan.metrics.inception import FID_DIMS, FIDInceptionV3
+from ponogan.metrics.kid import KID_SUBSET_SIZE, KID_SUBSETS, kernel_inception_distance
+from ponogan.metrics.lpips_metric import load_lpips, lpips_per_image
+from ponogan.metrics.paired import PAIRED_METRICS, match_pair
+from ponogan.metrics.report import REPORT_FILES, EvalOutput, write_report
+from ponogan.metrics.stats_file import (
+    FeatureSet,
+    check_new_file,
+    is_stats_file,
+    load_stats_file,
+    save_stats_file,
+)
+from ponogan.metrics.weights import MissingWeightsError
 
 STYLE_SUFFIX = re.compile(r"^(?P<base>.+)_s(?P<k>\d+)$")
 STRUCTURE_METRICS = ("iou", "centroid")
@@ -155,7 +160,7 @@ def decode_error(path: Path) -> str | None:
 
 
 def eval_device(device: str | None, group: ProcessGroup) -> torch.device:
-    """``device`` (default: ``auto``, see ``ponogan.runtime``) for this process (``process_device``)."""
+    """``device`` (default: ``auto``, see ``ponogan.core.runtime``) for this process (``process_device``)."""
     return torch.device(resolve_device(process_device(device, group)))
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 import torchvision
 from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2
 
-from .weights import load_state_dict
+from ponogan.metrics.weights import load_state_dict
 
 FID_SIZE = 299
 FID_DIMS = 2048

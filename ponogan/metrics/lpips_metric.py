@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .paired import match_pair
-from .weights import LPIPS_BACKBONES, load_state_dict, locate_weights
+from ponogan.metrics.paired import match_pair
+from ponogan.metrics.weights import LPIPS_BACKBONES, load_state_dict, locate_weights
 
 
 def load_lpips(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .structure import centroid_error_per_image, mask_iou_per_image
+from ponogan.metrics.structure import centroid_error_per_image, mask_iou_per_image
 
 PSNR_MAX_DB = 100.0  # identical images: MSE clamped at 1e-10 so PSNR stays finite (and JSON-safe)
 SSIM_SIGMA = 1.5

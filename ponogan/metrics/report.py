@@ -18,10 +18,9 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ponogan.atomic import write_text_atomic
+from ponogan.core.atomic import write_text_atomic
 from ponogan.data import ImageLoadError, load_image
-
-from .catalog import EXTRA_VALUES, METRICS
+from ponogan.metrics.catalog import EXTRA_VALUES, METRICS
 
 MANIFEST_NAME = ".ponogan-eval-manifest.jsonl"
 REPORT_FILES = ("metrics.json", "metrics.md", "grid.png")

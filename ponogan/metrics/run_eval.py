@@ -25,11 +25,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ponogan.atomic import write_text_atomic
+from ponogan.core.atomic import write_text_atomic
+from ponogan.core.distributed import SINGLE, ProcessGroup
 from ponogan.data import DataOptions, create_dataset, tensor_to_pil
-from ponogan.distributed import SINGLE, ProcessGroup
-
-from .report import REPORT_FILES, EvalOutput
+from ponogan.metrics.report import REPORT_FILES, EvalOutput
 
 PAIRED_MODES = ("aligned", "glyphs")
 SPLIT_FOLDERS = ("input", "fake", "real", "mask")

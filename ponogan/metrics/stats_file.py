@@ -5,7 +5,7 @@ reads one in place of a folder; ``ponogan eval --real FILE.npz`` reads the same 
 ``ponogan eval --save-stats FILE`` writes it. Optionally the file also holds ``features`` ``(N, 2048)``
 (float32, exactly the Inception outputs): statistics alone give FID, KID needs the features themselves.
 
-Files are written atomically and never over an existing file (``ponogan.atomic``'s ``exclusive``
+Files are written atomically and never over an existing file (``ponogan.core.atomic``'s ``exclusive``
 write). They are read with ``allow_pickle=False``.
 """
 
@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ponogan.atomic import atomic_write
-from ponogan.messages import first_line
-
-from .frechet import GaussianStats
+from ponogan.core.atomic import atomic_write
+from ponogan.core.messages import first_line
+from ponogan.metrics.frechet import GaussianStats
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,8 @@ def save_stats_file(path: str | Path, features: FeatureSet, *, with_features: bo
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray], *, exclusive: bool = False) -> Path:
-    """Write ``arrays`` as an ``.npz`` atomically (``exclusive``: see ``ponogan.atomic.atomic_write``)."""
+    """Write ``arrays`` as an ``.npz`` atomically (``exclusive``: see
+    ``ponogan.core.atomic.atomic_write``)."""
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:  # a file object: np.savez would append .npz to the temp name

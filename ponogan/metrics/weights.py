@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from ponogan.atomic import atomic_write
-from ponogan.messages import UsageError, first_line
+from ponogan.core.atomic import atomic_write
+from ponogan.core.messages import UsageError, first_line
 
 
 @dataclass(frozen=True)

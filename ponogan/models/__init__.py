@@ -4,7 +4,7 @@
 ``registry.py``); ``save_pretrained`` / ``load_pretrained`` (``hub.py``) store them for inference.
 """
 
-from ponogan._lazy import lazy_exports
+from ponogan.core.lazy import lazy_exports
 
 _EXPORTS = {
     "DISCRIMINATORS": "registry",

@@ -14,10 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ponogan.messages import first_line
-from ponogan.settings import MAX_ACTIVATIONS_PER_PIXEL, MAX_PARAMETERS
-
-from .registry import create_discriminator, create_generator
+from ponogan.core.messages import first_line
+from ponogan.core.settings import MAX_ACTIVATIONS_PER_PIXEL, MAX_PARAMETERS
+from ponogan.models.registry import create_discriminator, create_generator
 
 CHECK_SIDE = 256  # the side of the check's input when the caller knows no image size (the papers' size)
 BUILDERS = {"generator": create_generator, "discriminator": create_discriminator}

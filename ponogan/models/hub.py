@@ -18,10 +18,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ponogan.atomic import atomic_write, write_text_atomic
-
-from .check import NetworkCheckError, check_network
-from .registry import create_generator
+from ponogan.core.atomic import atomic_write, write_text_atomic
+from ponogan.models.check import NetworkCheckError, check_network
+from ponogan.models.registry import create_generator
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ponogan.core.settings import SHORTCUTS
 from ponogan.norm import PONO, AdaIN, DynamicMomentShortcut, MomentShortcut, make_norm
-from ponogan.settings import SHORTCUTS
 
 ACTIVATIONS = {
     "relu": nn.ReLU,

@@ -25,14 +25,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ponogan.messages import UsageError, first_line
-from ponogan.settings import OFFICIAL_ARCHS as ARCHS
-from ponogan.settings import OFFICIAL_NORMS as NORMS
-from ponogan.settings import SHORTCUTS
-
-from .check import NetworkCheckError, check_network
-from .hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
-from .registry import create_generator
+from ponogan.core.messages import UsageError, first_line
+from ponogan.core.settings import OFFICIAL_ARCHS as ARCHS
+from ponogan.core.settings import OFFICIAL_NORMS as NORMS
+from ponogan.core.settings import SHORTCUTS
+from ponogan.models.check import NetworkCheckError, check_network
+from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from ponogan.models.registry import create_generator
 
 _LEGACY_INSTANCE_NORM = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$")
 

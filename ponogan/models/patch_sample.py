@@ -3,7 +3,7 @@
 For each encoder tap ``(N, C, H, W)`` it draws ``num_patches`` spatial positions (the same ones for
 every image of the batch), projects the features found there with a per-tap MLP
 ``Linear(C, nc) -> ReLU -> Linear(nc, nc)`` and L2-normalises them (``x / (||x|| + 1e-7)``), giving
-``(N, P, nc)``. The PatchNCE loss (``ponogan.losses_nce``) compares the query and key features taken
+``(N, P, nc)``. The PatchNCE loss (``ponogan.training.losses_nce``) compares the query and key features taken
 at the same positions, so the positions drawn for the key pass go back out to be reused for the query.
 At CUT's taps (channels 3, 128, 256, 256, 256) with ``nc=256``: 560,384 parameters.
 

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from ponogan.settings import NETWORK_LIMITS
-
-from .discriminators import MultiScaleDiscriminator, PatchDiscriminator, PixelDiscriminator
-from .munit import MunitGenerator
-from .resnet import ResnetGenerator
-from .unet import UnetGenerator
+from ponogan.core.settings import NETWORK_LIMITS
+from ponogan.models.discriminators import MultiScaleDiscriminator, PatchDiscriminator, PixelDiscriminator
+from ponogan.models.munit import MunitGenerator
+from ponogan.models.resnet import ResnetGenerator
+from ponogan.models.unet import UnetGenerator
 
 
 @dataclass(frozen=True)

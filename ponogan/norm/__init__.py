@@ -5,12 +5,17 @@ Where things live: ``pono.py`` (PONO), ``shortcut.py`` (MS, DMS), ``switch.py`` 
 ``factory.py`` (registry), ``checks.py`` (input checks with messages naming the layer). See docs/norm.md.
 """
 
-from .adain import AdaIN
-from .factory import NORM_REGISTRY, make_norm
-from .pono import PONO, pono, pono_reference
-from .shortcut import DynamicMomentShortcut, Moments, MomentShortcut, OfficialDynamicMomentShortcut
-from .standard import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNormCHW
-from .switch import SwitchNorm2d, accumulate_batch_average
+from ponogan.norm.adain import AdaIN
+from ponogan.norm.factory import NORM_REGISTRY, make_norm
+from ponogan.norm.pono import PONO, pono, pono_reference
+from ponogan.norm.shortcut import (
+    DynamicMomentShortcut,
+    Moments,
+    MomentShortcut,
+    OfficialDynamicMomentShortcut,
+)
+from ponogan.norm.standard import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNormCHW
+from ponogan.norm.switch import SwitchNorm2d, accumulate_batch_average
 
 __all__ = [
     "NORM_REGISTRY",

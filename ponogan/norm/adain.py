@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_nchw
+from ponogan.norm.checks import check_nchw
 
 
 class AdaIN(nn.Module):

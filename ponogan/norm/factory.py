@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from torch import nn
 
-from .adain import AdaIN
-from .pono import PONO
-from .standard import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNormCHW
-from .switch import SwitchNorm2d
+from ponogan.norm.adain import AdaIN
+from ponogan.norm.pono import PONO
+from ponogan.norm.standard import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNormCHW
+from ponogan.norm.switch import SwitchNorm2d
 
 
 def _pono(num_channels: int, **kwargs) -> PONO:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import check_nchw
+from ponogan.norm.checks import check_nchw
 
 
 def pono_reference(x: torch.Tensor, eps: float = 1e-5, unbiased: bool = False):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_nchw
+from ponogan.norm.checks import check_nchw
 
 
 class BatchNorm2d(nn.BatchNorm2d):

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .checks import check_nchw
+from ponogan.norm.checks import check_nchw
 
 
 class _InstanceMoments(torch.autograd.Function):

@@ -1,10 +1,10 @@
 """Training: typed configs, one accelerate loop, one trainer per family (pix2pix, CycleGAN, MUNIT).
 
 ``train(load_config("configs/pix2pix_pono_ms_glyphs.yaml"))`` runs a preset; ``python train.py`` and
-``ponogan train`` do the same from the command line (``ponogan.training.train_cli``).
+``ponogan train`` do the same from the command line (``ponogan.cli.train``).
 """
 
-from ponogan._lazy import lazy_exports
+from ponogan.core.lazy import lazy_exports
 
 _EXPORTS = {
     "ConfigError": "config",

@@ -24,11 +24,10 @@ from typing import Any
 
 import yaml
 
+from ponogan.core.messages import UsageError
+from ponogan.core.settings import DEVICES, MAX_IMAGE_SIDE, MIXED_PRECISION, NETWORK_LIMITS, SHORTCUTS
 from ponogan.data import DataOptions
-from ponogan.messages import UsageError
-from ponogan.settings import DEVICES, MAX_IMAGE_SIDE, MIXED_PRECISION, NETWORK_LIMITS, SHORTCUTS
-
-from .presets import MAX_YAML_DEPTH, PresetError, find_preset, load_yaml
+from ponogan.training.presets import MAX_YAML_DEPTH, PresetError, find_preset, load_yaml
 
 LR_POLICIES = ("constant", "linear", "step")
 
@@ -188,7 +187,7 @@ class LoopConfig:
     ``device: auto`` trains on CUDA when a GPU is visible, then MPS, else the CPU.
     ``mixed_precision: null`` takes accelerate's own setting (``accelerate launch --mixed_precision``,
     ``ACCELERATE_MIXED_PRECISION``, ``accelerate config``), else the device default
-    (``ponogan.runtime``); the run's ``config.json`` records what was used under ``runtime``.
+    (``ponogan.core.runtime``); the run's ``config.json`` records what was used under ``runtime``.
     """
 
     max_steps: int = 1000

@@ -17,9 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ponogan.metrics import paired_metrics
-
-from .families.base import FamilyTrainer
-from .state import preserved_rng
+from ponogan.training.families.base import FamilyTrainer
+from ponogan.training.state import preserved_rng
 
 PAIRED_TEST_MODES = {"glyphs", "aligned"}
 

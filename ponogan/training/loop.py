@@ -42,20 +42,19 @@ from safetensors import SafetensorError
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from ponogan import messages
-from ponogan.atomic import atomic_write, write_text_atomic
+from ponogan.core import messages
+from ponogan.core.atomic import atomic_write, write_text_atomic
+from ponogan.core.messages import first_line
+from ponogan.core.runtime import enable_tf32, resolve_device, resolve_mixed_precision
 from ponogan.data import build_dataset
-from ponogan.messages import first_line
 from ponogan.models import create_discriminator, create_generator
 from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
-from ponogan.runtime import enable_tf32, resolve_device, resolve_mixed_precision
-
-from .config import TrainConfig
-from .families import create_trainer
-from .heldout import Evaluator, eval_mode
-from .plots import LOG_NAME, write_run_plots
-from .samples import labelled_grid, save_png
-from .state import (
+from ponogan.training.config import TrainConfig
+from ponogan.training.families import create_trainer
+from ponogan.training.heldout import Evaluator, eval_mode
+from ponogan.training.plots import LOG_NAME, write_run_plots
+from ponogan.training.samples import labelled_grid, save_png
+from ponogan.training.state import (
     LOCK_NAME,
     METRICS_JSON,
     RUN_FILES,
@@ -132,7 +131,7 @@ class RunResult:
 def resolve_runtime(cfg: TrainConfig) -> dict[str, str]:
     """The device and precision this run uses: ``{"device", "mixed_precision", "precision_source"}``.
 
-    ``train.device: auto`` and ``train.mixed_precision: null`` are resolved by ``ponogan.runtime``
+    ``train.device: auto`` and ``train.mixed_precision: null`` are resolved by ``ponogan.core.runtime``
     (CUDA, then MPS, then CPU; accelerate's own configuration, then the device default).
     """
     try:

@@ -4,7 +4,7 @@
 generator terms, the discriminator terms and the learning rate; each curve smoothed by a debiased EMA
 over the raw values drawn faint behind it) and, when the log holds evaluation lines
 (``{"step", "eval": {"l1", "psnr", "ssim"}}``), ``<run>/metrics.png``. The training loop calls it
-whenever it writes samples and at the end; ``ponogan plot`` (``ponogan.plot_cli``) calls
+whenever it writes samples and at the end; ``ponogan plot`` (``ponogan.cli.plot``) calls
 ``compare_runs`` to overlay several runs in one picture.
 
 The log is read tolerantly: a line cut short by a kill (or any line that is not a JSON object with a
@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ponogan.atomic import atomic_write
+from ponogan.core.atomic import atomic_write
 
 LOG_NAME = "log.jsonl"
 LOSSES_NAME = "losses.png"

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from ponogan.data.modes import DATASETS
 from ponogan.data.transforms import keeps_image_size
-from ponogan.losses import GAN_MODES
 from ponogan.models.check import NetworkCheckError, check_network
-
-from .config import ConfigError, TrainConfig
+from ponogan.training.config import ConfigError, TrainConfig
+from ponogan.training.losses import GAN_MODES
 
 
 def network_plan(cfg: TrainConfig) -> list[tuple[str, str, str, dict]]:
@@ -54,7 +53,10 @@ def image_side(cfg: TrainConfig) -> int:
 
 def check_runtime(cfg: TrainConfig) -> None:
     """The device and mixed precision must exist here (``--device cuda`` without a GPU, fp16 on a CPU)."""
-    from .loop import TrainingError, resolve_runtime  # loop imports accelerate: only once a run starts
+    from ponogan.training.loop import (  # loop imports accelerate: only once a run starts
+        TrainingError,
+        resolve_runtime,
+    )
 
     try:
         resolve_runtime(cfg)

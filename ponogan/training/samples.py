@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
-from ponogan.atomic import atomic_write
+from ponogan.core.atomic import atomic_write
 
 PADDING = 2  # pixels between tiles and around the grid
 PAD_VALUE = 0.5  # grey

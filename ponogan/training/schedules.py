@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from .config import OptimConfig
+from ponogan.training.config import OptimConfig
 
 
 def make_scheduler(optimizer: Optimizer, cfg: OptimConfig, max_steps: int) -> LambdaLR:

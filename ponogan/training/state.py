@@ -50,11 +50,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ponogan.atomic import set_file_mode, temp_target, write_text_atomic
-from ponogan.messages import first_line
+from ponogan.core.atomic import set_file_mode, temp_target, write_text_atomic
+from ponogan.core.messages import first_line
 from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME
-
-from .plots import LOG_NAME, LOSSES_NAME, METRICS_NAME
+from ponogan.training.plots import LOG_NAME, LOSSES_NAME, METRICS_NAME
 
 STATE_DIR = "state"
 LATEST = "latest"

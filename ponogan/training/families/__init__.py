@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from accelerate import Accelerator
 
-from ..config import TrainConfig
-from .base import FamilyTrainer
-from .cyclegan import CycleGANTrainer
-from .munit import MunitTrainer
-from .pix2pix import Pix2PixTrainer
+from ponogan.training.config import TrainConfig
+from ponogan.training.families.base import FamilyTrainer
+from ponogan.training.families.cyclegan import CycleGANTrainer
+from ponogan.training.families.munit import MunitTrainer
+from ponogan.training.families.pix2pix import Pix2PixTrainer
 
 TRAINERS: dict[str, type[FamilyTrainer]] = {
     "pix2pix": Pix2PixTrainer,

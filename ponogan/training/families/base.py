@@ -20,12 +20,11 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from ponogan.losses import GANLoss, gradient_penalty
 from ponogan.models import create_discriminator, create_generator
 from ponogan.models.init import init_weights
-
-from ..config import FAMILY_INIT, TrainConfig
-from ..schedules import make_scheduler
+from ponogan.training.config import FAMILY_INIT, TrainConfig
+from ponogan.training.losses import GANLoss, gradient_penalty
+from ponogan.training.schedules import make_scheduler
 
 Batch = dict[str, Any]
 

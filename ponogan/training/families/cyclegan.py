@@ -7,10 +7,9 @@ from typing import Any
 
 import torch
 
-from ponogan.losses import cycle_loss, identity_loss
-
-from ..image_pool import ImagePool
-from .base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.training.families.base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.training.image_pool import ImagePool
+from ponogan.training.losses import cycle_loss, identity_loss
 
 
 class CycleGANTrainer(FamilyTrainer):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ponogan.losses import latent_reconstruction_loss, reconstruction_loss
-
-from .base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.training.families.base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.training.losses import latent_reconstruction_loss, reconstruction_loss
 
 
 class MunitPair(nn.Module):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ponogan.losses import reconstruction_loss
-
-from .base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.training.families.base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.training.losses import reconstruction_loss
 
 
 class Pix2PixTrainer(FamilyTrainer):

@@ -44,11 +44,11 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from ponogan.atomic import atomic_write
+from ponogan.core.atomic import atomic_write
+from ponogan.core.messages import CommandError, UsageError, first_line
+from ponogan.core.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
 from ponogan.data import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, load_image
 from ponogan.data.image_io import image_info, is_image_file, is_within
-from ponogan.messages import CommandError, UsageError, first_line
-from ponogan.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
 
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 LIMIT_HINTS = {
@@ -328,7 +328,7 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
     Each image is checked from its header before decoding (`check_processed_size`); a batch holds at
     most `--max-pixels` processed pixels; a batch that fails (out of memory) is retried image by image.
     """
-    from ponogan.pipeline import (
+    from ponogan.inference.pipeline import (
         ImageTooLargeError,
         check_processed_size,
         parse_size,
@@ -426,7 +426,7 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
 def check_numbers(args: argparse.Namespace) -> None:
     """`UsageError` for a count or limit below 1 (or not a number: `--max-aspect nan` would switch the
     aspect guard off) and a seed outside what the random generators take."""
-    from ponogan.pipeline import check_seed
+    from ponogan.inference.pipeline import check_seed
 
     for name in ("batch_size", "n_styles", "workers", "max_pixels", "max_aspect"):
         value = getattr(args, name)
@@ -464,8 +464,8 @@ def run(args: argparse.Namespace) -> int:
     A usage error (a bad flag, checkpoint or folder, found before anything is written) raises
     `UsageError` (exit 2); no input found raises `CommandError` (exit 1); ``ponogan.cli`` prints either
     as one line. Returns 1 when some inputs failed, else 0."""
-    from ponogan.distributed import current_group, process_device, shutdown
-    from ponogan.runtime import default_inference_settings, resolve_device  # torch from here on
+    from ponogan.core.distributed import current_group, process_device, shutdown
+    from ponogan.core.runtime import default_inference_settings, resolve_device  # torch from here on
 
     group = current_group()
     try:
@@ -480,7 +480,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, device: str, group) -> int:
-    from ponogan.pipeline import TranslationPipeline, parse_size
+    from ponogan.inference.pipeline import TranslationPipeline, parse_size
 
     output, root = Path(args.output), input_root(args.input)
     if output.exists() and not output.is_dir():

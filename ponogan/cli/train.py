@@ -22,16 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from ponogan.cli import HelpFormatter
-from ponogan.settings import DEVICES, MIXED_PRECISION
-
-from .config import (
+from ponogan.core.settings import DEVICES, MIXED_PRECISION
+from ponogan.training.config import (
     ConfigError,
     TrainConfig,
     apply_overrides,
     from_dict,
     load_config,
 )
-from .presets import PACKAGE_CONFIGS, PresetError, find_preset, list_presets, translate_repo_flags
+from ponogan.training.presets import (
+    PACKAGE_CONFIGS,
+    PresetError,
+    find_preset,
+    list_presets,
+    translate_repo_flags,
+)
 
 DEFAULT_PRESET = "pix2pix_pono_ms_glyphs"
 
@@ -160,7 +165,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         saved = run / "config.json"
         if saved.is_file():
             return apply_overrides(_saved_config(saved), overrides)
-        from .state import latest_state
+        from ponogan.training.state import latest_state
 
         if run.is_dir() and latest_state(run) is not None:
             raise ConfigError(
@@ -232,8 +237,8 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "list_presets", False):
         print_presets()
         return 0
-    from .loop import TrainingError, UsageError, train  # torch: only once a run really starts
-    from .preflight import preflight
+    from ponogan.training.loop import TrainingError, UsageError, train  # torch: only once a run really starts
+    from ponogan.training.preflight import preflight
 
     try:
         cfg = build_config(args)

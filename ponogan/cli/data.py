@@ -6,10 +6,10 @@ import argparse
 import sys
 import time
 
+from ponogan.core.messages import UsageError
 from ponogan.data.download import KINDS, DownloadError, combine_ab, download_dataset
 from ponogan.data.fonts import available_fonts
 from ponogan.data.options import VARIANTS, DataOptions
-from ponogan.messages import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from ponogan.messages import UsageError
-from ponogan.settings import DEVICES, MIXED_PRECISION
+from ponogan.core.messages import UsageError
+from ponogan.core.settings import DEVICES, MIXED_PRECISION
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> str:

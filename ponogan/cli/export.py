@@ -1,11 +1,12 @@
-"""``ponogan export``: the command line of ``ponogan.export`` (kept apart so ``--help`` needs no torch)."""
+"""``ponogan export``: the command line of ``ponogan.inference.export`` (apart from it, so ``--help``
+needs no torch)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ponogan.settings import EXPORT_FORMATS as FORMATS
-from ponogan.settings import EXPORT_STYLES as STYLES
+from ponogan.core.settings import EXPORT_FORMATS as FORMATS
+from ponogan.core.settings import EXPORT_STYLES as STYLES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     """Export as asked; a bad ``--out``, option or run folder raises ``ExportError`` (a ``UsageError``,
     exit 2, nothing written) and a failed write a ``CommandError`` (exit 1), which
     ``ponogan.cli.run_command`` prints as one ``error:`` line."""
-    from ponogan.export import export
+    from ponogan.inference.export import export
 
     out = export(
         args.run,

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ponogan.core.messages import UsageError, first_line, one_line
 from ponogan.data import TEST_CHARS, ImageLoadError, load_image
 from ponogan.data.image_io import is_within
-from ponogan.messages import UsageError, first_line, one_line
-from ponogan.pipeline import FAMILIES, TranslationPipeline
+from ponogan.inference.pipeline import FAMILIES, TranslationPipeline
 
 DEMO_PREFIX = "demo_"
 DEFAULT_DEMO = "demo_pix2pix_pono_ms_glyphs"

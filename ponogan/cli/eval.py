@@ -1,6 +1,6 @@
 """``ponogan eval``: score a folder of fakes against targets, or a trained run on a dataset split.
 
-Exit status (``ponogan.messages``): 0 every requested metric was computed; 1 some inputs failed: a
+Exit status (``ponogan.core.messages``): 0 every requested metric was computed; 1 some inputs failed: a
 metric was skipped (a weight file missing from the hub cache, no pairs, images too small; the reasons are
 printed and listed in ``metrics.md``, the rest is written), none could be computed, ``--save-stats``
 could not be written, or writing failed; 2 a usage error, found before anything is written: a bad
@@ -22,8 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from ponogan.data.image_io import is_within
-from ponogan.messages import (
+from ponogan.core.messages import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -33,9 +32,9 @@ from ponogan.messages import (
     first_line,
     print_error,
 )
-from ponogan.settings import DEFAULT_TEST_MODE, TEST_MODES
-
-from .catalog import DEFAULT_METRICS, METRICS
+from ponogan.core.settings import DEFAULT_TEST_MODE, TEST_MODES
+from ponogan.data.image_io import is_within
+from ponogan.metrics.catalog import DEFAULT_METRICS, METRICS
 
 # options handed to EvalConfig as they are
 PASSED_OPTIONS = ("fid_weights", "lpips_weights", "lpips_net", "device", "batch_size", "cache_dir")
@@ -171,7 +170,7 @@ def _warn(message: str, group) -> None:
 
 def _eval_config(args: argparse.Namespace, real, fake, input=None, masks=None, grid_labels=None):
     """The folder evaluation config for ``real``/``fake`` (and optional ``input``/``masks``) folders."""
-    from .folder_eval import EvalConfig
+    from ponogan.metrics.folder_eval import EvalConfig
 
     return EvalConfig(
         real=real,
@@ -188,10 +187,9 @@ def _eval_config(args: argparse.Namespace, real, fake, input=None, masks=None, g
 
 def _checkpoint_config(args: argparse.Namespace, metrics: list[str], group):
     """Translate the run's split into ``--out`` and return the folder evaluation config and notes."""
-    from ponogan.distributed import process_device
-    from ponogan.pipeline import TranslationPipeline
-
-    from .run_eval import PAIRED_MODES, dataset_for_run, translate_split
+    from ponogan.core.distributed import process_device
+    from ponogan.inference.pipeline import TranslationPipeline
+    from ponogan.metrics.run_eval import PAIRED_MODES, dataset_for_run, translate_split
 
     test_mode = args.test_mode or DEFAULT_TEST_MODE
     device = process_device(args.device, group)
@@ -237,8 +235,8 @@ def _checkpoint_config(args: argparse.Namespace, metrics: list[str], group):
 
 def _save_stats_only(args: argparse.Namespace, group) -> int:
     """``--real DIR --save-stats FILE`` without ``--fake``: write the folder's statistics, nothing else."""
-    from .folder_eval import save_folder_statistics
-    from .weights import MissingWeightsError
+    from ponogan.metrics.folder_eval import save_folder_statistics
+    from ponogan.metrics.weights import MissingWeightsError
 
     try:
         path, count, unreadable = save_folder_statistics(
@@ -261,7 +259,7 @@ def _save_stats_only(args: argparse.Namespace, group) -> int:
 
 
 def _warn_unreadable(unreadable, group, where: str = " (see metrics.md)") -> None:
-    from .folder_eval import list_unreadable
+    from ponogan.metrics.folder_eval import list_unreadable
 
     if unreadable:
         shown = list_unreadable(unreadable, 5, where)
@@ -270,7 +268,7 @@ def _warn_unreadable(unreadable, group, where: str = " (see metrics.md)") -> Non
 
 def run(args: argparse.Namespace) -> int:
     """``ponogan eval``: every failure is one ``error:`` line (rank 0) and its exit status."""
-    from ponogan.distributed import current_group, shutdown
+    from ponogan.core.distributed import current_group, shutdown
 
     group = current_group()
 
@@ -292,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _parse_metrics(spec: str) -> list[str]:
-    from .catalog import METRICS, parse_metrics
+    from ponogan.metrics.catalog import METRICS, parse_metrics
 
     if not spec.replace(",", "").strip():
         raise UsageError(f"--metrics is empty: name one or more of {', '.join(METRICS)}, or all")
@@ -308,7 +306,7 @@ def _check_device(device: str | None) -> None:
         return
     import torch
 
-    from ponogan.runtime import resolve_device
+    from ponogan.core.runtime import resolve_device
 
     try:
         resolved = torch.device(resolve_device(device))
@@ -410,7 +408,7 @@ def _check_apart(
 
 def _check_folders(args: argparse.Namespace, metrics: list[str]) -> None:
     """Folder mode: the folders are apart from each other and from ``--out``; ``--masks`` has a use."""
-    from .stats_file import is_stats_file
+    from ponogan.metrics.stats_file import is_stats_file
 
     if args.masks is not None and not set(metrics) & set(MASK_METRICS):
         raise UsageError(
@@ -446,7 +444,7 @@ def _check_run(args: argparse.Namespace) -> None:
 def _check_weights(args: argparse.Namespace, metrics: list[str]) -> None:
     """A ``--fid-weights`` / ``--lpips-weights`` file a requested metric reads must exist and be a plain
     weights file (nothing is unpickled): ``UsageError`` / ``MissingWeightsError`` otherwise."""
-    from .weights import FID_INCEPTION, LPIPS_BACKBONES, check_weights_file
+    from ponogan.metrics.weights import FID_INCEPTION, LPIPS_BACKBONES, check_weights_file
 
     if args.fid_weights is not None and (set(metrics) & set(FID_METRICS) or args.save_stats is not None):
         check_weights_file(FID_INCEPTION, args.fid_weights)
@@ -455,8 +453,8 @@ def _check_weights(args: argparse.Namespace, metrics: list[str]) -> None:
 
 
 def _run(args: argparse.Namespace, group) -> int:
-    from .folder_eval import evaluate_folders
-    from .stats_file import check_new_file, is_stats_file
+    from ponogan.metrics.folder_eval import evaluate_folders
+    from ponogan.metrics.stats_file import check_new_file, is_stats_file
 
     metrics = _parse_metrics(args.metrics)
     folder_mode = args.real is not None or args.fake is not None
@@ -510,7 +508,7 @@ def _run(args: argparse.Namespace, group) -> int:
         written = [*result.files.values(), *([result.stats_file] if result.stats_file else [])]
         print("wrote " + ", ".join(str(p) for p in written))
         if run_mode and args.record and result.metrics:
-            from .run_eval import record_metrics_in_run
+            from ponogan.metrics.run_eval import record_metrics_in_run
 
             print(f"recorded metrics in {record_metrics_in_run(args.checkpoint, result.metrics)}")
     if not result.metrics or result.skipped or result.stats_error is not None:

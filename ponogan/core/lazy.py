@@ -1,5 +1,5 @@
 """Lazy package exports (PEP 562): a package lists ``{name: submodule}`` and each name is imported from
-its submodule on first use. Importing ``ponogan.training.train_cli`` then costs ``ponogan.training``'s
+its submodule on first use. Importing ``ponogan.cli.train`` then costs ``ponogan.training``'s
 ``__init__`` nothing, so the commands' ``--help`` answers without importing torch."""
 
 from __future__ import annotations

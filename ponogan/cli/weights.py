@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import socket
 
-from ponogan.messages import EXIT_FAILED, EXIT_OK, UsageError, print_error
+from ponogan.core.messages import EXIT_FAILED, EXIT_OK, UsageError, print_error
 
 # name on the command line -> LPIPS backbone (None: the FID Inception)
 TARGETS: dict[str, str | None] = {
@@ -47,7 +47,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
 
 def _weight_files(names: list[str]):
     """The distinct ``WeightFile`` objects for ``names``, read from the weights module at call time."""
-    from . import weights
+    from ponogan.metrics import weights
 
     chosen = list(TARGETS) if "all" in names else names or list(DEFAULT_TARGETS)
     unknown = [n for n in chosen if n not in TARGETS]
@@ -64,7 +64,12 @@ def _weight_files(names: list[str]):
 
 def run(args: argparse.Namespace) -> int:
     files = _weight_files(args.names)  # UsageError (exit 2) before anything is fetched
-    from .weights import ChecksumError, MissingWeightsError, download_weights, hub_checkpoint_dir
+    from ponogan.metrics.weights import (
+        ChecksumError,
+        MissingWeightsError,
+        download_weights,
+        hub_checkpoint_dir,
+    )
 
     if args.action == "list":
         for item in files:

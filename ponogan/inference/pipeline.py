@@ -51,11 +51,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ponogan.core.runtime import resolve_device
+from ponogan.core.settings import DEFAULT_TEST_MODE, MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
 from ponogan.data import pil_to_tensor, tensor_to_pil
 from ponogan.data.image_io import frame_count, image_info, to_mode
 from ponogan.norm import Moments
-from ponogan.runtime import resolve_device
-from ponogan.settings import DEFAULT_TEST_MODE, MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
 
 
 @dataclass(frozen=True)
@@ -423,7 +423,7 @@ class TranslationPipeline:
     ) -> TranslationPipeline:
         """Load a run folder (`config.json` + `model.safetensors`) or the `model.safetensors` file itself.
 
-        `device=None` picks CUDA, then MPS, else the CPU (`ponogan.runtime.resolve_device`);
+        `device=None` picks CUDA, then MPS, else the CPU (`ponogan.core.runtime.resolve_device`);
         `dtype="bf16"` runs the generators under bf16 autocast; `test_mode` is `"eval"` (running
         statistics, no dropout) or `"paper"` (pix2pix's test time).
         """

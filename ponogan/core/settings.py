@@ -14,11 +14,11 @@ MAX_PROCESSED_PIXELS = 2**21  # Full HD fits
 MAX_ASPECT = 32  # longer side / shorter side; extreme strips are padded into mostly-empty tensors
 
 SHORTCUTS = ("ms", "dms")  # PONO + Moment Shortcut, PONO + Dynamic Moment Shortcut (None: no PONO)
-DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then MPS, then CPU (ponogan.runtime)
+DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then MPS, then CPU (ponogan.core.runtime)
 MIXED_PRECISION = ("no", "bf16", "fp16")  # accelerate's names
 
 TEST_MODES = ("eval", "paper")  # pix2pix test time: running statistics, or the paper's batch statistics
-DEFAULT_TEST_MODE = "eval"  # deterministic and batch-independent; see ponogan.pipeline
+DEFAULT_TEST_MODE = "eval"  # deterministic and batch-independent; see ponogan.inference.pipeline
 
 EXPORT_FORMATS = ("onnx", "exported-program")  # ponogan export --format
 EXPORT_STYLES = ("fixed", "input")  # MUNIT export: style baked in, or a second input

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ponogan.settings import OFFICIAL_ARCHS as ARCHS
-from ponogan.settings import OFFICIAL_NORMS as NORMS
+from ponogan.core.settings import OFFICIAL_ARCHS as ARCHS
+from ponogan.core.settings import OFFICIAL_NORMS as NORMS
 
 WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"  # the names ponogan.models.hub writes
 
@@ -32,7 +32,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     """Import; an ``OfficialImportError`` (a ``UsageError``) is printed by ``ponogan.cli`` as one line,
     exit status 2."""
-    from .official import import_official
+    from ponogan.models.official import import_official
 
     out = import_official(args.weights, args.out, arch=args.arch, norm=args.norm, shortcut=args.shortcut)
     print(

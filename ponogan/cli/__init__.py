@@ -12,24 +12,24 @@ import importlib
 import os
 import sys
 
-from ponogan.messages import EXIT_STATUS_HELP, exit_status, first_line, print_error
+from ponogan.core.messages import EXIT_STATUS_HELP, exit_status, first_line, print_error
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("ponogan.training.train_cli", "train a translator from a YAML preset"),
-    "translate": ("ponogan.translate", "translate a folder of images with a trained checkpoint"),
+    "train": ("ponogan.cli.train", "train a translator from a YAML preset"),
+    "translate": ("ponogan.inference.translate", "translate a folder of images with a trained checkpoint"),
     "eval": (
-        "ponogan.metrics.eval_cli",
+        "ponogan.cli.eval",
         "FID / KID / LPIPS / L1 / PSNR / SSIM / diversity of a run or two folders",
     ),
-    "data": ("ponogan.data.data_cli", "generate the built-in glyph data or prepare public datasets"),
-    "export": ("ponogan.export_cli", "export a run's generator to ONNX or a torch.export program"),
+    "data": ("ponogan.cli.data", "generate the built-in glyph data or prepare public datasets"),
+    "export": ("ponogan.cli.export", "export a run's generator to ONNX or a torch.export program"),
     "import-official": (
-        "ponogan.models.official_cli",
+        "ponogan.cli.import_official",
         "convert official CycleGAN/pix2pix/PONO weights to a run",
     ),
-    "weights": ("ponogan.metrics.weights_cli", "download the FID / LPIPS weight files, checksum-verified"),
-    "plot": ("ponogan.plot_cli", "compare runs' loss curves and metrics in one picture"),
+    "weights": ("ponogan.cli.weights", "download the FID / LPIPS weight files, checksum-verified"),
+    "plot": ("ponogan.cli.plot", "compare runs' loss curves and metrics in one picture"),
 }
 
 

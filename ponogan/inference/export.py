@@ -27,10 +27,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ponogan.atomic import atomic_write
-from ponogan.messages import CommandError, UsageError, first_line
-from ponogan.settings import EXPORT_FORMATS as FORMATS
-from ponogan.settings import EXPORT_STYLES as STYLES
+from ponogan.core.atomic import atomic_write
+from ponogan.core.messages import CommandError, UsageError, first_line
+from ponogan.core.settings import EXPORT_FORMATS as FORMATS
+from ponogan.core.settings import EXPORT_STYLES as STYLES
 
 MAX_SIDE = 16384  # upper bound of the dynamic height/width
 
@@ -169,7 +169,7 @@ def export(
     ``.pt2`` archive (load it with ``torch.export.load(path).module()``). ``out`` is never replaced
     unless ``overwrite``.
     """
-    from ponogan.pipeline import TranslationPipeline, image_channels
+    from ponogan.inference.pipeline import TranslationPipeline, image_channels
 
     if format not in FORMATS:
         raise ExportError(f"unknown --format {format!r}; valid: {', '.join(FORMATS)}")
