@@ -6,8 +6,7 @@ With no `--checkpoint` it opens the shipped demo `checkpoints/demo_pix2pix_pono_
 that fits the model (typed text for glyph models) with clickable examples from the run's test split.
 `--host`/`--port` default to `GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT`, then 127.0.0.1:7860 (so it runs
 as a Hugging Face Space: docs/app.md). The logic lives in `ponogan.app.support` and
-`ponogan.inference.pipeline`;
-this file only lays out the UI and wires events.
+`ponogan.inference.pipeline`; this file only lays out the UI and wires events.
 The endpoint `/translate` takes the image first, every other input optional, and returns the image.
 
 Start-up problems are one `error:` line on stderr and exit status 2, found before any model loads where
