@@ -72,7 +72,8 @@ from ponogan.app.support import (  # noqa: E402
     translate_images,
     translate_tiles,
 )
-from ponogan.core.messages import EXIT_USAGE, UsageError, first_line, print_error  # noqa: E402
+from ponogan.cli import CommandParser  # noqa: E402
+from ponogan.core.messages import EXIT_STATUS_HELP, EXIT_USAGE, UsageError, first_line, print_error  # noqa: E402
 from ponogan.core.runtime import resolve_device  # noqa: E402
 from ponogan.data.image_io import is_within  # noqa: E402
 from ponogan.inference.pipeline import FAMILIES, check_processed_size  # noqa: E402
@@ -105,7 +106,9 @@ def image_input(**kwargs) -> gr.Image:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="ponogan translation app (Gradio)")
+    parser = CommandParser(
+        prog="app.py", description="ponogan translation app (Gradio)", epilog=EXIT_STATUS_HELP
+    )
     parser.add_argument(
         "--checkpoint", help=f"run folder to open first (default: checkpoints/{DEFAULT_DEMO})"
     )

@@ -11,8 +11,9 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
-from ponogan.core.messages import EXIT_STATUS_HELP, exit_status, first_line, print_error
+from ponogan.core.messages import EXIT_STATUS_HELP, EXIT_USAGE, exit_status, first_line, print_error
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -31,6 +32,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "weights": ("ponogan.cli.weights", "download the FID / LPIPS weight files, checksum-verified"),
     "plot": ("ponogan.cli.plot", "compare runs' loss curves and metrics in one picture"),
 }
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse on the one error path: an unknown flag or a bad value is one ``error:`` line that names
+    ``--help``, exit status 2, instead of argparse's usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        print_error(f"{self.prog}: {message}; see `{self.prog} --help`", EXIT_USAGE)
+        raise SystemExit(EXIT_USAGE)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -62,11 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"ponogan: unknown command {name!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
+        return print_error(f"unknown command {name!r}; valid commands: {', '.join(COMMANDS)}", EXIT_USAGE)
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=f"ponogan {name}", description=help_, epilog=EXIT_STATUS_HELP, formatter_class=HelpFormatter
     )
     module.add_arguments(parser)

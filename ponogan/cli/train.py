@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ponogan.cli import HelpFormatter
+from ponogan.cli import CommandParser, HelpFormatter
+from ponogan.core.messages import EXIT_STATUS_HELP
 from ponogan.core.settings import DEVICES, MIXED_PRECISION
 from ponogan.training.config import (
     ConfigError,
@@ -91,7 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, default=None, **options)
     parser.epilog = (
         "Any config field can be overridden by its dotted path: KEY=VALUE or --KEY VALUE, "
-        "e.g. model.generator_kwargs.ngf=32 or --optim.lr_g 1e-4 (docs/training.md lists the keys)."
+        "e.g. model.generator_kwargs.ngf=32 or --optim.lr_g 1e-4 (docs/training.md lists the keys). "
+        + EXIT_STATUS_HELP
     )
 
 
@@ -259,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``train.py``."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="train.py",
         description="train a translator from a YAML preset",
         formatter_class=HelpFormatter,
