@@ -42,9 +42,9 @@ from common import (
 )
 
 from ponogan.app.support import PipelineCache
+from ponogan.cli import translate
 from ponogan.core.runtime import default_inference_settings
 from ponogan.data import DataOptions, build_dataset, tensor_to_pil
-from ponogan.inference import translate
 from ponogan.inference.pipeline import TranslationPipeline
 from ponogan.models import create_generator, save_pretrained
 

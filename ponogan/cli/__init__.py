@@ -18,7 +18,7 @@ from ponogan.core.messages import EXIT_STATUS_HELP, EXIT_USAGE, exit_status, fir
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ponogan.cli.train", "train a translator from a YAML preset"),
-    "translate": ("ponogan.inference.translate", "translate a folder of images with a trained checkpoint"),
+    "translate": ("ponogan.cli.translate", "translate a folder of images with a trained checkpoint"),
     "eval": (
         "ponogan.cli.eval",
         "FID / KID / LPIPS / L1 / PSNR / SSIM / diversity of a run or two folders",

@@ -1,4 +1,5 @@
-"""`ponogan translate`: translate every image under a folder (or matching a glob) with a checkpoint.
+"""Translate every image under a folder (or matching a glob) with a checkpoint: the library side of
+`ponogan translate` (its command line is `ponogan.cli.translate`).
 
 Outputs mirror the inputs' relative paths under `--output` (PNG by default; MUNIT with `--n-styles K`
 writes `name_s0.png ... name_s{K-1}.png`). Every output name is planned before anything is written and
@@ -24,16 +25,13 @@ translated, and the report says so.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fnmatch
 import functools
 import glob
-import math
 import os
 import re
 import secrets
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,8 +43,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from ponogan.core.atomic import atomic_write
-from ponogan.core.messages import CommandError, UsageError, first_line
-from ponogan.core.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
+from ponogan.core.messages import UsageError, first_line
+from ponogan.core.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS
 from ponogan.data import DEFAULT_MAX_PIXELS, ImageLoadError, find_images, load_image
 from ponogan.data.image_io import image_info, is_image_file, is_within
 
@@ -73,85 +71,6 @@ class Report:
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     multi_frame: list[str] = field(default_factory=list)  # inputs of several frames: the first one taken
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="run folder or its model.safetensors")
-    parser.add_argument(
-        "--input",
-        required=True,
-        help="an image, a folder (walked recursively) or a glob such as 'photos/**/*.jpg'",
-    )
-    parser.add_argument(
-        "--output",
-        "--out",
-        dest="output",
-        required=True,
-        help="output folder; relative paths are kept. It must not be the input folder; a "
-        "folder inside the input folder is allowed and left out of the inputs. A run "
-        "that would write over an input image is refused",
-    )
-    parser.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="BtoA: CycleGAN, MUNIT")
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        help="images per forward pass (default: 1 on CPUs, where larger batches are slower, 8 on CUDA "
-        "GPUs, 4 on MPS)",
-    )
-    parser.add_argument(
-        "--size", help="resize first: 256 sets the shorter side, 320x240 an exact size (default: keep)"
-    )
-    parser.add_argument("--n-styles", type=int, default=1, help="MUNIT: random styles per input (default 1)")
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="MUNIT: seed of the random styles, paper mode: of the dropout; 0 to 2**64 - 1 (default 0)",
-    )
-    parser.add_argument(
-        "--test-mode",
-        default="eval",
-        choices=TEST_MODES,
-        help="eval (default): BatchNorm running statistics, no dropout; paper: pix2pix's "
-        "test time, BatchNorm with each image's statistics and dropout on (--seed)",
-    )
-    parser.add_argument(
-        "--device",
-        help="cpu, cuda, cuda:1, mps (default: CUDA when visible, then MPS, else CPU; under "
-        "torchrun/accelerate launch each process takes its local GPU and a share of the "
-        "inputs)",
-    )
-    parser.add_argument(
-        "--dtype",
-        "--mixed-precision",
-        dest="dtype",
-        choices=("float32", "no", "bf16", "fp16"),  # `no` (= float32) as train's --mixed-precision
-        help="compute precision; bf16/fp16 run under autocast (default: bf16 on CUDA GPUs, fp16 on "
-        "those without bf16, bf16 on CPUs with native bf16, else float32; docs/benchmarks.md has the "
-        "measured differences)",
-    )
-    parser.add_argument("--format", default="png", choices=sorted(OUTPUT_FORMATS), help="output format")
-    parser.add_argument("--workers", type=int, default=2, help="image decoding threads (default 2)")
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        default=MAX_PROCESSED_PIXELS,
-        help="refuse images the network would process at more pixels than this, after "
-        "--size and padding to the model's stride; also caps the pixels of a batch. "
-        "The default (2,097,152) fits Full HD: peak memory 2.5 GB for a ResNet-9, 4.7 GB for MUNIT "
-        "at float32 on CPU, +1-2 GB per extra megapixel",
-    )
-    parser.add_argument(
-        "--max-aspect",
-        type=float,
-        default=MAX_ASPECT,
-        help="refuse images whose longer side exceeds this multiple of the shorter, after --size",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="translate again even if outputs exist (input images are never overwritten)",
-    )
 
 
 def input_root(spec: str) -> Path | None:
@@ -322,7 +241,25 @@ def sweep_partials(jobs: Iterable[Job]) -> int:
     return removed
 
 
-def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Report) -> None:
+@dataclass(frozen=True)
+class TranslateOptions:
+    """How `translate_jobs` processes each image: the direction, the processed size (`None`: as loaded,
+    padded to the model's stride; `"256"` or `"256x192"`), the output format (a key of
+    `OUTPUT_FORMATS`), the pixel and aspect limits of one processed image, images per batch, and for
+    multimodal models the style seed and the number of styles per input."""
+
+    direction: str = "AtoB"
+    size: str | None = None
+    format: str = "png"
+    max_pixels: int = MAX_PROCESSED_PIXELS
+    max_aspect: float = MAX_ASPECT
+    batch_size: int = 1
+    seed: int = 0
+    n_styles: int = 1
+    workers: int = 2
+
+
+def translate_jobs(pipe, jobs: list[Job], options: TranslateOptions, report: Report) -> None:
     """Decode in worker threads, batch by size, translate and save; failures go into `report`.
 
     Each image is checked from its header before decoding (`check_processed_size`); a batch holds at
@@ -336,14 +273,18 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
         resize_image,
     )
 
-    mode, size, stride = pipe.input_mode(args.direction), parse_size(args.size), pipe.stride(args.direction)
-    image_format = OUTPUT_FORMATS[args.format]
-    decode_limit = max(DEFAULT_MAX_PIXELS, args.max_pixels)  # with --size, decoded may exceed processed
+    mode, size, stride = (
+        pipe.input_mode(options.direction),
+        parse_size(options.size),
+        pipe.stride(options.direction),
+    )
+    image_format = OUTPUT_FORMATS[options.format]
+    decode_limit = max(DEFAULT_MAX_PIXELS, options.max_pixels)  # with --size, decoded may exceed processed
 
     def decode(job: Job):
         try:
             info = image_info(job.source, decode_limit)
-            check_processed_size(info.size, size, stride, args.max_pixels, args.max_aspect)
+            check_processed_size(info.size, size, stride, options.max_pixels, options.max_aspect)
             img = resize_image(load_image(job.source, mode, decode_limit), size)  # the first frame
             if info.frames > 1:
                 report.multi_frame.append(str(job.source))  # list.append: safe from worker threads
@@ -357,7 +298,7 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
         except OSError as err:
             return job, None, f"cannot read: {err}"
 
-    depth = max(2 * args.batch_size, 4)  # decoded images and pending writes held at most
+    depth = max(2 * options.batch_size, 4)  # decoded images and pending writes held at most
     buckets: dict[tuple[int, int], list[tuple[Job, Image.Image]]] = {}
     writes: deque[tuple[Job, Future]] = deque()
 
@@ -377,11 +318,11 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
             try:
                 outputs = pipe(
                     [img for _, img in batch],
-                    direction=args.direction,
-                    seed=args.seed,
-                    n_styles=args.n_styles,
-                    batch_size=args.batch_size,
-                    max_pixels=args.max_pixels,
+                    direction=options.direction,
+                    seed=options.seed,
+                    n_styles=options.n_styles,
+                    batch_size=options.batch_size,
+                    max_pixels=options.max_pixels,
                 )
             except (RuntimeError, MemoryError, ValueError) as err:  # out of memory: retry alone, then report
                 if len(batch) > 1:
@@ -406,13 +347,13 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
                     settle(*writes.popleft())
             bar.update(len(batch))
 
-        for job, img, error in prefetch(decode, jobs, args.workers, depth):
+        for job, img, error in prefetch(decode, jobs, options.workers, depth):
             if error is not None:
                 report.failed.append((str(job.source), error))
                 bar.update(1)
                 continue
             padded_w, padded_h = processed_size(img.size, None, stride)
-            fits = max(1, min(args.batch_size, args.max_pixels // (padded_w * padded_h)))
+            fits = max(1, min(options.batch_size, options.max_pixels // (padded_w * padded_h)))
             bucket = buckets.setdefault(img.size, [])
             bucket.append((job, img))
             if len(bucket) >= fits:
@@ -421,21 +362,6 @@ def translate_jobs(pipe, jobs: list[Job], args: argparse.Namespace, report: Repo
             flush(bucket)
         while writes:
             settle(*writes.popleft())
-
-
-def check_numbers(args: argparse.Namespace) -> None:
-    """`UsageError` for a count or limit below 1 (or not a number: `--max-aspect nan` would switch the
-    aspect guard off) and a seed outside what the random generators take."""
-    from ponogan.inference.pipeline import check_seed
-
-    for name in ("batch_size", "n_styles", "workers", "max_pixels", "max_aspect"):
-        value = getattr(args, name)
-        if not (math.isfinite(value) and value >= 1):
-            raise UsageError(f"--{name.replace('_', '-')} must be a number >= 1, got {value}")
-    try:
-        check_seed(args.seed)
-    except ValueError as err:
-        raise UsageError(f"--{err}") from None
 
 
 def check_writable(output: Path) -> None:
@@ -456,108 +382,3 @@ def check_writable(output: Path) -> None:
         if probe is not None:
             with contextlib.suppress(OSError):
                 probe.unlink()
-
-
-def run(args: argparse.Namespace) -> int:
-    """Translate; under ``torchrun``/``accelerate launch`` each process takes every N-th image.
-
-    A usage error (a bad flag, checkpoint or folder, found before anything is written) raises
-    `UsageError` (exit 2); no input found raises `CommandError` (exit 1); ``ponogan.cli`` prints either
-    as one line. Returns 1 when some inputs failed, else 0."""
-    from ponogan.core.distributed import current_group, process_device, shutdown
-    from ponogan.core.runtime import default_inference_settings, resolve_device  # torch from here on
-
-    group = current_group()
-    try:
-        device = resolve_device(process_device(args.device, group))
-        defaults = default_inference_settings(device)
-        args.batch_size = defaults["batch_size"] if args.batch_size is None else args.batch_size
-        args.dtype = defaults["dtype"] if args.dtype is None else args.dtype
-        check_numbers(args)
-        return _run(args, device, group)
-    finally:
-        shutdown()
-
-
-def _run(args: argparse.Namespace, device: str, group) -> int:
-    from ponogan.inference.pipeline import TranslationPipeline, parse_size
-
-    output, root = Path(args.output), input_root(args.input)
-    if output.exists() and not output.is_dir():
-        raise UsageError(f"--output {output} is a file; give a folder to write the translations into")
-    if root is not None and os.path.realpath(output) == os.path.realpath(root):
-        raise UsageError(
-            f"--output {output} is the input folder: choose another folder (a new folder "
-            "inside the input folder is fine: it is left out of the inputs)"
-        )
-    try:
-        parse_size(args.size)
-    except ValueError as err:
-        raise UsageError(f"--size: {err}") from None
-    inside = root is not None and is_within(output, root)
-    inputs = collect_inputs(args.input, exclude=[output] if inside else [])
-    if not inputs:
-        raise CommandError(f"no images found at {args.input!r}: give an image, a folder or a glob")
-    if inside:
-        print(
-            f"note: the output folder {output} is inside the input folder; its files are not taken as inputs",
-            file=sys.stderr,
-        )
-    try:
-        pipe = TranslationPipeline.from_pretrained(
-            args.checkpoint, device=device, dtype=args.dtype, test_mode=args.test_mode
-        )
-        pipe.route(args.direction)
-        if args.n_styles != 1 and not pipe.multimodal:
-            raise ValueError(f"--n-styles applies to MUNIT checkpoints only; this one is {pipe.family}")
-    except (OSError, ValueError) as err:
-        raise UsageError(first_line(err)) from None
-
-    jobs = plan_jobs(inputs, output, args.n_styles, args.format)
-    sources = {os.path.realpath(source): source for source, _ in inputs}
-    for job in jobs:
-        clash = next((sources[real] for real in map(os.path.realpath, job.outputs) if real in sources), None)
-        if clash is not None:
-            raise UsageError(
-                f"output {job.outputs[0]} would replace the input image {clash}: choose an "
-                "--output folder away from the input images"
-            )
-    check_writable(output)
-    jobs = group.shard(jobs)  # the clash check above saw every job; from here on, this process's share
-    removed = sweep_partials(jobs)
-    if removed:
-        print(f"removed {removed} temporary file(s) left by an interrupted run", file=sys.stderr)
-    report = Report()
-    todo = [job for job in jobs if args.overwrite or not all(p.is_file() for p in job.outputs)]
-    report.skipped = len(jobs) - len(todo)
-    try:
-        translate_jobs(pipe, todo, args, report)
-    except KeyboardInterrupt:
-        print(
-            f"interrupted after {report.translated} image(s); run the same command again to resume",
-            file=sys.stderr,
-        )
-        return 130
-
-    reports = group.all_gather(report)
-    translated, skipped = sum(r.translated for r in reports), sum(r.skipped for r in reports)
-    failed = [item for r in reports for item in r.failed]
-    if group.is_main:
-        procs = f" by {group.world_size} processes" if group.distributed else ""
-        print(
-            f"translated {translated} image(s) into {args.output}{procs}"
-            f"{f', skipped {skipped} already done' if skipped else ''}",
-            file=sys.stderr,
-        )
-        multi_frame = [source for r in reports for source in r.multi_frame]
-        if multi_frame:
-            print(
-                f"note: {len(multi_frame)} input(s) hold several frames or pages (animated GIF/APNG/WebP, "
-                f"multi-page TIFF), e.g. {multi_frame[0]}; only the first frame was translated",
-                file=sys.stderr,
-            )
-        if failed:
-            print(f"{len(failed)} input(s) could not be translated:", file=sys.stderr)
-            for source, reason in failed:
-                print(f"  {source}: {reason}", file=sys.stderr)
-    return 1 if failed else 0
