@@ -75,7 +75,3 @@ class Family:
     @property
     def directions(self) -> tuple[str, ...]:
         return tuple(self.routes)
-
-    def discriminator_channels(self, input_nc: int, output_nc: int) -> list[int]:
-        """Input channels of each discriminator the trainer builds, in build order."""
-        return [c for _, kind, c, _ in self.networks(input_nc, output_nc) if kind == "discriminator"]
