@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from ponogan.families.base import create_trainer
 from ponogan.training.config import apply_overrides, load_config
-from ponogan.training.families import create_trainer
 from ponogan.training.loop import build_accelerator
 
 ROOT = Path(__file__).resolve().parents[1]

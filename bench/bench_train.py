@@ -52,9 +52,9 @@ from common import (
 )
 from torch import nn
 
+from ponogan.families.base import FamilyTrainer
 from ponogan.norm import PONO, MomentShortcut
 from ponogan.training import create_trainer, from_dict
-from ponogan.training.families import FamilyTrainer
 from ponogan.training.loop import build_accelerator
 
 SHORTCUTS = {"none": None, "ms": "ms", "dms": "dms"}
