@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from test_train_run import TINY_LOOP, TINY_MODELS  # tests/ is on sys.path
 from torch import nn
 
-import ponogan.training.families.base as base
-import ponogan.training.families.munit as munit_module
+import ponogan.families.base as base
+import ponogan.families.munit as munit_module
 from ponogan.data import build_dataset
+from ponogan.families.base import create_trainer
 from ponogan.models.init import _weight
 from ponogan.training import apply_overrides, from_dict, train
-from ponogan.training.families import create_trainer
 from ponogan.training.loop import build_accelerator
 from ponogan.training.losses import GANLoss
 

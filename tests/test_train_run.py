@@ -163,7 +163,7 @@ def test_existing_run_needs_resume(tmp_path):
 
 def poison_pix2pix_l1_at_step_3(monkeypatch) -> None:
     """pix2pix's L1 (``G_L1``) becomes NaN at its third call: the third step."""
-    import ponogan.training.families.pix2pix as p2p
+    import ponogan.families.pix2pix as p2p
 
     calls = {"n": 0}
     real_l1 = p2p.reconstruction_loss

@@ -2,9 +2,9 @@
 
 A ``TrainConfig`` is built from a YAML preset (``load_config``), then command-line overrides
 (``apply_overrides(cfg, {"model.shortcut": "ms", ...})``) replace single fields by dotted path.
-Every family starts from its own defaults (``FAMILY_DEFAULTS``: the paper settings of pix2pix,
-CycleGAN and MUNIT) before the YAML is merged on top, so a preset only lists what it changes; a
-preset can also name a ``base:`` preset and list only what it changes from that one.
+Every family starts from its own defaults (``Family.defaults`` in ``ponogan.families``: the paper
+settings of pix2pix, CycleGAN, MUNIT, ...) before the YAML is merged on top, so a preset only lists
+what it changes; a preset can also name a ``base:`` preset and list only what it changes from that one.
 Unknown keys raise ``ConfigError`` naming the key and the valid ones; ``validate`` refuses values out of
 range, and presets are read with the strict YAML loader (``presets.load_yaml``). Hand-written rather than
 OmegaConf: see docs/training.md (*Config reference*) for the measured reasons.
@@ -27,6 +27,7 @@ import yaml
 from ponogan.core.messages import UsageError
 from ponogan.core.settings import DEVICES, MAX_IMAGE_SIDE, MIXED_PRECISION, NETWORK_LIMITS, SHORTCUTS
 from ponogan.data import DataOptions
+from ponogan.families import DEFAULT_FAMILY, family_names, get_family
 from ponogan.training.presets import MAX_YAML_DEPTH, PresetError, find_preset, load_yaml
 
 LR_POLICIES = ("constant", "linear", "step")
@@ -48,7 +49,7 @@ class ModelConfig:
     ``init_type`` (generators) / ``init_type_d`` (discriminators) pick the weight initialisation the
     trainers apply to freshly built nets (``ponogan.models.init``: normal, xavier, kaiming, orthogonal,
     default = PyTorch's own); ``init_gain`` is the std of ``normal`` and the gain of xavier/orthogonal.
-    ``None`` means the family's original (``FAMILY_INIT``); ``TrainConfig`` replaces it by the
+    ``None`` means the family's original (``Family.init``); ``TrainConfig`` replaces it by the
     concrete name, so a saved config records the init that was used.
     """
 
@@ -71,16 +72,6 @@ class ModelConfig:
         gain = self.init_gain
         if isinstance(gain, bool) or not (isinstance(gain, int | float) and math.isfinite(gain) and gain > 0):
             raise ConfigError(f"init_gain must be a positive number, got {self.init_gain!r}")
-
-
-# (generators, discriminators) init per family, as the original code does it: pix2pix/CycleGAN
-# (junyanz/pytorch-CycleGAN-and-pix2pix ``init_weights``) N(0, 0.02) everywhere; MUNIT (NVlabs/MUNIT)
-# ``init: kaiming`` for the auto-encoders, and its trainer re-initialises the discriminators ``gaussian``.
-FAMILY_INIT: dict[str, tuple[str, str]] = {
-    "pix2pix": ("normal", "normal"),
-    "cyclegan": ("normal", "normal"),
-    "munit": ("kaiming", "normal"),
-}
 
 
 @dataclass
@@ -171,9 +162,6 @@ class MunitLoss:
     gp: float = 10.0
 
 
-LOSS_CONFIGS: dict[str, type] = {"pix2pix": Pix2PixLoss, "cyclegan": CycleGANLoss, "munit": MunitLoss}
-
-
 @dataclass
 class LoopConfig:
     """The training loop: length, hardware, checkpoints and evaluation (all counted in optimizer steps).
@@ -209,7 +197,7 @@ class LoopConfig:
 class TrainConfig:
     """A whole run: ``family`` picks the trainer and the type of ``loss``."""
 
-    family: str = "pix2pix"
+    family: str = DEFAULT_FAMILY
     run_name: str = ""
     output_dir: str | None = None
     seed: int = 0
@@ -221,13 +209,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Resolve ``model.init_type``/``init_type_d`` of ``None`` to the family's original init."""
-        defaults = FAMILY_INIT.get(self.family)
         model = self.model
-        if (
-            defaults is not None
-            and isinstance(model, ModelConfig)
-            and None in (model.init_type, model.init_type_d)
-        ):
+        if isinstance(model, ModelConfig) and None in (model.init_type, model.init_type_d):
+            defaults = get_family(self.family).init
             self.model = dataclasses.replace(
                 model, init_type=model.init_type or defaults[0], init_type_d=model.init_type_d or defaults[1]
             )
@@ -241,24 +225,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        return from_dict(values)
-
-
-# Each family's paper settings, as changes to the dataclass defaults above; ``from_dict`` starts from
-# them, so a preset lists only what differs. pix2pix (Isola et al. 2017) is the dataclass defaults;
-# CycleGAN (Zhu et al. 2017): ResNet-9 + instance-norm PatchGAN; MUNIT (Huang et al. 2018): auto-encoders
-# with the Moment Shortcut + multi-scale D, Adam(1e-4, weight decay 1e-4), LR x0.5 every 100k steps.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "pix2pix": {},
-    "cyclegan": {"model": {"generator": "resnet_9blocks", "discriminator_kwargs": {"norm": "instance"}}},
-    "munit": {
-        "model": {"generator": "munit", "shortcut": "ms", "discriminator": "multiscale"},
-        "optim": {"lr_g": 1e-4, "lr_d": 1e-4, "weight_decay": 1e-4, "lr_policy": "step"},
-    },
-}
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -359,10 +325,11 @@ def from_dict(values: dict[str, Any]) -> TrainConfig:
     """
     if not isinstance(values, dict):
         raise ConfigError(f"a training config must be a mapping, got {type(values).__name__}")
-    family = values.get("family", "pix2pix")
-    if not isinstance(family, str) or family not in FAMILY_DEFAULTS:
-        raise ConfigError(f"unknown family {family!r}; valid families: {', '.join(FAMILY_DEFAULTS)}")
-    base = _merge(TrainConfig(family=family, loss=LOSS_CONFIGS[family]()), FAMILY_DEFAULTS[family], "")
+    family = values.get("family", DEFAULT_FAMILY)
+    if not isinstance(family, str) or family not in family_names():
+        raise ConfigError(f"unknown family {family!r}; valid families: {', '.join(family_names())}")
+    spec = get_family(family)
+    base = _merge(TrainConfig(family=family, loss=spec.loss()), spec.defaults, "")
     cfg = _merge(base, values, "")
     validate(cfg)
     return cfg
@@ -405,7 +372,7 @@ def validate(cfg: TrainConfig) -> None:
         if get(name) not in choices:
             shown = ", ".join("null" if c is None else str(c) for c in choices)
             raise ConfigError(f"{name} must be one of {shown}; got {get(name)!r}")
-    if not isinstance(cfg.loss, LOSS_CONFIGS[cfg.family]):
+    if not isinstance(cfg.loss, get_family(cfg.family).loss):
         raise ConfigError(f"loss section does not match family {cfg.family!r}")
     for name, low in MINIMUMS.items():
         if get(name) is not None and get(name) < low:
@@ -459,7 +426,7 @@ def _check_optim(o: OptimConfig) -> None:
 
 
 def _check_loss(cfg: TrainConfig) -> None:
-    """Finite non-negative loss weights; CycleGAN's identity loss needs equal channel counts."""
+    """Finite non-negative loss weights, then the family's own checks (``Family.check``)."""
     loss = cfg.loss
     for name in LOSS_WEIGHTS:
         value = getattr(loss, name, None)
@@ -467,12 +434,9 @@ def _check_loss(cfg: TrainConfig) -> None:
             raise ConfigError(f"loss.{name} must be a finite number >= 0, got {value}")
     if getattr(loss, "pool_size", 0) < 0:
         raise ConfigError(f"loss.pool_size must be at least 0, got {loss.pool_size}")
-    opts = cfg.data.options
-    if cfg.family == "cyclegan" and loss.identity > 0 and opts.input_nc != opts.output_nc:
-        raise ConfigError(
-            f"loss.identity {loss.identity} feeds B images to G_A, so it needs data.options.input_nc == "
-            f"output_nc (got {opts.input_nc} and {opts.output_nc}); set loss.identity=0 or equal channels"
-        )
+    check = get_family(cfg.family).check
+    if check is not None:
+        check(cfg)
 
 
 def _check_run_name(name: str) -> None:
@@ -555,7 +519,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         path = Path(path)
         values = _read_preset(path)
         values.setdefault("run_name", path.stem)
-    family = (overrides or {}).get("family", values.get("family", "pix2pix"))
+    family = (overrides or {}).get("family", values.get("family", DEFAULT_FAMILY))
     values = {**values, "family": family}
     try:
         cfg = from_dict(values)

@@ -16,8 +16,8 @@ from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ponogan.families.base import FamilyTrainer
 from ponogan.metrics import paired_metrics
-from ponogan.training.families.base import FamilyTrainer
 from ponogan.training.state import preserved_rng
 
 PAIRED_TEST_MODES = {"glyphs", "aligned"}

@@ -47,10 +47,10 @@ from ponogan.core.atomic import atomic_write, write_text_atomic
 from ponogan.core.messages import first_line
 from ponogan.core.runtime import enable_tf32, resolve_device, resolve_mixed_precision
 from ponogan.data import build_dataset
+from ponogan.families.base import create_trainer
 from ponogan.models import create_discriminator, create_generator
 from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from ponogan.training.config import TrainConfig
-from ponogan.training.families import create_trainer
 from ponogan.training.heldout import Evaluator, eval_mode
 from ponogan.training.plots import LOG_NAME, write_run_plots
 from ponogan.training.samples import labelled_grid, save_png

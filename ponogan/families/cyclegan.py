@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 
-from ponogan.training.families.base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.families import Family, Route, register_family
+from ponogan.families.base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.training.config import ConfigError, CycleGANLoss, TrainConfig
 from ponogan.training.image_pool import ImagePool
 from ponogan.training.losses import cycle_loss, identity_loss
 
@@ -22,9 +24,6 @@ class CycleGANTrainer(FamilyTrainer):
     also gets ``gp`` x the penalty at interpolates of its real images and the pooled fakes
     (``D_A_gp``, ``D_B_gp``).
     """
-
-    name = "cyclegan"
-    generators_saved = ("G_A", "G_B")
 
     def build(self) -> None:
         self.nets["G_A"] = self.make_generator(self.input_nc, self.output_nc)
@@ -100,3 +99,41 @@ class CycleGANTrainer(FamilyTrainer):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         for key, pool in self.pools.items():
             pool.load_state_dict(state["pools"][key], device=self.accelerator.device)
+
+
+def _networks(a: int, b: int) -> list[tuple[str, str, int, int | None]]:
+    return [
+        ("G_A", "generator", a, b),
+        ("G_B", "generator", b, a),
+        ("D_A", "discriminator", b, None),
+        ("D_B", "discriminator", a, None),
+    ]
+
+
+def _check(cfg: TrainConfig) -> None:
+    """The identity loss feeds B images to ``G_A``: it needs equal channel counts."""
+    loss, opts = cfg.loss, cfg.data.options
+    if loss.identity > 0 and opts.input_nc != opts.output_nc:
+        raise ConfigError(
+            f"loss.identity {loss.identity} feeds B images to G_A, so it needs data.options.input_nc == "
+            f"output_nc (got {opts.input_nc} and {opts.output_nc}); set loss.identity=0 or equal channels"
+        )
+
+
+FAMILY = register_family(
+    Family(
+        name="cyclegan",
+        paper="Zhu et al. 2017, Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial"
+        " Networks",
+        trainer=CycleGANTrainer,
+        roles=("G_A", "G_B"),
+        routes={"AtoB": Route("G_A", "G_A"), "BtoA": Route("G_B", "G_B")},
+        loss=CycleGANLoss,
+        networks=_networks,
+        # ResNet-9 generators and an instance-norm PatchGAN
+        defaults={"model": {"generator": "resnet_9blocks", "discriminator_kwargs": {"norm": "instance"}}},
+        repo_model="cycle_gan",
+        official_roles=("G_A", "G_B"),
+        check=_check,
+    )
+)

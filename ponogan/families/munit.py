@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ponogan.training.families.base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.families import Family, Route, register_family
+from ponogan.families.base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.training.config import MunitLoss
 from ponogan.training.losses import latent_reconstruction_loss, reconstruction_loss
 
 
@@ -65,7 +67,6 @@ class MunitTrainer(FamilyTrainer):
     weighted by ``cycle`` (0 = off, so its loss is reported but adds nothing).
     """
 
-    name = "munit"
     gan_scale_reduction = "sum"
 
     def build(self) -> None:
@@ -186,3 +187,35 @@ class MunitTrainer(FamilyTrainer):
 def _f32_codes(codes: tuple) -> tuple:
     content, moments, style = codes
     return f32(content), [(f32(m), f32(s)) for m, s in moments], f32(style)
+
+
+def _networks(a: int, b: int) -> list[tuple[str, str, int, int | None]]:
+    return [
+        ("gen_a", "generator", a, None),
+        ("gen_b", "generator", b, None),
+        ("dis_a", "discriminator", a, None),
+        ("dis_b", "discriminator", b, None),
+    ]
+
+
+FAMILY = register_family(
+    Family(
+        name="munit",
+        paper="Huang et al. 2018, Multimodal Unsupervised Image-to-Image Translation",
+        trainer=MunitTrainer,
+        roles=("gen_a", "gen_b"),
+        routes={"AtoB": Route("gen_a", "gen_b"), "BtoA": Route("gen_b", "gen_a")},
+        loss=MunitLoss,
+        networks=_networks,
+        # NVlabs/MUNIT: ``init: kaiming`` for the auto-encoders; its trainer re-initialises the
+        # discriminators ``gaussian``
+        init=("kaiming", "normal"),
+        # auto-encoders with the Moment Shortcut + multi-scale D, Adam(1e-4, weight decay 1e-4),
+        # LR x0.5 every 100k steps
+        defaults={
+            "model": {"generator": "munit", "shortcut": "ms", "discriminator": "multiscale"},
+            "optim": {"lr_g": 1e-4, "lr_d": 1e-4, "weight_decay": 1e-4, "lr_policy": "step"},
+        },
+        multimodal=True,
+    )
+)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ponogan.training.families.base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.families import Family, Route, register_family
+from ponogan.families.base import Batch, FamilyTrainer, f32, set_requires_grad
+from ponogan.training.config import Pix2PixLoss
 from ponogan.training.losses import reconstruction_loss
 
 
@@ -15,9 +17,6 @@ class Pix2PixTrainer(FamilyTrainer):
     ``wgangp``, plus ``gp`` x the penalty at interpolates of B and G(A), conditioned on A: ``D_gp``);
     then G with D frozen: ``gan * GAN(D(A, G(A)), real) + l1 * L1(G(A), B)``.
     """
-
-    name = "pix2pix"
-    generators_saved = ("G",)
 
     def build(self) -> None:
         self.nets["G"] = self.make_generator(self.input_nc, self.output_nc)
@@ -52,3 +51,23 @@ class Pix2PixTrainer(FamilyTrainer):
 
     def translate(self, real_a: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         return self.unwrap("G")(real_a)
+
+
+def _networks(a: int, b: int) -> list[tuple[str, str, int, int | None]]:
+    return [("G", "generator", a, b), ("D", "discriminator", a + b, None)]
+
+
+FAMILY = register_family(
+    Family(
+        name="pix2pix",
+        paper="Isola et al. 2017, Image-to-Image Translation with Conditional Adversarial Networks",
+        trainer=Pix2PixTrainer,
+        roles=("G",),
+        routes={"AtoB": Route("G", "G")},
+        loss=Pix2PixLoss,
+        networks=_networks,
+        folder_mode="aligned",
+        repo_model="pix2pix",
+        official_roles=("G",),
+    )
+)

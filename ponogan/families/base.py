@@ -1,8 +1,10 @@
 """What every family trainer shares: building nets and optimizers, preparing them, small helpers.
 
-A trainer owns its networks (``nets``), optimizers and schedulers, and knows one update rule:
-``step(batch) -> {loss name: float}``. The loop (``ponogan.training.loop``) owns everything else:
-data order, accumulation context, checkpoints, logging, evaluation.
+The family's spec (``ponogan.families.spec.Family``) says what a run of it is; its trainer, a
+subclass of ``FamilyTrainer``, does the training. A trainer owns its networks (``nets``), optimizers
+and schedulers, and knows one update rule: ``step(batch) -> {loss name: float}``. The loop
+(``ponogan.training.loop``) owns everything else: data order, accumulation context, checkpoints,
+logging, evaluation.
 
 Every generator and discriminator is initialised as its family's original code does it when it is
 built (``model.init_type`` / ``init_type_d`` / ``init_gain``, see ``ponogan.models.init``); a resumed
@@ -20,9 +22,11 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
+from ponogan.families import get_family
+from ponogan.families.spec import Family
 from ponogan.models import create_discriminator, create_generator
 from ponogan.models.init import init_weights
-from ponogan.training.config import FAMILY_INIT, TrainConfig
+from ponogan.training.config import TrainConfig
 from ponogan.training.losses import GANLoss, gradient_penalty
 from ponogan.training.schedules import make_scheduler
 
@@ -44,19 +48,19 @@ def f32(x: Any) -> Any:
 
 
 class FamilyTrainer(ABC):
-    """Base class: subclasses set ``name`` and ``generators_saved``; implement build, step, translate.
+    """Base class: subclasses implement build, step, translate.
 
     ``nets`` maps names (``G``, ``D``, ...) to modules (accelerate-prepared after ``prepare()``),
-    ``optimizers`` / ``schedulers`` map names to their objects. ``generators_saved`` names the nets
-    ``model.safetensors`` holds (see ``generators()``). ``gan_scale_reduction`` combines a multi-scale
-    D's per-scale GAN losses (``GANLoss``).
+    ``optimizers`` / ``schedulers`` map names to their objects. ``family`` is the run's spec; its
+    ``roles`` name the nets ``model.safetensors`` holds (see ``generators()``). ``gan_scale_reduction``
+    combines a multi-scale D's per-scale GAN losses (``GANLoss``).
     """
 
-    name: ClassVar[str]
     gan_scale_reduction: ClassVar[str] = "mean"
 
     def __init__(self, cfg: TrainConfig, accelerator: Accelerator):
         self.cfg = cfg
+        self.family: Family = get_family(cfg.family)
         self.accelerator = accelerator
         self.loss_cfg = cfg.loss
         self.gan_loss = GANLoss(cfg.loss.gan_mode, scale_reduction=self.gan_scale_reduction)
@@ -76,9 +80,8 @@ class FamilyTrainer(ABC):
 
     @property
     def init_types(self) -> tuple[str, str]:
-        """``(generator init, discriminator init)``: the config's, or the family's original if unset."""
-        model, default = self.cfg.model, FAMILY_INIT[self.name]
-        return (model.init_type or default[0], model.init_type_d or default[1])
+        """``(generator init, discriminator init)`` of the config (``TrainConfig`` fills in the family's)."""
+        return (self.cfg.model.init_type, self.cfg.model.init_type_d)
 
     def make_generator(self, in_channels: int, out_channels: int | None) -> nn.Module:
         """A freshly built generator, initialised with ``init_types[0]`` and ``model.init_gain``."""
@@ -139,11 +142,9 @@ class FamilyTrainer(ABC):
         return self.accelerator.unwrap_model(self.nets[name])
 
     # ---- inference, checkpoints
-    generators_saved: ClassVar[tuple[str, ...]] = ()
-
     def generators(self) -> dict[str, nn.Module]:
         """``{role: unwrapped generator}`` for ``model.safetensors``."""
-        return {name: self.unwrap(name) for name in self.generators_saved}
+        return {name: self.unwrap(name) for name in self.family.roles}
 
     @abstractmethod
     def translate(self, real_a: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -166,3 +167,8 @@ class FamilyTrainer(ABC):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         return None
+
+
+def create_trainer(cfg: TrainConfig, accelerator: Accelerator) -> FamilyTrainer:
+    """Build ``cfg.family``'s nets, optimizers and schedulers (not yet prepared)."""
+    return get_family(cfg.family).trainer_class()(cfg, accelerator)
