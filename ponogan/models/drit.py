@@ -286,3 +286,69 @@ def init_drit_(net: nn.Module, std: float = 0.02) -> nn.Module:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, std)
     return net
+
+
+class DritTranslator(nn.Module):
+    """DRIT's generator side: the content encoder, one attribute encoder and one generator per domain.
+
+    ``shortcut=None``: plain DRIT; ``"ms"``: PONO in the content encoder and MS in both generators.
+    ``concat=0``: :class:`DritAttributeEncoder` + :class:`DritGenerator`; ``concat=1``: the VAE encoder +
+    :class:`DritConcatGenerator` (with their shared first block). Domain ``a`` has ``in_channels``
+    channels, ``b`` has ``out_channels``. ``forward(x)`` translates A -> B with a random code
+    ``N(0, I)``; training and inference call the parts (``encode_content``, ``encode_attribute``,
+    ``decode``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        shortcut: str | None = None,
+        concat: int = 0,
+        attribute_dim: int = ATTRIBUTE_DIM,
+    ):
+        super().__init__()
+        if shortcut not in (None, "ms"):
+            raise ValueError(f"DRIT takes shortcut null or 'ms', got {shortcut!r}")
+        if concat not in (0, 1):
+            raise ValueError(f"DRIT's concat must be 0 or 1, got {concat!r}")
+        self.attribute_dim = attribute_dim
+        self.concat = concat
+        self.with_moments = shortcut == "ms"
+        self.enc_c = DritContentEncoder(in_channels, out_channels, pono=self.with_moments)
+        encoder = DritVariationalAttributeEncoder if concat else DritAttributeEncoder
+        self.enc_a_a = encoder(in_channels, attribute_dim)
+        self.enc_a_b = encoder(out_channels, attribute_dim)
+        if concat:
+            shared = DritConcatGenerator.make_shared()
+            self.gen_a = DritConcatGenerator(shared, in_channels, attribute_dim)
+            self.gen_b = DritConcatGenerator(shared, out_channels, attribute_dim)
+        else:
+            self.gen_a = DritGenerator(in_channels, attribute_dim)
+            self.gen_b = DritGenerator(out_channels, attribute_dim)
+
+    def encode_content(self, x: torch.Tensor, domain: str) -> tuple[torch.Tensor, Moments]:
+        return self.enc_c(x, domain)
+
+    def encode_attribute(self, x: torch.Tensor, domain: str, *, sample: bool = True):
+        """``(z, mu, logvar)`` of ``x (N, C, H, W)``, each ``(N, attribute_dim)``; ``mu``/``logvar`` are
+        ``None`` for ``concat 0`` (``z`` is the code). ``concat 1`` draws ``z = mu + eps * exp(logvar / 2)``
+        when ``sample``, else returns ``z = mu``."""
+        encoder = self.enc_a_a if domain == "a" else self.enc_a_b
+        if not encoder.variational:
+            return encoder(x), None, None
+        mu, logvar = encoder(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        return z, mu, logvar
+
+    def decode(self, content: torch.Tensor, z: torch.Tensor, moments: Moments, domain: str) -> torch.Tensor:
+        """An image of ``domain`` from content ``(N, 256, h, w)``, code ``(N, D)`` and the moments
+        (ignored without the shortcut)."""
+        return (self.gen_a if domain == "a" else self.gen_b)(
+            content, z, moments if self.with_moments else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        content, moments = self.encode_content(x, "a")
+        z = torch.randn(x.shape[0], self.attribute_dim, device=x.device, dtype=x.dtype)
+        return self.decode(content, z, moments, "b")
