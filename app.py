@@ -75,7 +75,8 @@ from ponogan.app.support import (  # noqa: E402
 from ponogan.core.messages import EXIT_USAGE, UsageError, first_line, print_error  # noqa: E402
 from ponogan.core.runtime import resolve_device  # noqa: E402
 from ponogan.data.image_io import is_within  # noqa: E402
-from ponogan.inference.pipeline import FAMILIES, check_processed_size  # noqa: E402
+from ponogan.families import all_families, get_family  # noqa: E402
+from ponogan.inference.pipeline import check_processed_size  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 PAPER_MODE_LABEL = "pix2pix test mode: batch statistics + dropout"
@@ -87,7 +88,7 @@ CSS = (
     "#input-image .image-frame img, #output-image .image-frame img, #moments-input .image-frame img "
     "{ width: 100%; height: 100%; object-fit: contain; }"
 )
-ALL_DIRECTIONS = tuple(dict.fromkeys(d for family in FAMILIES.values() for d in family.routes))
+ALL_DIRECTIONS = tuple(dict.fromkeys(d for family in all_families() for d in family.directions))
 
 
 def image_input(**kwargs) -> gr.Image:
@@ -171,7 +172,7 @@ def load_runs(args: argparse.Namespace, cache: PipelineCache) -> tuple[dict[str,
     for name, info in runs.items():  # a run can look complete and still not load (truncated weights)
         try:
             pipe = cache.get(info.path)
-            check_run_view(info, tuple(FAMILIES[pipe.family].routes))
+            check_run_view(info, pipe.directions)
         except Exception as err:  # noqa: BLE001 - per-run boundary: whatever loading it raised
             broken[name] = skip_reason(err)
         else:
@@ -202,7 +203,7 @@ def write_examples(
     sets: dict[tuple, tuple[str, str, list[str]]] = {}
     per_run: dict[str, list[tuple]] = {}
     for name, info in runs.items():
-        labels = direction_labels(info.config, tuple(FAMILIES[info.config["family"]].routes))
+        labels = direction_labels(info.config, get_family(info.config["family"]).directions)
         glyphs = start_tab(info.config) == "text"
         what = "held-out characters, never seen in training" if glyphs else "test images"
         for direction, label in labels.items():

@@ -23,7 +23,8 @@ from PIL import Image
 from ponogan.core.messages import UsageError, first_line, one_line
 from ponogan.data import TEST_CHARS, ImageLoadError, load_image
 from ponogan.data.image_io import is_within
-from ponogan.inference.pipeline import FAMILIES, TranslationPipeline
+from ponogan.families import family_names, get_family
+from ponogan.inference.pipeline import TranslationPipeline
 
 DEMO_PREFIX = "demo_"
 DEFAULT_DEMO = "demo_pix2pix_pono_ms_glyphs"
@@ -234,9 +235,8 @@ def model_card(config: dict, name: str = "") -> str:
         "",
         f"- **family**: {config.get('family', 'unknown')}",
     ]
-    family = FAMILIES.get(config.get("family"))
-    if family is not None:
-        labels = direction_labels(config, tuple(family.routes))
+    if config.get("family") in family_names():
+        labels = direction_labels(config, get_family(config["family"]).directions)
         lines.append(f"- **direction{'s' if len(labels) > 1 else ''}**: {'; '.join(labels.values())}")
     by_text: dict[str, list[str]] = {}
     for role, spec in (config.get("generators") or {}).items():

@@ -23,6 +23,7 @@ from typing import Any
 
 from ponogan.cli import HelpFormatter
 from ponogan.core.settings import DEVICES, MIXED_PRECISION
+from ponogan.families import get_family
 from ponogan.training.config import (
     ConfigError,
     TrainConfig,
@@ -189,8 +190,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         )
     if "data.root" in overrides and "data.mode" not in overrides and cfg.data.mode == "glyphs":
         # --dataroot on a glyph preset: the family's own folder layout, as the CycleGAN repo reads it
-        mode = "aligned" if cfg.family == "pix2pix" else "unaligned"
-        cfg = apply_overrides(cfg, {"data.mode": mode})
+        cfg = apply_overrides(cfg, {"data.mode": get_family(cfg.family).folder_mode})
     return cfg
 
 

@@ -43,7 +43,6 @@ import threading
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,34 +54,8 @@ from ponogan.core.runtime import resolve_device
 from ponogan.core.settings import DEFAULT_TEST_MODE, MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
 from ponogan.data import pil_to_tensor, tensor_to_pil
 from ponogan.data.image_io import frame_count, image_info, to_mode
+from ponogan.families import Route, family_names, get_family
 from ponogan.norm import Moments
-
-
-@dataclass(frozen=True)
-class Route:
-    """One translation direction: `source` encodes the input, `target` produces the output.
-
-    Feed-forward families use one network for both (`source == target`); MUNIT encodes content and
-    moments with the source domain's auto-encoder and decodes with the target domain's.
-    """
-
-    source: str
-    target: str
-
-
-@dataclass(frozen=True)
-class Family:
-    """What a checkpoint family can do: its directions and whether outputs depend on a style code."""
-
-    routes: dict[str, Route]
-    multimodal: bool = False
-
-
-FAMILIES: dict[str, Family] = {
-    "pix2pix": Family({"AtoB": Route("G", "G")}),
-    "cyclegan": Family({"AtoB": Route("G_A", "G_A"), "BtoA": Route("G_B", "G_B")}),
-    "munit": Family({"AtoB": Route("gen_a", "gen_b"), "BtoA": Route("gen_b", "gen_a")}, multimodal=True),
-}
 
 _DTYPES = {
     "float32": torch.float32,
@@ -390,12 +363,12 @@ class TranslationPipeline:
         dtype: torch.dtype = torch.float32,
         test_mode: str = DEFAULT_TEST_MODE,
     ):
-        family = config.get("family")
-        if family not in FAMILIES:
+        family, known = config.get("family"), family_names()
+        if family not in known:
             raise ValueError(
-                f"checkpoint family {family!r} is not supported for inference; valid: {', '.join(FAMILIES)}"
+                f"checkpoint family {family!r} is not supported for inference; valid: {', '.join(known)}"
             )
-        self.spec = FAMILIES[family]
+        self.spec = get_family(family)
         roles = {role for route in self.spec.routes.values() for role in (route.source, route.target)}
         missing = sorted(roles - set(generators))
         if missing:

@@ -296,6 +296,16 @@ def _role(path: Path) -> str | None:
     return match.group(1) if match else None
 
 
+def _official_family(roles: tuple[str, ...]) -> str:
+    """The family whose official checkpoints hold generators ``roles`` (``Family.official_roles``)."""
+    from ponogan.families import all_families
+
+    for family in all_families():
+        if family.official_roles is not None and set(family.official_roles) == set(roles):
+            return family.name
+    raise OfficialImportError(f"no family imports official generators {', '.join(roles)}")
+
+
 def import_official(
     weights: list[str | os.PathLike],
     out: str | os.PathLike,
@@ -329,7 +339,7 @@ def import_official(
         channels[role] = model.spec["kwargs"]
     first = next(iter(channels.values()))
     config = {
-        "family": "pix2pix" if len(paths) == 1 else "cyclegan",
+        "family": _official_family(tuple(roles)),
         "run_name": out.name,
         "imported_from": {
             "files": [str(p) for p in paths],

@@ -1,4 +1,4 @@
-"""Training: typed configs, one accelerate loop, one trainer per family (pix2pix, CycleGAN, MUNIT).
+"""Training: typed configs, one accelerate loop for every family (their trainers: ``ponogan.families``).
 
 ``train(load_config("configs/pix2pix_pono_ms_glyphs.yaml"))`` runs a preset; ``python train.py`` and
 ``ponogan train`` do the same from the command line (``ponogan.cli.train``).
@@ -14,12 +14,11 @@ _EXPORTS = {
     "NonFiniteLossError": "loop",
     "OptimConfig": "config",
     "RunResult": "loop",
-    "TRAINERS": "families",
     "TrainConfig": "config",
     "TrainingError": "loop",
     "UsageError": "loop",
     "apply_overrides": "config",
-    "create_trainer": "families",
+    "create_trainer": "loop",  # ponogan.families.base.create_trainer, as the loop uses it
     "from_dict": "config",
     "latest_state": "state",
     "list_states": "state",

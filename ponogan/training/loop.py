@@ -53,6 +53,7 @@ from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from ponogan.training.config import TrainConfig
 from ponogan.training.heldout import Evaluator, eval_mode
 from ponogan.training.plots import LOG_NAME, write_run_plots
+from ponogan.training.preflight import network_plan
 from ponogan.training.samples import labelled_grid, save_png
 from ponogan.training.state import (
     LOCK_NAME,
@@ -296,26 +297,18 @@ def check_model_size(cfg: TrainConfig) -> None:
     """Refuse (``UsageError``) networks whose weights, gradients and Adam moments alone (16 bytes a
     parameter) exceed the device's memory, counted on the meta device before anything is allocated.
 
-    The count mirrors the families (pix2pix: one G and one D; CycleGAN and MUNIT: two of each); it
-    is a lower bound of what training needs (activations come on top).
+    The count is every network the family builds (``Family.networks``); it is a lower bound of what
+    training needs (activations come on top).
     """
-    opts, model = cfg.data.options, cfg.model
-    gen_kwargs = {**model.generator_kwargs, "in_channels": opts.input_nc, "shortcut": model.shortcut}
-    if cfg.family != "munit":
-        gen_kwargs["out_channels"] = opts.output_nc
-    d_in = opts.input_nc + opts.output_nc if cfg.family == "pix2pix" else opts.output_nc
-    dis_kwargs = {**model.discriminator_kwargs, "in_channels": d_in}
+    creators = {"generator": create_generator, "discriminator": create_discriminator}
     try:
         with torch.device("meta"):
-            nets = [
-                create_generator(model.generator, **gen_kwargs),
-                create_discriminator(model.discriminator, **dis_kwargs),
-            ]
+            nets = [creators[kind](name, **kwargs) for _, kind, name, kwargs in network_plan(cfg)]
     except (TypeError, ValueError) as err:
         raise TrainingError(f"cannot build the {cfg.family} networks: {err}") from err
     except Exception:  # noqa: BLE001 - a module that cannot be built on "meta": the real build will tell
         return
-    params = (1 if cfg.family == "pix2pix" else 2) * sum(p.numel() for net in nets for p in net.parameters())
+    params = sum(p.numel() for net in nets for p in net.parameters())
     device = resolve_device(cfg.train.device)
     need, have = 16 * params, _memory_bytes(torch.device(device).type)
     if have and need > have:

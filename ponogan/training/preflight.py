@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ponogan.data.modes import DATASETS
 from ponogan.data.transforms import keeps_image_size
+from ponogan.families import get_family
 from ponogan.models.check import NetworkCheckError, check_network
 from ponogan.training.config import ConfigError, TrainConfig
 from ponogan.training.losses import GAN_MODES
@@ -18,28 +19,22 @@ from ponogan.training.losses import GAN_MODES
 
 def network_plan(cfg: TrainConfig) -> list[tuple[str, str, str, dict]]:
     """``[(role, kind, preset name, kwargs)]`` of every network ``cfg.family``'s trainer builds, with the
-    channel counts the families give them (``ponogan.training.families``)."""
+    channel counts the family gives them (``Family.networks``)."""
     opts, model = cfg.data.options, cfg.model
-    a, b = opts.input_nc, opts.output_nc
-
-    def gen(in_channels: int, out_channels: int | None) -> dict:
-        kwargs = {**model.generator_kwargs, "in_channels": in_channels, "shortcut": model.shortcut}
-        return kwargs if out_channels is None else {**kwargs, "out_channels": out_channels}
-
-    def dis(in_channels: int) -> dict:
-        return {**model.discriminator_kwargs, "in_channels": in_channels}
-
-    G, D = ("generator", model.generator), ("discriminator", model.discriminator)
-    if cfg.family == "pix2pix":
-        return [("G", *G, gen(a, b)), ("D", *D, dis(a + b))]
-    if cfg.family == "cyclegan":
-        return [("G_A", *G, gen(a, b)), ("G_B", *G, gen(b, a)), ("D_A", *D, dis(b)), ("D_B", *D, dis(a))]
-    return [
-        ("gen_a", *G, gen(a, None)),
-        ("gen_b", *G, gen(b, None)),
-        ("dis_a", *D, dis(a)),
-        ("dis_b", *D, dis(b)),
-    ]
+    presets = {
+        "generator": (model.generator, {**model.generator_kwargs, "shortcut": model.shortcut}),
+        "discriminator": (model.discriminator, model.discriminator_kwargs),
+    }
+    plan = []
+    for role, kind, in_channels, out_channels in get_family(cfg.family).networks(
+        opts.input_nc, opts.output_nc
+    ):
+        name, kwargs = presets[kind]
+        kwargs = {**kwargs, "in_channels": in_channels}
+        if out_channels is not None:
+            kwargs["out_channels"] = out_channels
+        plan.append((role, kind, name, kwargs))
+    return plan
 
 
 def image_side(cfg: TrainConfig) -> int:

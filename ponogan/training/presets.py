@@ -140,7 +140,6 @@ _NET_D = {
     "n_layers": {"model.discriminator": "patchgan"},
     "pixel": {"model.discriminator": "pixel"},
 }
-_FAMILY = {"cycle_gan": "cyclegan", "pix2pix": "pix2pix"}
 _GPU = {"-1": "cpu"}
 
 VALUE_FLAGS: dict[str, object] = {
@@ -235,12 +234,7 @@ def translate_repo_flags(argv: list[str]) -> tuple[list[str], dict[str, str], st
             else:
                 raise PresetError(f"--{flag} needs a value")
             if flag == MODEL_FLAG:
-                if value not in _FAMILY:
-                    raise PresetError(
-                        f"--model {value}: ponogan trains {', '.join(_FAMILY)} this way "
-                        "(and MUNIT from its presets, see --list-presets)"
-                    )
-                family = _FAMILY[value]
+                family = _repo_model_family(value)
             elif flag == "checkpoints_dir":
                 checkpoints_dir = value
             else:
@@ -263,3 +257,17 @@ def _map_value(flag: str, value: str) -> dict[str, str]:
         return {"train.device": _GPU.get(value, "cuda")}
     fields = target if isinstance(target, tuple) else (target,)
     return {field: value for field in fields}
+
+
+def _repo_model_family(value: str) -> str:
+    """The family the CycleGAN repo's ``--model value`` trains (``Family.repo_model``); the family
+    modules are imported only when the flag is given, so ``--help`` stays free of torch."""
+    from ponogan.families import all_families
+
+    models = {family.repo_model: family.name for family in all_families() if family.repo_model}
+    if value not in models:
+        others = ", ".join(family.name for family in all_families() if not family.repo_model)
+        hint = f"and {others} from its presets, " if others else ""
+        trained = ", ".join(models)
+        raise PresetError(f"--model {value}: ponogan trains {trained} this way ({hint}see --list-presets)")
+    return models[value]
