@@ -83,6 +83,7 @@ def test_random_code_loss_steps_content_encoder_and_generators_only(tmp_path):
         ({"data.options.image_size": 64}, "at least 100"),
         ({"model.shortcut": "dms"}, "shortcut"),
         ({"loss.content_updates": 0}, "content_updates"),
+        ({"loss.gan_mode": "lsgan"}, "vanilla"),
     ],
 )
 def test_config_checks(tmp_path, override, words):

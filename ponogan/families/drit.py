@@ -43,7 +43,8 @@ class DritLoss:
     (latent regression); ``kl``: ``mean(z^2)`` of the attribute and content codes (``concat 1``: the
     summed KL of the attribute posterior). ``content_updates``: content-D updates per generator update;
     ``content_lr`` and ``content_clip``: the content D's learning rate and gradient-norm clip.
-    ``gp``: WGAN-GP weight (``gan_mode: wgangp`` only).
+    ``gan_mode`` is DRIT's ``vanilla`` (sigmoid + BCE), the only one this family takes; ``gp`` is the
+    field every family's loss section has (unused here).
     """
 
     gan_mode: str = "vanilla"
@@ -203,9 +204,7 @@ class DritTrainer(FamilyTrainer):
             dis = self.nets[name]
             loss = multiscale_bce(dis(fake.detach()), 0.0) + multiscale_bce(dis(real), 1.0)
             losses[opt] = w.gan * loss
-            if self.uses_gradient_penalty:
-                losses[opt + "_gp"] = self.penalty(dis, real, fake)
-            self.update(opt, losses[opt] + losses.get(opt + "_gp", 0.0))
+            self.update(opt, losses[opt])
         losses["D_content"] = self.update_content_d(out["codes_a"], out["codes_b"])
 
         set_requires_grad([*discs, self.nets["dis_c"]], False)
@@ -301,6 +300,8 @@ def _check(cfg: Any) -> None:
         or loss.content_updates < 1
     ):
         raise ConfigError(f"loss.content_updates must be an integer >= 1, got {loss.content_updates!r}")
+    if loss.gan_mode != "vanilla":
+        raise ConfigError(f"DRIT trains with loss.gan_mode vanilla (sigmoid + BCE), got {loss.gan_mode!r}")
     if cfg.model.shortcut not in (None, "ms"):
         raise ConfigError(f"DRIT takes model.shortcut null or ms, got {cfg.model.shortcut!r}")
     if cfg.data.batch_size % 2:
