@@ -294,3 +294,96 @@ def test_init_draws_conv_weights_from_n_0_002():
         [m.weight.flatten() for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     )
     assert abs(w.std().item() - 0.02) < 1e-3 and abs(w.mean().item()) < 1e-3
+
+
+# ----- concat 1: G_concat_pono_ms.forward_a and E_attr_concat.forward_a -----
+
+CONCAT_RENAMES = {
+    "gen": [
+        (r"^shared\.conv(\d)\.conv\.", lambda m: f"dec_share.0.model.{1 if m[1] == '1' else 5}."),
+        (r"^res\.(\d)\.conv(\d)\.conv\.", lambda m: f"decA1.{m[1]}.model.{1 if m[2] == '1' else 5}."),
+        (r"^up\.(\d)\.(\d)\.", lambda m: f"decA{int(m[1]) + 2}.0.model.{m[2]}."),
+        (r"^out\.", "decA4.0."),
+    ],
+    "enc_a": [
+        (r"^conv\.1\.", "conv_A.1."),
+        (r"^conv\.(\d)\.conv\.2\.", r"conv_A.\1.conv.2."),
+        (r"^conv\.(\d)\.conv\.5\.", r"conv_A.\1.conv.4.1."),
+        (r"^conv\.(\d)\.shortcut\.1\.", r"conv_A.\1.shortcut.1."),
+        (r"^fc_mu\.", "fc_A.0."),
+        (r"^fc_logvar\.", "fcVar_A.0."),
+    ],
+}
+
+
+def fork_concat_state(net: nn.Module, kind: str) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in net.state_dict().items():
+        for pattern, repl in CONCAT_RENAMES[kind]:
+            key, hits = re.subn(pattern, repl, key)
+            if hits:
+                break
+        else:
+            raise AssertionError(f"no fork name for {key}")
+        layer_norm = kind == "gen" and re.match(r"decA[23]\.0\.model\.1\.", key)
+        out[key] = value.view(-1, 1, 1) if layer_norm else value
+    return out
+
+
+def fork_gen_concat_pono_a(x, stats, z, sd):
+    stats = list(stats)
+
+    def with_z(h):
+        return torch.cat([h, z[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])], 1)
+
+    def up(h, p):
+        h = F.conv_transpose2d(h, sd[p + ".0.weight"], sd[p + ".0.bias"], 2, 1, 1)
+        w, b = sd[p + ".1.weight"], sd[p + ".1.bias"]
+        return F.relu(F.layer_norm(h, h.shape[1:], w.expand(h.shape[1:]), b.expand(h.shape[1:])))
+
+    h = with_z(ins_res(x, sd, "dec_share.0"))
+    for i in range(3):
+        h = ins_res(h, sd, f"decA1.{i}")
+    mean, std = stats.pop()
+    h = with_z(h * std + mean)
+    h = up(h, "decA2.0.model")
+    mean, std = stats.pop()
+    h = with_z(h * std + mean)
+    h = up(h, "decA3.0.model")
+    mean, std = stats.pop()
+    h = with_z(h * std + mean)
+    return torch.tanh(F.conv_transpose2d(h, sd["decA4.0.weight"], sd["decA4.0.bias"]))
+
+
+def fork_enc_a_concat_a(x, sd):
+    h = conv(x, sd, "conv_A.1", 2, 1)
+    for i in (2, 3, 4):
+        p = f"conv_A.{i}"
+        r = conv(
+            F.leaky_relu(conv(F.leaky_relu(h, 0.2), sd, p + ".conv.2", pad=1), 0.2),
+            sd,
+            p + ".conv.4.1",
+            pad=1,
+        )
+        h = F.avg_pool2d(r, 2) + conv(F.avg_pool2d(h, 2), sd, p + ".shortcut.1")
+    h = F.adaptive_avg_pool2d(F.leaky_relu(h, 0.2), 1).flatten(1)
+    mu = F.linear(h, sd["fc_A.0.weight"], sd["fc_A.0.bias"])
+    return mu, F.linear(h, sd["fcVar_A.0.weight"], sd["fcVar_A.0.bias"])
+
+
+def test_concat_1_forward_equals_the_fork_with_ms_fixed(nets):
+    torch.manual_seed(4)
+    gen = init_drit_(DritConcatGenerator(DritConcatGenerator.make_shared())).double().eval()
+    enc_a = init_drit_(DritVariationalAttributeEncoder()).double().eval()
+    for p in [*gen.parameters(), *enc_a.parameters()]:
+        if p.dim() == 1:
+            p.data.normal_(0.0, 0.1)
+    x = torch.rand(2, 3, 64, 64, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        content, moments = nets["enc_c"](x, "a")
+        mu, logvar = enc_a(x)
+        ref_mu, ref_logvar = fork_enc_a_concat_a(x, fork_concat_state(enc_a, "enc_a"))
+        torch.testing.assert_close((mu, logvar), (ref_mu, ref_logvar), rtol=1e-9, atol=1e-9)
+        y = gen(content, mu, moments)
+        ref = fork_gen_concat_pono_a(content, moments, mu, fork_concat_state(gen, "gen"))
+        torch.testing.assert_close(y, ref, rtol=1e-9, atol=1e-9)
