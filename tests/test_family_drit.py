@@ -84,6 +84,7 @@ def test_random_code_loss_steps_content_encoder_and_generators_only(tmp_path):
         ({"model.shortcut": "dms"}, "shortcut"),
         ({"loss.content_updates": 0}, "content_updates"),
         ({"loss.gan_mode": "lsgan"}, "vanilla"),
+        ({"optim.grad_accum_steps": 2}, "grad_accum_steps"),
     ],
 )
 def test_config_checks(tmp_path, override, words):

@@ -302,6 +302,11 @@ def _check(cfg: Any) -> None:
         raise ConfigError(f"loss.content_updates must be an integer >= 1, got {loss.content_updates!r}")
     if loss.gan_mode != "vanilla":
         raise ConfigError(f"DRIT trains with loss.gan_mode vanilla (sigmoid + BCE), got {loss.gan_mode!r}")
+    if cfg.optim.grad_accum_steps != 1:
+        raise ConfigError(
+            "DRIT steps its optimizers several times per update and cannot accumulate gradients: "
+            f"set optim.grad_accum_steps to 1, got {cfg.optim.grad_accum_steps}"
+        )
     if cfg.model.shortcut not in (None, "ms"):
         raise ConfigError(f"DRIT takes model.shortcut null or ms, got {cfg.model.shortcut!r}")
     if cfg.data.batch_size % 2:
