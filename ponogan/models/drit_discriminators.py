@@ -25,12 +25,12 @@ def lrelu_conv(cin: int, cout: int, kernel: int, stride: int, pad: int) -> nn.Se
 class DritImageDiscriminator(nn.Module):
     """``forward(x (N, C, H, W)) -> [logits (N, 1, H/16, W/16), then each coarser scale]``."""
 
-    def __init__(self, in_channels: int = 3, scales: int = 3, layers: int = 4, width: int = 64):
+    def __init__(self, in_channels: int = 3, n_scales: int = 3, n_layers: int = 4, ndf: int = 64):
         super().__init__()
         self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
         self.scales = nn.ModuleList()
-        for _ in range(scales):
-            widths = [in_channels] + [width * 2**i for i in range(layers)]
+        for _ in range(n_scales):
+            widths = [in_channels] + [ndf * 2**i for i in range(n_layers)]
             net = [lrelu_conv(cin, cout, 4, 2, 1) for cin, cout in zip(widths[:-1], widths[1:], strict=True)]
             self.scales.append(nn.Sequential(*net, nn.Conv2d(widths[-1], 1, 1)))
 
