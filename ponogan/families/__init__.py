@@ -19,6 +19,7 @@ BUILTIN: dict[str, str] = {
     "pix2pix": "ponogan.families.pix2pix",
     "cyclegan": "ponogan.families.cyclegan",
     "munit": "ponogan.families.munit",
+    "drit": "ponogan.families.drit",
 }
 # the family a config without a ``family`` key trains
 DEFAULT_FAMILY = "pix2pix"

@@ -18,6 +18,8 @@ from torch import nn
 
 from ponogan.core.settings import NETWORK_LIMITS
 from ponogan.models.discriminators import MultiScaleDiscriminator, PatchDiscriminator, PixelDiscriminator
+from ponogan.models.drit import DritTranslator
+from ponogan.models.drit_discriminators import DritImageDiscriminator
 from ponogan.models.munit import MunitGenerator
 from ponogan.models.resnet import ResnetGenerator
 from ponogan.models.unet import UnetGenerator
@@ -37,12 +39,14 @@ GENERATORS: dict[str, Preset] = {
     "unet_256": Preset(UnetGenerator, {"num_downs": 8}),
     "unet_128": Preset(UnetGenerator, {"num_downs": 7}),
     "munit": Preset(MunitGenerator),
+    "drit": Preset(DritTranslator),
 }
 
 DISCRIMINATORS: dict[str, Preset] = {
     "patchgan": Preset(PatchDiscriminator, {"n_layers": 3}),
     "pixel": Preset(PixelDiscriminator),
     "multiscale": Preset(MultiScaleDiscriminator, {"n_layers": 4, "n_scales": 3}),
+    "drit": Preset(DritImageDiscriminator),
 }
 
 
