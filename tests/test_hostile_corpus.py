@@ -13,6 +13,8 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import zlib
 from pathlib import Path
 
@@ -78,14 +80,23 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def run_cli(args: list[str], cwd: Path) -> tuple[int, str, float]:
-    """Run a command in a fresh process: ``(exit status, stderr + stdout, peak RSS in MB)``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run a command in a fresh process: ``(exit status, stderr + stdout, peak RSS in MB)``; the peak is
+    that child's own (``os.wait4``), not the largest of every child this test session has waited for."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900
-    )
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return proc.returncode, proc.stderr + proc.stdout, max(peak, before) / 1024
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(
+            [sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env
+        )
+        timer = threading.Timer(900, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        output = out.read()
+    return proc.returncode, output, usage.ru_maxrss / 1024
 
 
 @pytest.fixture(scope="module")
