@@ -30,7 +30,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-# No outbound network: set before gradio (and huggingface_hub) are imported.
+# No outbound network: set before gradio (and huggingface_hub) are imported. The one exception, a Hub
+# repo id given as --checkpoint, is fetched at start-up unless the user's own HF_HUB_OFFLINE forbids it.
+USER_HUB_OFFLINE = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "true", "yes")
 os.environ.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
 
 import gradio as gr  # noqa: E402
@@ -73,11 +75,19 @@ from ponogan.app.support import (  # noqa: E402
     translate_tiles,
 )
 from ponogan.cli import CommandParser  # noqa: E402
-from ponogan.core.messages import EXIT_STATUS_HELP, EXIT_USAGE, UsageError, first_line, print_error  # noqa: E402
+from ponogan.core.messages import (  # noqa: E402
+    EXIT_STATUS_HELP,
+    EXIT_USAGE,
+    CommandError,
+    UsageError,
+    first_line,
+    print_error,
+)
 from ponogan.core.runtime import resolve_device  # noqa: E402
 from ponogan.data.image_io import is_within  # noqa: E402
 from ponogan.families import all_families, get_family  # noqa: E402
 from ponogan.inference.pipeline import check_processed_size  # noqa: E402
+from ponogan.sharing import resolve_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 PAPER_MODE_LABEL = "pix2pix test mode: batch statistics + dropout"
@@ -111,7 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="app.py", description="ponogan translation app (Gradio)", epilog=EXIT_STATUS_HELP
     )
     parser.add_argument(
-        "--checkpoint", help=f"run folder to open first (default: checkpoints/{DEFAULT_DEMO})"
+        "--checkpoint",
+        help="run folder to open first, or a Hub repo id user/name (fetched into the Hugging Face cache; a "
+        f"local folder of the same name wins) (default: checkpoints/{DEFAULT_DEMO})",
     )
     parser.add_argument(
         "--checkpoints-dir",
@@ -152,7 +164,7 @@ def collect_checkpoints(args: argparse.Namespace) -> tuple[dict[str, CheckpointI
     found, skipped = scan_checkpoints(args.checkpoints_dir)
     runs = {info.name: info for info in found}
     if args.checkpoint is not None:
-        chosen = read_checkpoint(args.checkpoint, str(args.checkpoint))
+        chosen = read_checkpoint(resolve_run(args.checkpoint, offline=USER_HUB_OFFLINE), str(args.checkpoint))
         for name, info in runs.items():
             if info.path.resolve() == chosen.path.resolve():
                 return runs, name, skipped
@@ -698,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
             upload_max_age=args.upload_max_age,
             examples_dir=examples_dir,
         )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, CommandError) as err:  # CommandError: a Hub --checkpoint not fetched
         return print_error(err, EXIT_USAGE)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
     try:

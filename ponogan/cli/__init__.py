@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "weights": ("ponogan.cli.weights", "download the FID / LPIPS weight files, checksum-verified"),
     "plot": ("ponogan.cli.plot", "compare runs' loss curves and metrics in one picture"),
+    "push": ("ponogan.cli.push", "upload a run with its model card to the Hugging Face Hub"),
 }
 
 

@@ -35,6 +35,7 @@ from ponogan.core.messages import (
 from ponogan.core.settings import DEFAULT_TEST_MODE, TEST_MODES
 from ponogan.data.image_io import is_within
 from ponogan.metrics.catalog import DEFAULT_METRICS, METRICS
+from ponogan.sharing import is_repo_id, resolve_run
 
 # options handed to EvalConfig as they are
 PASSED_OPTIONS = ("fid_weights", "lpips_weights", "lpips_net", "device", "batch_size", "cache_dir")
@@ -59,8 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     folders.add_argument("--masks", help="folder of target glyph masks (nonzero = glyph) for iou/centroid")
     run = parser.add_argument_group("evaluate a trained run")
     run.add_argument(
-        "--checkpoint", help="run folder (config.json + model.safetensors) or its model.safetensors"
+        "--checkpoint",
+        help="run folder (config.json + model.safetensors) or its model.safetensors, or a Hub repo id "
+        "user/name (fetched into the Hugging Face cache; a local folder of the same name wins)",
     )
+    run.add_argument("--revision", help="branch, tag or commit of a Hub --checkpoint (default: main)")
     run.add_argument("--data", help="dataset root folder, or 'glyphs' for the built-in glyph data")
     run.add_argument("--split", default="test", help="dataset phase to translate (default test)")
     run.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="translation direction")
@@ -430,6 +434,11 @@ def _check_run(args: argparse.Namespace) -> None:
             raise UsageError(
                 f"{flag} goes with --real/--fake; a --checkpoint evaluation writes its own input/ and mask/"
             )
+    if args.record and is_repo_id(args.checkpoint):
+        raise UsageError(
+            f"--record writes into the run folder; {args.checkpoint} is a Hub repo: drop --record"
+        )
+    args.checkpoint = str(resolve_run(args.checkpoint, args.revision))  # a Hub id -> its cached snapshot
     run = Path(args.checkpoint)
     if not run.exists():
         raise UsageError(

@@ -23,10 +23,17 @@ from ponogan.inference.translate import (
     sweep_partials,
     translate_jobs,
 )
+from ponogan.sharing import resolve_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="run folder or its model.safetensors")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="run folder or its model.safetensors, or a Hub repo id user/name (fetched into the Hugging "
+        "Face cache; a local folder of the same name wins)",
+    )
+    parser.add_argument("--revision", help="branch, tag or commit of a Hub --checkpoint (default: main)")
     parser.add_argument(
         "--input",
         required=True,
@@ -179,6 +186,7 @@ def _run(args: argparse.Namespace, device: str, group) -> int:
             f"note: the output folder {output} is inside the input folder; its files are not taken as inputs",
             file=sys.stderr,
         )
+    args.checkpoint = resolve_run(args.checkpoint, args.revision)  # a Hub id -> its cached snapshot
     try:
         pipe = TranslationPipeline.from_pretrained(
             args.checkpoint, device=device, dtype=args.dtype, test_mode=args.test_mode

@@ -393,8 +393,12 @@ class TranslationPipeline:
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         test_mode: str = DEFAULT_TEST_MODE,
+        revision: str | None = None,
     ) -> TranslationPipeline:
         """Load a run folder (`config.json` + `model.safetensors`) or the `model.safetensors` file itself.
+
+        `path` may also be a Hub repo id `user/name` (at `revision`), fetched into the Hugging Face cache
+        by `ponogan.sharing.resolve_run`; a local folder of the same name wins.
 
         `device=None` picks CUDA, then MPS, else the CPU (`ponogan.core.runtime.resolve_device`);
         `dtype="bf16"` runs the generators under bf16 autocast; `test_mode` is `"eval"` (running
@@ -402,8 +406,9 @@ class TranslationPipeline:
         """
         check_test_mode(test_mode)
         from ponogan.models.hub import load_pretrained
+        from ponogan.sharing import resolve_run
 
-        path = Path(path)
+        path = Path(resolve_run(path, revision))
         if path.is_file() and path.suffix != ".safetensors":
             raise ValueError(
                 f"{path} is not a safetensors file; pass a run folder or its model.safetensors "

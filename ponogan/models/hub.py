@@ -26,15 +26,25 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
 
-def save_pretrained(run_dir: str | os.PathLike, generators: dict[str, nn.Module], config: dict) -> Path:
+def save_pretrained(
+    run_dir: str | os.PathLike,
+    generators: dict[str, nn.Module],
+    config: dict,
+    *,
+    push_to_hub: str | None = None,
+    **hub_options,
+) -> Path:
     """Write ``run_dir/model.safetensors`` and ``run_dir/config.json``; returns ``run_dir``.
 
     Each generator must come from ``create_generator`` (it needs ``model.spec``); unwrap
     DDP/accelerate wrappers first. ``config`` must be JSON-serialisable; its ``"generators"`` key
-    is set from the models' specs.
+    is set from the models' specs. ``push_to_hub="user/name"`` then uploads the folder with its model
+    card (``ponogan.sharing.push.push_run``; ``hub_options``: ``private``, ``revision``, ``license``...).
     """
     if not generators:
         raise ValueError("save_pretrained needs at least one generator")
+    if hub_options and push_to_hub is None:
+        raise ValueError(f"save_pretrained: {', '.join(hub_options)} apply with push_to_hub='user/name' only")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -55,6 +65,10 @@ def save_pretrained(run_dir: str | os.PathLike, generators: dict[str, nn.Module]
     text = json.dumps(full_config, indent=2, sort_keys=False)  # fails before any file is touched
     atomic_write(run_dir / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     write_text_atomic(run_dir / CONFIG_NAME, text + "\n")
+    if push_to_hub is not None:
+        from ponogan.sharing.push import push_run
+
+        push_run(run_dir, push_to_hub, **hub_options)
     return run_dir
 
 

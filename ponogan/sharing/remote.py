@@ -44,11 +44,13 @@ def is_repo_id(name: str | os.PathLike) -> bool:
     return not text.lower().endswith(_LOCAL_SUFFIXES) and not Path(owner).is_dir()
 
 
-def resolve_run(name: str | os.PathLike, revision: str | None = None) -> Path:
+def resolve_run(name: str | os.PathLike, revision: str | None = None, *, offline: bool | None = None) -> Path:
     """The local run folder (or file) that ``name`` stands for; see the module doc.
 
     ``revision`` (a branch, tag or commit) applies to a Hub repo only: with a local ``name`` it is a
-    ``UsageError``, so a pinned revision is never silently ignored.
+    ``UsageError``, so a pinned revision is never silently ignored. ``offline`` overrides the hub
+    library's offline mode for this call (None: ``HF_HUB_OFFLINE`` as the library read it); the app,
+    which turns offline mode on for everything else, passes the user's own setting.
     """
     if not is_repo_id(name):
         if revision is not None:
@@ -57,7 +59,22 @@ def resolve_run(name: str | os.PathLike, revision: str | None = None) -> Path:
                 "(a local folder of the same name wins over a repo)"
             )
         return Path(name)
-    return download_run(os.fspath(name), revision)
+    with _offline_mode(offline):
+        return download_run(os.fspath(name), revision)
+
+
+@contextlib.contextmanager
+def _offline_mode(offline: bool | None):
+    """The hub library's offline switch set to ``offline`` inside the block (unchanged for None)."""
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE
+    if offline is not None:
+        constants.HF_HUB_OFFLINE = bool(offline)
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
 
 
 def download_run(repo_id: str, revision: str | None = None) -> Path:
