@@ -63,6 +63,7 @@ def repo_files(hub: StandInHub, repo_id: str, branch: str = "main") -> dict[str,
     return repo["commits"][repo["refs"][branch]]
 
 
+@pytest.mark.slow  # about 5 s: three loads and a translate run of a 32 px U-Net
 def test_push_then_load_by_repo_id(hub, tmp_path, capsys):
     run = tiny_run(tmp_path / "runs" / "tiny")
     (run / "metrics.json").write_text(json.dumps({"step": 3, "l1": 0.25, "psnr": 12.5}))
@@ -99,7 +100,7 @@ def test_push_then_load_by_repo_id(hub, tmp_path, capsys):
     assert {r.metric_type: r.metric_value for r in meta.eval_results} == {"l1": 0.25, "psnr": 12.5}
     assert get_family("pix2pix").paper in card.text and "Positional Normalization" in card.text
     assert "(samples/step_000003.png)" in card.text and "(losses.png)" in card.text
-    assert 'from_pretrained("alice/tiny")' in card.text and "3 steps on cpu" in card.text
+    assert 'from_pretrained("alice/tiny")' in card.text and "`tiny`: 3 steps on cpu" in card.text
 
     # a file the stand-in holds that no run folder needs is never downloaded (pickles above all)
     repo = hub.repos["alice/tiny"]

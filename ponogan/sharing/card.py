@@ -3,9 +3,9 @@
 YAML front matter through ``huggingface_hub.ModelCardData`` (``library_name: ponogan``,
 ``pipeline_tag: image-to-image``, tags for the family and the shortcut, the license, the dataset, the
 metrics of ``metrics.json`` as a ``model-index``), then: what the model does (domains, direction, image
-size, parameters), how it was trained (preset, steps, precision, hardware from ``config.json``'s
-``runtime``), the sample grid and loss plot the upload carries, a five-line usage snippet, and the
-citations of PONO and of the family's paper (``get_family(name).paper``).
+size, parameters), how it was trained (run name, steps, batch size, precision, hardware from
+``config.json``'s ``runtime``), the sample grid and loss plot the upload carries, a five-line usage
+snippet, and the citations of PONO and of the family's paper (``get_family(name).paper``).
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def build_card(
     device = runtime.get("device") or _get(train, "device") or "unknown"
     processes = runtime.get("num_processes") or 1
     precision = runtime.get("mixed_precision") or _get(train, "mixed_precision") or "no"
-    preset = _get(config, "train", "run_name") or config.get("run_name") or name
+    run_name = config.get("run_name") or _get(config, "train", "run_name") or name
     generators = ", ".join(
         f"`{role}`: `{spec.get('name')}`" for role, spec in (config.get("generators") or {}).items()
     )
@@ -165,7 +165,7 @@ def build_card(
         "",
         "## Training",
         "",
-        f"Run `{preset}`: {steps} steps on {device}"
+        f"Run `{run_name}`: {steps} steps on {device}"
         + (f" ({processes} processes)" if processes > 1 else "")
         + f", mixed precision `{precision}`"
         + (f", batch size {batch}." if (batch := _get(config, "train", "data", "batch_size")) else "."),
