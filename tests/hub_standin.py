@@ -96,7 +96,8 @@ class StandInHub:
                 payload = json.loads(body)
                 repo_id = f"{payload['organization']}/{payload['name']}"
                 if not self.create(repo_id, payload.get("visibility") == "private"):
-                    return self.send(req, 409, {"error": "You already created this model repo"})
+                    taken = {"error": "You already created this model repo", "url": f"{self.url}/{repo_id}"}
+                    return self.send(req, 409, taken)
                 return self.send(req, 200, {"url": f"{self.url}/{repo_id}"})
             if method == "POST" and path == "/api/validate-yaml":
                 return self.send(req, 200, {"errors": [], "warnings": []})

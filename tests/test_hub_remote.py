@@ -161,6 +161,13 @@ def test_push_then_load_by_repo_id(hub, tmp_path, capsys):
     folder = resolve_run("bob/tiny", revision="dev")
     assert not (folder / "state").exists() and (folder / "model.safetensors").is_file()
 
+    # a second push replaces the generated card, but keeps a card edited on the Hub
+    assert main(["push", str(run), "--repo", "alice/tiny"]) == 0
+    repo["commits"][repo["refs"]["main"]]["README.md"] = b"# edited on the Hub\n"
+    assert main(["push", str(run), "--repo", "alice/tiny", "--message", "again"]) == 0
+    assert repo_files(hub, "alice/tiny")["README.md"] == b"# edited on the Hub\n"
+    assert "repo's own README.md kept" in capsys.readouterr().err
+
     # save_pretrained(push_to_hub=...): the same push from Python; a user's own README.md is the card
     own = tmp_path / "own"
     own.mkdir()
@@ -196,6 +203,13 @@ def test_names_that_do_not_load_are_one_line_each(hub, tmp_path, capsys):
     (tmp_path / "runs").mkdir()
     assert resolve_run("runs/typo") == Path("runs/typo")  # under a local folder: a missing local run
 
+    # a push never replaces another library's model
+    capsys.readouterr()
+    assert main(["push", str(tiny_run(tmp_path / "run")), "--repo", "bob/bert"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a ponogan run" in err
+    assert repo_files(hub, "bob/bert")["model.safetensors"] == b"not fetched"
+
     # no network: one CommandError line (a closed port on 127.0.0.1 answers at once)
     closed = f"http://127.0.0.1:{_closed_port()}"
     constants.ENDPOINT = closed
@@ -210,6 +224,7 @@ def test_names_that_do_not_load_are_one_line_each(hub, tmp_path, capsys):
         "eval": ["eval", "--checkpoint", "bob/bert", "--data", "glyphs", "--out", "ev", "--record"],
         "push": ["push", str(tmp_path), "--repo", "alice/x"],
         "push id": ["push", str(tmp_path), "--repo", "not-an-id"],
+        "push offline": ["push", str(tiny_run(tmp_path / "run")), "--repo", "alice/x"],
     }
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
     expected = {
@@ -217,6 +232,7 @@ def test_names_that_do_not_load_are_one_line_each(hub, tmp_path, capsys):
         "eval": (2, "drop --record"),
         "push": (2, "not a run folder"),
         "push id": (2, "user/name"),
+        "push offline": (1, "pushing to alice/x on http://127.0.0.1"),
     }
     for key, args in argv.items():
         status, words = expected[key]

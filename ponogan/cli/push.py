@@ -16,6 +16,11 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (parser.description + ". " if parser.description else "") + (
+        "Uploads config.json, model.safetensors, metrics and pictures, and README.md: the run's own, else "
+        "a generated model card (the run folder is not written to; a card edited on the Hub is kept). "
+        "Hub settings: HF_TOKEN or `hf auth login`, HF_ENDPOINT."
+    )
     parser.add_argument("run", metavar="RUN", help="run folder (config.json + model.safetensors)")
     parser.add_argument("--repo", required=True, help="Hub model repo id user/name (created if missing)")
     parser.add_argument("--private", action="store_true", help="create the repo private (a new repo only)")
@@ -43,7 +48,12 @@ def run(args: argparse.Namespace) -> int:
         license=args.license,
         commit_message=args.message,
     )
-    card = "generated model card" if result.plan.card_generated else "the run's own README.md as the card"
+    if result.plan.card_generated:
+        card = "generated model card"
+    elif result.plan.card_kept:
+        card = "the repo's own README.md kept"
+    else:
+        card = "the run's own README.md as the card"
     print(f"pushed {len(result.plan.files)} files to {result.repo_url} ({card}):", file=sys.stderr)
     for path in result.plan.files:
         print(f"  {path}", file=sys.stderr)

@@ -7,11 +7,15 @@ repo (``private`` for a new one) and the branch ``revision`` when missing, and c
 * ``config.json``, ``model.safetensors`` (what ``resolve_run`` needs), ``metrics.json`` when present;
 * ``losses.png`` / ``metrics.png``, ``sample.png`` and the newest ``samples/step_*.png`` when present;
 * ``README.md``: the run folder's own when it has one (uploaded as it is: the user's card wins),
-  otherwise the card ``card.build_card`` generates into the upload. The run folder is never written to;
+  otherwise the card ``card.build_card`` generates into the upload. The run folder is never written to,
+  and a README.md already in the repo replaces only a card ponogan generated (``card.GENERATED_MARK``):
+  a card written or edited on the Hub stays;
 * the training state (the newest complete ``state/step_*`` folder and a ``state/latest`` naming it) only
   with ``with_state=True``: it holds pickled optimizer and RNG files, which ``resolve_run`` never downloads.
 
-Hub failures are one ``CommandError`` line (exit 1): refused credentials, no network, a server error.
+A repo whose ``config.json`` is not a ponogan run's is refused (``UsageError``, nothing committed): a
+push never replaces another library's model. Hub failures are one ``CommandError`` line (exit 1):
+refused credentials, no network, a server error.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class PushPlan:
     repo_id: str
     files: dict[str, Path | bytes] = field(default_factory=dict)
     card_generated: bool = False
+    card_kept: bool = False  # the repo's own README.md was left in place
 
 
 @dataclass
@@ -156,8 +161,29 @@ def push_run(
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
+        _check_existing(api, plan, revision)
+        operations = [op for op in operations if op.path_in_repo in plan.files]
         info = api.create_commit(repo_id, operations, commit_message=message, revision=revision)
     return PushResult(plan, str(repo_url), info.commit_url)
+
+
+def _check_existing(api, plan: PushPlan, revision: str | None) -> None:
+    """Refuse a repo holding another library's config.json; keep a README.md the user wrote (dropped
+    from ``plan``, ``plan.card_kept``) when this push would replace it with a generated card."""
+    from ponogan.sharing.card import GENERATED_MARK
+    from ponogan.sharing.remote import check_ponogan_config
+
+    existing = set(api.list_repo_files(plan.repo_id, revision=revision, repo_type="model"))
+    fetch = {}
+    for name in (CONFIG_NAME, CARD_NAME):
+        if name in existing:
+            fetch[name] = Path(api.hf_hub_download(plan.repo_id, name, revision=revision, repo_type="model"))
+    if CONFIG_NAME in fetch:
+        check_ponogan_config(fetch[CONFIG_NAME], f"{plan.repo_id} (a push would replace it)")
+    user_card = CARD_NAME in fetch and GENERATED_MARK not in fetch[CARD_NAME].read_text("utf-8", "replace")
+    if user_card and plan.card_generated:
+        del plan.files[CARD_NAME]
+        plan.card_generated, plan.card_kept = False, True
 
 
 class _push_errors:

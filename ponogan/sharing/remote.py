@@ -99,7 +99,7 @@ def download_run(repo_id: str, revision: str | None = None) -> Path:
                 repo_id, revision=revision, allow_patterns=[CONFIG_NAME], tqdm_class=_silent_tqdm(), **options
             )
         )
-        _check_ponogan_config(folder / CONFIG_NAME, where)
+        check_ponogan_config(folder / CONFIG_NAME, where)
         # the snapshot folder is named by the commit: pin it, so both calls see one commit
         folder = Path(
             snapshot_download(
@@ -111,7 +111,7 @@ def download_run(repo_id: str, revision: str | None = None) -> Path:
     return folder
 
 
-def _check_ponogan_config(path: Path, where: str) -> None:
+def check_ponogan_config(path: Path, where: str) -> None:
     """``UsageError`` unless ``path`` is a ponogan run's config.json (a family and its generators)."""
     if not path.is_file():
         raise UsageError(
