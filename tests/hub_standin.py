@@ -1,6 +1,7 @@
 """A stand-in Hugging Face Hub on 127.0.0.1, for tests and offline trials of ``ponogan push`` / loading.
 
-It serves the endpoints ``huggingface_hub`` calls to create a repo and a branch, commit files (every
+It serves the endpoints ``huggingface_hub`` calls to create a repo and a branch (any bearer token
+is accepted; none is a 401, as on the Hub), commit files (every
 file is declared "regular", so contents come base64-encoded inside the commit: no LFS or Xet), and
 download them (repo info, tree listing, ``resolve`` with HEAD and GET). Repos live in memory;
 ``hub.repos[repo_id]`` holds ``{"private", "refs": {branch: commit}, "commits": {commit: {path: bytes}}}``.
@@ -92,6 +93,9 @@ class StandInHub:
         body = req.rfile.read(length) if length else b""
         parts = [p for p in path.split("/") if p]
         try:
+            writes = method == "POST" and not path.endswith(("/preupload/main", "/validate-yaml"))
+            if writes and not req.headers.get("Authorization", "").startswith("Bearer "):
+                return self.send(req, 401, {"error": "Invalid credentials in Authorization header"})
             if method == "POST" and path == "/api/repos/create":
                 payload = json.loads(body)
                 repo_id = f"{payload['organization']}/{payload['name']}"

@@ -178,7 +178,7 @@ def test_push_then_load_by_repo_id(hub, tmp_path, capsys):
     )
 
 
-def test_names_that_do_not_load_are_one_line_each(hub, tmp_path, capsys):
+def test_names_that_do_not_load_are_one_line_each(hub, tmp_path, capsys, monkeypatch):
     hub.create("bob/bert")
     repo = hub.repos["bob/bert"]
     repo["commits"][repo["refs"]["main"]].update(
@@ -209,6 +209,14 @@ def test_names_that_do_not_load_are_one_line_each(hub, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a ponogan run" in err
     assert repo_files(hub, "bob/bert")["model.safetensors"] == b"not fetched"
+
+    # no token: the Hub's 401 is one line saying how to log in
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    assert main(["push", str(tmp_path / "run"), "--repo", "alice/x"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refused the credentials (401)" in err and "hf auth login" in err
+    monkeypatch.setenv("HF_TOKEN", "hf_standin")
 
     # no network: one CommandError line (a closed port on 127.0.0.1 answers at once)
     closed = f"http://127.0.0.1:{_closed_port()}"
