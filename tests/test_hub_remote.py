@@ -4,6 +4,7 @@ what never does), offline mode, and one error line for each way a name can fail.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -63,8 +64,8 @@ def repo_files(hub: StandInHub, repo_id: str, branch: str = "main") -> dict[str,
     return repo["commits"][repo["refs"][branch]]
 
 
-@pytest.mark.slow  # about 5 s: three loads and a translate run of a 32 px U-Net
-def test_push_then_load_by_repo_id(hub, tmp_path, capsys):
+@pytest.mark.slow  # about 5 s alone: three loads of a 32 px U-Net, a translate run, app.py's imports
+def test_push_then_load_by_repo_id(hub, tmp_path, capsys, monkeypatch):
     run = tiny_run(tmp_path / "runs" / "tiny")
     (run / "metrics.json").write_text(json.dumps({"step": 3, "l1": 0.25, "psnr": 12.5}))
     Image.new("RGB", (8, 8), "red").save(run / "losses.png")
@@ -151,6 +152,17 @@ def test_push_then_load_by_repo_id(hub, tmp_path, capsys):
     # a local folder of the same name wins, with no request
     (tmp_path / "alice" / "tiny").mkdir(parents=True)
     assert resolve_run("alice/tiny") == Path("alice/tiny") and hub.requests == []
+
+    # the app: its own HF_HUB_OFFLINE=1 (no outbound network) still lets a Hub --checkpoint through
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the user's setting; restored afterwards
+    spec = importlib.util.spec_from_file_location("ponogan_app", Path(__file__).parents[1] / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    assert main(["push", str(run), "--repo", "dave/app"]) == 0
+    args = app.parse_args(["--checkpoint", "dave/app", "--checkpoints-dir", str(tmp_path / "none")])
+    runs, default, _ = app.collect_checkpoints(args)
+    assert default == "dave/app" and runs[default].path == resolve_run("dave/app")
+    assert constants.HF_HUB_OFFLINE is False
 
     # --with-state to a branch: the state travels, and a load of that revision still leaves it behind
     assert main(["push", str(run), "--repo", "bob/tiny", "--revision", "dev", "--with-state"]) == 0
