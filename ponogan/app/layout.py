@@ -1,0 +1,333 @@
+"""The app's page: `build_app` lays out the Blocks and wires each event to an `AppHandlers` method.
+
+Nothing is computed here: the handlers (`ponogan.app.handlers`) return plain values, and this module
+maps them onto components (an `AppError` becomes gradio's error box, a `ModelView` the component
+updates, a notice `gr.Info` / `gr.Warning`). Import it after the no-network environment is set
+(app.py sets it before importing gradio).
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+from gradio.utils import get_upload_folder
+
+from ponogan.app.examples import write_examples
+from ponogan.app.handlers import AppError, AppHandlers, ModelView
+from ponogan.app.support import (
+    APP_MAX_PIXELS,
+    MAX_TEXT_CHARS,
+    SAMPLE_TEXTS,
+    UPLOAD_MAX_AGE_S,
+    CheckpointInfo,
+    PipelineCache,
+)
+
+PAPER_MODE_LABEL = "pix2pix test mode: batch statistics + dropout"
+IMAGE_HEIGHT = 300
+TEXT_BOX_UNITS = 8 * MAX_TEXT_CHARS  # room for accents and emoji sequences, in UTF-16 code units
+# Small images (64 px glyphs) are shown enlarged to fill their boxes, with their pixels kept sharp.
+CSS = (
+    ".image-frame img, #moments img, #before-after img { image-rendering: pixelated; }\n"
+    "#input-image .image-frame img, #output-image .image-frame img, #moments-input .image-frame img "
+    "{ width: 100%; height: 100%; object-fit: contain; }"
+)
+
+
+def image_input(**kwargs) -> gr.Image:
+    """A `gr.Image` that hands events the uploaded file's path, unopened: the handlers decode it.
+
+    Why: gradio's own preprocess opens the file with PIL first, so a file that is not an image would fail
+    there, with no reason a user can read, and stay in gradio's upload cache.
+    """
+    component = gr.Image(type="filepath", image_mode=None, **kwargs)
+    to_path = component.preprocess  # gradio's own: writes a pasted (base64) image into its cache
+    # NOTE: set on the instance, not by subclassing: gradio writes a .pyi stub beside the module of
+    # every Component subclass it sees defined.
+    component.preprocess = lambda payload: None if payload is None else payload.path or to_path(payload)
+    return component
+
+
+def shown_errors(handler):
+    """`handler` (same name and signature, which gradio reads for the API) with its `AppError` shown as
+    gradio's error box."""
+
+    @functools.wraps(handler)
+    def event(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except AppError as err:
+            raise gr.Error(str(err), **({"title": err.title} if err.title else {})) from None
+
+    return event
+
+
+def notify(level: str, message: str, title: str | None = None) -> None:
+    """A handler's side message as a gradio toast."""
+    show = gr.Warning if level == "warning" else gr.Info
+    show(message, **({"title": title} if title else {}))
+
+
+def build_app(
+    runs: dict[str, CheckpointInfo],
+    default: str,
+    cache: PipelineCache,
+    max_pixels: int = APP_MAX_PIXELS,
+    upload_max_age: int = UPLOAD_MAX_AGE_S,
+    examples_dir: str | os.PathLike | None = None,
+) -> gr.Blocks:
+    """Lay out the UI for the runs in `runs`, opened on `default`.
+
+    `examples_dir` receives the rendered example inputs (default: a temporary folder removed at exit).
+    Gradio's cache keeps uploads and results `upload_max_age` seconds, checked every min(that, 300) s.
+    """
+    if upload_max_age < 1:
+        raise ValueError(f"--upload-max-age must be at least 1 second, got {upload_max_age}")
+    if examples_dir is None:
+        examples_dir = tempfile.mkdtemp(prefix="ponogan-examples-")
+        atexit.register(shutil.rmtree, examples_dir, True)
+    examples_dir = Path(examples_dir)
+    examples_dir.mkdir(parents=True, exist_ok=True)
+    gr.set_static_paths([examples_dir])  # served in place: never copied into (nor deleted from) the cache
+    example_sets, examples_of = write_examples(runs, examples_dir)
+    handlers = AppHandlers(
+        runs,
+        default,
+        cache,
+        max_pixels=max_pixels,
+        upload_root=get_upload_folder(),
+        trusted_roots=(examples_dir,),
+        examples=examples_of,
+        notify=notify,
+    )
+    try:  # the first screen: the default run's view and, for a glyph model, a result already shown
+        first = handlers.model_view(default)
+        start_source, start_output = handlers.first_screen(examples_dir)
+    except AppError as err:
+        raise ValueError(str(err)) from None
+
+    with gr.Blocks(
+        title="ponogan: PONO-MS image translation", delete_cache=(min(upload_max_age, 300), upload_max_age)
+    ) as demo:
+        gr.Markdown(
+            "## ponogan: image-to-image translation with Positional Normalization and Moment Shortcut\n"
+            "Pick a checkpoint, then click an example or upload / paste your own image. "
+            "Outputs are lossless PNG."
+        )
+        with gr.Row():
+            with gr.Column(scale=1):
+                checkpoint = gr.Dropdown(
+                    choices=list(runs), value=default, label="Checkpoint", elem_id="checkpoint"
+                )
+                # All directions here so API calls may ask any; each page load narrows it to the model's,
+                # and hides it when the model has only one (its card names that one).
+                direction = gr.Radio(
+                    choices=handlers.api_directions(default),
+                    value=first.direction,
+                    label="Direction",
+                    elem_id="direction",
+                    visible=first.show_directions,
+                )
+                # Shown only for generators with BatchNorm or dropout (pix2pix U-Net): for the others
+                # both test modes give the same output.
+                paper_mode = gr.Checkbox(
+                    value=False,
+                    label=PAPER_MODE_LABEL,
+                    elem_id="paper-mode",
+                    visible=first.test_mode_matters,
+                    info="As in the pix2pix paper: BatchNorm with the image's own statistics, dropout on "
+                    "(seeded, so repeatable). Off: the saved running statistics, no dropout.",
+                )
+            with gr.Column(scale=2):
+                card = gr.Markdown(first.card, elem_id="model-card")
+
+        with gr.Tabs(selected=first.tab) as tabs:
+            with gr.Tab("Image", id="image"):
+                with gr.Row():
+                    image_in = image_input(
+                        label="Input",
+                        sources=["upload", "clipboard"],
+                        elem_id="input-image",
+                        height=IMAGE_HEIGHT,
+                        format="png",
+                    )
+                    image_out = gr.Image(
+                        label="Translated",
+                        format="png",
+                        type="pil",
+                        interactive=False,
+                        elem_id="output-image",
+                        height=IMAGE_HEIGHT,
+                        visible=not first.multimodal,
+                    )
+                    styles = gr.Gallery(
+                        label="Translated, one per sample",
+                        format="png",
+                        columns=2,
+                        elem_id="styles",
+                        height=IMAGE_HEIGHT,
+                        visible=first.multimodal,
+                    )
+                    compare = gr.ImageSlider(
+                        label="Before / after (drag the handle)",
+                        type="pil",
+                        format="png",
+                        interactive=False,
+                        elem_id="before-after",
+                        height=IMAGE_HEIGHT,
+                    )
+                note = gr.Markdown(elem_id="domain-note")
+                with (
+                    gr.Accordion(
+                        first.style_label, open=True, visible=first.multimodal, elem_id="style-box"
+                    ) as style_box,
+                    gr.Row(),
+                ):
+                    seed = gr.Number(value=0, precision=0, label="Style / attributes seed")
+                    n_styles = gr.Slider(1, 8, value=1, step=1, label="Number of samples", elem_id="n-styles")
+                    style_image = image_input(
+                        label="Reference image (optional)",
+                        height=160,
+                        sources=["upload", "clipboard"],
+                        elem_id="style-image",
+                    )
+                translate_btn = gr.Button("Translate", variant="primary", elem_id="translate-btn")
+                example_boxes, example_events = {}, []
+                for key, (label, example_direction, paths) in example_sets.items():
+                    with gr.Column(visible=key in first.examples, elem_classes="examples") as box:
+                        shown = gr.Examples(
+                            [[path] for path in paths],
+                            [image_in],
+                            label=label,
+                            cache_examples=False,
+                            examples_per_page=len(paths),
+                        )
+                    example_boxes[key] = box
+                    example_events.append((shown.load_input_event, example_direction))
+
+            with gr.Tab("Glyph text", id="text", visible=first.glyphs) as glyph_tab:
+                # The box counts UTF-16 code units; the limit of characters as a reader counts them (an
+                # accent or an emoji's parts belong to their character) is the server's: `prepare_text`.
+                text = gr.Textbox(
+                    value=SAMPLE_TEXTS[0],
+                    max_length=TEXT_BOX_UNITS,
+                    elem_id="glyph-text",
+                    label=f"Text (up to {MAX_TEXT_CHARS} characters, left to right; Enter translates)",
+                )
+                text_note = gr.Markdown(elem_id="text-note")
+                text_btn = gr.Button("Render and translate", variant="primary", elem_id="text-btn")
+                text_examples = gr.Examples(
+                    [[t] for t in SAMPLE_TEXTS], [text], label="Sample texts", cache_examples=False
+                )
+                text_src = gr.Image(
+                    value=start_source,
+                    label="Rendered in the source font",
+                    format="png",
+                    interactive=False,
+                    height=140,
+                    elem_id="text-source",
+                )
+                text_out = gr.Image(
+                    value=start_output,
+                    label="Translated",
+                    format="png",
+                    interactive=False,
+                    elem_id="text-output",
+                    height=140,
+                )
+
+            with gr.Tab("Moments", id="moments"):
+                gr.Markdown(
+                    "PONO mean and std of the input (from the Image tab) at each encoder level, "
+                    "shallow first: the structure the Moment Shortcut carries to the decoder."
+                )
+                moments_btn = gr.Button("Show moments of the input", elem_id="moments-btn")
+                with gr.Row():
+                    moments_src = gr.Image(
+                        label="Input",
+                        type="filepath",
+                        interactive=False,
+                        scale=1,
+                        elem_id="moments-input",
+                        height=IMAGE_HEIGHT,
+                    )
+                    moments = gr.Gallery(label="Moments", columns=4, format="png", elem_id="moments", scale=3)
+
+        results, left_out = gr.State(), gr.State()
+        translate_in = [image_in, direction, seed, n_styles, style_image, checkpoint, paper_mode]
+        views_in = [results, style_image, seed]
+        translate = shown_errors(handlers.translate)
+        translate_text = shown_errors(handlers.translate_text)
+
+        def run_translate(trigger, **api) -> None:
+            """On `trigger`: `translate`, then the before/after slider and the samples gallery."""
+            trigger(
+                translate, translate_in, [image_out, results], show_progress_on=[image_out, styles], **api
+            ).success(handlers.result_views, views_in, [compare, styles], api_visibility="private")
+
+        # light handlers: the raw payload (paths checked by `file_in`), outside the compute queue's limit
+        quick = dict(
+            preprocess=False, api_visibility="private", concurrency_limit=None, show_progress="hidden"
+        )
+        run_translate(translate_btn.click, api_name="translate")
+        for event, example_direction in example_events:  # an example sets its direction, translates at once
+            set_direction = event.then(lambda d=example_direction: d, None, direction, **quick)
+            run_translate(set_direction.then, api_visibility="private")
+        for trigger, api in (
+            (text_btn.click, {"api_name": "translate_text"}),
+            (text.submit, {"api_visibility": "private"}),
+            (text_examples.load_input_event.then, {"api_visibility": "private"}),
+        ):
+            text_in = [text, direction, checkpoint, paper_mode]
+            trigger(
+                translate_text, text_in, [text_src, text_out, left_out], show_progress_on=text_out, **api
+            ).success(lambda note: note, left_out, text_note, api_visibility="private")
+        moments_in = [image_in, direction, checkpoint]
+        moments_btn.click(shown_errors(handlers.show_moments), moments_in, moments, api_name="moments")
+
+        def check_upload(payload):
+            """A refused upload leaves the input (the outputs stay: a Translate clicked right after the
+            upload may already have filled them)."""
+            return gr.skip() if handlers.check_upload(payload) else None
+
+        for box in (image_in, style_image):
+            box.upload(check_upload, box, box, **quick)
+        note_in = [image_in, checkpoint, direction]
+        image_in.change(handlers.on_input, note_in, [note, moments_src], **quick)
+        gr.on([direction.change, checkpoint.change], handlers.input_note, note_in, note, **quick)
+
+        shown_results = [compare, text_src, text_out, text_note, moments]
+
+        def model_view(name: str, clear: bool = False) -> dict:
+            """The components that depend on the model, updated from `handlers.model_view`."""
+            view: ModelView = shown_errors(handlers.model_view)(name, clear)
+            cleared = {"value": None} if view.clear else {}
+            updates = {
+                card: view.card,
+                direction: gr.Radio(
+                    choices=view.directions, value=view.direction, visible=view.show_directions
+                ),
+                style_box: gr.Accordion(label=view.style_label, visible=view.multimodal),
+                glyph_tab: gr.Tab(visible=view.glyphs),
+                paper_mode: gr.Checkbox(visible=view.test_mode_matters),
+                image_out: gr.update(visible=not view.multimodal, **cleared),
+                styles: gr.update(visible=view.multimodal, **cleared),
+                **{box: gr.Column(visible=key in view.examples) for key, box in example_boxes.items()},
+            }
+            if view.clear:
+                updates |= {tabs: gr.Tabs(selected=view.tab), **dict.fromkeys(shown_results)}
+            return updates
+
+        model_outputs = [card, direction, style_box, glyph_tab, paper_mode, tabs, image_out, styles]
+        model_outputs += [*shown_results, *example_boxes.values()]
+        checkpoint.change(
+            lambda name: model_view(name, clear=True), checkpoint, model_outputs, api_visibility="private"
+        )
+        demo.load(model_view, checkpoint, model_outputs, api_visibility="private")
+    return demo
