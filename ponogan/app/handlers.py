@@ -63,10 +63,6 @@ class AppError(Exception):
 Notify = Callable[..., None]
 
 
-def ignore_notice(level: str, message: str, title: str | None = None) -> None:
-    """The `notify` of handlers with no one to show side messages to (a script, a test that skips them)."""
-
-
 class _Decoded:
     """One upload's decode, done once: `image` or `error` once `lock` has been released by the decoder."""
 
@@ -163,7 +159,8 @@ class AppHandlers:
     - `upload_root`: gradio's upload cache, the only folder a refused input is ever deleted from;
       `trusted_roots`: the folders whose files an unprocessed payload may name (uploads, examples).
     - `examples`: the example-set keys shown for each run (`ponogan.app.examples.write_examples`).
-    - `notify`: where warnings and info lines go (`notify(level, message, title)`).
+    - `notify`: where warnings and info lines go (`notify(level, message, title)`); None drops them
+      (a caller with no one to show them to: a script, a test).
     """
 
     def __init__(
@@ -176,7 +173,7 @@ class AppHandlers:
         upload_root: str | os.PathLike,
         trusted_roots: tuple[str | os.PathLike, ...] = (),
         examples: dict[str, list[tuple]] | None = None,
-        notify: Notify = ignore_notice,
+        notify: Notify | None = None,
         decoded: DecodedUploads | None = None,
     ) -> None:
         self.runs, self.default, self.cache = runs, default, cache
@@ -210,6 +207,11 @@ class AppHandlers:
         except (ValueError, OSError) as err:
             self.refuse(path)
             raise AppError(str(err), INVALID_IMAGE) from None
+
+    def tell(self, level: str, message: str, title: str | None = None) -> None:
+        """A side message for the visitor, through `notify` when there is one."""
+        if self.notify is not None:
+            self.notify(level, message, title)
 
     def refuse(self, path: str | os.PathLike) -> None:
         """Forget `path`'s decode and delete it when it lies in gradio's upload cache."""
@@ -302,7 +304,7 @@ class AppHandlers:
         except ValueError as err:
             raise AppError(str(err)) from None
         if not gallery:
-            self.notify("info", "This model has no moment shortcut (shortcut=None): no PONO moments to show.")
+            self.tell("info", "This model has no moment shortcut (shortcut=None): no PONO moments to show.")
         return gallery
 
     def check_upload(self, payload) -> bool:
@@ -311,7 +313,7 @@ class AppHandlers:
         try:
             self.decode(file_in(payload, [self.upload_root]))
         except AppError as err:
-            self.notify("warning", str(err), err.title)
+            self.tell("warning", str(err), err.title)
             return False
         return True
 
