@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,6 +42,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 MAX_PIXELS = 5000  # the served app refuses larger uploads, so a 100 x 100 image is "too large"
+# Every run folder shipped under checkpoints/, found by listing it (a demo added later is covered too).
+SHIPPED = [info.name for info in find_checkpoints(REPO / "checkpoints")]
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,8 @@ def checkpoints(tmp_path_factory):
     make_run(root / "demo_tiny_pix2pix" / "state" / "old", "pix2pix")  # training state: not listed
     (root / "broken").mkdir()
     (root / "broken" / "model.safetensors").write_bytes(b"x")  # no config.json: not listed
+    for name in SHIPPED:  # listed after demo_tiny_pix2pix, which stays the one the app opens on
+        shutil.copytree(REPO / "checkpoints" / name, root / "shipped" / name)
     return root
 
 
@@ -68,7 +73,7 @@ def images(tmp_path_factory):
 
 def test_find_checkpoints_lists_demos_first(checkpoints):
     names = [info.name for info in find_checkpoints(checkpoints)]
-    assert names == ["demo_tiny_pix2pix", "zz_run_munit"]
+    assert names == ["demo_tiny_pix2pix", *(f"shipped/{name}" for name in SHIPPED), "zz_run_munit"]
     assert find_checkpoints(checkpoints / "missing") == []
 
 
@@ -138,7 +143,8 @@ def test_collect_checkpoints_picks_what_to_open(checkpoints, tmp_path):
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and os.environ["HF_HUB_OFFLINE"] == "1"
 
     runs, default, skipped = app.collect_checkpoints(app.parse_args(["--checkpoints-dir", str(checkpoints)]))
-    assert default == "demo_tiny_pix2pix" and list(runs) == ["demo_tiny_pix2pix", "zz_run_munit"]
+    shipped = [f"shipped/{name}" for name in SHIPPED]
+    assert default == "demo_tiny_pix2pix" and list(runs) == ["demo_tiny_pix2pix", *shipped, "zz_run_munit"]
     assert list(skipped) == ["broken"] and "needs config.json" in skipped["broken"]
     inside = str(checkpoints / "zz_run_munit")
     args = app.parse_args(["--checkpoints-dir", str(checkpoints), "--checkpoint", inside])
@@ -147,7 +153,7 @@ def test_collect_checkpoints_picks_what_to_open(checkpoints, tmp_path):
     runs, default, _ = app.collect_checkpoints(
         app.parse_args(["--checkpoints-dir", str(checkpoints), "--checkpoint", str(outside)])
     )
-    assert default == str(outside) and list(runs)[0] == default and len(runs) == 3
+    assert default == str(outside) and list(runs)[0] == default and len(runs) == 3 + len(SHIPPED)
     make_run(tmp_path / "ckpts" / app.DEFAULT_DEMO, "pix2pix")
     make_run(tmp_path / "ckpts" / "demo_a", "pix2pix")
     assert (
@@ -517,3 +523,26 @@ def test_browser_checkpoint_switch_clears_results_and_shows_munit_styles(server)
         expect(page.locator("#styles img")).to_have_count(3, timeout=30_000)
         expect(page.get_by_label("DejaVu Serif Bold → DejaVu Sans")).to_be_checked()
         expect(page.locator("#before-after img")).to_have_count(2)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_browser_every_shipped_demo_translates(server, images):
+    """Each run under checkpoints/, picked in the browser, translates an upload (the input stays across
+    a checkpoint switch; the results are cleared)."""
+    from playwright.sync_api import expect
+
+    assert SHIPPED, f"no run folders under {REPO / 'checkpoints'}"
+    with _browser_page(server) as page:
+        page.get_by_role("tab", name="Image").click()
+        page.locator("#input-image input[type=file]").set_input_files(str(images / "small.png"))
+        page.locator("#input-image img").wait_for(timeout=30_000)
+        for name in SHIPPED:
+            page.locator("#checkpoint input").click()
+            page.get_by_role("option", name=f"shipped/{name}", exact=True).click()
+            expect(page.locator("#model-card")).to_contain_text(f"shipped/{name}", timeout=15_000)
+            expect(page.locator("#before-after img")).to_have_count(0, timeout=15_000)
+            page.get_by_role("tab", name="Image").click()
+            page.locator("#translate-btn").click()
+            expect(page.locator("#before-after img")).to_have_count(2, timeout=30_000)
+            assert _shown_png(server, page.locator("#before-after img").nth(1)).size == (37, 29)
