@@ -77,7 +77,7 @@ from ponogan.core.messages import EXIT_STATUS_HELP, EXIT_USAGE, UsageError, firs
 from ponogan.core.runtime import resolve_device  # noqa: E402
 from ponogan.data.image_io import is_within  # noqa: E402
 from ponogan.families import all_families, get_family  # noqa: E402
-from ponogan.inference.pipeline import check_processed_size  # noqa: E402
+from ponogan.inference.images import check_processed_size  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 PAPER_MODE_LABEL = "pix2pix test mode: batch statistics + dropout"
