@@ -1,6 +1,6 @@
 """The one batcher of inference (`images.SizeBatcher`): images of one size per batch, up to a number of
-images and a pixel budget, order kept; the pipeline computes what it computed before it, and `ponogan
-translate` what the pipeline does."""
+images and a pixel budget, order kept; without a budget the pipeline's batches are a plain grouping by
+size, and `ponogan translate` computes what the pipeline does."""
 
 import numpy as np
 import pytest
@@ -56,9 +56,9 @@ def _mixed_folder(folder, sizes):
     return sorted(folder.iterdir())
 
 
-def _old_grouping(pipe, images, batch_size):
-    """The pipeline's outputs as it computed them before the one batcher: images grouped by size, each
-    group cut into chunks of `batch_size`, each chunk one forward of the generator."""
+def _plain_grouping(pipe, images, batch_size):
+    """A plain reference: images grouped by size, each group cut into chunks of `batch_size` in input
+    order, each chunk one forward of the generator."""
     by_size = {}
     for i, img in enumerate(images):
         by_size.setdefault(img.size, []).append(i)
@@ -73,17 +73,17 @@ def _old_grouping(pipe, images, batch_size):
     return outputs
 
 
-def test_batched_outputs_equal_the_old_path_and_translate_the_pipeline(tmp_path):
+def test_batched_outputs_equal_a_plain_grouping_and_translate_the_pipeline(tmp_path):
     run = make_run(tmp_path / "run", "cyclegan")
     pipe = TranslationPipeline.from_pretrained(run, device="cpu")
     sizes = [(24, 20), (32, 32), (24, 20), (17, 29), (32, 32), (24, 20), (24, 20), (32, 32)]
     paths = _mixed_folder(tmp_path / "in", sizes)
     images = [load_image(path) for path in paths]
 
-    # without a pixel budget the batches are those of the old grouping: the same outputs, bit for bit
+    # without a pixel budget the batches are those of the plain grouping: the same outputs, bit for bit
     unbudgeted = pipe(images, batch_size=3, max_pixels=None)
-    for new, old in zip(unbudgeted, _old_grouping(pipe, images, 3), strict=True):
-        assert np.array_equal(np.asarray(new), old)
+    for output, reference in zip(unbudgeted, _plain_grouping(pipe, images, 3), strict=True):
+        assert np.array_equal(np.asarray(output), reference)
 
     # `ponogan translate` batches as it decodes with the same batcher and budget as the pipeline
     budget = 2 * 32 * 32  # two 32x32 images (stride 4: no padding) a batch
