@@ -195,7 +195,7 @@ def test_main_reports_a_bad_env_port_in_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_app_refuses_what_the_network_would_process_too_large():
-    from ponogan.inference.pipeline import ImageTooLargeError, check_processed_size
+    from ponogan.inference.images import ImageTooLargeError, check_processed_size
 
     assert check_processed_size((1920, 1080), None, 4) == (1920, 1080)
     with pytest.raises(ImageTooLargeError, match="max"):

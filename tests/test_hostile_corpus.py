@@ -219,7 +219,8 @@ def test_app_upload_path_survives_the_corpus(corpus):
     """What `app.py` does with an upload: `load_upload`, the processed-size check, the pipeline; every
     bad file must end as one readable ValueError (shown as a gr.Error), never anything else."""
     from ponogan.app.support import APP_MAX_PIXELS, load_upload
-    from ponogan.inference.pipeline import TranslationPipeline, check_processed_size
+    from ponogan.inference.images import check_processed_size
+    from ponogan.inference.pipeline import TranslationPipeline
 
     root, data, before = corpus
     pipe = TranslationPipeline.from_pretrained(make_run(root / "app_run", "cyclegan"), device="cpu")

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from ponogan.data import create_dataset, glyph_mask, pil_to_tensor, tensor_to_pil
-from ponogan.inference.pipeline import TranslationPipeline, parse_size, resize_image
+from ponogan.inference.images import parse_size, resize_image
+from ponogan.inference.pipeline import TranslationPipeline
 from ponogan.models import create_generator, save_pretrained
 
 TINY = {
@@ -386,7 +387,7 @@ def demo_pipe():
 
 def test_pipeline_applies_the_cli_pixel_limit(demo_pipe):
     from ponogan.core.settings import MAX_PROCESSED_PIXELS
-    from ponogan.inference.pipeline import ImageTooLargeError
+    from ponogan.inference.images import ImageTooLargeError
 
     glyph = Image.new("RGB", (64, 64), "white")
     with pytest.raises(

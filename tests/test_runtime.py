@@ -10,7 +10,9 @@ import torch
 from ponogan.core import runtime
 from ponogan.core.messages import UsageError
 from ponogan.training import from_dict
-from ponogan.training.loop import TrainingError, build_accelerator, data_workers, resolve_runtime
+from ponogan.training.batch_order import data_workers
+from ponogan.training.errors import TrainingError
+from ponogan.training.loop import build_accelerator, resolve_runtime
 
 
 @pytest.fixture

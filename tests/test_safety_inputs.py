@@ -28,12 +28,8 @@ import ponogan.data.image_io as image_io
 from ponogan.cli import main
 from ponogan.data import BadImageWarning, ImageLoadError, create_dataset, find_images, load_image
 from ponogan.data.download import combine_ab
-from ponogan.inference.pipeline import (
-    ImageTooLargeError,
-    TranslationPipeline,
-    check_processed_size,
-    processed_size,
-)
+from ponogan.inference.images import ImageTooLargeError, check_processed_size, processed_size
+from ponogan.inference.pipeline import TranslationPipeline
 from ponogan.metrics.images import list_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")

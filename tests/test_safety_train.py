@@ -482,7 +482,7 @@ def test_a_second_ctrl_c_during_a_save_waits_for_the_save(tmp_path, capsys, monk
 
 
 def test_a_second_ctrl_c_outside_a_save_stops_at_once_with_one_line(tmp_path, capsys, monkeypatch):
-    real, calls = loop._to_device, []
+    real, calls = loop.to_device, []
 
     def batch_then_ctrl_c(*args):
         calls.append(1)
@@ -490,7 +490,7 @@ def test_a_second_ctrl_c_outside_a_save_stops_at_once_with_one_line(tmp_path, ca
             _signals_twice()
         return real(*args)
 
-    monkeypatch.setattr(loop, "_to_device", batch_then_ctrl_c)
+    monkeypatch.setattr(loop, "to_device", batch_then_ctrl_c)
     run = tmp_path / "run"
     status, _, err = run_cli(
         capsys, "--config", tiny_config(tmp_path, max_steps=1000, save_every=2), "--output-dir", run

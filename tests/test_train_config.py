@@ -20,7 +20,8 @@ from ponogan.training.config import (
     from_dict,
     load_config,
 )
-from ponogan.training.loop import TrainingError, build_accelerator
+from ponogan.training.errors import TrainingError
+from ponogan.training.loop import build_accelerator
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = sorted(CONFIGS.glob("*.yaml"))

@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from ponogan.training.batch_order import Batches
 from ponogan.training.config import OptimConfig
 from ponogan.training.image_pool import ImagePool
-from ponogan.training.loop import _Batches
 from ponogan.training.samples import labelled_grid, save_png
 from ponogan.training.schedules import make_scheduler
 from ponogan.training.state import (
@@ -62,7 +62,7 @@ ORDERS = [
 @pytest.mark.parametrize("n, batch, world, rank, epoch, start", ORDERS)
 def test_data_order_is_that_of_earlier_versions_so_old_runs_resume_alike(n, batch, world, rank, epoch, start):
     data = _Recorded(n)
-    batches = _Batches(data, batch_size=batch, seed=3, rank=rank, world_size=world)
+    batches = Batches(data, batch_size=batch, seed=3, rank=rank, world_size=world)
     batches.seek(epoch, start)
     stream = iter(batches)
     left = _old_order(n, batch, world, rank, 3, epoch, start)
@@ -74,7 +74,7 @@ def test_data_order_is_that_of_earlier_versions_so_old_runs_resume_alike(n, batc
 
 def test_data_order_shards_are_disjoint_and_change_every_epoch():
     def epoch_of(rank: int, epoch: int) -> list[int]:
-        batches = _Batches(list(range(10)), batch_size=2, seed=3, rank=rank, world_size=2)
+        batches = Batches(list(range(10)), batch_size=2, seed=3, rank=rank, world_size=2)
         batches.seek(epoch, 0)
         stream = iter(batches)
         return [i for _ in range(batches.per_epoch) for i in next(stream).tolist()]
@@ -85,11 +85,11 @@ def test_data_order_shards_are_disjoint_and_change_every_epoch():
 
 
 def test_data_position_outside_the_epoch_and_too_little_data_are_refused():
-    batches = _Batches(list(range(12)), batch_size=3, seed=0)
+    batches = Batches(list(range(12)), batch_size=3, seed=0)
     with pytest.raises(ValueError, match="outside this data's 4 batches per epoch"):
         batches.seek(0, 4)
     with pytest.raises(ValueError, match="3 items, fewer than one batch per process"):
-        _Batches(list(range(3)), batch_size=2, seed=0, world_size=2)
+        Batches(list(range(3)), batch_size=2, seed=0, world_size=2)
 
 
 def test_image_pool_fills_then_swaps_half_the_time():

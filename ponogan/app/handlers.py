@@ -43,7 +43,8 @@ from ponogan.app.support import (
     translate_tiles,
 )
 from ponogan.families import all_families
-from ponogan.inference.pipeline import TranslationPipeline, check_processed_size
+from ponogan.inference.images import check_processed_size
+from ponogan.inference.pipeline import TranslationPipeline
 
 INVALID_IMAGE = "Invalid image"  # the title of every message about an input file the app refuses
 # Every direction any family translates: the API accepts each of them whatever the page shows.

@@ -239,7 +239,8 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "list_presets", False):
         print_presets()
         return 0
-    from ponogan.training.loop import TrainingError, UsageError, train  # torch: only once a run really starts
+    from ponogan.training.errors import TrainingError, UsageError
+    from ponogan.training.loop import train  # torch: only once a run really starts
     from ponogan.training.preflight import preflight
 
     try:

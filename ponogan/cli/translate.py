@@ -163,7 +163,8 @@ def options(args: argparse.Namespace) -> TranslateOptions:
 
 
 def _run(args: argparse.Namespace, device: str, group) -> int:
-    from ponogan.inference.pipeline import TranslationPipeline, parse_size
+    from ponogan.inference.images import parse_size
+    from ponogan.inference.pipeline import TranslationPipeline
 
     output, root = Path(args.output), input_root(args.input)
     if output.exists() and not output.is_dir():

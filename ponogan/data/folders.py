@@ -25,7 +25,14 @@ from torch.utils.data import Dataset
 from ponogan.core.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS
 from ponogan.data.image_io import IMG_EXTENSIONS, ImageLoadError, find_images, image_size, load_image
 from ponogan.data.options import DataOptions
-from ponogan.data.transforms import MIN_SIDE, apply_transform, get_params, keeps_image_size, resized_size
+from ponogan.data.transforms import (
+    MIN_SIDE,
+    apply_transform,
+    decay_options,
+    get_params,
+    keeps_image_size,
+    resized_size,
+)
 
 
 class BadImageWarning(UserWarning):
@@ -43,6 +50,7 @@ class FolderDataset(Dataset, abc.ABC):
         self.root = str(root)
         self.phase = phase
         self.options = options
+        self.item_options = options  # what the items' transforms follow (`set_decay`)
         self.train = phase == "train"
         self._reported: set[str] = set()
 
@@ -65,10 +73,17 @@ class FolderDataset(Dataset, abc.ABC):
     def _load(self, path: str, channels: int):
         return load_image(path, "L" if channels == 1 else "RGB", self.options.max_pixels)
 
+    def set_decay(self, active: bool) -> None:
+        """Draw the next items as in the learning-rate decay epochs (`active`) or as before them
+        (`DataOptions.crop_in_decay`, `transforms.decay_options`); the training loop sets it before
+        each epoch."""
+        self.item_options = decay_options(self.options) if active else self.options
+
     def _side(self, path: str, channels: int) -> torch.Tensor:
         """One image as an item tensor `(channels, H, W)`, with its own random crop and flip."""
         img = self._load(path, channels)
-        return apply_transform(img, self.options, get_params(self.options, img.size, self.train), channels)
+        opts = self.item_options
+        return apply_transform(img, opts, get_params(opts, img.size, self.train), channels)
 
     def _report(self, err: ImageLoadError) -> None:
         if err.path not in self._reported:
@@ -199,10 +214,11 @@ class AlignedDataset(FolderDataset):
         half = img.width // 2
         left, right = img.crop((0, 0, half, img.height)), img.crop((half, 0, 2 * half, img.height))
         a_img, b_img = (right, left) if self.options.direction == "BtoA" else (left, right)
-        params = get_params(self.options, a_img.size, self.train)
+        opts = self.item_options
+        params = get_params(opts, a_img.size, self.train)
         return {
-            "A": apply_transform(a_img, self.options, params, self.options.input_nc),
-            "B": apply_transform(b_img, self.options, params, self.options.output_nc),
+            "A": apply_transform(a_img, opts, params, opts.input_nc),
+            "B": apply_transform(b_img, opts, params, opts.output_nc),
             "A_path": path,
             "B_path": path,
         }

@@ -28,6 +28,11 @@ class DataOptions:
             item size (batches need one; checked from the file headers when the dataset is built) and
             images giving items under `MIN_SIDE` px (transforms.py) are skipped with a warning.
         no_flip: disable the random horizontal flip (never applied outside the train phase).
+        crop_in_decay: keep the random crop in the epochs of the learning-rate decay. False is CUT's
+            rule: from the first epoch wholly inside the `linear` decay (`optim.decay_start`), train
+            items are resized to `crop_size` instead of `load_size`, so `resize_and_crop` takes the
+            whole image with no random crop (`scale_width_and_crop` scales the width to `crop_size`;
+            `crop`, which has no resize step, is unchanged); flips are unchanged.
         direction: `AtoB` or `BtoA`; `BtoA` swaps the domains, so item `A` is always the model input.
         serial: unaligned/list pairing: B index follows A instead of being drawn at random.
         input_nc / output_nc: channels of items `A` / `B` (1 = grayscale, 3 = RGB), after `direction`.
@@ -48,6 +53,7 @@ class DataOptions:
     crop_size: int = 256
     preprocess: str = "resize_and_crop"
     no_flip: bool = False
+    crop_in_decay: bool = True
     direction: str = "AtoB"
     serial: bool = False
     input_nc: int = 3

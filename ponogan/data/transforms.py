@@ -37,6 +37,16 @@ def resized_size(options: DataOptions, width: int, height: int) -> tuple[int, in
     return width, height
 
 
+def decay_options(options: DataOptions) -> DataOptions:
+    """The options train items follow in the learning-rate decay epochs: `options` themselves with
+    `crop_in_decay`, else the resize step sized to `crop_size` (CUT's rule: its dataset sets the load
+    size to the crop size once the decay starts), so a resized square leaves no crop to draw; `crop`
+    and the modes without a crop step are unchanged."""
+    if options.crop_in_decay or options.preprocess not in ("resize_and_crop", "scale_width_and_crop"):
+        return options
+    return options.replace(load_size=options.crop_size)
+
+
 def keeps_image_size(options: DataOptions) -> bool:
     """Whether items keep each image's own (scaled) size: `preprocess` has no crop step to fix it."""
     return not _crops(options)

@@ -3,8 +3,10 @@
 `TranslationPipeline.from_pretrained(run)` rebuilds the generators of a run folder (or its
 `model.safetensors`) with `ponogan.models.hub.load_pretrained`, which never unpickles anything.
 Calling the pipeline converts every image to the model's channel count, groups images of the same size
-into batches, runs them under `torch.inference_mode` (optionally bf16 autocast) and returns PIL images
-of the input size: the generators pad to their stride multiple and crop back themselves.
+into batches (`images.SizeBatcher`, the batcher of `ponogan translate` too), runs them under
+`torch.inference_mode` (optionally bf16 autocast) and returns PIL images of the input size: the
+generators pad to their stride multiple and crop back themselves. The image helpers (accepted
+inputs, sizes, limits) live in `ponogan.inference.images`.
 
 Directions per family (see docs/architecture.md, "Checkpoint roles"):
 
@@ -40,7 +42,6 @@ import copy
 import hashlib
 import os
 import threading
-import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -51,10 +52,20 @@ from PIL import Image
 from torch import nn
 
 from ponogan.core.runtime import resolve_device
-from ponogan.core.settings import DEFAULT_TEST_MODE, MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
+from ponogan.core.settings import DEFAULT_TEST_MODE, MAX_PROCESSED_PIXELS, TEST_MODES
 from ponogan.data import pil_to_tensor, tensor_to_pil
-from ponogan.data.image_io import frame_count, image_info, to_mode
+from ponogan.data.image_io import to_mode
 from ponogan.families import Route, family_names, get_family
+from ponogan.inference.images import (
+    ImageTooLargeError,
+    as_pil_images,
+    check_images,
+    check_processed_size,
+    moment_to_image,
+    parse_size,
+    resize_image,
+    run_batched,
+)
 from ponogan.norm import Moments
 
 _DTYPES = {
@@ -147,177 +158,6 @@ def image_channels(net: nn.Module) -> int:
     if conv is None:
         raise ValueError(f"cannot tell the input channels of {type(net).__name__}: it has no Conv2d")
     return conv.in_channels
-
-
-def parse_size(size: int | str | Sequence[int] | None) -> int | tuple[int, int] | None:
-    """`None`, an int (shorter side), `(w, h)`, or a string `"64"` / `"64x48"` -> int or `(w, h)`."""
-    if size is None:
-        return None
-    if isinstance(size, str):
-        parts = size.lower().split("x")
-        try:
-            values = [int(p) for p in parts]
-        except ValueError:
-            raise ValueError(f"size must look like 256 or 320x240, got {size!r}") from None
-        size = values[0] if len(values) == 1 else tuple(values)
-    if isinstance(size, int):
-        if size < 1:
-            raise ValueError(f"size must be positive, got {size}")
-        return size
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"size must be an int or a positive (width, height) pair, got {size}")
-    return size
-
-
-class ImageTooLargeError(ValueError):
-    """An image over a processing limit; `option` names it (`max_pixels` or `max_aspect`)."""
-
-    def __init__(self, message: str, option: str) -> None:
-        super().__init__(message)
-        self.option = option
-
-
-def target_size(image_size: tuple[int, int], size: int | tuple[int, int] | None) -> tuple[int, int]:
-    """`(w, h)` after `resize_image(img, size)` for an image of `image_size`."""
-    if size is None:
-        return image_size
-    if isinstance(size, int):
-        w, h = image_size
-        scale = size / min(w, h)
-        return max(1, round(w * scale)), max(1, round(h * scale))
-    return size
-
-
-def processed_size(
-    image_size: tuple[int, int], size: int | tuple[int, int] | None, stride: int
-) -> tuple[int, int]:
-    """`(w, h)` the networks compute on: resized to `size`, then padded up to a multiple of `stride`."""
-    w, h = target_size(image_size, size)
-    return -(-w // stride) * stride, -(-h // stride) * stride
-
-
-def check_processed_size(
-    image_size: tuple[int, int],
-    size: int | tuple[int, int] | None,
-    stride: int,
-    max_pixels: int | None = MAX_PROCESSED_PIXELS,
-    max_aspect: float | None = MAX_ASPECT,
-) -> tuple[int, int]:
-    """The processed size of an `image_size` image, or `ImageTooLargeError` when it is over a limit.
-
-    Call it on the header's size (`ponogan.data.image_size`) to refuse an image before decoding it.
-    """
-    w, h = target_size(image_size, size)
-    if max_aspect is not None and max(w, h) > max_aspect * min(w, h):
-        raise ImageTooLargeError(
-            f"{w}x{h} has an aspect ratio of {max(w, h) / min(w, h):.0f}:1, over max_aspect={max_aspect:g}",
-            "max_aspect",
-        )
-    pw, ph = processed_size(image_size, size, stride)
-    if max_pixels is not None and pw * ph > max_pixels:
-        raise ImageTooLargeError(
-            f"the network would process {pw}x{ph} = {pw * ph:,} pixels (padded to a "
-            f"multiple of {stride}), over max_pixels={max_pixels:,}",
-            "max_pixels",
-        )
-    return pw, ph
-
-
-def resize_image(img: Image.Image, size: int | tuple[int, int] | None) -> Image.Image:
-    """Resize to `(w, h)`, or so the shorter side is `size` (aspect kept); `None` keeps the image."""
-    size = target_size(img.size, size)
-    return img if img.size == size else img.resize(size, Image.Resampling.BICUBIC)
-
-
-def moment_to_image(moment: np.ndarray) -> Image.Image:
-    """A `(h, w)` moment map -> an 8-bit grayscale image, min-max scaled for display."""
-    array = np.asarray(moment, dtype=np.float64)
-    low, high = float(array.min()), float(array.max())
-    scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
-    return Image.fromarray(np.rint(scaled * 255).astype(np.uint8), "L")
-
-
-def _array_to_pil(array: np.ndarray, where: str) -> Image.Image:
-    """``(H, W)``, ``(H, W, 1|3|4)`` uint8 (0-255) or float (0-1) -> PIL."""
-    _check_not_empty(array.shape, where)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
-        raise ValueError(f"{where}: an image array must be (H, W) or (H, W, 1|3|4), got shape {array.shape}")
-    if array.dtype != np.uint8:
-        if not np.issubdtype(array.dtype, np.number):
-            raise TypeError(f"{where}: image arrays must be numeric, got {array.dtype}")
-        array = np.rint(np.clip(array.astype(np.float64), 0.0, 1.0) * 255).astype(np.uint8)
-    return Image.fromarray(array)
-
-
-def as_pil_images(images) -> tuple[list[Image.Image], bool]:
-    """``(PIL images, whether a single image was given)`` from what `TranslationPipeline` accepts:
-
-    - a PIL image, or a path (`str` / `os.PathLike`, loaded with `ponogan.data.load_image`);
-    - a numpy array `(H, W)` / `(H, W, C)` (uint8 0-255, or float 0-1), or `(N, H, W, C)` for a batch;
-    - a tensor `(C, H, W)` or `(N, C, H, W)`: uint8 0-255, or float in `[0, 1]`, or in `[-1, 1]` (the
-      models' own range) when it has negative values;
-    - a list or tuple of any of those single images.
-    """
-    from ponogan.data import load_image
-
-    def one(item, where: str) -> Image.Image:
-        if isinstance(item, Image.Image):
-            return item
-        if isinstance(item, (str, os.PathLike)):
-            if image_info(item).frames > 1:  # load_image decodes the first frame only
-                _warn_first_frame("image")
-            return load_image(item)  # RGB; converted to the model's channels with the others
-        if isinstance(item, np.ndarray):
-            return _array_to_pil(item, where)
-        if isinstance(item, torch.Tensor):
-            if item.dim() != 3:
-                raise ValueError(f"{where}: an image tensor must be (C, H, W), got shape {tuple(item.shape)}")
-            _check_not_empty(tuple(item.shape), where)
-            t = item.detach().cpu().permute(1, 2, 0)  # (H, W, C)
-            if t.dtype != torch.uint8:
-                t = t.float()
-                t = (t + 1) / 2 if t.min() < 0 else t
-            return _array_to_pil(t.numpy(), where)
-        raise TypeError(
-            f"{where} is a {type(item).__name__}; give a PIL image, a path, a numpy array or a "
-            "tensor (or a list of them)"
-        )
-
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        return [one(a, f"image {i}") for i, a in enumerate(images)], False
-    if isinstance(images, torch.Tensor) and images.dim() == 4:
-        return [one(t, f"image {i}") for i, t in enumerate(images)], False
-    if isinstance(images, (list, tuple)):
-        return [one(item, f"image {i}") for i, item in enumerate(images)], False
-    return [one(images, "the image")], True
-
-
-def _check_not_empty(shape: tuple[int, ...], where: str) -> None:
-    """`ValueError` for an image array or tensor with a zero-length dimension (nothing to translate)."""
-    if 0 in shape:
-        raise ValueError(f"{where} is empty (shape {tuple(shape)}): an image needs at least 1x1 pixels")
-
-
-def _check_images(images: Sequence[Image.Image], what: str = "image") -> None:
-    """`ValueError` for a PIL image of zero width or height; `UserWarning` (once per call) when an
-    image holds several frames (an animated GIF/APNG, a multi-page TIFF): only its first is used."""
-    for i, img in enumerate(images):
-        if 0 in img.size:
-            raise ValueError(f"{what} {i} is empty ({img.width}x{img.height}): it needs at least 1x1 pixels")
-    if any(frame_count(img) > 1 for img in images):
-        _warn_first_frame(what)
-
-
-def _warn_first_frame(what: str) -> None:
-    warnings.warn(
-        f"an input {what} holds several frames (animated GIF/APNG/WebP, multi-page TIFF); only its "
-        "first frame is translated",
-        UserWarning,
-        stacklevel=4,
-    )
 
 
 @contextmanager
@@ -545,7 +385,8 @@ class TranslationPipeline:
 
         `max_pixels` bounds memory as `ponogan translate --max-pixels` does: an image (or style
         reference) the networks would process at more pixels, after `size` and padding to the stride,
-        raises `ImageTooLargeError` before anything is resized or computed; `None` lifts the limit.
+        raises `ImageTooLargeError` before anything is resized or computed, and a batch holds at most
+        `max_pixels` processed pixels (`images.SizeBatcher`); `None` lifts the limit.
         Empty images raise `ValueError`; of a multi-frame image only the first frame is translated
         (with a `UserWarning`). `seed` is `None` or an integer from 0 to 2**64 - 1.
         """
@@ -553,7 +394,7 @@ class TranslationPipeline:
         nets = self._networks(check_test_mode(self.test_mode if test_mode is None else test_mode))
         paper = nets is not self.generators
         images, single = as_pil_images(images)
-        _check_images(images)
+        check_images(images)
         check_seed(seed)
         if max_pixels is not None and max_pixels < 1:
             raise ValueError(f"max_pixels must be >= 1 (or None for no limit), got {max_pixels}")
@@ -571,7 +412,7 @@ class TranslationPipeline:
         size = parse_size(size)
         stride = self.stride(direction)
         if isinstance(style, Image.Image):
-            _check_images([style], "style image")
+            check_images([style], "style image")
         sizes = [(img.size, size) for img in images]
         sizes += [(style.size, None)] if isinstance(style, Image.Image) else []
         for image_size, resize in sizes:  # from the sizes alone: nothing resized or allocated yet
@@ -582,38 +423,35 @@ class TranslationPipeline:
                     f"{err}; pass a smaller size= or a larger max_pixels= (None: no limit)", err.option
                 ) from None
         prepared = [resize_image(to_mode(img, mode), size) for img in images]
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, img in enumerate(prepared):
-            by_size.setdefault(img.size, []).append(i)
-
-        results: list[list[Image.Image]] = [[] for _ in prepared]
         styles = None
-        step = 1 if paper else batch_size  # paper mode: each image is its own test batch
-        for indices in by_size.values():
-            for start in range(0, len(indices), step):
-                chunk = indices[start : start + step]
-                x = self._to_batch([prepared[i] for i in chunk], mode)  # (B, C, H, W)
-                noise = self._paper_noise(seed, prepared[chunk[0]]) if paper else nullcontext()
-                with self._autocast(), noise, _too_small_is_clear(x, self.stride(direction)):
-                    if not self.multimodal:
-                        outputs = [nets[route.source](x)]
-                    else:
-                        content, moments, own_style = nets[route.source].encode(x)
-                        if styles is None:
-                            styles = self._styles(direction, style, n_styles, seed, own_style.shape[1])
-                        decoder = nets[route.target]
-                        outputs = [
-                            decoder.decode(
-                                content,
-                                moments,
-                                s.expand(len(chunk), -1, -1, -1).to(own_style),
-                                size=x.shape[-2:],
-                            )
-                            for s in styles
-                        ]
-                for out in outputs:  # (B, C_out, H, W) per style
-                    for i, y in zip(chunk, out.float().cpu(), strict=True):
-                        results[i].append(tensor_to_pil(y))
+
+        def translate(batch: list[Image.Image]) -> list[list[Image.Image]]:
+            """The outputs of each image of one batch (one per style)."""
+            nonlocal styles
+            x = self._to_batch(batch, mode)  # (B, C, H, W)
+            noise = self._paper_noise(seed, batch[0]) if paper else nullcontext()
+            with self._autocast(), noise, _too_small_is_clear(x, stride):
+                if not self.multimodal:
+                    outputs = [nets[route.source](x)]
+                else:
+                    content, moments, own_style = nets[route.source].encode(x)
+                    if styles is None:
+                        styles = self._styles(direction, style, n_styles, seed, own_style.shape[1])
+                    decoder = nets[route.target]
+                    outputs = [
+                        decoder.decode(
+                            content,
+                            moments,
+                            s.expand(len(batch), -1, -1, -1).to(own_style),
+                            size=x.shape[-2:],
+                        )
+                        for s in styles
+                    ]
+            per_style = [[tensor_to_pil(y) for y in out.float().cpu()] for out in outputs]  # (B, C_out, H, W)
+            return [list(per_image) for per_image in zip(*per_style, strict=True)]
+
+        # paper mode: each image is its own test batch
+        results = run_batched(prepared, translate, 1 if paper else batch_size, max_pixels, stride)
         flat = [img for per_input in results for img in per_input]
         return flat[0] if single and len(flat) == 1 else flat
 

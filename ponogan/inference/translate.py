@@ -262,14 +262,15 @@ class TranslateOptions:
 def translate_jobs(pipe, jobs: list[Job], options: TranslateOptions, report: Report) -> None:
     """Decode in worker threads, batch by size, translate and save; failures go into `report`.
 
-    Each image is checked from its header before decoding (`check_processed_size`); a batch holds at
-    most `--max-pixels` processed pixels; a batch that fails (out of memory) is retried image by image.
+    Each image is checked from its header before decoding (`check_processed_size`); images of one size
+    are batched as they come by `images.SizeBatcher` (the pipeline's batcher), at most `--max-pixels`
+    processed pixels a batch; a batch that fails (out of memory) is retried image by image.
     """
-    from ponogan.inference.pipeline import (
+    from ponogan.inference.images import (
         ImageTooLargeError,
+        SizeBatcher,
         check_processed_size,
         parse_size,
-        processed_size,
         resize_image,
     )
 
@@ -299,7 +300,9 @@ def translate_jobs(pipe, jobs: list[Job], options: TranslateOptions, report: Rep
             return job, None, f"cannot read: {err}"
 
     depth = max(2 * options.batch_size, 4)  # decoded images and pending writes held at most
-    buckets: dict[tuple[int, int], list[tuple[Job, Image.Image]]] = {}
+    batcher: SizeBatcher[tuple[Job, Image.Image]] = SizeBatcher(
+        options.batch_size, options.max_pixels, stride
+    )
     writes: deque[tuple[Job, Future]] = deque()
 
     def settle(job: Job, future: Future) -> None:
@@ -352,14 +355,11 @@ def translate_jobs(pipe, jobs: list[Job], options: TranslateOptions, report: Rep
                 report.failed.append((str(job.source), error))
                 bar.update(1)
                 continue
-            padded_w, padded_h = processed_size(img.size, None, stride)
-            fits = max(1, min(options.batch_size, options.max_pixels // (padded_w * padded_h)))
-            bucket = buckets.setdefault(img.size, [])
-            bucket.append((job, img))
-            if len(bucket) >= fits:
-                flush(buckets.pop(img.size))
-        for bucket in buckets.values():
-            flush(bucket)
+            full = batcher.add(img.size, (job, img))
+            if full is not None:
+                flush(full)
+        for batch in batcher.drain():
+            flush(batch)
         while writes:
             settle(*writes.popleft())
 

@@ -83,6 +83,8 @@ class DataConfig:
     at least 1 otherwise). The image sides in ``options`` (``load_size``, ``crop_size``, ``image_size``)
     are at most ``settings.MAX_IMAGE_SIDE`` (4096) pixels.
     ``num_workers: null`` picks the DataLoader workers per device (none on the CPU, up to 8 per GPU).
+    ``options.crop_in_decay: false`` stops the random crop in the epochs of the ``linear`` decay
+    (CUT's rule: train items are resized to ``crop_size``; see ``DataOptions``), exactly resumable.
     """
 
     mode: str = "glyphs"

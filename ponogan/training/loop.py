@@ -1,16 +1,17 @@
 """The one training loop for every family, on Hugging Face ``accelerate``.
 
 ``train(cfg)`` builds an ``Accelerator`` (CPU or CUDA, ``no``/``bf16``/``fp16``), the family's trainer
-(``families/``), the data order (``_Batches``), then runs optimizer steps until ``max_steps``,
-``max_minutes``, ``stop_at_step``, SIGINT/SIGTERM, or a non-finite loss. Each step runs
-``optim.grad_accum_steps`` micro-batches inside ``accelerator.accumulate``. Every ``save_every`` steps
-and at the end it writes ``model.safetensors`` + ``config.json`` (inference) and a full training
-state (exact resume); samples, metrics and ``log.jsonl`` go to the run folder too.
+(``families/``), the data order (``batch_order.Batches``), then runs optimizer steps until
+``max_steps``, ``max_minutes``, ``stop_at_step``, SIGINT/SIGTERM (``stop``), or a non-finite loss.
+Each step runs ``optim.grad_accum_steps`` micro-batches inside ``accelerator.accumulate``. Every
+``save_every`` steps and at the end it writes ``model.safetensors`` + ``config.json`` (inference) and
+a full training state (exact resume); samples, metrics and ``log.jsonl`` go to the run folder too.
 
-Nothing a user has is overwritten (``check_run_dir``), and one run at a time trains in a folder
-(``state.RunLock``). ``--resume`` with nothing to resume, with nothing left to train, or with a changed
-model (``IDENTITY_FIELDS``, unless ``allow_config_change``) is an error; a damaged latest state is set
-aside (never deleted) and the run falls back to the previous complete one (``_Run.resume``).
+Nothing a user has is overwritten (``run_guard.check_run_dir``), and one run at a time trains in a
+folder (``run_guard.take_lock``). ``--resume`` with nothing to resume, with nothing left to train, or
+with a changed model (``IDENTITY_FIELDS``, unless ``allow_config_change``) is an error; a damaged
+latest state is set aside (never deleted) and the run falls back to the previous complete one
+(``_Run.resume``).
 
 Multi-process (``accelerate launch`` / ``torchrun``) works the same: the data is sharded by rank,
 DDP keeps the weights identical, and stop decisions are agreed on by all ranks every step.
@@ -24,10 +25,8 @@ import json
 import math
 import os
 import random
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,69 +34,52 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.data_loader import SkipBatchSampler
 from accelerate.state import AcceleratorState
 from accelerate.utils import GradientAccumulationPlugin
 from safetensors import SafetensorError
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from ponogan.core import messages
-from ponogan.core.atomic import atomic_write, write_text_atomic
+from ponogan.core.atomic import write_text_atomic
 from ponogan.core.messages import first_line
 from ponogan.core.runtime import enable_tf32, resolve_device, resolve_mixed_precision
 from ponogan.data import build_dataset
 from ponogan.families.base import create_trainer
 from ponogan.models import create_discriminator, create_generator
-from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from ponogan.models.hub import WEIGHTS_NAME, save_pretrained
+from ponogan.training.batch_order import Batches, data_workers, to_device
 from ponogan.training.config import TrainConfig
+from ponogan.training.errors import NonFiniteLossError, TrainingError, UsageError
 from ponogan.training.heldout import Evaluator, eval_mode
 from ponogan.training.plots import LOG_NAME, write_run_plots
 from ponogan.training.preflight import network_plan
+from ponogan.training.run_guard import (
+    all_damaged,
+    check_run_dir,
+    exported_step,
+    nothing_to_train,
+    take_lock,
+    truncate_log,
+)
 from ponogan.training.samples import labelled_grid, save_png
+from ponogan.training.schedules import decay_start_step
 from ponogan.training.state import (
-    LOCK_NAME,
     METRICS_JSON,
-    RUN_FILES,
     SAMPLES_DIR,
-    STATE_DIR,
     BrokenStateError,
     CheckpointError,
-    RunInUseError,
-    RunLock,
-    RunLockError,
     TrainingState,
     capture_rng,
-    damaged_states,
     describe_write_error,
-    is_temp_name,
     latest_state,
     load_state,
-    lock_holder,
     read_meta,
     restore_rng,
     resume_order,
     save_state,
     set_aside,
-    state_folders,
     sweep_leftovers,
 )
-
-
-class TrainingError(messages.CommandError):
-    """A run cannot start or continue for a reason the user can fix (message says how). Exit 1."""
-
-
-class NonFiniteLossError(TrainingError):
-    """A loss became NaN/Inf; the message names the loss and the step."""
-
-
-class UsageError(TrainingError, messages.UsageError):
-    """The request itself cannot be done as asked (run folder, network size, resume); nothing was
-    written. Exit 2."""
-
-    exit_status = messages.EXIT_USAGE
-
+from ponogan.training.stop import StopRules, StopSignals
 
 # what makes a run the run it is: resuming with any of these changed is refused (``_Run.resume``)
 # unless asked for (``allow_config_change``); dotted paths into ``TrainConfig.to_dict()``
@@ -174,115 +156,6 @@ def build_accelerator(cfg: TrainConfig, runtime: dict[str, str] | None = None) -
     )
 
 
-# what a run writes into its folder (besides its writers' temp files); anything else is the user's
-RUN_ENTRIES = RUN_FILES | {STATE_DIR, SAMPLES_DIR, LOCK_NAME}
-IN_USE_HINT = "wait for it to finish (or stop it), or pass another --output-dir"
-
-
-def exported_step(run_dir: Path) -> int | None:
-    """The step of the run's exported model (``config.json``), None when there is none to read."""
-    try:
-        step = json.loads((run_dir / CONFIG_NAME).read_text(encoding="utf-8")).get("step")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return step if isinstance(step, int) and (run_dir / WEIGHTS_NAME).is_file() else None
-
-
-def nothing_to_train(run_dir: Path, step: int, max_steps: int) -> UsageError:
-    """The refusal of a resume whose ``max_steps`` is not above the run's step."""
-    return UsageError(
-        f"nothing to train: {run_dir} is already at step {step} and max_steps is {max_steps}; pass "
-        f"--max-steps above {step} to continue it"
-    )
-
-
-def _all_damaged(run_dir: Path, damaged: list[tuple[Path, str]], resume: bool) -> UsageError:
-    """The refusal of a run folder whose every training state is damaged, naming each one."""
-    listing = "; ".join(f"{path.name} ({why})" for path, why in damaged)
-    if resume:
-        return UsageError(
-            f"cannot resume: every training state of {run_dir} is damaged: {listing}; they are kept as "
-            "they are; start a new run with another --output-dir"
-        )
-    return UsageError(
-        f"{run_dir} holds a run whose every training state is damaged ({listing}); they are kept: "
-        "train into another --output-dir"
-    )
-
-
-def _damage_of(state: Path) -> str:
-    """What ``read_meta`` finds wrong with an incomplete state folder (the files it lacks)."""
-    try:
-        read_meta(state)
-    except BrokenStateError as err:
-        return str(err)
-    return "damaged"
-
-
-def check_run_dir(run_dir: Path, resume: bool, max_steps: int | None = None) -> None:
-    """Refuse, with ``UsageError``, a run folder that would lose a user's files or has nothing to resume.
-
-    A new run goes into a missing or empty folder, or one holding only what a run writes before its
-    first checkpoint; a folder with training states needs ``--resume`` (and a ``max_steps`` above the
-    latest state's step); a folder another run is training in (its lock is held), whose every state
-    is damaged, with an exported model but no training state, or with files a run does not write, is
-    never written into.
-    """
-    blocker = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise UsageError(f"--output-dir {run_dir}: {blocker} is a file, not a folder; pass a folder")
-    if not run_dir.is_dir():
-        if resume:
-            raise UsageError(f"nothing to resume: {run_dir} does not exist; drop --resume to start a new run")
-        return
-    holder = lock_holder(run_dir)
-    if holder is not None:
-        raise UsageError(f"{run_dir} is in use by another training run ({holder}); {IN_USE_HINT}")
-    latest = latest_state(run_dir)
-    if latest is not None:
-        if not resume:
-            raise UsageError(
-                f"{run_dir} already holds a run (checkpoint {latest.name}); pass "
-                "--resume to continue it, or --output-dir DIR for a new run folder"
-            )
-        try:
-            step = read_meta(latest)["step"]
-        except BrokenStateError:  # a damaged latest state: resume sets it aside and checks again
-            step = None
-        # a model export behind its state (a kill or a full disk between the two) is still to be written
-        exported = step is not None and exported_step(run_dir) == step
-        if max_steps is not None and exported and max_steps <= step:
-            raise nothing_to_train(run_dir, step, max_steps)
-        return
-    incomplete = [(p, _damage_of(p)) for p in state_folders(run_dir)]
-    damaged = incomplete + [(p, "set aside earlier") for p in damaged_states(run_dir)]
-    if damaged:
-        raise _all_damaged(run_dir, damaged, resume)
-    # NOTE: accelerate's tensorboard tracker logs into <run>/<run folder name>
-    names = sorted(p.name for p in run_dir.iterdir() if not is_temp_name(p.name))
-    model = [n for n in names if n in (WEIGHTS_NAME, CONFIG_NAME)]
-    foreign = [n for n in names if n not in RUN_ENTRIES and n != run_dir.name]
-    if model:
-        what = f"{run_dir} holds an exported model ({', '.join(model)}) but no training state (state/step_*)"
-        raise UsageError(
-            f"nothing to resume: {what}"
-            if resume
-            else f"{what}; train into another --output-dir so it is not overwritten (--resume needs "
-            "a run folder with a training state)"
-        )
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        raise UsageError(
-            f"--output-dir {run_dir} is not empty and is not a ponogan run folder (it holds "
-            f"{shown}); use a new or empty folder"
-        )
-    if resume:
-        raise UsageError(
-            f"nothing to resume: {run_dir} has no training state (state/step_*) yet; drop "
-            "--resume to start the run over"
-        )
-
-
 def _memory_bytes(device: str) -> int | None:
     """Total memory of the training device (GPU for cuda, physical RAM for cpu); None if unknown."""
     try:
@@ -327,166 +200,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def data_workers(requested: int | None, device: torch.device, world_size: int) -> int:
-    """DataLoader workers: as configured, else (``null``) none on the CPU, whose cores train the nets,
-    and up to 8 per GPU process on CUDA (the CPU cores shared between the processes)."""
-    if requested is not None:
-        return requested
-    if device.type != "cuda":
-        return 0
-    return max(1, min(8, (os.cpu_count() or 2) // max(1, world_size) - 1))
-
-
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-class _Batches:
-    """Endless ``(epoch, batch)``-positioned stream of this rank's batches; the position is resumable.
-
-    Epoch ``e`` is ``DistributedSampler(shuffle=True, seed, drop_last=True)`` at ``set_epoch(e)``:
-    ``randperm(n)`` seeded ``seed + e``, cut to a multiple of ``world_size``, dealt
-    ``perm[rank::world_size]``; the loader keeps full batches only, so every rank takes
-    ``n // (batch_size * world_size)`` steps an epoch. A resumed epoch skips its first ``batch`` batches
-    with accelerate's ``SkipBatchSampler``, which drops index lists without loading their items.
-    """
-
-    def __init__(self, dataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, **options):
-        """``options``: more ``DataLoader`` arguments (``num_workers``, ``pin_memory``)."""
-        if len(dataset) < batch_size * world_size:
-            raise ValueError(
-                f"the dataset has {len(dataset)} items, fewer than one batch per process "
-                f"(batch_size {batch_size} x {world_size} processes)"
-            )
-        self.dataset = dataset
-        self.sampler = DistributedSampler(
-            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
-        )
-        self.batch_sampler = BatchSampler(self.sampler, batch_size, drop_last=True)
-        self.per_epoch = len(self.batch_sampler)
-        self.seed = seed
-        # seeds the workers (torch derives their python, numpy and torch seeds from it), not the global RNGs
-        self.generator = torch.Generator()
-        self.options = {**options, "generator": self.generator}
-        self.epoch, self.batch = 0, 0  # position of the next batch
-
-    def seek(self, epoch: int, batch: int) -> None:
-        """Continue at batch ``batch`` of ``epoch`` (a saved state's position); ``ValueError`` if this data
-        has no such batch (it changed size since the state was saved)."""
-        if epoch < 0 or not 0 <= batch < self.per_epoch:
-            raise ValueError(
-                f"its data position (epoch {epoch}, batch {batch}) is outside this data's "
-                f"{self.per_epoch} batches per epoch"
-            )
-        self.epoch, self.batch = epoch, batch
-
-    def _epoch_loader(self) -> DataLoader:
-        """The loader of ``self.epoch`` past the ``self.batch`` batches already taken."""
-        self.sampler.set_epoch(self.epoch)
-        self.generator.manual_seed(self.seed * 7919 + self.epoch)
-        remaining = SkipBatchSampler(self.batch_sampler, skip_batches=self.batch)
-        return DataLoader(self.dataset, batch_sampler=remaining, **self.options)
-
-    def __iter__(self) -> Iterator[dict]:
-        while True:
-            for batch in self._epoch_loader():
-                self.batch += 1
-                if self.batch == self.per_epoch:  # a state saved after this batch starts the next epoch
-                    self.epoch, self.batch = self.epoch + 1, 0
-                yield batch
-
-
-class _StopSignals:
-    """SIGINT/SIGTERM set a flag (the loop saves and exits 0). A second signal aborts at once with a
-    ``KeyboardInterrupt`` naming the latest checkpoint, except while one is being written
-    (``saving()``): then it is only reported, so a save always completes."""
-
-    def __init__(self, run_dir: Path, verbose: bool = True):
-        self.run_dir = run_dir
-        self.verbose = verbose
-        self.received: str | None = None
-        self._saving = False
-        self._old: dict[int, Any] = {}
-
-    def _say(self, text: str) -> None:
-        if self.verbose:
-            print(f"\n{text}", file=sys.stderr, flush=True)
-
-    def _handle(self, signum, frame) -> None:
-        name = signal.Signals(signum).name
-        if self.received is None:
-            self.received = name
-            self._say(
-                f"{name}: finishing this step, then saving a checkpoint (send it again to stop at once "
-                "without saving)"
-            )
-        elif self._saving:
-            self._say(f"{name} again: still writing the checkpoint; the run stops once it is complete")
-        else:
-            last = latest_state(self.run_dir)
-            raise KeyboardInterrupt(
-                f"second {name}: stopped at once without saving; latest complete checkpoint: {last or 'none'}"
-            )
-
-    @contextlib.contextmanager
-    def saving(self) -> Iterator[None]:
-        """A block (writing a checkpoint) that a second signal does not interrupt."""
-        self._saving = True
-        try:
-            yield
-        finally:
-            self._saving = False
-
-    def __enter__(self) -> _StopSignals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-def _log_record(line: bytes) -> dict | None:
-    """A ``log.jsonl`` line as the record it holds; None when it is not UTF-8 JSON of a record with
-    an integer step (or none)."""
-    try:
-        record = json.loads(line.decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError too
-        return None
-    if not isinstance(record, dict) or not isinstance(record.get("step", 0), int):
-        return None
-    return record
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """After a resume (or a restart of a run that never saved), drop the log records of the steps the
-    run will redo, and a last line a kill cut short (no newline: the run's own unfinished write).
-    Lines that are not UTF-8 JSON records are not the run's: they are kept where they are, skipped,
-    and named in one warning line."""
-    if not path.is_file():
-        return
-    *lines, torn = path.read_bytes().split(b"\n")
-    kept, unreadable = [], []
-    for number, line in enumerate(lines, 1):
-        record = _log_record(line)
-        if record is None and line.strip():
-            unreadable.append(number)
-            kept.append(line)
-        elif record is not None and record.get("step", 0) <= step:
-            kept.append(line)
-    if unreadable:
-        shown = ", ".join(map(str, unreadable[:5])) + (", ..." if len(unreadable) > 5 else "")
-        print(
-            f"warning: {path}: {len(unreadable)} line(s) are not UTF-8 JSON records (line {shown}); "
-            "kept as they are and skipped",
-            file=sys.stderr,
-        )
-    if kept != lines or torn:
-        atomic_write(path, lambda temp: temp.write_bytes(b"".join(line + b"\n" for line in kept)))
-
-
 # ---------------------------------------------------------------- the run
 _ABSENT = object()  # a config field a saved config does not have
 
@@ -508,28 +221,7 @@ class _Run:
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
         self.main = self.acc.is_main_process
         self.acc.wait_for_everyone()  # every rank has checked the folder before rank 0 changes it
-        self.lock = self._take_lock()
-
-    def _take_lock(self) -> RunLock | None:
-        """The main process's ``RunLock`` on the run folder (None on the other ranks); every rank raises
-        ``UsageError`` when another run holds it. A stale lock (its run was killed) is taken over with
-        one warning line."""
-        lock, refusal = None, None
-        if self.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                lock = RunLock.acquire(self.run_dir)
-            except RunLockError as err:
-                refusal = f"{err}; {IN_USE_HINT}" if isinstance(err, RunInUseError) else str(err)
-        if self._agree(refusal is not None)[0]:
-            raise UsageError(refusal or "the main process could not lock the run folder")
-        if lock is not None and lock.stale:
-            print(
-                f"warning: {lock.path} was left by a run that is no longer running ({lock.stale}); "
-                "taking the run folder over",
-                file=sys.stderr,
-            )
-        return lock
+        self.lock = take_lock(self.run_dir, self.main, self._agree)
 
     def build(self) -> None:
         """Sweep the run folder, then build the data, the family's trainer and the training state."""
@@ -545,7 +237,7 @@ class _Run:
                 )
             (self.run_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
             if not cfg.train.resume:  # a restart of a run that never saved: its log starts over
-                _truncate_log(self.run_dir / LOG_NAME, 0)
+                truncate_log(self.run_dir / LOG_NAME, 0)
         self.acc.wait_for_everyone()  # the folder is swept before any rank lists its states
         seed_everything(cfg.seed)  # same initial weights on every rank
         try:
@@ -565,7 +257,11 @@ class _Run:
             workers = data_workers(cfg.data.num_workers, self.acc.device, self.world)
             io = {"num_workers": workers, "pin_memory": self.acc.device.type == "cuda"}
             size = cfg.data.batch_size
-            self.batches = _Batches(self.train_set, size, cfg.seed, self.rank, self.world, **io)
+            decay_step = decay_start_step(cfg.optim, cfg.train.max_steps)
+            decay = None if decay_step is None else decay_step * cfg.optim.grad_accum_steps
+            self.batches = Batches(
+                self.train_set, size, cfg.seed, self.rank, self.world, decay_batch=decay, **io
+            )
         except ValueError as err:
             raise TrainingError(f"{cfg.data.mode} training data: {err}") from err
         self.evaluator = Evaluator(
@@ -667,14 +363,14 @@ class _Run:
                         f"{aside.relative_to(self.run_dir)}, resuming from {path.name}",
                         file=sys.stderr,
                     )
-                _truncate_log(self.run_dir / LOG_NAME, self.step)
+                truncate_log(self.run_dir / LOG_NAME, self.step)
             if changes:
                 self._record_config_change(changes)
             self.acc.print(f"resumed from {path} (step {self.step})")
             return
         if not broken:
             raise UsageError(f"nothing to resume: {self.run_dir} has no training state (state/step_*)")
-        raise _all_damaged(self.run_dir, broken, resume=True)
+        raise all_damaged(self.run_dir, broken, resume=True)
 
     def _record_config_change(self, changes: dict[str, list]) -> None:
         """Record a resume with a changed model: one warning line, a ``config_change`` line in
@@ -757,7 +453,7 @@ class _Run:
         if items:
             with eval_mode(self.trainer.nets):
                 columns = self.trainer.sample_columns(
-                    _to_device(items, self.acc.device), paired=self.evaluator.paired
+                    to_device(items, self.acc.device), paired=self.evaluator.paired
                 )
             grid = labelled_grid(columns)
             save_png(self.run_dir / SAMPLES_DIR / f"step_{self.step:06d}.png", grid)
@@ -840,8 +536,7 @@ class _Run:
         def elapsed() -> float:
             return self.elapsed_before + time.monotonic() - start_time
 
-        stop_at = tc.stop_at_step if tc.stop_at_step is not None and tc.stop_at_step > start_step else None
-        deadline = None if tc.max_minutes is None else start_time + 60 * tc.max_minutes
+        rules = StopRules.of(tc, start_step, start_time)
         stopped_by = "max_steps"
         bar = tqdm(
             total=tc.max_steps,
@@ -852,11 +547,11 @@ class _Run:
             unit="step",
         )
         stream = iter(self.batches)
-        with contextlib.closing(bar), _StopSignals(self.run_dir, verbose=self.main) as signals:
+        with contextlib.closing(bar), StopSignals(self.run_dir, verbose=self.main) as signals:
             while self.step < tc.max_steps:
                 sums: dict[str, float] = {}
                 for _ in range(cfg.optim.grad_accum_steps):
-                    batch = _to_device(next(stream), self.acc.device)
+                    batch = to_device(next(stream), self.acc.device)
                     with self.acc.accumulate(*self.trainer.nets.values()):
                         for k, v in self.trainer.step(batch).items():
                             sums[k] = sums.get(k, 0.0) + v / cfg.optim.grad_accum_steps
@@ -864,9 +559,8 @@ class _Run:
                     sched.step()
                 self.step += 1
                 bad = next((k for k, v in sums.items() if not math.isfinite(v)), None)
-                timed_out = deadline is not None and time.monotonic() >= deadline
                 bad_any, signal_any, timeout_any = self._agree(
-                    bad is not None, signals.received is not None, timed_out
+                    bad is not None, signals.received is not None, rules.timed_out()
                 )
                 if bad_any:
                     bar.close()
@@ -886,10 +580,9 @@ class _Run:
                         self.log({**record, "time_s": round(elapsed(), 3), **sums})
                     if self.acc.trackers:
                         self.acc.log({**sums, "lr": lr}, step=self.step)
-                reached_stop_at = stop_at is not None and self.step >= stop_at
-                reasons = {"signal": signal_any, "max_minutes": timeout_any, "stop_at_step": reached_stop_at}
-                stopped_by = next((why for why, hit in reasons.items() if hit), "max_steps")
-                if stopped_by != "max_steps" or self.step >= tc.max_steps:
+                why = rules.reason(self.step, signal=signal_any, timed_out=timeout_any)
+                if why is not None:
+                    stopped_by = why
                     break  # the final samples, evaluation and save follow
                 if tc.sample_every and self.step % tc.sample_every == 0:
                     self.write_samples()

@@ -48,10 +48,8 @@ def image_side(cfg: TrainConfig) -> int:
 
 def check_runtime(cfg: TrainConfig) -> None:
     """The device and mixed precision must exist here (``--device cuda`` without a GPU, fp16 on a CPU)."""
-    from ponogan.training.loop import (  # loop imports accelerate: only once a run starts
-        TrainingError,
-        resolve_runtime,
-    )
+    from ponogan.training.errors import TrainingError
+    from ponogan.training.loop import resolve_runtime  # loop imports accelerate: only once a run starts
 
     try:
         resolve_runtime(cfg)

@@ -13,6 +13,11 @@ from torch.optim.lr_scheduler import LambdaLR
 from ponogan.training.config import OptimConfig
 
 
+def decay_start_step(cfg: OptimConfig, max_steps: int) -> int | None:
+    """The optimizer step (counted from 0) the ``linear`` decay starts at; None for other policies."""
+    return int(cfg.decay_start * max_steps) if cfg.lr_policy == "linear" else None
+
+
 def make_scheduler(optimizer: Optimizer, cfg: OptimConfig, max_steps: int) -> LambdaLR:
     """A ``LambdaLR`` stepped once per optimizer step (its state_dict holds only numbers)."""
     start = int(cfg.decay_start * max_steps)
