@@ -725,11 +725,10 @@ class _Run:
 
     def export(self) -> None:
         """``model.safetensors`` + ``config.json`` for inference (see docs/architecture.md)."""
-        opts = self.cfg.data.options.to_dict()
-        size = opts["image_size"] if self.cfg.data.mode == "glyphs" else opts["crop_size"]
+        opts = self.cfg.data.options.to_dict()  # load_size, crop_size and image_size as configured
         config = {
             "family": self.cfg.family,
-            "data": {"mode": self.cfg.data.mode, "root": self.cfg.data.root, **opts, "image_size": size},
+            "data": {"mode": self.cfg.data.mode, "root": self.cfg.data.root, **opts},
             "train": self.cfg.to_dict(),
             "runtime": self.runtime,
             "run_name": self.cfg.run_name or self.run_dir.name,

@@ -22,10 +22,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ponogan.core.atomic import atomic_write
+from ponogan.core.run_folder import LOG, LOSSES_PLOT, METRICS_PLOT
 
-LOG_NAME = "log.jsonl"
-LOSSES_NAME = "losses.png"
-METRICS_NAME = "metrics.png"
+LOG_NAME, LOSSES_NAME, METRICS_NAME = LOG, LOSSES_PLOT, METRICS_PLOT  # ponogan.core.run_folder's names
 BOOKKEEPING = frozenset({"step", "epoch", "lr", "time_s"})  # fields of a loss line that are not losses
 METRIC_HINTS = {
     "l1": "lower is better",

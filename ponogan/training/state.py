@@ -52,22 +52,17 @@ from torch import nn
 
 from ponogan.core.atomic import set_file_mode, temp_target, write_text_atomic
 from ponogan.core.messages import first_line
-from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME
-from ponogan.training.plots import LOG_NAME, LOSSES_NAME, METRICS_NAME
+from ponogan.core.run_folder import LOCK, METRICS, SAMPLES_DIR, STATE_DIR, STATE_LATEST, STATE_META, TOP_FILES
 
-STATE_DIR = "state"
-LATEST = "latest"
-META = "trainer_state.json"
+LATEST, META = STATE_LATEST, STATE_META
 # what a complete state holds (every rank adds its rank_<i>.pt; rank_0.pt always exists)
 COMPLETE_FILES = ("nets.safetensors", "optimizers.pt", "schedulers.pt", "rank_0.pt", META)
 _STATE_NAME = re.compile(r"step_(\d{6,})")
 DAMAGED = ".damaged"  # step_000500.damaged (-2, -3... when that name is taken): a state set aside
 _DAMAGED_NAME = re.compile(r"step_\d{6,}\.damaged(-\d+)?")
-LOCK_NAME = "train.lock"  # held by the run training in the folder (``RunLock``)
-METRICS_JSON = "metrics.json"
-SAMPLES_DIR = "samples"
-# the files a run writes at the top of its folder (next to state/ and samples/)
-RUN_FILES = frozenset({WEIGHTS_NAME, CONFIG_NAME, LOG_NAME, METRICS_JSON, LOSSES_NAME, METRICS_NAME})
+LOCK_NAME = LOCK  # held by the run training in the folder (``RunLock``)
+METRICS_JSON = METRICS
+RUN_FILES = TOP_FILES  # the files a run writes at the top of its folder (next to state/ and samples/)
 _SAMPLE_NAME = re.compile(r"step_\d+\.png")  # samples/step_<step>.png
 # safetensors' own temp files (Rust ``tempfile``: ".tmp" + 6 letters or digits, next to its target)
 _SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
