@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from ponogan.core import messages
 from ponogan.core.atomic import atomic_write, write_text_atomic
 from ponogan.core.messages import first_line
+from ponogan.core.run_folder import RunCard, RunFolder, RunFolderError
 from ponogan.core.runtime import enable_tf32, resolve_device, resolve_mixed_precision
 from ponogan.data import build_dataset
 from ponogan.families.base import create_trainer
@@ -182,10 +183,10 @@ IN_USE_HINT = "wait for it to finish (or stop it), or pass another --output-dir"
 def exported_step(run_dir: Path) -> int | None:
     """The step of the run's exported model (``config.json``), None when there is none to read."""
     try:
-        step = json.loads((run_dir / CONFIG_NAME).read_text(encoding="utf-8")).get("step")
-    except (OSError, ValueError, AttributeError):
+        step = RunCard.load(RunFolder(run_dir).config, generators=False).step
+    except RunFolderError:
         return None
-    return step if isinstance(step, int) and (run_dir / WEIGHTS_NAME).is_file() else None
+    return step if step is not None and (run_dir / WEIGHTS_NAME).is_file() else None
 
 
 def nothing_to_train(run_dir: Path, step: int, max_steps: int) -> UsageError:
@@ -759,7 +760,7 @@ class _Run:
                     _to_device(items, self.acc.device), paired=self.evaluator.paired
                 )
             grid = labelled_grid(columns)
-            save_png(self.run_dir / SAMPLES_DIR / f"step_{self.step:06d}.png", grid)
+            save_png(RunFolder(self.run_dir).sample(self.step), grid)
             for tracker in self.acc.trackers:
                 if tracker.name == "tensorboard":
                     images = {"samples": np.asarray(grid)[None]}
