@@ -6,7 +6,8 @@ A run folder (``RunFolder(path)`` names each entry)::
 
     config.json          the card (``RunCard``): family, generators' specs, data geometry, training config
     model.safetensors    every generator's weights under "<role>.<key>" (``ponogan.models.hub``)
-    state/step_000500/   full training states, newest named by state/latest (``ponogan.training.state``)
+    state/step_000500/   full training states, newest named by state/latest (``ponogan.training.state``):
+                         nets.safetensors, optimizers.pt, schedulers.pt, rank_<i>.pt, trainer_state.json
     log.jsonl            one JSON record per logged step or evaluation
     metrics.json         the latest evaluation during training
     losses.png, metrics.png   pictures of log.jsonl (``ponogan.training.plots``)
@@ -37,16 +38,17 @@ MODEL = "model.safetensors"
 STATE_DIR = "state"
 STATE_LATEST = "latest"  # state/latest: the name of the newest state
 STATE_META = "trainer_state.json"  # written last into each state: marks it complete
+STATE_NETS = "nets.safetensors"  # every network of the state, "<net>.<param>"
+STATE_OPTIMIZERS = "optimizers.pt"
+STATE_SCHEDULERS = "schedulers.pt"
 LOG = "log.jsonl"
 METRICS = "metrics.json"
 LOSSES_PLOT = "losses.png"
 METRICS_PLOT = "metrics.png"
 SAMPLES_DIR = "samples"
 LOCK = "train.lock"
-# the files a run writes at the top of its folder (next to state/ and samples/)
+# the files a run writes at the top of its folder (next to state/, samples/ and train.lock)
 TOP_FILES = frozenset({MODEL, CONFIG, LOG, METRICS, LOSSES_PLOT, METRICS_PLOT})
-# every entry a run writes at the top of its folder; anything else there is the user's
-RUN_ENTRIES = TOP_FILES | {STATE_DIR, SAMPLES_DIR, LOCK}
 
 # A card is a few kilobytes and nests about five levels; past these bounds it is not one of ours.
 MAX_CARD_BYTES = 1_000_000
@@ -88,9 +90,13 @@ class RunFolder:
     samples_dir = property(lambda self: self.path / SAMPLES_DIR)
     lock = property(lambda self: self.path / LOCK)
 
+    def state(self, step: int) -> Path:
+        """The training state of ``step``: ``state/step_000500``."""
+        return self.state_dir / state_name(step)
+
     def sample(self, step: int) -> Path:
         """The sample grid of ``step``: ``samples/step_000500.png``."""
-        return self.samples_dir / f"step_{step:06d}.png"
+        return self.samples_dir / f"{state_name(step)}.png"
 
     def require_model(self, weights: Path | None = None) -> None:
         """``RunFolderMissing`` naming the folder, or the card or weights file (``weights``, default
@@ -107,6 +113,16 @@ class RunFolder:
     def is_run(self) -> bool:
         """Whether the folder holds both a card and weights (what translate, eval and the app load)."""
         return self.config.is_file() and self.model.is_file()
+
+
+def state_name(step: int) -> str:
+    """The folder of the training state of ``step`` under ``state/``: ``step_000500``."""
+    return f"step_{step:06d}"
+
+
+def rank_file(rank: int) -> str:
+    """The per-process file of a training state: ``rank_0.pt``."""
+    return f"rank_{rank}.pt"
 
 
 # ---------------------------------------------------------------- the card
