@@ -98,6 +98,7 @@ def test_a_v1_card_is_migrated_and_the_demos_load(tmp_path):
         assert card.to_dict()["data"] == {k: v for k, v in raw["data"].items() if k != "root"}  # null root
         assert card.data.root is None and card.train == raw["train"]
         assert set(card.generators) == set(raw["generators"])
+        assert card.domains == (raw["data"]["font_a"], raw["data"]["font_b"]) and card.direction == "AtoB"
 
     newer = {**v1_folder_card(), "format_version": FORMAT_VERSION + 1}
     with pytest.raises(RunFolderError, match="newer than this ponogan.*upgrade"):

@@ -212,8 +212,8 @@ class RunCard:
         if data is None:
             return None
         opts = data.options
-        if data.mode == "glyphs":
-            return str(opts.get("font_a", "DejaVuSans")), str(opts.get("font_b", "DejaVuSerif-Bold"))
+        if data.mode == "glyphs" and opts.get("font_a") and opts.get("font_b"):
+            return str(opts["font_a"]), str(opts["font_b"])
         if opts.get("list_a") and opts.get("list_b"):
             return str(opts["list_a"]), str(opts["list_b"])
         if data.root:
