@@ -32,8 +32,9 @@ def save_pretrained(
     """Write ``run_dir/model.safetensors`` and ``run_dir/config.json``; returns ``run_dir``.
 
     Each generator must come from ``create_generator`` (it needs ``model.spec``); unwrap
-    DDP/accelerate wrappers first. ``config`` is the card (a ``RunCard``, or its mapping in this
-    ponogan's format) and must be JSON-serialisable; its ``"generators"`` are set from the models' specs.
+    DDP/accelerate wrappers first. ``config`` is the card: a ``RunCard``, a mapping ``load_pretrained``
+    returned, or the caller's mapping in this ponogan's format (``RunCard.to_dict``); it must be
+    JSON-serialisable; its ``"generators"`` are set from the models' specs.
     """
     if not generators:
         raise ValueError("save_pretrained needs at least one generator")
@@ -52,8 +53,9 @@ def save_pretrained(
         specs[role] = spec
         for key, value in model.state_dict().items():
             tensors[f"{role}.{key}"] = value.detach().to("cpu").contiguous()
-    values = config.to_dict() if isinstance(config, RunCard) else config
-    card = RunCard.from_dict({**values, "generators": specs}, "save_pretrained", migrate=False)
+    values = {**(config.to_dict() if isinstance(config, RunCard) else config), "generators": specs}
+    # a card that states its format is brought to this one; a caller's mapping is of this format
+    card = RunCard.from_dict(values, "save_pretrained", migrate="format_version" in values)
     text = card.to_json()  # fails before any file is touched
     folder = RunFolder(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
