@@ -149,15 +149,17 @@ class DataGeometry:
 
     @property
     def side(self) -> int | None:
-        """The training side: glyphs' ``image_size``, the crop of a preprocess that crops, else
-        ``load_size`` (its items keep each image's scaled size), None when the card does not say."""
+        """The training side: glyphs' ``image_size``, the crop when the preprocess crops (or is not
+        recorded), else ``load_size`` (its items keep each image's scaled size); None when the card
+        does not say."""
         if self.mode == "glyphs":
             return self.image_size
-        preprocess = self.preprocess or "resize_and_crop"
-        return self.crop_size if "crop" in preprocess else self.load_size
+        crops = self.preprocess is None or "crop" in self.preprocess
+        return self.crop_size if crops else self.load_size
 
     @classmethod
     def from_dict(cls, values: dict, where: str) -> DataGeometry:
+        """The geometry of a card's ``data`` mapping; ``RunFolderError`` for a field of the wrong type."""
         known = {f.name for f in fields(cls)} - {"options"}
         for key in ("load_size", "crop_size", "image_size"):
             value = values.get(key)
