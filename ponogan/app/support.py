@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import json
 import os
 import socket
 import threading
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ponogan.core.messages import UsageError, first_line, one_line
+from ponogan.core.run_folder import CONFIG, MODEL, STATE_DIR, RunCard, RunFolder, RunFolderMissing
 from ponogan.data import TEST_CHARS, ImageLoadError, load_image
 from ponogan.data.image_io import is_within
 from ponogan.families import family_names, get_family
@@ -29,7 +29,6 @@ from ponogan.inference.pipeline import TranslationPipeline
 DEMO_PREFIX = "demo_"
 DEFAULT_DEMO = "demo_pix2pix_pono_ms_glyphs"
 MAX_TEXT_CHARS = 24
-WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
 # Largest upload the app decodes, in pixels. Smaller than `ponogan.data.DEFAULT_MAX_PIXELS` (Pillow's
 # decompression-bomb threshold, meant for the batch tools reading the user's own files) because anyone
 # who can reach the server can upload, and one 89-megapixel image costs gigabytes to decode and translate.
@@ -53,61 +52,15 @@ class CheckpointInfo:
         return Path(self.name).name.startswith(DEMO_PREFIX)
 
 
-# A run's config.json is a small card; anything past these bounds is not one of ours (or is hostile).
-MAX_CONFIG_BYTES = 1_000_000
-MAX_CONFIG_DEPTH = 32
-
-
-def _nesting_depth(value) -> int:
-    """How deeply `value` (parsed JSON) nests lists and dicts; iterative, so no recursion limit applies."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
-def check_card(config: dict, where: str) -> dict:
-    """`config` when its entries the app reads have the right shapes, else `ValueError` naming the first
-    that does not: `family` a string, `generators` a non-empty mapping of mappings, `data` and `metrics`
-    mappings when present."""
-    if not isinstance(config.get("family"), str):
-        raise ValueError(f"{where}: 'family' must be a string, got {type(config.get('family')).__name__}")
-    generators = config.get("generators")
-    if not isinstance(generators, dict) or not generators:
-        raise ValueError(f"{where}: 'generators' must be a mapping of role -> {{name, kwargs}}")
-    if not all(isinstance(spec, dict) for spec in generators.values()):
-        raise ValueError(f"{where}: every entry of 'generators' must be a mapping")
-    for key in ("data", "metrics"):
-        if key in config and not isinstance(config[key], dict):
-            raise ValueError(f"{where}: '{key}' must be a mapping, got {type(config[key]).__name__}")
-    return config
-
-
 def read_checkpoint(path: str | Path, name: str | None = None) -> CheckpointInfo:
-    """A run folder (or its `model.safetensors`) -> `CheckpointInfo`; `ValueError` when it is not one
-    (a file missing, config.json unreadable, over `MAX_CONFIG_BYTES`, nested deeper than
-    `MAX_CONFIG_DEPTH`, or with entries of the wrong type)."""
-    path = Path(path)
-    run_dir = path.parent if path.suffix == ".safetensors" else path
-    config_path = run_dir / CONFIG_NAME
-    if not config_path.is_file() or not (run_dir / WEIGHTS_NAME).is_file():
-        raise ValueError(f"{run_dir} is not a run folder: it needs {CONFIG_NAME} and {WEIGHTS_NAME}")
-    try:
-        if config_path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ValueError(f"{config_path} is over {MAX_CONFIG_BYTES:,} bytes")
-        config = json.loads(config_path.read_text())
-    except RecursionError:
-        raise ValueError(f"{config_path} nests deeper than {MAX_CONFIG_DEPTH} levels") from None
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read {config_path}: {first_line(err)}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{config_path} does not hold a JSON object")
-    if _nesting_depth(config) > MAX_CONFIG_DEPTH:
-        raise ValueError(f"{config_path} nests deeper than {MAX_CONFIG_DEPTH} levels")
-    return CheckpointInfo(name or run_dir.name, run_dir, check_card(config, str(config_path)))
+    """A run folder (or its `model.safetensors`) -> `CheckpointInfo` with its card migrated to this
+    ponogan's format; `ValueError` (`RunFolderError`) when it is not one (a file missing, config.json
+    unreadable, oversized, nested too deeply, foreign, or with entries of the wrong type)."""
+    folder = RunFolder.of(path)
+    if not folder.is_run():
+        raise RunFolderMissing(f"{folder.path} is not a run folder: it needs {CONFIG} and {MODEL}")
+    card = RunCard.load(folder.config, family=True)
+    return CheckpointInfo(name or folder.path.name, folder.path, card.to_dict())
 
 
 def skip_reason(err: BaseException, limit: int = 300) -> str:
@@ -130,9 +83,9 @@ def scan_checkpoints(root: str | Path) -> tuple[list[CheckpointInfo], dict[str, 
     if not root.is_dir():
         return [], {}
     found, skipped = [], {}
-    for weights in root.rglob(WEIGHTS_NAME):
+    for weights in root.rglob(MODEL):
         name = str(weights.parent.relative_to(root))
-        if "state" in weights.relative_to(root).parts[:-1]:
+        if STATE_DIR in weights.relative_to(root).parts[:-1]:
             continue
         try:
             info = read_checkpoint(weights.parent, name)
@@ -180,8 +133,8 @@ def describe_data(data: dict) -> str:
             f"built-in glyphs ({pairing}, {data.get('variant', 'plain')}): "
             f"{data.get('font_a', '?')} → {data.get('font_b', '?')}, {data.get('image_size', '?')} px"
         )
-    root = data.get("root") or data.get("dataroot")
-    size = data.get("crop_size") or data.get("image_size")
+    root = data.get("root")
+    size = data.get("crop_size")
     return f"{mode} dataset{f' at {root}' if root else ''}{f', {size} px crops' if size else ''}"
 
 

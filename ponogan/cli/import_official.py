@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from ponogan.core.run_folder import RunFolder
 from ponogan.core.settings import OFFICIAL_ARCHS as ARCHS
 from ponogan.core.settings import OFFICIAL_NORMS as NORMS
-
-WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"  # the names ponogan.models.hub writes
 
 
 def add_arguments(parser) -> None:
@@ -35,8 +34,9 @@ def run(args) -> int:
     from ponogan.models.official import import_official
 
     out = import_official(args.weights, args.out, arch=args.arch, norm=args.norm, shortcut=args.shortcut)
+    folder = RunFolder(out)
     print(
-        f"wrote {out / WEIGHTS_NAME} and {out / CONFIG_NAME}; try: ponogan translate --checkpoint {out} "
+        f"wrote {folder.model} and {folder.config}; try: ponogan translate --checkpoint {out} "
         f"--input IMAGES --output OUT, or python app.py --checkpoint {out}"
     )
     return 0

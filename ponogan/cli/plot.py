@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ponogan.core.run_folder import RunFolder
+
 FORMATS = (".png", ".svg", ".pdf")
 
 
@@ -69,7 +71,7 @@ def check_args(args: argparse.Namespace) -> str | None:
     for run in map(Path, args.runs):
         if not run.is_dir():
             return f"{run} is not a folder; pass run folders (e.g. checkpoints/<run_name>)"
-        if not (run / "log.jsonl").is_file():
+        if not RunFolder(run).log.is_file():
             return f"{run} has no log.jsonl; it is not a training run folder (or the run has not logged yet)"
     return None
 
@@ -83,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
     runs = []
     try:
         for label, run in zip(run_labels(args.runs), map(Path, args.runs), strict=True):
-            records = read_log(run / "log.jsonl")
+            records = read_log(RunFolder(run).log)
             if not records:
-                return _fail(f"{run / 'log.jsonl'} holds no logged step yet")
+                return _fail(f"{RunFolder(run).log} holds no logged step yet")
             runs.append((label, records))
     except OSError as err:
         return _fail(f"cannot read {err.filename or 'a log'}: {err.strerror or err}")

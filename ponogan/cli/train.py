@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from ponogan.cli import CommandParser, HelpFormatter
 from ponogan.core.messages import EXIT_STATUS_HELP
+from ponogan.core.run_folder import RunCard, RunFolder, RunFolderError
 from ponogan.core.settings import DEVICES, MIXED_PRECISION
 from ponogan.families import get_family
 from ponogan.training.config import (
@@ -142,15 +142,13 @@ def _saved_config(path: Path) -> TrainConfig:
     """The training config a run folder's ``config.json`` records (its ``train`` entry)."""
     hint = "pass --config with the run's preset to resume it"
     try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"cannot read the run's saved config {path} ({err}); {hint}") from err
-    except RecursionError:
-        raise ConfigError(f"the run's saved config {path} is nested too deeply to read; {hint}") from None
-    if not isinstance(values, dict) or not isinstance(values.get("train"), dict):
+        card = RunCard.load(path, generators=False)
+    except RunFolderError as err:
+        raise ConfigError(f"cannot use the run's saved config: {err}; {hint}") from None
+    if card.train is None:
         raise ConfigError(f"{path} has no 'train' entry (it was not written by ponogan train); {hint}")
     try:
-        return from_dict(values["train"])
+        return from_dict(card.train)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}; {hint}") from err
 
@@ -165,7 +163,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         raise ConfigError(args.conflicts[0])
     if args.config is None and args.resume and args.output_dir:
         run = Path(args.output_dir)
-        saved = run / "config.json"
+        saved = RunFolder(run).config
         if saved.is_file():
             return apply_overrides(_saved_config(saved), overrides)
         from ponogan.training.state import latest_state
@@ -206,7 +204,7 @@ def print_presets() -> None:
 
 def _report(result) -> None:
     run = result.run_dir
-    samples = sorted((run / "samples").glob("step_*.png"))
+    samples = sorted(RunFolder(run).samples_dir.glob("step_*.png"))
     lines = [f"\nTraining stopped ({result.stopped_by}) at step {result.step}.", f"Run folder: {run}"]
     if result.metrics:
         lines.append("Test metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))

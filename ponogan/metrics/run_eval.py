@@ -18,15 +18,14 @@ manifest, then each process writes its own files.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from ponogan.core.atomic import write_text_atomic
 from ponogan.core.distributed import SINGLE, ProcessGroup
+from ponogan.core.run_folder import DataGeometry, RunCard, RunFolder
 from ponogan.data import DataOptions, create_dataset, tensor_to_pil
 from ponogan.metrics.report import REPORT_FILES, EvalOutput
 
@@ -62,13 +61,16 @@ def _stem(path: str) -> str:
 def dataset_for_run(config: dict, data: str, split: str):
     """The run's dataset for ``split``: ``data == "glyphs"`` uses the built-in glyphs, else a root folder.
 
-    Options come from the run's ``config["data"]`` (only fields ``DataOptions`` knows); the mode is the
-    run's unless ``data`` is ``glyphs``.
+    Options come from the run's card (``config``, its data options that ``DataOptions`` knows); the mode
+    is the run's unless ``data`` is ``glyphs``; glyphs for a run trained on folders are drawn at the
+    side it was trained on.
     """
-    run_data = dict(config.get("data") or {})
-    run_mode = run_data.get("mode", "aligned")
+    geometry = RunCard.from_dict(config).data or DataGeometry()
+    run_mode = geometry.mode or "aligned"
     mode = "glyphs" if data == "glyphs" else "aligned" if run_mode == "glyphs" else run_mode
-    options = {k: v for k, v in run_data.items() if k in DataOptions.field_names()}
+    options = {k: v for k, v in geometry.to_dict().items() if k in DataOptions.field_names()}
+    if mode == "glyphs" and run_mode != "glyphs" and geometry.side is not None:
+        options["image_size"] = geometry.side
     root = None if mode == "glyphs" else data
     if root is not None and not Path(root).is_dir():
         raise FileNotFoundError(f"--data {root} is neither 'glyphs' nor an existing dataset folder")
@@ -209,9 +211,8 @@ def _translate_batch(
 
 
 def record_metrics_in_run(run: str | Path, metrics: dict[str, float]) -> Path:
-    """Merge ``metrics`` into the run's ``config.json`` under ``"metrics"`` (atomic rewrite)."""
-    run = Path(run)
-    config_path = (run.parent if run.is_file() else run) / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["metrics"] = {**(config.get("metrics") or {}), **metrics}
-    return write_text_atomic(config_path, json.dumps(config, indent=2) + "\n")
+    """Merge ``metrics`` into the card of run ``run`` (its folder or ``model.safetensors``) under
+    ``"metrics"``; an atomic rewrite, in this ponogan's card format."""
+    folder = RunFolder.of(run)
+    card = RunCard.load(folder.config)
+    return replace(card, metrics={**(card.metrics or {}), **metrics}).save(folder.config)

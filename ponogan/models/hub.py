@@ -1,15 +1,15 @@
 """Save and load generators for inference: ``model.safetensors`` + ``config.json`` in a run folder.
 
 ``model.safetensors`` holds every generator's ``state_dict`` under ``"<role>.<key>"`` (roles such
-as ``G``, ``G_A``/``G_B``, ``gen_a``/``gen_b``); ``config.json`` is the caller's config plus
-``"generators": {role: model.spec}``, enough to rebuild each model with ``create_generator``.
-Weights never go through pickle, and both files are written atomically (temp file + ``os.replace``),
-so a crash leaves the previous checkpoint intact.
+as ``G``, ``G_A``/``G_B``, ``gen_a``/``gen_b``); ``config.json`` is the run's card
+(``ponogan.core.run_folder.RunCard``): the caller's config plus ``"generators": {role: model.spec}``,
+enough to rebuild each model with ``create_generator``. Weights never go through pickle, and both
+files are written atomically (temp file + ``os.replace``), so a crash leaves the previous checkpoint
+intact.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -19,17 +19,17 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ponogan.core.atomic import atomic_write, write_text_atomic
+from ponogan.core.run_folder import CONFIG, MODEL, RunCard, RunFolder, RunFolderError
 from ponogan.models.check import NetworkCheckError, check_network
 from ponogan.models.registry import create_generator
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
+WEIGHTS_NAME, CONFIG_NAME = MODEL, CONFIG  # the names ponogan.core.run_folder defines
 
 
 def save_pretrained(
     run_dir: str | os.PathLike,
     generators: dict[str, nn.Module],
-    config: dict,
+    config: dict | RunCard,
     *,
     push_to_hub: str | None = None,
     **hub_options,
@@ -37,16 +37,17 @@ def save_pretrained(
     """Write ``run_dir/model.safetensors`` and ``run_dir/config.json``; returns ``run_dir``.
 
     Each generator must come from ``create_generator`` (it needs ``model.spec``); unwrap
-    DDP/accelerate wrappers first. ``config`` must be JSON-serialisable; its ``"generators"`` key
-    is set from the models' specs. ``push_to_hub="user/name"`` then uploads the folder with its model
-    card (``ponogan.sharing.push.push_run``; ``hub_options``: ``private``, ``revision``, ``license``...).
+    DDP/accelerate wrappers first. ``config`` is the card: a ``RunCard``, a mapping ``load_pretrained``
+    returned, or the caller's mapping in this ponogan's format (``RunCard.to_dict``); it must be
+    JSON-serialisable; its ``"generators"`` are set from the models' specs. ``push_to_hub="user/name"``
+    then uploads the folder with its model card (``ponogan.sharing.push.push_run``; ``hub_options``:
+    ``private``, ``revision``, ``license``...).
     """
     if not generators:
         raise ValueError("save_pretrained needs at least one generator")
     if hub_options and push_to_hub is None:
         raise ValueError(f"save_pretrained: {', '.join(hub_options)} apply with push_to_hub='user/name' only")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     specs = {}
     for role, model in generators.items():
@@ -61,33 +62,19 @@ def save_pretrained(
         specs[role] = spec
         for key, value in model.state_dict().items():
             tensors[f"{role}.{key}"] = value.detach().to("cpu").contiguous()
-    full_config = {**config, "generators": specs}
-    text = json.dumps(full_config, indent=2, sort_keys=False)  # fails before any file is touched
-    atomic_write(run_dir / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    write_text_atomic(run_dir / CONFIG_NAME, text + "\n")
+    values = {**(config.to_dict() if isinstance(config, RunCard) else config), "generators": specs}
+    # a card that states its format is brought to this one; a caller's mapping is of this format
+    card = RunCard.from_dict(values, "save_pretrained", migrate="format_version" in values)
+    text = card.to_json()  # fails before any file is touched
+    folder = RunFolder(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder.model, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    write_text_atomic(folder.config, text)
     if push_to_hub is not None:
         from ponogan.sharing.push import push_run
 
         push_run(run_dir, push_to_hub, **hub_options)
     return run_dir
-
-
-def _resolve(path: str | os.PathLike) -> tuple[Path, Path]:
-    path = Path(path)
-    if path.suffix == ".safetensors" or path.is_file():
-        weights, run_dir = path, path.parent
-    else:
-        weights, run_dir = path / WEIGHTS_NAME, path
-    config = run_dir / CONFIG_NAME
-    if not run_dir.exists():
-        raise FileNotFoundError(f"checkpoint folder not found: {run_dir}")
-    for needed in (config, weights):
-        if not needed.is_file():
-            raise FileNotFoundError(
-                f"checkpoint file missing: {needed} (a run folder needs "
-                f"{CONFIG_NAME} and {WEIGHTS_NAME}, written by save_pretrained)"
-            )
-    return weights, config
 
 
 def load_pretrained(
@@ -97,11 +84,12 @@ def load_pretrained(
     ``model.safetensors``. Never unpickles. Raises ``FileNotFoundError`` naming a missing file and
     ``ValueError`` for a file that is not safetensors, a bad config, or weights that do not match
     the config's generators."""
-    weights, config_path = _resolve(path)
-    config = read_config(config_path)
-    specs = config.get("generators") if isinstance(config, dict) else None
-    if not isinstance(specs, dict) or not specs:
-        raise ValueError(f"{config_path} has no 'generators' entry (role -> {{name, kwargs}})")
+    path = Path(path)
+    folder = RunFolder.of(path)
+    weights = path if path.suffix == ".safetensors" or path.is_file() else folder.model
+    folder.require_model(weights)
+    card = RunCard.load(folder.config)
+    config_path, specs = folder.config, card.generators
     for role, spec in specs.items():
         _check_spec(config_path, role, spec)
     try:
@@ -142,33 +130,16 @@ def load_pretrained(
                 f"{str(err).splitlines()[-1].strip()}"
             ) from err
         models[role] = model.to(device).eval()
-    return models, config
-
-
-def read_config(path: Path) -> object:
-    """A run's ``config.json`` parsed; ``ValueError`` (one line) for bad JSON and for nesting too deep
-    for the parser (which would otherwise raise ``RecursionError``). Every reader of a config.json a user
-    was given should use it."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
-    except RecursionError:
-        raise ValueError(f"{path} is nested too deeply to be a ponogan config.json") from None
+    return models, card.to_dict()
 
 
 def _check_spec(config_path: Path, role: str, spec: object) -> None:
-    """Refuse a generator entry that is malformed or would build a network that cannot run or is
-    absurdly large (``ponogan.models.check``, on the meta device), before anything is allocated."""
-    where = f"{config_path}: generator {role!r}"
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        raise ValueError(f"{where} must be {{'name': preset, 'kwargs': {{...}}}}, got {spec!r:.80}")
-    if not isinstance(spec.get("kwargs", {}), dict):
-        raise ValueError(f"{where}: kwargs must be a mapping, got {spec['kwargs']!r:.80}")
+    """Refuse a generator entry (its shape checked by ``RunCard``) that would build a network that cannot
+    run or is absurdly large (``ponogan.models.check``), before anything is allocated."""
     try:
         check_network("generator", spec["name"], spec.get("kwargs", {}), bounded=True)
     except NetworkCheckError as err:
-        raise ValueError(f"{where}: {err}") from None
+        raise RunFolderError(f"{config_path}: generator {role!r}: {err}") from None
 
 
 def _check_dtypes(weights: Path, role: str, model: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from ponogan.core.atomic import write_text_atomic
 from ponogan.core.messages import first_line
+from ponogan.core.run_folder import RunFolder
 from ponogan.core.runtime import enable_tf32, resolve_device, resolve_mixed_precision
 from ponogan.data import build_dataset
 from ponogan.families.base import create_trainer
@@ -421,11 +422,10 @@ class _Run:
 
     def export(self) -> None:
         """``model.safetensors`` + ``config.json`` for inference (see docs/architecture.md)."""
-        opts = self.cfg.data.options.to_dict()
-        size = opts["image_size"] if self.cfg.data.mode == "glyphs" else opts["crop_size"]
+        opts = self.cfg.data.options.to_dict()  # load_size, crop_size and image_size as configured
         config = {
             "family": self.cfg.family,
-            "data": {"mode": self.cfg.data.mode, "root": self.cfg.data.root, **opts, "image_size": size},
+            "data": {"mode": self.cfg.data.mode, "root": self.cfg.data.root, **opts},
             "train": self.cfg.to_dict(),
             "runtime": self.runtime,
             "run_name": self.cfg.run_name or self.run_dir.name,
@@ -456,7 +456,7 @@ class _Run:
                     to_device(items, self.acc.device), paired=self.evaluator.paired
                 )
             grid = labelled_grid(columns)
-            save_png(self.run_dir / SAMPLES_DIR / f"step_{self.step:06d}.png", grid)
+            save_png(RunFolder(self.run_dir).sample(self.step), grid)
             for tracker in self.acc.trackers:
                 if tracker.name == "tensorboard":
                     images = {"samples": np.asarray(grid)[None]}

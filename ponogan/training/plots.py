@@ -22,10 +22,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ponogan.core.atomic import atomic_write
+from ponogan.core.run_folder import LOG, RunFolder
 
-LOG_NAME = "log.jsonl"
-LOSSES_NAME = "losses.png"
-METRICS_NAME = "metrics.png"
+LOG_NAME = LOG  # the name the training loop appends to (ponogan.core.run_folder)
 BOOKKEEPING = frozenset({"step", "epoch", "lr", "time_s"})  # fields of a loss line that are not losses
 METRIC_HINTS = {
     "l1": "lower is better",
@@ -227,14 +226,13 @@ def draw_metrics(records: Sequence[dict], path: str | os.PathLike, *, title: str
 def write_run_plots(run_dir: str | os.PathLike) -> list[Path]:
     """Redraw ``losses.png`` (and ``metrics.png`` when the run evaluates) from ``<run>/log.jsonl``;
     returns the pictures written (none while the log has nothing to draw)."""
-    run_dir = Path(run_dir)
-    log = run_dir / LOG_NAME
-    if not log.is_file():
+    folder = RunFolder(run_dir)
+    if not folder.log.is_file():
         return []
-    records = read_log(log)
+    records = read_log(folder.log)
     written = [
-        draw_losses(records, run_dir / LOSSES_NAME, title=run_dir.name),
-        draw_metrics(records, run_dir / METRICS_NAME, title=run_dir.name),
+        draw_losses(records, folder.losses_plot, title=folder.path.name),
+        draw_metrics(records, folder.metrics_plot, title=folder.path.name),
     ]
     return [p for p in written if p is not None]
 

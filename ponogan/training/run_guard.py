@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ponogan.core.atomic import atomic_write
+from ponogan.core.run_folder import RunCard, RunFolder, RunFolderError
 from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME
 from ponogan.training.errors import UsageError
 from ponogan.training.state import (
@@ -42,10 +43,10 @@ IN_USE_HINT = "wait for it to finish (or stop it), or pass another --output-dir"
 def exported_step(run_dir: Path) -> int | None:
     """The step of the run's exported model (``config.json``), None when there is none to read."""
     try:
-        step = json.loads((run_dir / CONFIG_NAME).read_text(encoding="utf-8")).get("step")
-    except (OSError, ValueError, AttributeError):
+        step = RunCard.load(RunFolder(run_dir).config, generators=False).step
+    except RunFolderError:
         return None
-    return step if isinstance(step, int) and (run_dir / WEIGHTS_NAME).is_file() else None
+    return step if step is not None and (run_dir / WEIGHTS_NAME).is_file() else None
 
 
 def nothing_to_train(run_dir: Path, step: int, max_steps: int) -> UsageError:

@@ -52,22 +52,30 @@ from torch import nn
 
 from ponogan.core.atomic import set_file_mode, temp_target, write_text_atomic
 from ponogan.core.messages import first_line
-from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME
-from ponogan.training.plots import LOG_NAME, LOSSES_NAME, METRICS_NAME
+from ponogan.core.run_folder import (
+    LOCK,
+    METRICS,
+    SAMPLES_DIR,
+    STATE_DIR,
+    STATE_LATEST,
+    STATE_META,
+    STATE_NETS,
+    STATE_OPTIMIZERS,
+    STATE_SCHEDULERS,
+    TOP_FILES,
+    RunFolder,
+    rank_file,
+)
 
-STATE_DIR = "state"
-LATEST = "latest"
-META = "trainer_state.json"
+LATEST, META = STATE_LATEST, STATE_META
 # what a complete state holds (every rank adds its rank_<i>.pt; rank_0.pt always exists)
-COMPLETE_FILES = ("nets.safetensors", "optimizers.pt", "schedulers.pt", "rank_0.pt", META)
+COMPLETE_FILES = (STATE_NETS, STATE_OPTIMIZERS, STATE_SCHEDULERS, rank_file(0), META)
 _STATE_NAME = re.compile(r"step_(\d{6,})")
 DAMAGED = ".damaged"  # step_000500.damaged (-2, -3... when that name is taken): a state set aside
 _DAMAGED_NAME = re.compile(r"step_\d{6,}\.damaged(-\d+)?")
-LOCK_NAME = "train.lock"  # held by the run training in the folder (``RunLock``)
-METRICS_JSON = "metrics.json"
-SAMPLES_DIR = "samples"
-# the files a run writes at the top of its folder (next to state/ and samples/)
-RUN_FILES = frozenset({WEIGHTS_NAME, CONFIG_NAME, LOG_NAME, METRICS_JSON, LOSSES_NAME, METRICS_NAME})
+LOCK_NAME = LOCK  # held by the run training in the folder (``RunLock``)
+METRICS_JSON = METRICS
+RUN_FILES = TOP_FILES  # the files a run writes at the top of its folder (next to state/ and samples/)
 _SAMPLE_NAME = re.compile(r"step_\d+\.png")  # samples/step_<step>.png
 # safetensors' own temp files (Rust ``tempfile``: ".tmp" + 6 letters or digits, next to its target)
 _SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
@@ -89,10 +97,6 @@ class RunLockError(RuntimeError):
 
 class RunInUseError(RunLockError):
     """Another process is training in the run folder (``RunLock``); the message names it."""
-
-
-def state_name(step: int) -> str:
-    return f"step_{step:06d}"
 
 
 def _step_of(path: Path) -> int:
@@ -239,9 +243,9 @@ def save_state(
     A failed write raises ``CheckpointError`` naming the file, after removing the partial folder;
     the previous state is untouched.
     """
-    root = Path(run_dir) / STATE_DIR
-    final = root / state_name(step)
-    tmp = root / f".tmp-{state_name(step)}"
+    folder = RunFolder(run_dir)
+    root, final = folder.state_dir, folder.state(step)
+    tmp = root / f".tmp-{final.name}"
     previous = latest_state(run_dir)
     try:
         if rank == 0:
@@ -249,20 +253,20 @@ def save_state(
             shutil.rmtree(tmp, ignore_errors=True)
             _write(tmp, Path.mkdir)
         barrier()
-        _write(tmp / f"rank_{rank}.pt", lambda p: torch.save(rank_state, p))
+        _write(tmp / rank_file(rank), lambda p: torch.save(rank_state, p))
         if rank == 0:
             tensors = {
                 f"{name}.{key}": value.detach().to("cpu").contiguous()
                 for name, net in state.nets.items()
                 for key, value in net.state_dict().items()
             }
-            _write(tmp / "nets.safetensors", lambda p: (save_file(tensors, p), set_file_mode(p)))
+            _write(tmp / STATE_NETS, lambda p: (save_file(tensors, p), set_file_mode(p)))
             optim = {name: opt.state_dict() for name, opt in state.optimizers.items()}
             if state.scaler is not None:
                 optim["__scaler__"] = state.scaler.state_dict()
-            _write(tmp / "optimizers.pt", lambda p: torch.save(optim, p))
+            _write(tmp / STATE_OPTIMIZERS, lambda p: torch.save(optim, p))
             scheds = {name: s.state_dict() for name, s in state.schedulers.items()}
-            _write(tmp / "schedulers.pt", lambda p: torch.save(scheds, p))
+            _write(tmp / STATE_SCHEDULERS, lambda p: torch.save(scheds, p))
         barrier()
         if rank == 0:
             text = json.dumps({**meta, "step": step, "world_size": world_size}, indent=2)
@@ -483,14 +487,14 @@ def load_state(path: Path, state: TrainingState, *, rank: int, world_size: int) 
             f"{path} was written by {meta.get('world_size')} process(es); resume it with "
             f"the same number (this run has {world_size}), or start a new run"
         )
-    tensors = _read(path / "nets.safetensors", lambda p: load_file(str(p)))
-    optim = _read(path / "optimizers.pt", _torch_load)
-    scheds = _read(path / "schedulers.pt", _torch_load)
-    rank_state = _read(path / f"rank_{rank}.pt", _torch_load)
+    tensors = _read(path / STATE_NETS, lambda p: load_file(str(p)))
+    optim = _read(path / STATE_OPTIMIZERS, _torch_load)
+    scheds = _read(path / STATE_SCHEDULERS, _torch_load)
+    rank_state = _read(path / rank_file(rank), _torch_load)
     if not isinstance(rank_state, dict):
-        raise BrokenStateError(f"rank_{rank}.pt does not hold a per-process state")
+        raise BrokenStateError(f"{rank_file(rank)} does not hold a per-process state")
     if not isinstance(optim, dict) or not isinstance(scheds, dict):
-        raise BrokenStateError("optimizers.pt or schedulers.pt does not hold a state per name")
+        raise BrokenStateError(f"{STATE_OPTIMIZERS} or {STATE_SCHEDULERS} does not hold a state per name")
     _check_step_counts(meta["step"], optim, scheds)
     try:
         for name, net in state.nets.items():
@@ -557,7 +561,7 @@ def _try_flock(fd: int) -> bool:
 def lock_holder(run_dir: Path) -> str | None:
     """Who holds the run folder's lock (``_holder_text``), or None when no process does. Creates
     nothing: a folder without ``train.lock`` is free."""
-    path = Path(run_dir) / LOCK_NAME
+    path = RunFolder(run_dir).lock
     try:
         fd = os.open(path, os.O_RDONLY | _LOCK_OPEN)
     except OSError:
@@ -580,7 +584,7 @@ class RunLock:
     def acquire(cls, run_dir: Path) -> RunLock:
         """Take the lock of ``run_dir`` (an existing folder); ``RunInUseError`` naming the holder when
         another process has it, ``RunLockError`` when ``train.lock`` cannot be opened as a file."""
-        path = Path(run_dir) / LOCK_NAME
+        path = RunFolder(run_dir).lock
         while True:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | _LOCK_OPEN, 0o666)  # the umask applies
