@@ -271,15 +271,13 @@ def _closed_port() -> int:
 
 
 def test_file_names_match_the_run_folder():
-    """``ponogan.sharing.files`` names the run-folder files without importing torch; they must stay
-    the names the writers use."""
-    from ponogan.models import hub
-    from ponogan.training import plots, state
+    """``ponogan.sharing.files`` takes its names from the run-folder contract the writers use."""
+    from ponogan.core.run_folder import RunFolder
 
-    assert (files.CONFIG_NAME, files.WEIGHTS_NAME) == (hub.CONFIG_NAME, hub.WEIGHTS_NAME)
-    assert (files.METRICS_JSON, files.SAMPLES_DIR, files.STATE_DIR) == (
-        state.METRICS_JSON,
-        state.SAMPLES_DIR,
-        state.STATE_DIR,
-    )
-    assert (files.LOSSES_NAME, files.METRICS_PLOT_NAME) == (plots.LOSSES_NAME, plots.METRICS_NAME)
+    folder = RunFolder("run")
+    assert (folder.config.name, folder.model.name) == (files.CONFIG_NAME, files.WEIGHTS_NAME)
+    assert (
+        folder.metrics.name,
+        folder.samples_dir.name,
+        folder.state_dir.name,
+    ) == (files.METRICS_JSON, files.SAMPLES_DIR, files.STATE_DIR)

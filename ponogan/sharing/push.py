@@ -77,8 +77,8 @@ def plan_push(
 ) -> PushPlan:
     """The files a push of ``run`` to ``repo_id`` commits (module doc); ``UsageError`` when ``run`` is not
     a readable run folder or ``with_state`` finds no complete training state."""
+    from ponogan.core.run_folder import RunCard, RunFolderError
     from ponogan.families import family_names
-    from ponogan.models.hub import read_config
     from ponogan.sharing.card import build_card
 
     check_repo_id(repo_id)
@@ -89,8 +89,8 @@ def plan_push(
         if not (run_dir / name).is_file():
             raise UsageError(f"{run_dir} is not a run folder: it has no {name} (written by save_pretrained)")
     try:
-        config = read_config(run_dir / CONFIG_NAME)
-    except (ValueError, OSError) as err:
+        config = RunCard.load(run_dir / CONFIG_NAME, generators=False).to_dict()
+    except RunFolderError as err:
         raise UsageError(first_line(err)) from None
     if not isinstance(config, dict) or config.get("family") not in family_names():
         raise UsageError(

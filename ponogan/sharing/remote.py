@@ -19,7 +19,6 @@ and the run is not cached, the Hub fails, or the cache cannot be written.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -117,11 +116,13 @@ def check_ponogan_config(path: Path, where: str) -> None:
         raise UsageError(
             f"Hub repo {where} has no {CONFIG_NAME}: it is not a ponogan run (share one with `ponogan push`)"
         )
+    from ponogan.core.run_folder import RunCard, RunFolderError
+
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError, OSError):
-        config = None
-    if not (isinstance(config, dict) and isinstance(config.get("generators"), dict) and "family" in config):
+        card = RunCard.load(path, generators=True, family=True)
+    except RunFolderError:
+        card = None
+    if card is None:
         raise UsageError(
             f"Hub repo {where} is not a ponogan run: its {CONFIG_NAME} has no 'family' and 'generators' "
             "(written by ponogan's save_pretrained)"
