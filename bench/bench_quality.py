@@ -4,6 +4,8 @@ On both glyph variants (``plain``: black on white; ``hard``: B in textured colou
 jitter with rotation) it trains, with identical budgets (steps, sizes, seeds):
 
 * group ``shortcut``: pix2pix (U-Net) and CycleGAN (ResNet) each as baseline / +PONO-MS / +PONO-DMS;
+  opt-in (``--families cut fastcut``): CUT and FastCUT (anti-aliased ResNet, ``layout: ponogan``) as
+  baseline / +PONO-MS, on the CycleGAN arms' budget;
 * group ``norm``: the pix2pix baseline generator with each normalizer (batch is pix2pix's own, so the
   baseline run of the ``shortcut`` group stands for it; instance, group, switch and layer are extra);
 * group ``precision`` (opt-in): the PONO-MS models again under bf16 autocast, to check training
@@ -55,10 +57,19 @@ REPO = Path(__file__).resolve().parents[1]
 METRICS = ("l1", "psnr", "ssim", "mask_iou", "centroid_err")
 HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "mask_iou": True, "centroid_err": False}
 SHORTCUT_LABELS = {None: "baseline", "ms": "pono_ms", "dms": "pono_dms"}
-FAMILY_GENERATORS = {"pix2pix": "unet", "cyclegan": "resnet"}  # each family's own generator
-BASE_NORMS = {"pix2pix": "batch", "cyclegan": "instance"}
+# each family's own generator (resnet_aa: CUT's anti-aliased ResNet)
+FAMILY_GENERATORS = {"pix2pix": "unet", "cyclegan": "resnet", "cut": "resnet_aa", "fastcut": "resnet_aa"}
+BASE_NORMS = {"pix2pix": "batch", "cyclegan": "instance", "cut": "instance", "fastcut": "instance"}
 STUDY_NORMS = ("batch", "instance", "group", "switch", "layer")
-GENERATOR_ROLE = {"pix2pix": "G", "cyclegan": "G_A"}
+GENERATOR_ROLE = {"pix2pix": "G", "cyclegan": "G_A", "cut": "G", "fastcut": "G"}
+# study families that are a mode of another ponogan family: {study family: (family, loss section)}
+FAMILY_MODES = {"cut": ("cut", {"mode": "cut"}), "fastcut": ("cut", {"mode": "fastcut"})}
+# the shortcuts a family's arms compare (all of SHORTCUT_LABELS when not listed)
+FAMILY_SHORTCUTS = {"cut": (None, "ms"), "fastcut": (None, "ms")}
+
+
+def family_shortcuts(family: str) -> tuple:
+    return FAMILY_SHORTCUTS.get(family, tuple(SHORTCUT_LABELS))
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,9 @@ class Budget:
 
     image_size: int = 64
     batch_size: int = 8
-    steps: dict = field(default_factory=lambda: {"pix2pix": 1200, "cyclegan": 600})
+    steps: dict = field(
+        default_factory=lambda: {"pix2pix": 1200, "cyclegan": 600, "cut": 600, "fastcut": 600}
+    )
     seeds: tuple[int, ...] = (0, 1, 2)
     ngf: int = 32
     n_blocks: int = 4  # ResNet residual blocks
@@ -81,7 +94,7 @@ BUDGETS: dict[str, Budget] = {
     "quick": Budget(
         image_size=32,
         batch_size=8,
-        steps={"pix2pix": 60, "cyclegan": 30},
+        steps={"pix2pix": 60, "cyclegan": 30, "cut": 30, "fastcut": 30},
         ngf=16,
         n_blocks=2,
         ndf=16,
@@ -91,7 +104,7 @@ BUDGETS: dict[str, Budget] = {
     "medium": Budget(
         image_size=32,
         batch_size=4,
-        steps={"pix2pix": 400, "cyclegan": 300},
+        steps={"pix2pix": 400, "cyclegan": 300, "cut": 300, "fastcut": 300},
         ngf=16,
         n_blocks=3,
         ndf=16,
@@ -141,7 +154,7 @@ def plan(
                 specs += [
                     RunSpec("shortcut", family, variant, seed, sc, base)
                     for seed in seeds
-                    for sc in SHORTCUT_LABELS
+                    for sc in family_shortcuts(family)
                 ]
             if "norm" in groups and family == "pix2pix":
                 specs += [
@@ -164,9 +177,22 @@ def generator_kwargs(spec: RunSpec, budget: Budget) -> tuple[str, dict]:
             "norm": spec.norm,
         }
     kwargs = {"ngf": budget.ngf, "n_blocks": budget.n_blocks, "norm": spec.norm}
-    if spec.shortcut is not None:  # the official PONO code's ResNet (the U-Net has no official PONO)
+    if FAMILY_GENERATORS[spec.family] == "resnet_aa":  # PONO-MS with CUT: instance norm throughout
+        kwargs.update(antialias=True, antialias_up=True)
+        if spec.shortcut is not None:
+            kwargs["layout"] = "ponogan"
+    elif spec.shortcut is not None:  # the official PONO code's ResNet (the U-Net has no official PONO)
         kwargs["layout"] = "official"
     return "resnet_9blocks", kwargs
+
+
+def loss_section(spec: RunSpec, budget: Budget) -> dict:
+    """The run's ``loss`` overrides: CUT's mode and its NCE taps (the official ones, with the first
+    and the middle residual block of the budget's ResNet; empty for the other families)."""
+    if spec.family not in FAMILY_MODES:
+        return {}
+    taps = ["stem.pad", "down1.conv", "down2.conv", "block1", f"block{budget.n_blocks // 2 + 1}"]
+    return {**FAMILY_MODES[spec.family][1], "nce_layers": list(dict.fromkeys(taps))}
 
 
 def train_config(spec: RunSpec, budget: Budget, run_dir: Path, *, resume: bool, device: str = "cpu"):
@@ -174,9 +200,12 @@ def train_config(spec: RunSpec, budget: Budget, run_dir: Path, *, resume: bool, 
     The loop's own end-of-run evaluation is capped (``score`` below covers the whole test split)."""
     generator, gkw = generator_kwargs(spec, budget)
     dkw = {"ndf": budget.ndf, "n_layers": budget.d_layers, "norm": BASE_NORMS[spec.family]}
+    if FAMILY_GENERATORS[spec.family] == "resnet_aa":
+        dkw["antialias"] = True
     return from_dict(
         {
-            "family": spec.family,
+            "family": FAMILY_MODES.get(spec.family, (spec.family,))[0],
+            "loss": loss_section(spec, budget),
             "run_name": spec.name.replace("/", "-"),
             "output_dir": str(run_dir),
             "seed": spec.seed,
@@ -398,11 +427,11 @@ def write_figures(
         a, b = split["A"][picks], split["B"][picks]
         for family in families:
             outs = {}
-            for shortcut, label in SHORTCUT_LABELS.items():
+            for shortcut in family_shortcuts(family):
                 run_dir = root / RunSpec("shortcut", family, variant, seed, shortcut).name
                 if (run_dir / "model.safetensors").is_file():
-                    outs[label] = load_generator(run_dir, family)
-            if len(outs) < len(SHORTCUT_LABELS):
+                    outs[SHORTCUT_LABELS[shortcut]] = load_generator(run_dir, family)
+            if len(outs) < len(family_shortcuts(family)):
                 continue
             columns = [a] + [translate(g, a) for g in outs.values()] + [b]
             tiles = torch.stack([_rgb(c) for c in columns], 1).flatten(0, 1)

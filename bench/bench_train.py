@@ -22,11 +22,21 @@ pix2pix: U-Net with ``log2(size)`` levels + PatchGAN; MUNIT: the paper's) at bat
 
 Writes ``bench/results/train.json`` under the device key (``cpu`` or ``cuda``); a later invocation adds
 its configs (replacing re-measured ones), so sizes can be measured in separate sessions.
+
+CUT (``--families cut``) is the anti-aliased ResNet-9 + PatchGAN with its PatchNCE step. ``--nce`` times
+only the PatchNCE loss, forward + backward through F's MLPs at CUT's five taps of a ``--sizes`` px
+image: ours (``PatchSampleF`` + ``multilayer_nce_loss``) against a stand-in written from the official
+formula (``PatchSampleF.forward`` + ``PatchNCELoss`` of the CUT code, per tap), with the same MLP
+weights, features and patch positions, interleaved; writes ``bench/results/nce.json``.
+
+    python bench/bench_train.py --families cut --sizes 64 --shortcuts none ms --variants ours_fp32
+    python bench/bench_train.py --nce --sizes 64 128 --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import math
@@ -51,11 +61,14 @@ from common import (
     write_json,
 )
 from torch import nn
+from torch.nn import functional as F
 
 from ponogan.families.base import FamilyTrainer
+from ponogan.models.patch_sample import PatchSampleF
 from ponogan.norm import PONO, MomentShortcut
 from ponogan.training import create_trainer, from_dict
 from ponogan.training.loop import build_accelerator
+from ponogan.training.losses_nce import NCE_TEMPERATURE, multilayer_nce_loss
 
 SHORTCUTS = {"none": None, "ms": "ms", "dms": "dms"}
 PRECISIONS = {"fp32": "no", "bf16": "bf16"}
@@ -121,6 +134,12 @@ FAMILY_NETS = {
     "pix2pix": FamilyNets("unet_256", "patchgan", blocks_key=None),  # U-Net depth follows the size
     "cyclegan": FamilyNets("resnet_9blocks", "patchgan", {"norm": "instance"}, {"norm": "instance"}),
     "munit": FamilyNets("munit", "multiscale", width_key="dim", blocks_key="n_res"),
+    "cut": FamilyNets(
+        "resnet_9blocks",
+        "patchgan",
+        {"norm": "instance", "antialias": True, "antialias_up": True},
+        {"norm": "instance", "antialias": True},
+    ),
 }
 
 
@@ -228,7 +247,104 @@ def worker_memory(job: dict) -> dict:
     }
 
 
-WORKERS = {"time": worker_time, "memory": worker_memory}
+# ---------------------------------------------------------------- PatchNCE: ours vs the official formula
+def cut_tap_shapes(size: int, ngf: int = 64) -> list[tuple[int, int, int]]:
+    """``(C, H, W)`` of CUT's default taps (``stem.pad, down1.conv, down2.conv, block1, block5``) of the
+    anti-aliased ResNet-9 on a ``size`` px image: the padded input, the two stride-1 down convs, blocks."""
+    return [(3, size + 6, size + 6), (2 * ngf, size, size), (4 * ngf, size // 2, size // 2)] + [
+        (4 * ngf, size // 4, size // 4)
+    ] * 2
+
+
+def official_style_nce(mlps: nn.ModuleList, queries, keys, ids, temperature: float) -> torch.Tensor:
+    """The official sampler and loss, per tap: channels-last flatten, the same positions for the whole
+    batch, MLP, ``x / (sqrt(sum x^2) + 1e-7)``; positives by a batched ``(1 x D) @ (D x 1)``, negatives
+    ``q @ k^T`` within each image with the diagonal at -10, ``/ T``, cross-entropy; mean over taps."""
+
+    def sample(feat, mlp, tap_ids):
+        flat = feat.permute(0, 2, 3, 1).flatten(1, 2)[:, tap_ids, :].flatten(0, 1)  # (N*P, C)
+        x = mlp(flat)
+        return x / (x.pow(2).sum(1, keepdim=True).pow(0.5) + 1e-7)
+
+    total = 0.0
+    for q_feat, k_feat, mlp, tap_ids in zip(queries, keys, mlps, ids, strict=True):
+        q, k = sample(q_feat, mlp, tap_ids), sample(k_feat, mlp, tap_ids).detach()
+        n_all, dim = q.shape
+        positive = torch.bmm(q.view(n_all, 1, dim), k.view(n_all, dim, 1)).view(n_all, 1)
+        qb, kb = q.view(q_feat.shape[0], -1, dim), k.view(q_feat.shape[0], -1, dim)
+        p = qb.shape[1]
+        negative = torch.bmm(qb, kb.transpose(2, 1))
+        eye = torch.eye(p, dtype=torch.bool, device=q.device)[None, :, :]
+        negative = negative.masked_fill(eye, -10.0).view(-1, p)
+        logits = torch.cat((positive, negative), dim=1) / temperature
+        target = torch.zeros(n_all, dtype=torch.long, device=q.device)
+        total = total + F.cross_entropy(logits, target, reduction="none").mean()
+    return total / len(queries)
+
+
+def worker_nce(job: dict) -> dict:
+    """Interleaved forward + backward of PatchNCE, ours vs the official-formula stand-in (same weights)."""
+    device, batch, patches = job["device"], job["batch"], job["num_patches"]
+    shapes = cut_tap_shapes(job["size"])
+    g = torch.Generator().manual_seed(0)
+    keys = [torch.randn(batch, *s, generator=g).to(device) for s in shapes]
+    queries = [torch.randn(batch, *s, generator=g).to(device).requires_grad_() for s in shapes]
+    torch.manual_seed(0)
+    ours = PatchSampleF([s[0] for s in shapes]).to(device)
+    official_mlps = copy.deepcopy(ours.mlps)
+    ids = [torch.randperm(s[1] * s[2], generator=g)[:patches].to(device) for s in shapes]
+
+    def run_ours():
+        k, _ = ours(keys, patches, patch_ids=ids)
+        q, _ = ours(queries, patches, patch_ids=ids)
+        loss = multilayer_nce_loss(q, k, temperature=NCE_TEMPERATURE)
+        loss.backward()
+        return loss
+
+    def run_official():
+        loss = official_style_nce(official_mlps, queries, keys, ids, NCE_TEMPERATURE)
+        loss.backward()
+        return loss
+
+    diff = abs(run_ours().item() - run_official().item())
+    cases = {"ours": run_ours, "official": run_official}
+    times = time_interleaved(cases, job["repeats"], job["warmup"], device=device)
+    timing = {v: summarize(t) for v, t in times.items()}
+    return {
+        "timing": timing,
+        "loss_abs_diff": diff,
+        "ratio_official/ours": round(timing["official"]["median_s"] / timing["ours"]["median_s"], 3),
+    }
+
+
+WORKERS = {"time": worker_time, "memory": worker_memory, "nce": worker_nce}
+
+
+def run_nce_benchmark(args: argparse.Namespace) -> dict:
+    """``--nce``: one worker per size; the result per device, like ``train.json``."""
+    configs = []
+    load_before, t0 = load_average(), time.monotonic()
+    for size in args.sizes:
+        job = {
+            "kind": "nce",
+            "size": size,
+            "batch": args.batch,
+            "device": args.device,
+            "num_patches": 256,
+            "repeats": args.repeats or DEFAULT_REPEATS.get(size, 2),
+            "warmup": args.warmup,
+        }
+        result = spawn(job, args.threads, args.timeout)
+        configs.append({"size": size, "batch": args.batch, "num_patches": 256, **result})
+        print(f"PatchNCE {size:4d}px  {result.get('ratio_official/ours', result.get('error'))}", flush=True)
+    return {
+        "command": "python bench/bench_train.py " + " ".join(args.argv),
+        "threads": args.threads or torch.get_num_threads(),
+        "machine": machine_info(),
+        "load": busy_note(load_before, load_average()),
+        "wall_s": round(time.monotonic() - t0, 1),
+        "configs": configs,
+    }
 
 
 def spawn(job: dict, threads: int | None, timeout: float) -> dict:
@@ -380,6 +496,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ndf", type=int, default=None, help="override discriminator width (tests)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per worker process")
     p.add_argument("--out", default=str(RESULTS_DIR / "train.json"))
+    p.add_argument("--nce", action="store_true", help="time PatchNCE ours vs the official formula only")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
@@ -398,6 +515,13 @@ def main(argv: list[str] | None = None) -> dict:
         job = json.loads(args.worker)
         print("RESULT " + json.dumps(WORKERS[job["kind"]](job)), flush=True)
         return {}
+    if args.nce:
+        out = Path(args.out) if args.out != str(RESULTS_DIR / "train.json") else RESULTS_DIR / "nce.json"
+        data = read_json(out) or {}
+        data[args.device] = run_nce_benchmark(args)
+        write_json(out, data)
+        print(f"-> {out}")
+        return data[args.device]
     result = run_benchmark(args)
     out = Path(args.out)
     data = read_json(out) or {}

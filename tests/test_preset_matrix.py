@@ -66,6 +66,14 @@ NETS = {
         "model.discriminator_kwargs.n_layers": 2,
         "loss.pool_size": 2,
     },
+    "cut": {
+        "model.generator_kwargs.ngf": 4,
+        "model.generator_kwargs.n_blocks": 1,
+        "model.discriminator_kwargs.ndf": 4,
+        "model.discriminator_kwargs.n_layers": 2,
+        "loss.nce_layers": "[stem.pad, down1.conv, down2.conv, block1]",
+        "loss.num_patches": 16,
+    },
     "munit": {
         "model.generator_kwargs.dim": 4,
         "model.generator_kwargs.mlp_dim": 8,

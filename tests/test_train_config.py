@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from ponogan.cli.train import add_arguments, build_config, parse_args
+from ponogan.families import get_family
 from ponogan.models import create_discriminator, create_generator
 from ponogan.training.config import (
     ConfigError,
@@ -31,6 +32,8 @@ EXPECTED = [
         ("pix2pix", ["", "_pono_ms", "_pono_dms"]),
         ("cyclegan", ["", "_pono_ms", "_pono_dms"]),
         ("munit", ["", "_pono_ms"]),
+        ("cut", ["", "_pono_ms"]),
+        ("fastcut", ["", "_pono_ms"]),
     ]
     for v in variants
     for g in ("", "_glyphs")
@@ -53,7 +56,8 @@ def test_every_documented_preset_exists():
 def test_preset_parses_and_builds_its_networks(path):
     cfg = load_config(path)
     assert cfg.run_name == path.stem
-    assert cfg.family == path.stem.split("_")[0]
+    # a preset is named after its family, or after the family's mode (CUT's fastcut)
+    assert path.stem.split("_")[0] in (cfg.family, getattr(cfg.loss, "mode", cfg.family))
     expected_shortcut = "dms" if "_pono_dms" in path.stem else "ms" if "_pono_ms" in path.stem else None
     assert cfg.model.shortcut == expected_shortcut
     if path.stem.endswith("_glyphs"):
@@ -70,7 +74,7 @@ PONO_PRESETS = [p for p in PRESETS if "_pono_" in p.stem]
 @pytest.mark.parametrize("path", PONO_PRESETS, ids=lambda p: p.stem)
 def test_a_pono_preset_is_its_baseline_plus_the_shortcut(path):
     """Each ``*_pono_*`` preset names its baseline as ``base:`` and changes only the shortcut (and, for
-    CycleGAN/MUNIT, the official PONO block layout); ``run_name`` stays the child's own file name."""
+    families with a ``pono_layout``, that block layout); ``run_name`` stays the child's own file name."""
     assert set(yaml.safe_load(path.read_text())) == {"base", "model"}
     baseline = re.sub(r"_pono_d?ms", "", path.stem)
     child, base = load_config(path).to_dict(), load_config(CONFIGS / f"{baseline}.yaml").to_dict()
@@ -78,7 +82,7 @@ def test_a_pono_preset_is_its_baseline_plus_the_shortcut(path):
     assert child["model"]["shortcut"] == ("dms" if "_pono_dms" in path.stem else "ms")
     assert base["model"]["shortcut"] is None and "layout" not in base["model"]["generator_kwargs"]
     layout = child["model"]["generator_kwargs"].pop("layout", None)
-    assert layout == (None if child["family"] == "pix2pix" else "official")
+    assert layout == get_family(child["family"]).pono_layout
     for values in (child, base):
         del values["run_name"], values["model"]["shortcut"]
     assert child == base
@@ -108,7 +112,7 @@ def test_a_preset_base_merges_dicts_and_replaces_the_rest(tmp_path):
 @pytest.mark.parametrize(
     "files, words",
     [
-        ({"a": "base: nope\n"}, ["a.yaml", "base 'nope' not found", "presets: cyclegan"]),
+        ({"a": "base: nope\n"}, ["a.yaml", "base 'nope' not found", "presets: ", "cyclegan_glyphs"]),
         ({"a": "base: b\n", "b": "base: a\n"}, ["a.yaml", "base cycle", "a.yaml -> b.yaml -> a.yaml"]),
         ({"a": "base: a.yaml\n"}, ["a.yaml", "base cycle", "a.yaml -> a.yaml"]),
         ({"a": "base: [b]\n"}, ["a.yaml", "base must be a preset name"]),
@@ -296,7 +300,8 @@ def test_presets_by_name_and_listing(capsys):
     out = capsys.readouterr().out
     assert "pix2pix_pono_ms_glyphs" in out and "munit_pono_ms" in out and "default run" in out
     assert main(["--config", "cyclegan_pono_mss"]) == 2
-    assert "no preset or file named 'cyclegan_pono_mss'; presets: cyclegan," in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no preset or file named 'cyclegan_pono_mss'; presets: " in err and " cyclegan_pono_ms," in err
 
 
 def test_cyclegan_repository_flags_map_to_fields(capsys):

@@ -22,7 +22,8 @@ DEFAULT_TEST_MODE = "eval"  # deterministic and batch-independent; see ponogan.i
 
 EXPORT_FORMATS = ("onnx", "exported-program")  # ponogan export --format
 EXPORT_STYLES = ("fixed", "input")  # MUNIT export: style baked in, or a second input
-OFFICIAL_ARCHS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")  # the official --netG
+# the official --netG; cut: CUT's anti-aliased resnet_9blocks (ponogan.models.official.ARCH_VARIANTS)
+OFFICIAL_ARCHS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128", "cut")
 OFFICIAL_NORMS = ("instance", "batch")  # the official --norm
 
 # Network options a config or a weight file sets, as inclusive integer ranges (ponogan.models.registry

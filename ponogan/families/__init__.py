@@ -20,6 +20,7 @@ BUILTIN: dict[str, str] = {
     "cyclegan": "ponogan.families.cyclegan",
     "munit": "ponogan.families.munit",
     "drit": "ponogan.families.drit",
+    "cut": "ponogan.families.cut",
 }
 # the family a config without a ``family`` key trains
 DEFAULT_FAMILY = "pix2pix"

@@ -134,6 +134,7 @@ FAMILY = register_family(
         defaults={"model": {"generator": "resnet_9blocks", "discriminator_kwargs": {"norm": "instance"}}},
         repo_model="cycle_gan",
         official_roles=("G_A", "G_B"),
+        pono_layout="official",
         check=_check,
     )
 )

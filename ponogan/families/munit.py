@@ -217,5 +217,6 @@ FAMILY = register_family(
             "optim": {"lr_g": 1e-4, "lr_d": 1e-4, "weight_decay": 1e-4, "lr_policy": "step"},
         },
         multimodal=True,
+        pono_layout="official",
     )
 )

@@ -47,6 +47,8 @@ class Family:
     - ``repo_model``: the CycleGAN repo's ``--model`` value that trains this family (None: no such flag).
     - ``official_roles``: the generator roles of an official checkpoint ``import-official`` converts into
       this family (None: the family has no official import).
+    - ``pono_layout``: the PONO block layout (``model.generator_kwargs.layout``) its ``*_pono_*`` presets
+      use; None: they name none (the generator has one layout).
     - ``check``: extra config checks (``cfg -> None``, raising ``ConfigError``), after the generic ones.
     """
 
@@ -63,6 +65,7 @@ class Family:
     folder_mode: str = "unaligned"
     repo_model: str | None = None
     official_roles: tuple[str, ...] | None = None
+    pono_layout: str | None = None
     check: Callable[[Any], None] | None = None
 
     def trainer_class(self) -> type:

@@ -3,7 +3,8 @@
 Sources: junyanz/pytorch-CycleGAN-and-pix2pix (``latest_net_G.pth``, ``latest_net_G_A.pth``, ...;
 ``--netG resnet_9blocks | resnet_6blocks | unet_256 | unet_128``, ``--norm instance | batch``) and the
 official PONO code (Boyiliee/PONO, ``ResnetPONOMSGenerator`` / ``ResnetPONODMSGenerator``), which maps
-to ponogan's ``layout="official"`` ResNet.
+to ponogan's ``layout="official"`` ResNet, and the official CUT code (taesungp/contrastive-unpaired-
+translation, ``--arch cut``: its anti-aliased ResNet-9 in the CycleGAN key layout, family ``cut``).
 
 ``official_key_map(model, arch, shortcut)`` gives, for a ponogan generator, the official name of every
 entry of its state dict; ``convert_state_dict`` renames an official state dict with it, and
@@ -20,6 +21,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -36,15 +38,64 @@ from ponogan.models.registry import create_generator
 _LEGACY_INSTANCE_NORM = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$")
 
 
+@dataclass(frozen=True)
+class ArchVariant:
+    """An ``--arch`` that is another official arch built with extra generator ``options``, imported as
+    ``family`` (instead of the family of its roles), from the repository ``code``."""
+
+    arch: str
+    options: dict
+    family: str
+    code: str
+
+
+ARCH_VARIANTS: dict[str, ArchVariant] = {
+    # the official CUT generator: down stages conv3/1 + Downsample, up stages Upsample + conv3/1
+    "cut": ArchVariant(
+        "resnet_9blocks",
+        {"antialias": True, "antialias_up": True},
+        "cut",
+        "taesungp/contrastive-unpaired-translation",
+    ),
+}
+# buffers whose official name differs from ponogan's (the blur filters of the anti-aliased stages)
+_LEAF_NAMES = {"kernel": "filt"}
+
+
+def _base_arch(arch: str) -> tuple[str, dict]:
+    """``(official arch, extra generator options)`` of an ``--arch`` (a variant's base arch)."""
+    variant = ARCH_VARIANTS.get(arch)
+    return (variant.arch, dict(variant.options)) if variant else (arch, {})
+
+
 class OfficialImportError(UsageError):
     """An official checkpoint cannot be imported (wrong file, arch, norm or shortcut); nothing was
     written (exit status 2)."""
 
 
-def _resnet_pairs(n_blocks: int, shortcut: str | None, dropout: bool) -> Iterator[tuple[str, str]]:
-    """``(official module prefix, ponogan module prefix)`` of every module with state, ResNet."""
+def _resnet_pairs(
+    n_blocks: int, shortcut: str | None, dropout: bool, antialias: bool = False
+) -> Iterator[tuple[str, str]]:
+    """``(official module prefix, ponogan module prefix)`` of every module with state, ResNet.
+
+    ``antialias``: CUT's generator (both ``antialias`` options on), whose ``nn.Sequential`` has four
+    modules per stage: ``conv, norm, ReLU, Downsample`` down and ``Upsample, conv, norm, ReLU`` up.
+    """
     n_down = 2
-    if shortcut is None:  # ResnetGenerator: one nn.Sequential called `model`
+    if antialias:
+        yield "model.1", "stem.conv"
+        yield "model.2", "stem.norm"
+        for i in range(n_down):
+            yield f"model.{4 + 4 * i}", f"downs.{i}.conv"
+            yield f"model.{5 + 4 * i}", f"downs.{i}.norm"
+            yield f"model.{7 + 4 * i}", f"down_blurs.{i}"
+        first_up = 4 + 4 * n_down + n_blocks
+        blocks = [f"model.{4 + 4 * n_down + j}" for j in range(n_blocks)]
+        ups = [(f"model.{first_up + 4 * i + 1}", f"model.{first_up + 4 * i + 2}") for i in range(n_down)]
+        for i in range(n_down):
+            yield f"model.{first_up + 4 * i}", f"up_blurs.{i}"
+        head = f"model.{first_up + 4 * n_down + 1}"
+    elif shortcut is None:  # ResnetGenerator: one nn.Sequential called `model`
         yield "model.1", "stem.conv"
         yield "model.2", "stem.norm"
         for i in range(n_down):
@@ -109,8 +160,9 @@ def official_key_map(model: nn.Module, arch: str, shortcut: str | None = None) -
     Raises ``KeyError`` if a ponogan entry has no official name (a model of another layout).
     """
     kwargs = model.spec["kwargs"]
-    if arch.startswith("resnet"):
-        pairs = _resnet_pairs(kwargs["n_blocks"], shortcut, kwargs["use_dropout"])
+    if _base_arch(arch)[0].startswith("resnet"):
+        aa = kwargs.get("antialias", False)
+        pairs = _resnet_pairs(kwargs["n_blocks"], shortcut, kwargs["use_dropout"], aa)
     else:
         pairs = _unet_pairs(kwargs["num_downs"])
     ours = {}
@@ -119,7 +171,7 @@ def official_key_map(model: nn.Module, arch: str, shortcut: str | None = None) -
     mapping = {}
     for key in model.state_dict():
         module, _, leaf = key.rpartition(".")
-        mapping[f"{ours[module]}.{leaf}"] = key
+        mapping[f"{ours[module]}.{_LEAF_NAMES.get(leaf, leaf)}"] = key
     return mapping
 
 
@@ -170,10 +222,12 @@ def torch_load_error(path: Path, err: BaseException) -> str:
 
 def _infer_channels(state: dict[str, torch.Tensor], arch: str, shortcut: str | None) -> dict:
     """``in_channels``, ``out_channels`` and ``ngf`` from the first and last conv weights."""
+    arch, options = _base_arch(arch)
     if arch.startswith("resnet"):
-        first = "model.1.weight" if shortcut is None else "reflection_block.1.weight"
         n_blocks = 9 if arch == "resnet_9blocks" else 6
-        last = f"model.{10 + n_blocks + 7}.weight" if shortcut is None else "out_block.1.weight"
+        antialias = options.get("antialias", False)
+        names = {ours: official for official, ours in _resnet_pairs(n_blocks, shortcut, False, antialias)}
+        first, last = f"{names['stem.conv']}.weight", f"{names['head.conv']}.weight"
         first_w, last_w = state.get(first), state.get(last)
         if not _conv_weights(first_w, last_w):
             return {}
@@ -204,11 +258,18 @@ def build_official(arch: str, norm: str, shortcut: str | None = None, **kwargs) 
         raise OfficialImportError(f"unknown --norm {norm!r}; valid: {', '.join(NORMS)}")
     if shortcut not in (None, *SHORTCUTS):
         raise OfficialImportError(f"unknown --shortcut {shortcut!r}; valid: ms, dms (or none)")
-    if shortcut is not None and not arch.startswith("resnet"):
+    if shortcut is not None and (arch in ARCH_VARIANTS or not arch.startswith("resnet")):
         raise OfficialImportError(
             f"the official PONO code has PONO-{shortcut.upper()} only for the ResNet generators, not {arch}"
         )
-    options = {"norm": norm, "shortcut": shortcut, "use_dropout": not arch.startswith("resnet"), **kwargs}
+    arch, extra = _base_arch(arch)
+    options = {
+        "norm": norm,
+        "shortcut": shortcut,
+        "use_dropout": not arch.startswith("resnet"),
+        **extra,
+        **kwargs,
+    }
     if shortcut is not None:
         options["layout"] = "official"
     try:  # on the meta device first: a file's 4096-wide first conv must not allocate GBs
@@ -338,15 +399,17 @@ def import_official(
         generators[role] = model
         channels[role] = model.spec["kwargs"]
     first = next(iter(channels.values()))
+    variant = ARCH_VARIANTS.get(arch)
+    code = variant.code if variant else "official PONO code" if shortcut else "pytorch-CycleGAN-and-pix2pix"
     config = {
-        "family": _official_family(tuple(roles)),
+        "family": variant.family if variant else _official_family(tuple(roles)),
         "run_name": out.name,
         "imported_from": {
             "files": [str(p) for p in paths],
             "arch": arch,
             "norm": norm,
             "shortcut": shortcut,
-            "code": "official PONO code" if shortcut else "pytorch-CycleGAN-and-pix2pix",
+            "code": code,
         },
         "data": {"input_nc": first["in_channels"], "output_nc": first["out_channels"]},
     }
@@ -356,6 +419,7 @@ def import_official(
 
 __all__ = [
     "ARCHS",
+    "ARCH_VARIANTS",
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "OfficialImportError",
