@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ponogan.cli import main as cli_main
-from ponogan.data import DataOptions
 from ponogan.families import get_family
 from ponogan.families.base import create_trainer
 from ponogan.inference.pipeline import TranslationPipeline
@@ -93,10 +92,6 @@ def test_family_defaults_are_the_official_settings():
     assert spec.roles == ("G",) and spec.directions == ("AtoB",)
 
 
-@pytest.mark.skipif(
-    "crop_in_decay" not in {f.name for f in dataclasses.fields(DataOptions)},
-    reason="the data options have no crop_in_decay",
-)
 def test_no_random_crop_in_the_decay_epochs():
     assert load_config(find_preset("cut")).data.options.crop_in_decay is False
     assert load_config(find_preset("cyclegan")).data.options.crop_in_decay is True

@@ -19,13 +19,12 @@ NCE features are CUT's own and ``shortcut: null`` is plain CUT (docs/models.md, 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from ponogan.data import DataOptions
 from ponogan.families import Family, Route, register_family
 from ponogan.families.base import Batch, FamilyTrainer, f32, set_requires_grad
 from ponogan.models import create_generator
@@ -280,9 +279,7 @@ def _check(cfg: Any) -> None:
 
 
 # the data rule of the official code: no random crop during the decay epochs (load size = crop size)
-_DATA = (
-    {"options": {"crop_in_decay": False}} if "crop_in_decay" in {f.name for f in fields(DataOptions)} else {}
-)
+_DATA = {"options": {"crop_in_decay": False}}
 
 FAMILY = register_family(
     Family(
