@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+from accelerate import Accelerator
 from PIL import Image
 from test_train_run import TINY_DATA, TINY_LOOP  # tests/ is on sys.path
 
@@ -17,7 +18,7 @@ import ponogan.families as families
 from ponogan.core.messages import UsageError
 from ponogan.data import pil_to_tensor, tensor_to_pil
 from ponogan.families import Family, Route, family_names, get_family, register_family
-from ponogan.families.base import Batch, FamilyTrainer
+from ponogan.families.base import Batch, FamilyTrainer, create_trainer
 from ponogan.inference.pipeline import TranslationPipeline
 from ponogan.training import from_dict, train
 from ponogan.training.losses import reconstruction_loss
@@ -35,11 +36,8 @@ class ToyLoss:
 
 
 class ToyTrainer(FamilyTrainer):
-    """One generator ``G`` (A -> B), trained on ``l1 * L1(G(A), B)``."""
-
-    def build(self) -> None:
-        self.nets["G"] = self.make_generator(self.input_nc, self.output_nc)
-        self.add_optimizer("G", self.nets["G"].parameters(), self.cfg.optim.lr_g)
+    """One generator ``G`` (A -> B), trained on ``l1 * L1(G(A), B)``; the base ``build`` makes ``G`` from
+    the spec's ``networks`` and its optimizer ``G`` (no discriminator, so no ``D``)."""
 
     def step(self, batch: Batch) -> dict[str, float]:
         loss = self.loss_cfg.l1 * reconstruction_loss(self.nets["G"](batch["A"]).float(), batch["B"].float())
@@ -86,6 +84,8 @@ def test_toy_family_trains_saves_and_translates(toy_family, tmp_path):
     assert cfg.model.generator_kwargs["ngf"] == 4 and cfg.model.init_type == "normal"  # the spec's
 
     result = train(cfg)
+    trainer = create_trainer(cfg, Accelerator(cpu=True))
+    assert list(trainer.nets) == ["G"] and list(trainer.optimizers) == ["G"]
     assert result.step == 2 and (result.run_dir / "model.safetensors").is_file()
 
     pipe = TranslationPipeline.from_pretrained(result.run_dir, device="cpu")

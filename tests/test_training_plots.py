@@ -276,7 +276,7 @@ def test_pix2pix_grid_keeps_two_items_per_row(runs):
     assert (header.min(axis=2) < 100).sum() > 30
 
 
-@pytest.mark.parametrize("family", ["pix2pix", "munit"])
+@pytest.mark.parametrize("family", ["pix2pix", "cyclegan", "munit"])
 def test_sample_columns_of_each_family(tmp_path, family):
     torch.set_num_threads(1)
     cfg = tiny(family, tmp_path / "run", None if family == "pix2pix" else "ms")
@@ -294,6 +294,13 @@ def test_sample_columns_of_each_family(tmp_path, family):
         assert labels == ["input", "output", "target"]
         with torch.no_grad():
             assert [label for label, _ in trainer.sample_columns(items, paired=False)] == ["input", "output"]
+    elif family == "cyclegan":  # the base default for a network per direction, from the routes
+        assert labels == ["real A", "G_A(A)", "G_B(G_A(A))", "real B", "G_B(B)", "G_A(G_B(B))"]
+        with torch.no_grad():
+            back = trainer.unwrap("G_B")(columns[1][1])
+            only_a = trainer.sample_columns({"A": items["A"], "index": items["index"]}, paired=False)
+        assert torch.equal(columns[2][1], back) and torch.equal(columns[3][1], items["B"])
+        assert [label for label, _ in only_a] == labels[:3]
     else:
         assert labels == ["real A", "A->B (fixed style)", "A->B->A", "real B", "B->A", "B->A->B"]
     images = dict(columns)

@@ -6,9 +6,12 @@ and schedulers, and knows one update rule: ``step(batch) -> {loss name: float}``
 (``ponogan.training.loop``) owns everything else: data order, accumulation context, checkpoints,
 logging, evaluation.
 
-Every generator and discriminator is initialised as its family's original code does it when it is
-built (``model.init_type`` / ``init_type_d`` / ``init_gain``, see ``ponogan.models.init``); a resumed
-run then loads its saved weights over them. With ``gan_mode: wgangp`` each family adds
+The networks come from the spec: ``build()`` creates every net ``Family.networks(input_nc, output_nc)``
+lists, in its order (so the init draws, parameter order and state-dict keys follow the spec), and a
+family's ``build`` adds only what is its own (image pools, extra parts, other optimizers). Every
+generator and discriminator is initialised as its family's original code does it when it is built
+(``model.init_type`` / ``init_type_d`` / ``init_gain``, see ``ponogan.models.init``); a resumed run
+then loads its saved weights over them. With ``gan_mode: wgangp`` each family adds
 ``loss.gp`` x the WGAN-GP gradient penalty (``penalty``) to its discriminator update.
 """
 
@@ -48,7 +51,7 @@ def f32(x: Any) -> Any:
 
 
 class FamilyTrainer(ABC):
-    """Base class: subclasses implement build, step, translate.
+    """Base class: subclasses implement step and translate, and extend build when they need more.
 
     ``nets`` maps names (``G``, ``D``, ...) to modules (accelerate-prepared after ``prepare()``),
     ``optimizers`` / ``schedulers`` map names to their objects. ``family`` is the run's spec; its
@@ -103,9 +106,41 @@ class FamilyTrainer(ABC):
         self.optimizers[name] = opt
         self.schedulers[name] = make_scheduler(opt, o, self.cfg.train.max_steps)
 
-    @abstractmethod
+    def make_network(self, kind: str, in_channels: int, out_channels: int | None) -> nn.Module:
+        """A freshly built and initialised net of ``kind``, a kind of ``Family.networks``: a generator
+        (``make_generator``) or a discriminator (``make_discriminator``, which has no ``out_channels``)."""
+        makers = {
+            "generator": self.make_generator,
+            "discriminator": lambda cin, _: self.make_discriminator(cin),
+        }
+        if kind not in makers:
+            raise ValueError(
+                f"family {self.family.name!r} lists a network of kind {kind!r}; kinds: {', '.join(makers)}"
+            )
+        return makers[kind](in_channels, out_channels)
+
+    def group_networks(self, built: dict[str, nn.Module]) -> dict[str, nn.Module]:
+        """The ``nets`` entries made of the built ``{role: net}``: the nets themselves. A family that
+        puts several behind one module (MUNIT's auto-encoder pair) overrides it; the names of ``nets``
+        are the keys of the run state (``<net>.<param>``)."""
+        return dict(built)
+
     def build(self) -> None:
-        """Create ``nets`` and their optimizers (``add_optimizer``)."""
+        """Build every net of ``family.networks(input_nc, output_nc)`` in its order (the order fixes the
+        init draws taken from the global RNG), put them in ``nets`` (``group_networks``) and make two
+        Adams: ``G`` over the generators' parameters (``optim.lr_g``) and, when the family has
+        discriminators, ``D`` over theirs (``optim.lr_d``), both in spec order. A family extends it
+        (``super().build()`` first) with what is its own: image pools, extra parts, more optimizers."""
+        shapes = self.family.networks(self.input_nc, self.output_nc)
+        built = {role: self.make_network(kind, cin, cout) for role, kind, cin, cout in shapes}
+        self.nets.update(self.group_networks(built))
+        optim = self.cfg.optim
+        for name, kind, lr in (("G", "generator", optim.lr_g), ("D", "discriminator", optim.lr_d)):
+            params = [
+                p for role, net_kind, _, _ in shapes if net_kind == kind for p in built[role].parameters()
+            ]
+            if params:
+                self.add_optimizer(name, params, lr)
 
     def prepare(self) -> None:
         """Hand nets and optimizers to accelerate (device placement, DDP, mixed-precision forward)."""
@@ -151,14 +186,43 @@ class FamilyTrainer(ABC):
         """A -> B ``(N, C, H, W)`` for evaluation and samples (called under no_grad with the nets in eval
         mode); ``index`` ``(N,)`` are the dataset indices (MUNIT draws a fixed style per index)."""
 
+    def cycle_roles(self) -> tuple[str, str] | None:
+        """``(A->B role, B->A role)`` when each direction is one network of its own (both routes with
+        ``source == target``, two different roles: CycleGAN's ``G_A``, ``G_B``), else None."""
+        routes = self.family.routes
+        if "AtoB" not in routes or "BtoA" not in routes:
+            return None
+        forward, backward = routes["AtoB"], routes["BtoA"]
+        if forward.source != forward.target or backward.source != backward.target:
+            return None
+        return (forward.source, backward.source) if forward.source != backward.source else None
+
     def sample_columns(self, items: Batch, paired: bool) -> list[tuple[str, torch.Tensor]]:
         """The labelled columns of a sample grid (``ponogan.training.samples.labelled_grid``) for
-        ``items`` (``A``, ``B`` if the data has it, ``index``), called like ``translate``: ``input |
-        output``, and ``target`` (B) when ``paired`` (the test split pairs each A with its ground truth).
-        Two-way families override it to show both directions and their reconstructions."""
-        columns = [("input", items["A"]), ("output", self.translate(items["A"], items["index"]))]
-        if paired and "B" in items:
-            columns.append(("target", items["B"]))
+        ``items`` (``A``, ``B`` if the data has it, ``index``), called like ``translate``.
+
+        With a network per direction (``cycle_roles``, say ``F`` A->B and ``G`` B->A): ``real A | F(A) |
+        G(F(A)) | real B | G(B) | F(G(B))``, both translations and both cycle reconstructions (the B
+        half when the data has B). Otherwise ``input | output`` (``translate``), and ``target`` (B) when
+        ``paired`` (the test split pairs each A with its ground truth). A family whose samples differ
+        (MUNIT's fixed styles) overrides it."""
+        roles = self.cycle_roles()
+        if roles is None:
+            columns = [("input", items["A"]), ("output", self.translate(items["A"], items["index"]))]
+            if paired and "B" in items:
+                columns.append(("target", items["B"]))
+            return columns
+        names = {"A": roles, "B": roles[::-1]}  # the domain's (forward, backward) nets
+        columns = []
+        for domain in ("A", "B") if "B" in items else ("A",):
+            there, back = names[domain]
+            real = items[domain]
+            fake = self.unwrap(there)(real)
+            columns += [
+                (f"real {domain}", real),
+                (f"{there}({domain})", fake),
+                (f"{back}({there}({domain}))", self.unwrap(back)(fake)),
+            ]
         return columns
 
     def extra_state(self) -> dict[str, Any]:

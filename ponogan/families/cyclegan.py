@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import torch
@@ -26,14 +25,7 @@ class CycleGANTrainer(FamilyTrainer):
     """
 
     def build(self) -> None:
-        self.nets["G_A"] = self.make_generator(self.input_nc, self.output_nc)
-        self.nets["G_B"] = self.make_generator(self.output_nc, self.input_nc)
-        self.nets["D_A"] = self.make_discriminator(self.output_nc)
-        self.nets["D_B"] = self.make_discriminator(self.input_nc)
-        gens = itertools.chain(self.nets["G_A"].parameters(), self.nets["G_B"].parameters())
-        discs = itertools.chain(self.nets["D_A"].parameters(), self.nets["D_B"].parameters())
-        self.add_optimizer("G", gens, self.cfg.optim.lr_g)
-        self.add_optimizer("D", discs, self.cfg.optim.lr_d)
+        super().build()
         self.pools = {key: ImagePool(self.loss_cfg.pool_size) for key in ("fake_A", "fake_B")}
 
     def step(self, batch: Batch) -> dict[str, float]:
@@ -79,19 +71,6 @@ class CycleGANTrainer(FamilyTrainer):
 
     def translate(self, real_a: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         return self.unwrap("G_A")(real_a)
-
-    def sample_columns(self, items: Batch, paired: bool) -> list[tuple[str, torch.Tensor]]:
-        """``real A | G_A(A) | G_B(G_A(A)) | real B | G_B(B) | G_A(G_B(B))``: both translations and both
-        cycle reconstructions (the B half only when the data has B)."""
-        G_A, G_B = self.unwrap("G_A"), self.unwrap("G_B")
-        real_a = items["A"]
-        fake_b = G_A(real_a)
-        columns = [("real A", real_a), ("G_A(A)", fake_b), ("G_B(G_A(A))", G_B(fake_b))]
-        if "B" in items:
-            real_b = items["B"]
-            fake_a = G_B(real_b)
-            columns += [("real B", real_b), ("G_B(B)", fake_a), ("G_A(G_B(B))", G_A(fake_a))]
-        return columns
 
     def extra_state(self) -> dict[str, Any]:
         return {"pools": {k: pool.state_dict() for k, pool in self.pools.items()}}

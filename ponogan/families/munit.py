@@ -69,16 +69,17 @@ class MunitTrainer(FamilyTrainer):
 
     gan_scale_reduction = "sum"
 
+    def group_networks(self, built: dict[str, nn.Module]) -> dict[str, nn.Module]:
+        """``gen`` (both auto-encoders in one ``MunitPair``), ``dis_a``, ``dis_b``."""
+        return {
+            "gen": MunitPair(built["gen_a"], built["gen_b"]),
+            "dis_a": built["dis_a"],
+            "dis_b": built["dis_b"],
+        }
+
     def build(self) -> None:
-        gen_a = self.make_generator(self.input_nc, None)
-        gen_b = self.make_generator(self.output_nc, None)
-        self.style_dim = gen_a.style_dim
-        self.nets["gen"] = MunitPair(gen_a, gen_b)
-        self.nets["dis_a"] = self.make_discriminator(self.input_nc)
-        self.nets["dis_b"] = self.make_discriminator(self.output_nc)
-        self.add_optimizer("G", self.nets["gen"].parameters(), self.cfg.optim.lr_g)
-        discs = list(self.nets["dis_a"].parameters()) + list(self.nets["dis_b"].parameters())
-        self.add_optimizer("D", discs, self.cfg.optim.lr_d)
+        super().build()
+        self.style_dim = self.nets["gen"].gen_a.style_dim
 
     def generators(self) -> dict[str, nn.Module]:
         pair = self.unwrap("gen")

@@ -18,12 +18,6 @@ class Pix2PixTrainer(FamilyTrainer):
     then G with D frozen: ``gan * GAN(D(A, G(A)), real) + l1 * L1(G(A), B)``.
     """
 
-    def build(self) -> None:
-        self.nets["G"] = self.make_generator(self.input_nc, self.output_nc)
-        self.nets["D"] = self.make_discriminator(self.input_nc + self.output_nc)
-        self.add_optimizer("G", self.nets["G"].parameters(), self.cfg.optim.lr_g)
-        self.add_optimizer("D", self.nets["D"].parameters(), self.cfg.optim.lr_d)
-
     def step(self, batch: Batch) -> dict[str, float]:
         G, D, w = self.nets["G"], self.nets["D"], self.loss_cfg
         real_a, real_b = batch["A"], batch["B"]

@@ -131,19 +131,67 @@ def _thin(steps: Sequence[int], values: Sequence[float], limit: int = MAX_POINTS
 
 
 # ---------------------------------------------------------------- drawing
+# The fixed part of a picture's layout, in inches: room for the x tick labels and the "step" label
+# (bottom), for a panel's title (above each row) and for the x tick labels (plus an x label, when the
+# upper panels have one) between two rows. The texts whose size varies (the suptitle, a figure legend,
+# each panel's outside legend, the y tick labels) are measured by ``_place_axes``.
+BOTTOM_IN, TITLE_IN, PAD_IN = 0.5, 0.25, 0.06
+ROW_GAP_IN, XLABEL_IN = 0.3, 0.2
+
+
 def _figure(rows: int, cols: int = 1, *, width: float = 7.5, row_height: float = 2.6):
-    """A matplotlib Figure on an Agg canvas (no pyplot, no global backend switch) and its axes."""
+    """A matplotlib Figure on an Agg canvas (no pyplot, no global backend switch) and its axes.
+
+    No layout engine: ``_save`` places the axes once (``_place_axes``), which spares the engine's
+    tight-bounding-box passes over every tick label (most of a picture's drawing time).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(width, max(row_height * rows, 2.5)), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, max(row_height * rows, 2.5)), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps
         ax.grid(True, alpha=0.3)
     return fig, axes
+
+
+def _place_axes(fig) -> None:
+    """Set the subplot grid's margins from the fixed room for x ticks, titles and x labels and from
+    what the measured texts need: the suptitle and figure legends above the grid (from the top edge
+    down to their lowest point), the widest y axis (tick labels, offset, label) left of each column,
+    the widest panel legend right of it (legends anchored at the axes' right edge). One pass over
+    these few texts instead of a layout engine's passes over every text of the figure."""
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.get_size_inches()
+    dpi = fig.dpi
+    suptitle = fig._suptitle  # the Text that ``fig.suptitle`` made (None without one)
+    above = [suptitle] if suptitle is not None and suptitle.get_text() else []
+    above += fig.legends
+    top = max([height - a.get_window_extent(renderer).y0 / dpi for a in above], default=0.0)
+    top += TITLE_IN + PAD_IN
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    legends = [ax.get_legend() for ax in shown if ax.get_legend() is not None]
+    right = max([leg.get_window_extent(renderer).width / dpi for leg in legends], default=0.0) + 2 * PAD_IN
+    y_axes = [(ax, ax.yaxis.get_tightbbox(renderer)) for ax in shown]  # tick labels, offset, label
+    left = max([(ax.get_window_extent(renderer).x0 - box.x0) / dpi for ax, box in y_axes if box], default=0.0)
+    left += PAD_IN
+    rows, cols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
+    labelled = any(ax.get_xlabel() for ax in shown if not ax.get_subplotspec().is_last_row())
+    row_gap = ROW_GAP_IN + TITLE_IN + (XLABEL_IN if labelled else 0.0)
+    col_gap = left + right
+    panel_h = max((height - top - BOTTOM_IN - (rows - 1) * row_gap) / rows, 0.5)
+    panel_w = max((width - left - right - (cols - 1) * col_gap) / cols, 0.5)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1.0 - right / width,
+        bottom=BOTTOM_IN / height,
+        top=1.0 - top / height,
+        hspace=row_gap / panel_h,
+        wspace=col_gap / panel_w,
+    )
 
 
 def _autoscale(ax, curves: Iterable[Sequence[float]]) -> None:
@@ -164,7 +212,9 @@ def _draw_curve(ax, steps, values, *, label: str, color, smoothing: float | None
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` atomically, in the format ``path``'s suffix names (PNG without one)."""
+    """Lay ``fig`` out (``_place_axes``) and write it atomically, in the format ``path``'s suffix names
+    (PNG without one)."""
+    _place_axes(fig)
     fmt = Path(path).suffix.lstrip(".").lower() or "png"
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, facecolor="white"))
 
