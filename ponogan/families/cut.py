@@ -102,10 +102,7 @@ class CutTrainer(FamilyTrainer):
     """
 
     def build(self) -> None:
-        self.nets["G"] = self.make_generator(self.input_nc, self.output_nc)
-        self.nets["D"] = self.make_discriminator(self.output_nc)
-        self.add_optimizer("G", self.nets["G"].parameters(), self.cfg.optim.lr_g)
-        self.add_optimizer("D", self.nets["D"].parameters(), self.cfg.optim.lr_d)
+        super().build()  # G and D from the spec, their Adams
         init_type, gain = self.init_types[0], self.cfg.model.init_gain
         self.netF: nn.Module = PatchSampleF(nc=F_WIDTH, init_type=init_type, init_gain=gain)
         self.optimizer_F: Any = None
