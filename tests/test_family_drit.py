@@ -23,7 +23,12 @@ def tiny(run_dir: Path, **overrides):
         "family": "drit",
         "run_name": "tiny_drit",
         "output_dir": str(run_dir),
-        "model": {"shortcut": "ms"},
+        # the fork's topology at small widths (the paper's counts are tests/test_models_drit.py's)
+        "model": {
+            "shortcut": "ms",
+            "generator_kwargs": {"dim": 4, "n_res": 1},
+            "discriminator_kwargs": {"ndf": 4, "n_layers": 3, "n_scales": 2},
+        },
         "data": {
             "batch_size": 2,
             "eval_batch_size": 2,
