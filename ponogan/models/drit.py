@@ -307,6 +307,21 @@ def init_drit_(net: nn.Module, std: float = 0.02) -> nn.Module:
     return net
 
 
+_SHARED_A, _SHARED_B = "gen_a.shared.", "gen_b.shared."
+
+
+def _drop_shared_copy(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    """State-dict hook: leave out ``gen_b.shared.*``, the same tensors as ``gen_a.shared.*``."""
+    for key in [k for k in state_dict if k.startswith(prefix + _SHARED_B)]:
+        del state_dict[key]
+
+
+def _restore_shared_copy(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    """Load pre-hook: ``gen_b.shared.*`` from ``gen_a.shared.*`` (the one saved copy)."""
+    for key in [k for k in state_dict if k.startswith(prefix + _SHARED_A)]:
+        state_dict.setdefault(prefix + _SHARED_B + key[len(prefix + _SHARED_A) :], state_dict[key])
+
+
 class DritTranslator(nn.Module):
     """DRIT's generator side: the content encoder, one attribute encoder and one generator per domain.
 
@@ -349,6 +364,9 @@ class DritTranslator(nn.Module):
             shared = DritConcatGenerator.make_shared(dim)
             self.gen_a = DritConcatGenerator(shared, in_channels, attribute_dim, dim=dim, n_res=n_res)
             self.gen_b = DritConcatGenerator(shared, out_channels, attribute_dim, dim=dim, n_res=n_res)
+            # the shared block is saved once, under gen_a (safetensors refuses tensors stored twice)
+            self.register_state_dict_post_hook(_drop_shared_copy)
+            self.register_load_state_dict_pre_hook(_restore_shared_copy)
         else:
             self.gen_a = DritGenerator(in_channels, attribute_dim, dim=dim)
             self.gen_b = DritGenerator(out_channels, attribute_dim, dim=dim)
