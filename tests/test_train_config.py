@@ -1,6 +1,7 @@
 """Training config: presets, overrides, bad keys, round trips, the command-line parser."""
 
 import argparse
+import inspect
 import json
 import re
 from pathlib import Path
@@ -10,7 +11,8 @@ import torch
 import yaml
 
 from ponogan.cli.train import add_arguments, build_config, parse_args
-from ponogan.models import create_discriminator, create_generator
+from ponogan.families import get_family
+from ponogan.models import GENERATORS, create_discriminator, create_generator
 from ponogan.training.config import (
     ConfigError,
     CycleGANLoss,
@@ -30,6 +32,7 @@ EXPECTED = [
         ("pix2pix", ["", "_pono_ms", "_pono_dms"]),
         ("cyclegan", ["", "_pono_ms", "_pono_dms"]),
         ("munit", ["", "_pono_ms"]),
+        ("drit", ["", "_pono_ms"]),
     ]
     for v in variants
     for g in ("", "_glyphs")
@@ -56,7 +59,9 @@ def test_preset_parses_and_builds_its_networks(path):
     expected_shortcut = "dms" if "_pono_dms" in path.stem else "ms" if "_pono_ms" in path.stem else None
     assert cfg.model.shortcut == expected_shortcut
     if path.stem.endswith("_glyphs"):
-        assert cfg.data.mode == "glyphs" and cfg.data.options.image_size == 64
+        # 64 px, or the smallest power of two the family's networks train at (DRIT: 128)
+        side = 1 << (max(64, get_family(cfg.family).min_side) - 1).bit_length()
+        assert cfg.data.mode == "glyphs" and cfg.data.options.image_size == side
         assert cfg.data.options.paired == (cfg.family == "pix2pix")
     with torch.device("meta"):  # every preset's model options are valid (no memory, no init cost)
         create_generator(cfg.model.generator, shortcut=cfg.model.shortcut, **cfg.model.generator_kwargs)
@@ -77,7 +82,8 @@ def test_a_pono_preset_is_its_baseline_plus_the_shortcut(path):
     assert child["model"]["shortcut"] == ("dms" if "_pono_dms" in path.stem else "ms")
     assert base["model"]["shortcut"] is None and "layout" not in base["model"]["generator_kwargs"]
     layout = child["model"]["generator_kwargs"].pop("layout", None)
-    assert layout == (None if child["family"] == "pix2pix" else "official")
+    has_layout = "layout" in inspect.signature(GENERATORS[child["model"]["generator"]].cls).parameters
+    assert layout == (None if child["family"] == "pix2pix" or not has_layout else "official")
     for values in (child, base):
         del values["run_name"], values["model"]["shortcut"]
     assert child == base
