@@ -69,6 +69,7 @@ def test_pipeline_equals_the_translator_called_directly(tmp_path, concat):
     assert len(pipe.moments(x_img)) == 3 and pipe.stride() == 16
 
 
+@pytest.mark.slow
 def test_translate_app_and_export(run, tmp_path, capsys):
     """``ponogan translate`` with several seeded codes and with a reference, the app's call for one
     input (several samples), and both export modes against the pipeline's modules."""
