@@ -12,6 +12,11 @@ per generator update. The generator update keeps the fork's two Adam steps: the 
 ``enc_c``, ``enc_a`` and ``G``; the random-code loss (GAN on the random-code translations + latent
 regression) steps ``enc_c`` and ``G`` only, with its gradient taken at the same weights before the
 first step (``inputs=`` of backward), so nothing of it reaches the attribute encoders.
+
+Inference: the run folder holds ``gen``; ``inference_views`` adds ``drit_a`` / ``drit_b``
+(``DritDomainView``: one domain's content and attribute encoders and generator behind MUNIT's
+``encode`` / ``decode``), which the routes name, so the pipeline, translate, eval, the app and the
+export treat DRIT as they treat MUNIT.
 """
 
 from __future__ import annotations
