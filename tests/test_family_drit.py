@@ -23,7 +23,12 @@ def tiny(run_dir: Path, **overrides):
         "family": "drit",
         "run_name": "tiny_drit",
         "output_dir": str(run_dir),
-        "model": {"shortcut": "ms"},
+        # the fork's topology at small widths (the paper's counts are tests/test_models_drit.py's)
+        "model": {
+            "shortcut": "ms",
+            "generator_kwargs": {"dim": 4, "n_res": 1},
+            "discriminator_kwargs": {"ndf": 4, "n_layers": 3, "n_scales": 2},
+        },
         "data": {
             "batch_size": 2,
             "eval_batch_size": 2,
@@ -90,3 +95,20 @@ def test_random_code_loss_steps_content_encoder_and_generators_only(tmp_path):
 def test_config_checks(tmp_path, override, words):
     with pytest.raises(ConfigError, match=words):
         tiny(tmp_path / "run", **override)
+
+
+def test_concat_1_trains_saves_and_translates(tmp_path):
+    """``concat 1`` (the VAE attribute encoders, generators sharing a block): 3 steps reach one full
+    update; the run folder (the shared block saved once) loads into a pipeline that samples codes."""
+    from PIL import Image
+
+    from ponogan.inference.pipeline import TranslationPipeline
+
+    run = tmp_path / "run"
+    train(tiny(run, **{"model.generator_kwargs": {"dim": 4, "n_res": 1, "concat": 1}, "train.max_steps": 3}))
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert any("kl_attr" in r for r in log)
+    assert not any(k.startswith("gen.gen_b.shared.") for k in load_file(str(run / "model.safetensors")))
+    pipe = TranslationPipeline.from_pretrained(run, device="cpu")
+    outs = pipe(Image.new("RGB", (40, 36), "white"), n_styles=2, seed=1)
+    assert [o.size for o in outs] == [(40, 36), (40, 36)]

@@ -20,6 +20,8 @@ from ponogan.models.drit import (
 )
 from ponogan.models.drit_discriminators import DritContentDiscriminator, DritImageDiscriminator
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def count(*nets: nn.Module) -> int:
     """Parameters of the nets together, a shared module counted once."""
@@ -108,7 +110,7 @@ def fork_gen_pono_a(x, stats, z, sd, ms_fixed=True):  # G_pono_ms.forward_a
         sd["mlpA.4.bias"],
     )
     out = x
-    for k, zk in enumerate(z.split(256, dim=1), start=1):
+    for k, zk in enumerate(z.split(z.shape[1] // 4, dim=1), start=1):
         zmap = zk[:, :, None, None].expand(-1, -1, out.shape[2], out.shape[3])
         o1 = F.instance_norm(conv(out, sd, f"decA{k}.conv1.0.1", pad=1))
         o2 = F.relu(
@@ -196,21 +198,24 @@ def fork_state(net: nn.Module, kind: str) -> dict[str, torch.Tensor]:
     return out
 
 
+DIM = 16  # the fork's topology at a quarter of its widths (dim 64): same code paths, a fraction of the time
+
+
 @pytest.fixture(scope="module")
 def nets():
     torch.manual_seed(0)
     built = {
-        "enc_c": DritContentEncoder(pono=True),
-        "enc_a": DritAttributeEncoder(),
-        "gen": DritGenerator(),
-        "dis": DritImageDiscriminator(),
-        "dis_c": DritContentDiscriminator(with_moments=True),
+        "enc_c": DritContentEncoder(pono=True, dim=DIM),
+        "enc_a": DritAttributeEncoder(dim=DIM),
+        "gen": DritGenerator(dim=DIM),
+        "dis": DritImageDiscriminator(ndf=DIM),
+        "dis_c": DritContentDiscriminator(with_moments=True, channels=4 * DIM),
     }
     for net in built.values():
         init_drit_(net)
         for p in net.parameters():  # nonzero biases and LayerNorm affine so the comparison covers them
             if p.dim() == 1:
-                p.data.normal_(0.0, 0.1).add_(1.0 if p.numel() in (64, 128) else 0.0)
+                p.data.normal_(0.0, 0.1).add_(1.0 if p.numel() in (DIM, 2 * DIM) else 0.0)
         net.double().eval()
     return built
 
@@ -224,7 +229,7 @@ def test_forward_equals_the_fork_with_ms_fixed(nets):
         content, moments = nets["enc_c"](x, "a")
         ref_content, ref_stats = fork_enc_c_pono_a(x, sd["enc_c"])
         torch.testing.assert_close(content, ref_content, rtol=1e-9, atol=1e-9)
-        assert [m.shape[-1] for m, _ in moments] == [64, 32, 16] and content.shape == (2, 256, 16, 16)
+        assert [m.shape[-1] for m, _ in moments] == [64, 32, 16] and content.shape == (2, 4 * DIM, 16, 16)
         for (m, s), (rm, rs) in zip(moments, ref_stats, strict=True):
             torch.testing.assert_close((m, s), (rm, rs), rtol=1e-9, atol=1e-9)
         y = nets["gen"](content, z, moments)
@@ -240,7 +245,7 @@ def test_forward_equals_the_fork_with_ms_fixed(nets):
         for o, r in zip(outs, fork_dis(x, sd["dis"]), strict=True):
             torch.testing.assert_close(o, r, rtol=1e-9, atol=1e-9)
         # the content D needs content of at least 25 px (the fork's crop 216 gives 54): a 32 px code
-        big = torch.randn(2, 256, 32, 32, dtype=torch.float64)
+        big = torch.randn(2, 4 * DIM, 32, 32, dtype=torch.float64)
         stats = [
             (torch.randn(2, 1, s, s, dtype=torch.float64), torch.rand(2, 1, s, s, dtype=torch.float64))
             for s in (128, 64, 32)
@@ -268,10 +273,10 @@ def test_moment_shortcut_changes_the_output(nets):
 
 def test_concat_1_networks_run_with_moments_and_noise_only_in_training():
     torch.manual_seed(3)
-    enc = init_drit_(DritContentEncoder(pono=True))
-    shared = DritConcatGenerator.make_shared()
-    gen = init_drit_(DritConcatGenerator(shared))
-    enc_a = init_drit_(DritVariationalAttributeEncoder())
+    enc = init_drit_(DritContentEncoder(pono=True, dim=DIM))
+    shared = DritConcatGenerator.make_shared(DIM)
+    gen = init_drit_(DritConcatGenerator(shared, dim=DIM))
+    enc_a = init_drit_(DritVariationalAttributeEncoder(dim=DIM))
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     mu, logvar = enc_a(x)
     assert mu.shape == logvar.shape == (2, 8)
@@ -373,8 +378,8 @@ def fork_enc_a_concat_a(x, sd):
 
 def test_concat_1_forward_equals_the_fork_with_ms_fixed(nets):
     torch.manual_seed(4)
-    gen = init_drit_(DritConcatGenerator(DritConcatGenerator.make_shared())).double().eval()
-    enc_a = init_drit_(DritVariationalAttributeEncoder()).double().eval()
+    gen = init_drit_(DritConcatGenerator(DritConcatGenerator.make_shared(DIM), dim=DIM)).double().eval()
+    enc_a = init_drit_(DritVariationalAttributeEncoder(dim=DIM)).double().eval()
     for p in [*gen.parameters(), *enc_a.parameters()]:
         if p.dim() == 1:
             p.data.normal_(0.0, 0.1)

@@ -16,11 +16,12 @@ What is shrunk, and why: the budget is ~150 s for all presets on a 2-core CPU, s
 ``ndf``, ``dim``, ``mlp_dim``), the number of residual blocks (``n_blocks``, ``n_res``), the
 discriminator depth and the data size are overridden. Kept as the preset defines them: family,
 generator and discriminator type, data mode and folder layout, norm, shortcut and layout (``official``
-PONO blocks included), losses and optimizer. The glyph presets keep their 64 px images (the glyph
+PONO blocks included), losses and optimizer. The glyph presets keep their 64 px images (DRIT: 128; the glyph
 U-Net's ``num_downs`` 6 takes 64 px to 1x1); the public-data presets (horse2zebra, facades,
 summer2winter_yosemite) run on a tiny dataset this test writes in the preset's layout (``unaligned``:
-trainA/trainB/testA/testB; ``aligned``: A|B side by side in train/ and test/) at 32 px, with the
-U-Net's ``num_downs`` cut from 8 to 5 to match (256 px would need 8).
+trainA/trainB/testA/testB; ``aligned``: A|B side by side in train/ and test/) at 32 px (or the
+family's ``min_side``: DRIT trains at 100 px), with the U-Net's ``num_downs`` cut from 8 to 5 to match
+(256 px would need 8).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from PIL import Image
 from ponogan.app import support as app_support
 from ponogan.cli import main as cli_main
 from ponogan.cli.train import main as train_main
+from ponogan.families import get_family
 from ponogan.inference.export import build_translator, min_blocks
 from ponogan.inference.pipeline import TranslationPipeline, image_channels
 from ponogan.training import load_config
@@ -82,10 +84,16 @@ NETS = {
         "model.discriminator_kwargs.n_layers": 2,
         "model.discriminator_kwargs.n_scales": 2,
     },
+    "drit": {
+        "model.generator_kwargs.dim": 4,
+        "model.generator_kwargs.n_res": 1,
+        "model.discriminator_kwargs.ndf": 4,
+        "model.discriminator_kwargs.n_layers": 2,
+        "model.discriminator_kwargs.n_scales": 2,
+    },
 }
 GLYPHS = {"data.options.length": 4, "data.options.test_jitters": 1}
-FOLDERS = {"data.options.load_size": 36, "data.options.crop_size": 32}
-SIDE = 32  # the tiny public datasets' image side
+SIDE = 32  # the tiny public datasets' image side (the family's min_side when larger), cropped from SIDE + 4
 
 
 def _image(rng: np.random.Generator, width: int, height: int) -> Image.Image:
@@ -116,7 +124,9 @@ def overrides(preset: str, tmp_path) -> list[str]:
     else:
         root = tmp_path / "data"
         write_dataset(root, cfg.data.mode)
-        values.update(FOLDERS, **{"data.root": str(root)})
+        side = max(SIDE, get_family(cfg.family).min_side)  # DRIT's content D: 100 px
+        folders = {"data.options.load_size": side + 4, "data.options.crop_size": side}
+        values.update(folders, **{"data.root": str(root)})
         if cfg.model.generator.startswith("unet"):
             values["model.generator_kwargs.num_downs"] = 5
     return [f"{key}={value}" for key, value in values.items()]

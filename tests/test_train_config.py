@@ -34,6 +34,7 @@ EXPECTED = [
         ("munit", ["", "_pono_ms"]),
         ("cut", ["", "_pono_ms"]),
         ("fastcut", ["", "_pono_ms"]),
+        ("drit", ["", "_pono_ms"]),
     ]
     for v in variants
     for g in ("", "_glyphs")
@@ -61,7 +62,9 @@ def test_preset_parses_and_builds_its_networks(path):
     expected_shortcut = "dms" if "_pono_dms" in path.stem else "ms" if "_pono_ms" in path.stem else None
     assert cfg.model.shortcut == expected_shortcut
     if path.stem.endswith("_glyphs"):
-        assert cfg.data.mode == "glyphs" and cfg.data.options.image_size == 64
+        # 64 px, or the smallest power of two the family's networks train at (DRIT: 128)
+        side = 1 << (max(64, get_family(cfg.family).min_side) - 1).bit_length()
+        assert cfg.data.mode == "glyphs" and cfg.data.options.image_size == side
         assert cfg.data.options.paired == (cfg.family == "pix2pix")
     with torch.device("meta"):  # every preset's model options are valid (no memory, no init cost)
         create_generator(cfg.model.generator, shortcut=cfg.model.shortcut, **cfg.model.generator_kwargs)

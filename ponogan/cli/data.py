@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     preview.add_argument("--count", type=int, default=8, help="samples per row")
     preview.add_argument("--seed", type=int, default=defaults.seed)
 
-    download = sub.add_parser("download", help="download and unpack a public CycleGAN/pix2pix dataset")
-    download.add_argument("name", help="e.g. horse2zebra, maps, facades, edges2shoes")
+    download = sub.add_parser("download", help="download and unpack a public CycleGAN/pix2pix/DRIT dataset")
+    download.add_argument("name", help="e.g. horse2zebra, maps, facades, edges2shoes, cat2dog, portrait")
     download.add_argument("--out", default="datasets", help="folder that receives <name>/")
     download.add_argument("--kind", choices=tuple(KINDS), help="needed for names in both lists")
     download.add_argument("--url", help="download from this URL instead (http(s):// or file://)")

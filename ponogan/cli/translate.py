@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ponogan.core.messages import CommandError, UsageError, first_line
 from ponogan.core.settings import MAX_ASPECT, MAX_PROCESSED_PIXELS, TEST_MODES
-from ponogan.data.image_io import is_within
+from ponogan.data.image_io import is_within, load_image
 from ponogan.inference.translate import (
     OUTPUT_FORMATS,
     Report,
@@ -58,7 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--size", help="resize first: 256 sets the shorter side, 320x240 an exact size (default: keep)"
     )
-    parser.add_argument("--n-styles", type=int, default=1, help="MUNIT: random styles per input (default 1)")
+    parser.add_argument(
+        "--n-styles", type=int, default=1, help="MUNIT, DRIT: random styles per input (default 1)"
+    )
+    parser.add_argument(
+        "--style",
+        metavar="REF.png",
+        help="MUNIT, DRIT: translate every input with the style (attributes) of this target-domain image",
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -159,6 +166,7 @@ def options(args: argparse.Namespace) -> TranslateOptions:
         seed=args.seed,
         n_styles=args.n_styles,
         workers=args.workers,
+        style=getattr(args, "style_image", None),
     )
 
 
@@ -193,8 +201,13 @@ def _run(args: argparse.Namespace, device: str, group) -> int:
             args.checkpoint, device=device, dtype=args.dtype, test_mode=args.test_mode
         )
         pipe.route(args.direction)
-        if args.n_styles != 1 and not pipe.multimodal:
-            raise ValueError(f"--n-styles applies to MUNIT checkpoints only; this one is {pipe.family}")
+        if (args.n_styles != 1 or args.style) and not pipe.multimodal:
+            raise ValueError(
+                f"--n-styles and --style apply to DRIT and MUNIT checkpoints only; this one is {pipe.family}"
+            )
+        if args.style and args.n_styles != 1:
+            raise ValueError("--style gives one output per input in the reference's style: drop --n-styles")
+        args.style_image = load_image(args.style) if args.style else None
     except (OSError, ValueError) as err:
         raise UsageError(first_line(err)) from None
 

@@ -1,6 +1,8 @@
-"""Public CycleGAN / pix2pix datasets: download, safe unpacking, and combining A/B folders into A|B.
+"""Public CycleGAN / pix2pix / DRIT datasets: download, safe unpacking, and combining A/B folders into A|B.
 
-Archives come from the authors' Berkeley server (the URLs of the original download scripts). Network
+Archives come from the authors' servers (the URLs of the original download scripts): CycleGAN and
+pix2pix from Berkeley, DRIT's cat2dog and portrait from UC Merced (the URL of the DRIT and PONO-DRIT
+``datasets/download_dataset.sh``; each zip holds ``<name>/trainA, trainB, testA, testB``). Network
 failures raise `DownloadError` with a message a user can act on (no traceback from urllib).
 """
 
@@ -29,7 +31,13 @@ CYCLEGAN_DATASETS = (
     "mini_pix2pix", "mini_colorization", "grumpifycat",
 )  # fmt: skip
 PIX2PIX_DATASETS = ("cityscapes", "night2day", "edges2handbags", "edges2shoes", "facades", "maps")
-KINDS = {"cyclegan": (CYCLEGAN_URL, CYCLEGAN_DATASETS), "pix2pix": (PIX2PIX_URL, PIX2PIX_DATASETS)}
+DRIT_URL = "http://vllab.ucmerced.edu/hylee/DRIT/datasets/{name}.zip"
+DRIT_DATASETS = ("cat2dog", "portrait")
+KINDS = {
+    "cyclegan": (CYCLEGAN_URL, CYCLEGAN_DATASETS),
+    "pix2pix": (PIX2PIX_URL, PIX2PIX_DATASETS),
+    "drit": (DRIT_URL, DRIT_DATASETS),
+}
 
 
 class DownloadError(RuntimeError):
@@ -37,7 +45,7 @@ class DownloadError(RuntimeError):
 
 
 def dataset_url(name: str, kind: str | None = None) -> str:
-    """URL of a public dataset; `kind` (`cyclegan`/`pix2pix`) is needed only for names in both lists."""
+    """URL of a public dataset; `kind` (`cyclegan`/`pix2pix`/`drit`) is needed only for names in two lists."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     kinds = [k for k, (_, names) in KINDS.items() if name in names and kind in (None, k)]

@@ -12,6 +12,11 @@ per generator update. The generator update keeps the fork's two Adam steps: the 
 ``enc_c``, ``enc_a`` and ``G``; the random-code loss (GAN on the random-code translations + latent
 regression) steps ``enc_c`` and ``G`` only, with its gradient taken at the same weights before the
 first step (``inputs=`` of backward), so nothing of it reaches the attribute encoders.
+
+Inference: the run folder holds ``gen``; ``inference_views`` adds ``drit_a`` / ``drit_b``
+(``DritDomainView``: one domain's content and attribute encoders and generator behind MUNIT's
+``encode`` / ``decode``), which the routes name, so the pipeline, translate, eval, the app and the
+export treat DRIT as they treat MUNIT.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ from torch import nn
 from ponogan.core.messages import UsageError
 from ponogan.families import Family, Route, register_family
 from ponogan.families.base import Batch, FamilyTrainer, f32, set_requires_grad
-from ponogan.models import create_generator
-from ponogan.models.drit import init_drit_
-from ponogan.models.drit_discriminators import DritContentDiscriminator, DritImageDiscriminator
+from ponogan.models import create_discriminator, create_generator
+from ponogan.models.drit import DritDomainView, init_drit_
+from ponogan.models.drit_discriminators import DritContentDiscriminator
 
 DRIT_DISCRIMINATORS = ("dis_a", "dis_a2", "dis_b", "dis_b2")
 
@@ -109,8 +114,10 @@ class DritTrainer(FamilyTrainer):
         self.nets["gen"] = gen
         for name in DRIT_DISCRIMINATORS:
             channels = self.input_nc if name.startswith("dis_a") else self.output_nc
-            self.nets[name] = init_drit_(DritImageDiscriminator(channels), gain)
-        self.nets["dis_c"] = init_drit_(DritContentDiscriminator(with_moments=gen.with_moments), gain)
+            dis = create_discriminator("drit", **{**model.discriminator_kwargs, "in_channels": channels})
+            self.nets[name] = init_drit_(dis, gain)
+        dis_c = DritContentDiscriminator(with_moments=gen.with_moments, channels=gen.content_channels)
+        self.nets["dis_c"] = init_drit_(dis_c, gain)
         lr, o = self.cfg.optim.lr_g, self.cfg.optim
         self.add_optimizer("enc_c", gen.enc_c.parameters(), lr)
         self.add_optimizer("enc_a", [*gen.enc_a_a.parameters(), *gen.enc_a_b.parameters()], lr)
@@ -322,6 +329,13 @@ def _check(cfg: Any) -> None:
         )
 
 
+def inference_views(generators: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """``drit_a`` / ``drit_b``: the saved ``gen`` seen as one auto-encoder per domain
+    (:class:`DritDomainView`), so the pipeline and the export run DRIT as they run MUNIT."""
+    gen = generators["gen"]
+    return {"drit_a": DritDomainView(gen, "a"), "drit_b": DritDomainView(gen, "b")}
+
+
 def _networks(a: int, b: int) -> list[tuple[str, str, int, int | None]]:
     return [
         ("gen", "generator", a, b),
@@ -338,7 +352,9 @@ FAMILY = register_family(
         paper="Lee et al. 2018, Diverse Image-to-Image Translation via Disentangled Representations",
         trainer=DritTrainer,
         roles=("gen",),
-        routes={"AtoB": Route("gen", "gen"), "BtoA": Route("gen", "gen")},
+        # inference: A's content, moments and code from drit_a, decoded by drit_b (and the reverse)
+        routes={"AtoB": Route("drit_a", "drit_b"), "BtoA": Route("drit_b", "drit_a")},
+        inference_views=inference_views,
         loss=DritLoss,
         networks=_networks,
         # the original DRIT: conv weights N(0, 0.02) (init_drit_), the rest PyTorch's default
@@ -357,6 +373,7 @@ FAMILY = register_family(
             "data": {"batch_size": 2},
         },
         multimodal=True,
+        min_side=MIN_SIDE,
         check=_check,
     )
 )

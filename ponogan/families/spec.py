@@ -50,6 +50,11 @@ class Family:
     - ``pono_layout``: the PONO block layout (``model.generator_kwargs.layout``) its ``*_pono_*`` presets
       use; None: they name none (the generator has one layout).
     - ``check``: extra config checks (``cfg -> None``, raising ``ConfigError``), after the generic ones.
+    - ``inference_views``: ``{role: generator} -> {name: module}``, modules the pipeline adds beside the
+      loaded generators for its routes to name (DRIT: one auto-encoder view per domain over its one
+      saved ``gen``); None: the routes name the saved roles.
+    - ``min_side``: the smallest square training side the family's networks take (DRIT's content
+      discriminator); the glyph presets use the smallest power of two >= ``max(64, min_side)``.
     """
 
     name: str
@@ -67,6 +72,8 @@ class Family:
     official_roles: tuple[str, ...] | None = None
     pono_layout: str | None = None
     check: Callable[[Any], None] | None = None
+    inference_views: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    min_side: int = 1
 
     def trainer_class(self) -> type:
         """The trainer class, importing its module the first time a dotted path is asked for."""

@@ -3,10 +3,11 @@
 The exported graph maps images ``x (N, C, H, W)`` in ``[-1, 1]`` to ``y (N, C_out, H, W)`` in
 ``[-1, 1]``; batch, height and width are dynamic, with H and W multiples of the export's stride
 (4 for ResNet, ``2**num_downs`` for the U-Net, for MUNIT the larger of ``2**n_downsample`` and the
-style encoder's ``2**style_downsample``): pad before and crop after, as ``TranslationPipeline`` does
-(docs/export.md has a 10-line onnxruntime example). MUNIT exports with the target domain's style
-either baked in (``style="fixed"``, drawn from ``seed``) or as a second input
-``style (N, style_dim, 1, 1)`` (``style="input"``).
+style encoder's ``2**style_downsample``, for DRIT 16, its attribute encoders' four halvings): pad
+before and crop after, as ``TranslationPipeline`` does (docs/export.md has a 10-line onnxruntime
+example). The multimodal families (MUNIT, DRIT through its per-domain views ``drit_a`` / ``drit_b``)
+export with the target domain's style (DRIT: attribute code) either baked in (``style="fixed"``, drawn
+from ``seed``) or as a second input ``style (N, style_dim, 1, 1)`` (``style="input"``).
 
 The legacy TorchScript ONNX exporter and ``torch.jit.script`` cannot trace the fused PONO autograd
 function; ``torch.export`` (and the dynamo ONNX exporter built on it, which needs ``onnxscript``) can.
@@ -44,7 +45,8 @@ class ExportError(UsageError):
 
 
 class MunitTranslator(nn.Module):
-    """MUNIT one way: content and moments of ``x`` from ``source``, decoded by ``target`` with a style.
+    """A multimodal family one way (MUNIT's auto-encoders, DRIT's per-domain views): content and
+    moments of ``x`` from ``source``, decoded by ``target`` with a style.
 
     ``style="fixed"``: ``forward(x)`` with the style code stored as a buffer; ``style="input"``:
     ``forward(x, style (N, style_dim, 1, 1))``.
@@ -68,7 +70,7 @@ class MunitTranslator(nn.Module):
 
 def build_translator(pipe, direction: str = "AtoB", *, style: str = "fixed", seed: int = 0) -> nn.Module:
     """The module to export for one direction of a ``TranslationPipeline`` (in eval mode, on CPU): the
-    generator itself for pix2pix and CycleGAN, a ``MunitTranslator`` for MUNIT."""
+    generator itself for pix2pix and CycleGAN, a ``MunitTranslator`` for a multimodal family (MUNIT, DRIT)."""
     if style not in STYLES:
         raise ExportError(f"unknown --style {style!r}; valid: {', '.join(STYLES)}")
     route = pipe.route(direction)
@@ -76,7 +78,7 @@ def build_translator(pipe, direction: str = "AtoB", *, style: str = "fixed", see
     if pipe.multimodal:
         return MunitTranslator(source, target, style=style, seed=seed).eval()
     if style == "input":
-        raise ExportError(f"--style input applies to MUNIT runs; this one is {pipe.family}")
+        raise ExportError(f"--style input applies to MUNIT and DRIT runs; this one is {pipe.family}")
     return source.eval()
 
 

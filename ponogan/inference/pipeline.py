@@ -209,13 +209,16 @@ class TranslationPipeline:
                 f"checkpoint family {family!r} is not supported for inference; valid: {', '.join(known)}"
             )
         self.spec = get_family(family)
+        views = self.spec.inference_views  # modules over the saved roles that the routes name
         roles = {role for route in self.spec.routes.values() for role in (route.source, route.target)}
-        missing = sorted(roles - set(generators))
+        missing = sorted((set(self.spec.roles) if views else roles) - set(generators))
         if missing:
             raise ValueError(
                 f"{family} checkpoint lacks generator(s) {', '.join(missing)}; it holds "
                 f"{', '.join(sorted(generators)) or 'none'} (wrong or incomplete checkpoint?)"
             )
+        if views is not None:
+            generators = {**generators, **views(generators)}
         self.generators = {role: net.eval().to(device) for role, net in generators.items()}
         self.config = config
         self.family: str = family

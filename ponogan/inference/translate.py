@@ -246,7 +246,8 @@ class TranslateOptions:
     """How `translate_jobs` processes each image: the direction, the processed size (`None`: as loaded,
     padded to the model's stride; `"256"` or `"256x192"`), the output format (a key of
     `OUTPUT_FORMATS`), the pixel and aspect limits of one processed image, images per batch, and for
-    multimodal models the style seed and the number of styles per input."""
+    multimodal models the style seed and the number of styles per input, or a reference image whose
+    style every input takes (`style`, a PIL image)."""
 
     direction: str = "AtoB"
     size: str | None = None
@@ -257,6 +258,7 @@ class TranslateOptions:
     seed: int = 0
     n_styles: int = 1
     workers: int = 2
+    style: Image.Image | None = None
 
 
 def translate_jobs(pipe, jobs: list[Job], options: TranslateOptions, report: Report) -> None:
@@ -324,6 +326,7 @@ def translate_jobs(pipe, jobs: list[Job], options: TranslateOptions, report: Rep
                     direction=options.direction,
                     seed=options.seed,
                     n_styles=options.n_styles,
+                    style=options.style,
                     batch_size=options.batch_size,
                     max_pixels=options.max_pixels,
                 )

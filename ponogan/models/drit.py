@@ -16,6 +16,12 @@ Encoders and generators; the discriminators are in :mod:`ponogan.models.drit_dis
   up-sampling and ``m0`` after the second, each right before the next (transposed) conv.
 
 :func:`init_drit_` draws every conv weight from N(0, 0.02) as the original DRIT does.
+
+Widths: ``dim`` (64 in the fork) is the first conv's width; the content code has ``4 * dim``
+channels, the attribute encoders widen ``dim -> 4 * dim``, the generators narrow ``4 * dim -> dim``,
+and the generator's MLP is ``4 * dim`` wide. ``n_res`` (3) is the number of per-domain residual blocks
+of the content encoder (and of the ``concat 1`` generator). The defaults are the fork's networks and
+parameter counts; smaller values give the same topology for quick runs and tests.
 """
 
 from __future__ import annotations
@@ -23,12 +29,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ponogan.models.layers import ResBlock
+from ponogan.models.layers import ResBlock, crop_to, pad_to_multiple
 from ponogan.norm import PONO, LayerNormCHW, MomentShortcut
 
 Moments = list[tuple[torch.Tensor, torch.Tensor]]
 
-CONTENT_CHANNELS = 256
 ATTRIBUTE_DIM = 8
 
 
@@ -65,18 +70,18 @@ class DritDownConv(nn.Module):
 
 
 class _DomainContentEncoder(nn.Module):
-    """One domain's part of the content encoder: ``(N, C, H, W) -> (N, 256, H/4, W/4)`` + moments."""
+    """One domain's part of the content encoder: ``(N, C, H, W) -> (N, 4 dim, H/4, W/4)`` + moments."""
 
-    def __init__(self, in_channels: int, pono: bool):
+    def __init__(self, in_channels: int, pono: bool, dim: int = 64, n_res: int = 3):
         super().__init__()
         self.down = nn.ModuleList(
             [
-                DritDownConv(in_channels, 64, 7, 1, instance_norm=False, slope=0.01, pono=pono),
-                DritDownConv(64, 128, 3, 2, instance_norm=True, slope=0.0, pono=pono),
-                DritDownConv(128, CONTENT_CHANNELS, 3, 2, instance_norm=True, slope=0.0, pono=pono),
+                DritDownConv(in_channels, dim, 7, 1, instance_norm=False, slope=0.01, pono=pono),
+                DritDownConv(dim, 2 * dim, 3, 2, instance_norm=True, slope=0.0, pono=pono),
+                DritDownConv(2 * dim, 4 * dim, 3, 2, instance_norm=True, slope=0.0, pono=pono),
             ]
         )
-        self.res = nn.Sequential(*[ResBlock(CONTENT_CHANNELS, norm="instance") for _ in range(3)])
+        self.res = nn.Sequential(*[ResBlock(4 * dim, norm="instance") for _ in range(n_res)])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Moments]:
         moments: Moments = []
@@ -90,16 +95,17 @@ class _DomainContentEncoder(nn.Module):
 class DritContentEncoder(nn.Module):
     """Both domains' content encoders and their shared last block.
 
-    ``forward(x (N, C, H, W), domain "a" | "b") -> (content (N, 256, H/4, W/4), moments)``; the
+    ``forward(x (N, C, H, W), domain "a" | "b") -> (content (N, 4 dim, H/4, W/4), moments)``; the
     moments are ``[(m0, s0), (m1, s1), (m2, s2)]`` at H, H/2, H/4 with ``pono=True``, else ``[]``.
     """
 
-    def __init__(self, in_a: int = 3, in_b: int = 3, *, pono: bool = False):
+    def __init__(self, in_a: int = 3, in_b: int = 3, *, pono: bool = False, dim: int = 64, n_res: int = 3):
         super().__init__()
         self.pono = pono
-        self.a = _DomainContentEncoder(in_a, pono)
-        self.b = _DomainContentEncoder(in_b, pono)
-        self.share = nn.Sequential(ResBlock(CONTENT_CHANNELS, norm="instance"), GaussianNoise())
+        self.channels = 4 * dim
+        self.a = _DomainContentEncoder(in_a, pono, dim, n_res)
+        self.b = _DomainContentEncoder(in_b, pono, dim, n_res)
+        self.share = nn.Sequential(ResBlock(4 * dim, norm="instance"), GaussianNoise())
 
     def forward(self, x: torch.Tensor, domain: str) -> tuple[torch.Tensor, Moments]:
         if domain not in ("a", "b"):
@@ -114,13 +120,13 @@ class DritAttributeEncoder(nn.Module):
 
     variational = False
 
-    def __init__(self, in_channels: int = 3, dim: int = ATTRIBUTE_DIM):
+    def __init__(self, in_channels: int = 3, code_dim: int = ATTRIBUTE_DIM, *, dim: int = 64):
         super().__init__()
-        widths = [64, 128, 256, 256, 256]
+        widths = [dim, 2 * dim, 4 * dim, 4 * dim, 4 * dim]
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, widths[0], 7), nn.ReLU()]
         for cin, cout in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 4, 2), nn.ReLU()]
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(widths[-1], dim, 1)]
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(widths[-1], code_dim, 1)]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,15 +160,15 @@ class DritVariationalAttributeEncoder(nn.Module):
 
     variational = True
 
-    def __init__(self, in_channels: int = 3, dim: int = ATTRIBUTE_DIM):
+    def __init__(self, in_channels: int = 3, code_dim: int = ATTRIBUTE_DIM, *, dim: int = 64):
         super().__init__()
-        widths = [64, 128, 192, 256]
+        widths = [dim, 2 * dim, 3 * dim, 4 * dim]
         layers = [nn.ReflectionPad2d(1), nn.Conv2d(in_channels, widths[0], 4, 2)]
         layers += [MeanPoolBlock(cin, cout) for cin, cout in zip(widths[:-1], widths[1:], strict=True)]
         layers += [nn.LeakyReLU(0.2), nn.AdaptiveAvgPool2d(1)]
         self.conv = nn.Sequential(*layers)
-        self.fc_mu = nn.Linear(widths[-1], dim)
-        self.fc_logvar = nn.Linear(widths[-1], dim)
+        self.fc_mu = nn.Linear(widths[-1], code_dim)
+        self.fc_logvar = nn.Linear(widths[-1], code_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.conv(x).flatten(1)
@@ -220,11 +226,15 @@ class DritGenerator(nn.Module):
     """``concat 0``: ``forward(content (N, 256, h, w), z (N, 8), moments=None) -> (N, C, 4h, 4w)`` in
     [-1, 1]. ``moments`` (from a PONO content encoder) are put back by MS; ``None`` or ``[]`` skips MS."""
 
-    def __init__(self, out_channels: int = 3, code_dim: int = ATTRIBUTE_DIM):
+    def __init__(self, out_channels: int = 3, code_dim: int = ATTRIBUTE_DIM, *, dim: int = 64):
         super().__init__()
-        ch = CONTENT_CHANNELS
+        ch = hidden = 4 * dim
         self.mlp = nn.Sequential(
-            nn.Linear(code_dim, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 4 * ch)
+            nn.Linear(code_dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 4 * ch),
         )
         self.res = nn.ModuleList([MisINSResBlock(ch, ch) for _ in range(4)])
         self.up = nn.ModuleList([up_conv(ch, ch // 2), up_conv(ch // 2, ch // 4)])
@@ -251,12 +261,20 @@ class DritConcatGenerator(nn.Module):
     stages (m2, m1, m0), before z is concatenated.
     """
 
-    def __init__(self, shared: nn.Module, out_channels: int = 3, code_dim: int = ATTRIBUTE_DIM):
+    def __init__(
+        self,
+        shared: nn.Module,
+        out_channels: int = 3,
+        code_dim: int = ATTRIBUTE_DIM,
+        *,
+        dim: int = 64,
+        n_res: int = 3,
+    ):
         super().__init__()
         self.code_dim = code_dim
         self.shared = shared
-        ch = CONTENT_CHANNELS + code_dim
-        self.res = nn.Sequential(*[ResBlock(ch, norm="instance") for _ in range(3)])
+        ch = 4 * dim + code_dim
+        self.res = nn.Sequential(*[ResBlock(ch, norm="instance") for _ in range(n_res)])
         ch1 = (ch + code_dim) // 2
         ch2 = (ch1 + code_dim) // 2
         self.up = nn.ModuleList([up_conv(ch + code_dim, ch1), up_conv(ch1 + code_dim, ch2)])
@@ -264,8 +282,9 @@ class DritConcatGenerator(nn.Module):
         self.ms = MomentShortcut()
 
     @staticmethod
-    def make_shared() -> nn.Module:
-        return ResBlock(CONTENT_CHANNELS, norm="instance")
+    def make_shared(dim: int = 64) -> nn.Module:
+        """The residual block both domains' generators share, on the ``4 * dim`` content channels."""
+        return ResBlock(4 * dim, norm="instance")
 
     def forward(self, content: torch.Tensor, z: torch.Tensor, moments: Moments | None = None) -> torch.Tensor:
         _check_moments(moments)
@@ -288,15 +307,31 @@ def init_drit_(net: nn.Module, std: float = 0.02) -> nn.Module:
     return net
 
 
+_SHARED_A, _SHARED_B = "gen_a.shared.", "gen_b.shared."
+
+
+def _drop_shared_copy(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    """State-dict hook: leave out ``gen_b.shared.*``, the same tensors as ``gen_a.shared.*``."""
+    for key in [k for k in state_dict if k.startswith(prefix + _SHARED_B)]:
+        del state_dict[key]
+
+
+def _restore_shared_copy(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    """Load pre-hook: ``gen_b.shared.*`` from ``gen_a.shared.*`` (the one saved copy)."""
+    for key in [k for k in state_dict if k.startswith(prefix + _SHARED_A)]:
+        state_dict.setdefault(prefix + _SHARED_B + key[len(prefix + _SHARED_A) :], state_dict[key])
+
+
 class DritTranslator(nn.Module):
     """DRIT's generator side: the content encoder, one attribute encoder and one generator per domain.
 
     ``shortcut=None``: plain DRIT; ``"ms"``: PONO in the content encoder and MS in both generators.
     ``concat=0``: :class:`DritAttributeEncoder` + :class:`DritGenerator`; ``concat=1``: the VAE encoder +
     :class:`DritConcatGenerator` (with their shared first block). Domain ``a`` has ``in_channels``
-    channels, ``b`` has ``out_channels``. ``forward(x)`` translates A -> B with a random code
+    channels, ``b`` has ``out_channels``. ``dim`` and ``n_res`` set the widths and depth (module
+    docstring; the defaults are the fork's). ``forward(x)`` translates A -> B with a random code
     ``N(0, I)``; training and inference call the parts (``encode_content``, ``encode_attribute``,
-    ``decode``).
+    ``decode``); :class:`DritDomainView` gives one domain MUNIT's ``encode`` / ``decode`` interface.
     """
 
     def __init__(
@@ -306,6 +341,8 @@ class DritTranslator(nn.Module):
         shortcut: str | None = None,
         concat: int = 0,
         attribute_dim: int = ATTRIBUTE_DIM,
+        dim: int = 64,
+        n_res: int = 3,
     ):
         super().__init__()
         if shortcut not in (None, "ms"):
@@ -315,17 +352,24 @@ class DritTranslator(nn.Module):
         self.attribute_dim = attribute_dim
         self.concat = concat
         self.with_moments = shortcut == "ms"
-        self.enc_c = DritContentEncoder(in_channels, out_channels, pono=self.with_moments)
+        self.channels = {"a": in_channels, "b": out_channels}
+        self.enc_c = DritContentEncoder(
+            in_channels, out_channels, pono=self.with_moments, dim=dim, n_res=n_res
+        )
+        self.content_channels = self.enc_c.channels
         encoder = DritVariationalAttributeEncoder if concat else DritAttributeEncoder
-        self.enc_a_a = encoder(in_channels, attribute_dim)
-        self.enc_a_b = encoder(out_channels, attribute_dim)
+        self.enc_a_a = encoder(in_channels, attribute_dim, dim=dim)
+        self.enc_a_b = encoder(out_channels, attribute_dim, dim=dim)
         if concat:
-            shared = DritConcatGenerator.make_shared()
-            self.gen_a = DritConcatGenerator(shared, in_channels, attribute_dim)
-            self.gen_b = DritConcatGenerator(shared, out_channels, attribute_dim)
+            shared = DritConcatGenerator.make_shared(dim)
+            self.gen_a = DritConcatGenerator(shared, in_channels, attribute_dim, dim=dim, n_res=n_res)
+            self.gen_b = DritConcatGenerator(shared, out_channels, attribute_dim, dim=dim, n_res=n_res)
+            # the shared block is saved once, under gen_a (safetensors refuses tensors stored twice)
+            self.register_state_dict_post_hook(_drop_shared_copy)
+            self.register_load_state_dict_pre_hook(_restore_shared_copy)
         else:
-            self.gen_a = DritGenerator(in_channels, attribute_dim)
-            self.gen_b = DritGenerator(out_channels, attribute_dim)
+            self.gen_a = DritGenerator(in_channels, attribute_dim, dim=dim)
+            self.gen_b = DritGenerator(out_channels, attribute_dim, dim=dim)
 
     def encode_content(self, x: torch.Tensor, domain: str) -> tuple[torch.Tensor, Moments]:
         return self.enc_c(x, domain)
@@ -342,7 +386,7 @@ class DritTranslator(nn.Module):
         return z, mu, logvar
 
     def decode(self, content: torch.Tensor, z: torch.Tensor, moments: Moments, domain: str) -> torch.Tensor:
-        """An image of ``domain`` from content ``(N, 256, h, w)``, code ``(N, D)`` and the moments
+        """An image of ``domain`` from content ``(N, 4 dim, h, w)``, code ``(N, D)`` and the moments
         (ignored without the shortcut)."""
         return (self.gen_a if domain == "a" else self.gen_b)(
             content, z, moments if self.with_moments else None
@@ -352,3 +396,57 @@ class DritTranslator(nn.Module):
         content, moments = self.encode_content(x, "a")
         z = torch.randn(x.shape[0], self.attribute_dim, device=x.device, dtype=x.dtype)
         return self.decode(content, z, moments, "b")
+
+
+class DritDomainView(nn.Module):
+    """One domain of a :class:`DritTranslator` behind MUNIT's auto-encoder interface (the pipeline's
+    and the export's multimodal path), sharing the translator's parameters.
+
+    - ``encode(x (N, C, H, W)) -> (content (N, 4 dim, H/4, W/4), moments, code (N, D, 1, 1))``: the
+      content and moments of this domain's content encoder (``x`` padded to ``stride``) and this
+      domain's attribute code (``x`` padded to ``style_stride``; ``concat 1``: the posterior mean).
+    - ``decode(content, moments, code (N, D, 1, 1), size=None) -> (N, C, 4h, 4w)``: this domain's
+      generator with the moments (MS), cropped to ``size = (H, W)`` when given.
+    - ``extract_moments(x)``: the moments of ``encode``.
+
+    ``spec`` is the translator's with this domain's ``in_channels`` (what
+    ``ponogan.inference.pipeline.image_channels`` reads); a view is never saved, its translator is.
+    """
+
+    stride = 4  # the content encoder's two stride-2 convs
+    style_stride = 16  # the attribute encoders' four halvings (a 16 px side reaches 1 x 1)
+
+    def __init__(self, translator: DritTranslator, domain: str):
+        super().__init__()
+        if domain not in ("a", "b"):
+            raise ValueError(f"unknown domain {domain!r}; valid values: a, b")
+        self.translator = translator
+        self.domain = domain
+        self.style_dim = translator.attribute_dim
+        spec = getattr(translator, "spec", {"name": "drit", "kwargs": {}})
+        self.spec = {**spec, "kwargs": {**spec["kwargs"], "in_channels": translator.channels[domain]}}
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, Moments, torch.Tensor]:
+        content, moments = self.translator.encode_content(pad_to_multiple(x, self.stride)[0], self.domain)
+        code = self.translator.encode_attribute(
+            pad_to_multiple(x, self.style_stride)[0], self.domain, sample=False
+        )[0]
+        return content, moments, code[:, :, None, None]
+
+    def decode(
+        self,
+        content: torch.Tensor,
+        moments: Moments,
+        code: torch.Tensor,
+        size: tuple[int, int] | torch.Size | None = None,
+    ) -> torch.Tensor:
+        if code.dim() != 4 or code.shape[1:] != (self.style_dim, 1, 1) or code.shape[0] != content.shape[0]:
+            raise ValueError(
+                f"the attribute code must be ({content.shape[0]}, {self.style_dim}, 1, 1), "
+                f"got {tuple(code.shape)}"
+            )
+        image = self.translator.decode(content, code.flatten(1), moments, self.domain)
+        return crop_to(image, size) if size is not None else image
+
+    def extract_moments(self, x: torch.Tensor) -> Moments:
+        return self.translator.encode_content(pad_to_multiple(x, self.stride)[0], self.domain)[1]

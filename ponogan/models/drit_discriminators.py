@@ -3,9 +3,9 @@
 - :class:`DritImageDiscriminator`: three scales, each four ``reflect pad 1 -> conv4/2 -> LeakyReLU
   0.01`` (64 -> 512 channels, no norm) and a 1x1 conv; ``AvgPool(3, 2, 1, count_include_pad=False)``
   between scales. Returns one logit map per scale.
-- :class:`DritContentDiscriminator`: on the content code ``(N, 256, h, w)``, optionally with the
-  three PONO moment pairs average-pooled to ``(h, w)`` and concatenated (262 channels): three
-  ``reflect pad 3 -> conv7/2 -> LeakyReLU 0.01``, a conv4 (no pad), a 1x1 conv.
+- :class:`DritContentDiscriminator`: on the content code ``(N, 256, h, w)`` (``channels``),
+  optionally with the three PONO moment pairs average-pooled to ``(h, w)`` and concatenated
+  (262 channels): three ``reflect pad 3 -> conv7/2 -> LeakyReLU 0.01``, a conv4 (no pad), a 1x1 conv.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ponogan.models.drit import CONTENT_CHANNELS, Moments
+from ponogan.models.drit import Moments
 
 
 def lrelu_conv(cin: int, cout: int, kernel: int, stride: int, pad: int) -> nn.Sequential:
@@ -44,18 +44,19 @@ class DritImageDiscriminator(nn.Module):
 
 
 class DritContentDiscriminator(nn.Module):
-    """``forward(content (N, 256, h, w), moments=None) -> logits (N, 1, h', w')``.
+    """``forward(content (N, channels, h, w), moments=None) -> logits (N, 1, h', w')``.
 
+    ``channels`` is the content code's width (256 in the fork; every conv is that wide).
     ``with_moments=True`` expects the content encoder's three ``(mean, std)`` pairs and adds them
     (pooled to ``(h, w)``) as six more input channels.
     """
 
-    def __init__(self, *, with_moments: bool = False, moment_pairs: int = 3):
+    def __init__(self, *, with_moments: bool = False, moment_pairs: int = 3, channels: int = 256):
         super().__init__()
         self.with_moments = with_moments
         self.moment_pairs = moment_pairs
-        cin = CONTENT_CHANNELS + (2 * moment_pairs if with_moments else 0)
-        ch = CONTENT_CHANNELS
+        cin = channels + (2 * moment_pairs if with_moments else 0)
+        ch = channels
         self.model = nn.Sequential(
             lrelu_conv(cin, ch, 7, 2, 3),
             lrelu_conv(ch, ch, 7, 2, 3),
