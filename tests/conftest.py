@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# The suite runs on every core through pytest-xdist (``-n auto`` in pyproject.toml): each worker takes
+# its share of the cores (at most 2 threads: the tests' tiny nets gain nothing from more), so the
+# workers never oversubscribe the CPU.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 
 # Training resolves its precision from accelerate's configuration, then the device (bf16 on CPUs with
 # native bf16); pin it to fp32 so results do not depend on the CI machine's CPU. tests/test_runtime.py

@@ -82,6 +82,8 @@ def test_generator_line_reads_the_spec_not_the_preset_name():
         "MUNIT auto-encoder, 2 downsamplings, 1 residual blocks, dim 4, style dim 8, "
         "shortcut PONO-MS, layout ponogan"
     )
+    drit = describe_generator({"name": "drit", "kwargs": {"shortcut": "ms", "dim": 16, "n_res": 1}})
+    assert drit == "DRIT translator (concat 0), 1 residual blocks, dim 16, attribute dim 8, shortcut PONO-MS"
 
 
 def test_start_tab_fits_the_model():

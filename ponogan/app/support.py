@@ -138,6 +138,49 @@ def describe_data(data: dict) -> str:
     return f"{mode} dataset{f' at {root}' if root else ''}{f', {size} px crops' if size else ''}"
 
 
+def _unet(option: dict) -> list[str]:
+    levels = option.get("num_downs")
+    return [f"U-Net, {levels} levels, {2**levels} px", *_conv(option)]
+
+
+def _resnet(option: dict) -> list[str]:
+    blocks, downs = option.get("n_blocks"), option.get("n_downsampling")
+    return [f"ResNet, {blocks} residual blocks, {downs} downsamplings", *_conv(option)]
+
+
+def _munit(option: dict) -> list[str]:
+    return [
+        f"MUNIT auto-encoder, {option.get('n_downsample')} downsamplings",
+        f"{option.get('n_res')} residual blocks",
+        f"dim {option.get('dim')}",
+        f"style dim {option.get('style_dim')}",
+    ]
+
+
+def _drit(option: dict) -> list[str]:
+    return [
+        f"DRIT translator (concat {option.get('concat')})",
+        f"{option.get('n_res')} residual blocks",
+        f"dim {option.get('dim')}",
+        f"attribute dim {option.get('attribute_dim')}",
+    ]
+
+
+def _conv(option: dict) -> list[str]:
+    return [f"ngf {option.get('ngf')}", f"norm {option.get('norm')}"] + (
+        ["dropout"] if option.get("use_dropout") else []
+    )
+
+
+# generator class -> the words that describe its shape, from its options
+DESCRIBERS = {
+    "UnetGenerator": _unet,
+    "ResnetGenerator": _resnet,
+    "MunitGenerator": _munit,
+    "DritTranslator": _drit,
+}
+
+
 def describe_generator(spec: dict) -> str:
     """What a generator spec builds, from its options rather than its preset name.
 
@@ -150,32 +193,21 @@ def describe_generator(spec: dict) -> str:
 
     name, option = spec.get("name", "?"), spec.get("kwargs", {})
     preset = GENERATORS.get(name)
+    params = {}
     if preset is not None:  # options an older spec left out: the preset's, else the class's defaults
-        params = inspect.signature(preset.cls).parameters.values()
-        option = {p.name: p.default for p in params if p.default is not p.empty} | preset.defaults | option
+        params = inspect.signature(preset.cls).parameters
+        option = (
+            {p.name: p.default for p in params.values() if p.default is not p.empty}
+            | preset.defaults
+            | option
+        )
     shortcut = option.get("shortcut")
     shortcut = f"shortcut {f'PONO-{shortcut.upper()}' if shortcut else 'none'}"
-    conv = [f"ngf {option.get('ngf')}", f"norm {option.get('norm')}"]
-    conv += ["dropout"] if option.get("use_dropout") else []
-    cls = preset.cls.__name__ if preset is not None else None
-    if cls == "UnetGenerator":
-        levels = option.get("num_downs")
-        parts = [f"U-Net, {levels} levels, {2**levels} px", *conv]
-    elif cls == "ResnetGenerator":
-        parts = [
-            f"ResNet, {option.get('n_blocks')} residual blocks, {option.get('n_downsampling')} downsamplings",
-            *conv,
-        ]
-    elif cls == "MunitGenerator":
-        parts = [
-            f"MUNIT auto-encoder, {option.get('n_downsample')} downsamplings",
-            f"{option.get('n_res')} residual blocks",
-            f"dim {option.get('dim')}",
-            f"style dim {option.get('style_dim')}",
-        ]
-    else:
+    describe = DESCRIBERS.get(preset.cls.__name__) if preset is not None else None
+    if describe is None:
         return f"{name} (unknown preset), {shortcut}"
-    return ", ".join([*parts, shortcut, f"layout {option.get('layout') or 'ponogan'}"])
+    layout = [f"layout {option.get('layout') or 'ponogan'}"] if "layout" in params else []
+    return ", ".join([*describe(option), shortcut, *layout])
 
 
 def model_card(config: dict, name: str = "") -> str:
