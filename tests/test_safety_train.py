@@ -174,7 +174,7 @@ def test_a_config_that_is_not_a_yaml_preset_is_one_line(tmp_path, capsys, no_net
     [
         ('{"train": {"family": "pix2pix", ', ["cannot read the run's saved config", "--config"]),
         ('{"family": "pix2pix", "generators": {}}', ["no 'train' entry", "--config"]),
-        ("[1, 2]", ["no 'train' entry"]),
+        ("[1, 2]", ["cannot read the run's saved config", "JSON object"]),
         ("\udcff", ["cannot read the run's saved config"]),
     ],
     ids=["garbled", "no-train", "not-a-mapping", "not-utf8"],

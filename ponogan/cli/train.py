@@ -144,7 +144,7 @@ def _saved_config(path: Path) -> TrainConfig:
     try:
         card = RunCard.load(path, generators=False)
     except RunFolderError as err:
-        raise ConfigError(f"cannot use the run's saved config: {err}; {hint}") from None
+        raise ConfigError(f"cannot read the run's saved config: {err}; {hint}") from None
     if card.train is None:
         raise ConfigError(f"{path} has no 'train' entry (it was not written by ponogan train); {hint}")
     try:
