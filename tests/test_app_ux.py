@@ -62,7 +62,7 @@ def test_direction_labels_name_the_domains():
 def test_generator_line_reads_the_spec_not_the_preset_name():
     pix2pix = _demo_config("demo_pix2pix_pono_ms_glyphs")
     line = describe_generator(pix2pix["generators"]["G"])
-    assert line.startswith("U-Net, 6 levels, 64 px, ngf 12, norm batch")
+    assert line.startswith("U-Net, 6 levels, 64 px, ngf 14, norm batch")
     assert "shortcut PONO-MS" in line and "layout ponogan" in line
     card = model_card(pix2pix, "demo")
     assert "unet_256" not in card and "- **direction**: DejaVu Sans → DejaVu Serif Bold" in card

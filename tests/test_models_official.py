@@ -353,10 +353,11 @@ def test_every_init_argument_is_recorded_and_old_specs_still_load(tmp_path):
 
 
 @pytest.mark.parametrize("demo", ["demo_pix2pix_pono_ms_glyphs", "demo_cyclegan_pono_ms_glyphs"])
-def test_shipped_demos_give_the_outputs_they_gave_before_layouts(demo):
-    """Reference outputs were computed with the code before ``layout``/full specs existed."""
+def test_format_1_demos_give_the_outputs_they_gave_before_layouts(demo):
+    """The demos shipped before ``layout``/full specs existed (kept in tests/data/run_v1) give the
+    outputs they gave then."""
     ref = load_file("tests/data/demo_outputs_v0.safetensors")
-    nets, _ = load_pretrained(f"checkpoints/{demo}")
+    nets, _ = load_pretrained(f"tests/data/run_v1/{demo}")
     for role, net in nets.items():
         with torch.no_grad():
             out = net(ref["input"])

@@ -247,7 +247,9 @@ def test_from_weights_file_and_device(runs):
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
-@pytest.mark.parametrize("name", ["demo_pix2pix_pono_ms_glyphs", "demo_cyclegan_pono_ms_glyphs"])
+@pytest.mark.parametrize(
+    "name", ["demo_pix2pix_pono_ms_glyphs", "demo_cyclegan_pono_ms_glyphs", "demo_cut_pono_ms_glyphs"]
+)
 def test_shipped_demo_translates_held_out_glyphs(name):
     """The shipped demos load and map held-out DejaVu Sans glyphs close to their DejaVu Serif Bold targets."""
     run = SHIPPED / name

@@ -22,7 +22,7 @@ from ponogan.core.run_folder import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-DEMOS = sorted((REPO / "checkpoints").glob("demo_*"))
+DEMOS = sorted((REPO / "tests" / "data" / "run_v1").glob("demo_*"))  # format 1 run folders
 SPEC = {"name": "resnet_6blocks", "kwargs": {"ngf": 4, "n_blocks": 1}}
 
 
