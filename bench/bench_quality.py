@@ -558,6 +558,28 @@ def write_figures(
 
 
 # ---------------------------------------------------------------- main
+def study_notes(families: list[str], budget: Budget) -> list[str]:
+    """The table notes of a study over ``families``: where a family's runs differ from the budget
+    (its own side, a preset's nets and batch) and how multimodal translations are scored."""
+    notes = []
+    for family in families:
+        side, steps = family_side(family, budget), budget.steps[family]
+        if family in FAMILY_PRESETS:
+            presets = " / ".join(f"`{p}`" for p in FAMILY_PRESETS[family].values())
+            notes.append(f"{family}: {steps} steps at {side} px; nets, batch and losses of {presets}")
+        elif side != budget.image_size:
+            notes.append(f"{family}: {side} px (its spec's min_side)")
+    multimodal = [f for f in families if get_family(ponogan_family(f)).multimodal]
+    if multimodal:
+        notes.append(
+            f"{', '.join(multimodal)}: A -> B scored with the run's fixed style / attribute codes "
+            "(`train.style_seed`, one code per test item, drawn as the training loop's evaluation draws them)"
+        )
+    if len({family_side(f, budget) for f in families}) > 1:
+        notes.append("centroid error is in pixels of each family's own side")
+    return notes
+
+
 def save_results(out: Path, mode: str, result: dict) -> None:
     """Store ``result`` under its mode in ``out`` (quick and full runs share one file) and rewrite the
     markdown tables next to it from every mode present."""
@@ -571,11 +593,16 @@ def save_results(out: Path, mode: str, result: dict) -> None:
     sections = []
     for name, res in data.items():
         train_total = sum(r["train_s"] for r in res["runs"])
+        studied = {r["family"] for r in res["summary"]}
+        steps = {f: n for f, n in res["budget"]["steps"].items() if f in studied}
         sections.append(
             f"## mode `{name}`: {res['n_runs']} runs, {train_total / 60:.1f} min of "
             f"training (summed over runs), "
             f"{res['threads']} thread(s), image {res['budget']['image_size']} px, steps "
-            f"{res['budget']['steps']}\n\n{res['load']['note']}.\n\n{markdown_table(res['summary'])}"
+            f"{steps}\n\n{res['load']['note']}.\n\n"
+            + "".join(f"- {note}\n" for note in res.get("notes", []))
+            + ("\n" if res.get("notes") else "")
+            + markdown_table(res["summary"])
         )
     title = "# PONO-MS quality study (bench/bench_quality.py)\n\n"
     out.with_suffix(".md").write_text(title + "\n".join(sections))
@@ -682,6 +709,7 @@ def main(argv: list[str] | None = None) -> dict:
         "runs_trained": trained,
         "machine": machine_info(),
         "load": busy_note(load_before, load_average()),
+        "notes": study_notes(args.families, budget),
         "test_split": {v: int(s["A"].shape[0]) for (v, _), s in splits.items()},
         "summary": rows,
         "vs_baseline": compare_to_baseline(rows),
