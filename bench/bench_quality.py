@@ -30,6 +30,8 @@ only scored, a half-trained one resumes from its last checkpoint.
     python bench/bench_quality.py --quick                 # 32 px, small nets: < 15 min on 2 cores
     python bench/bench_quality.py --mode medium --figures # 32 px, ~10x the steps: about an hour
     python bench/bench_quality.py                         # full: 64 px, ngf 32 (hours on 2 cores)
+    # MUNIT and DRIT (baseline / PONO-MS; with --variants hard: ~45 min on one core)
+    python bench/bench_quality.py --mode medium --families munit drit --family-steps munit=400 drit=900
 
 Writes ``bench/results/quality.json`` and ``quality.md`` (``--out`` to change), runs under
 ``checkpoints/study/<mode>/``.
