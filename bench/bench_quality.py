@@ -625,6 +625,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--family-steps",
         nargs="+",
         default=[],
+        type=family_steps_item,
         metavar="FAMILY=STEPS",
         help="override the steps of some families (after --steps), e.g. munit=200 drit=300",
     )
@@ -642,18 +643,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def parse_family_steps(items: list[str]) -> dict[str, int]:
-    """``["munit=200", "drit=300"]`` -> ``{"munit": 200, "drit": 300}``; a malformed item exits 2."""
-    steps = {}
-    for item in items:
-        family, _, value = item.partition("=")
-        if family not in STUDY_FAMILIES or not value.isdigit() or int(value) < 1:
-            families = ", ".join(STUDY_FAMILIES)
-            raise SystemExit(
-                f"error: --family-steps takes FAMILY=STEPS (STEPS >= 1; families: {families}), got {item!r}"
-            )
-        steps[family] = int(value)
-    return steps
+def family_steps_item(item: str) -> tuple[str, int]:
+    """``"drit=900"`` -> ``("drit", 900)``; anything else is an argparse usage error (exit 2)."""
+    family, _, value = item.partition("=")
+    if family not in STUDY_FAMILIES or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(
+            f"takes FAMILY=STEPS with STEPS >= 1 (families: {', '.join(STUDY_FAMILIES)}), got {item!r}"
+        )
+    return family, int(value)
 
 
 def make_budget(args: argparse.Namespace) -> tuple[str, Budget]:
@@ -664,7 +661,7 @@ def make_budget(args: argparse.Namespace) -> tuple[str, Budget]:
     if args.steps is not None:
         budget = replace(budget, steps={f: args.steps for f in budget.steps})
     if args.family_steps:
-        budget = replace(budget, steps={**budget.steps, **parse_family_steps(args.family_steps)})
+        budget = replace(budget, steps={**budget.steps, **dict(args.family_steps)})
     if args.image_size is not None:
         budget = replace(budget, image_size=args.image_size)
     return mode, budget

@@ -218,9 +218,15 @@ def test_quality_multimodal_arms_use_their_presets_and_sides():
     cfg = bench_quality.train_config(spec, budget, Path("unused"), resume=False)
     assert (cfg.family, cfg.model.shortcut, cfg.data.options.image_size) == ("drit", "ms", 128)
     assert (cfg.seed, cfg.data.options.variant, cfg.train.max_steps) == (1, "hard", budget.steps["drit"])
-    assert bench_quality.parse_family_steps(["munit=7", "drit=9"]) == {"munit": 7, "drit": 9}
-    with pytest.raises(SystemExit, match="FAMILY=STEPS"):
-        bench_quality.parse_family_steps(["munit=0"])
+    args = bench_quality.parse_args(["--quick", "--steps", "5", "--family-steps", "munit=7", "drit=9"])
+    assert bench_quality.make_budget(args)[1].steps == {
+        **dict.fromkeys(budget.steps, 5),
+        "munit": 7,
+        "drit": 9,
+    }
+    with pytest.raises(SystemExit) as usage:
+        bench_quality.parse_args(["--family-steps", "munit=0"])
+    assert usage.value.code == 2
 
 
 def test_bench_quality_munit_scores_with_the_loops_fixed_styles(tmp_path):
