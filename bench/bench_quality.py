@@ -6,6 +6,12 @@ jitter with rotation) it trains, with identical budgets (steps, sizes, seeds):
 * group ``shortcut``: pix2pix (U-Net) and CycleGAN (ResNet) each as baseline / +PONO-MS / +PONO-DMS;
   opt-in (``--families cut fastcut``): CUT and FastCUT (anti-aliased ResNet, ``layout: ponogan``) as
   baseline / +PONO-MS, on the CycleGAN arms' budget;
+* multimodal (opt-in, ``--families munit drit``): MUNIT and DRIT as baseline / +PONO-MS, each from
+  its glyph presets (``configs/<family>[_pono_ms]_glyphs.yaml``: the preset's nets, batch and losses;
+  the budget sets steps, seeds, variant and data). Each family trains at its own side: the budget's
+  image size, or the smallest power of two its spec's ``min_side`` allows (DRIT: 128 px). Their
+  translation is scored with the run's fixed style / attribute codes (``train.style_seed``, one code
+  per test item), exactly as the training loop's evaluation draws them (the trainer's ``translate``);
 * group ``norm``: the pix2pix baseline generator with each normalizer (batch is pix2pix's own, so the
   baseline run of the ``shortcut`` group stands for it; instance, group, switch and layer are extra);
 * group ``precision`` (opt-in): the PONO-MS models again under bf16 autocast, to check training
@@ -24,6 +30,8 @@ only scored, a half-trained one resumes from its last checkpoint.
     python bench/bench_quality.py --quick                 # 32 px, small nets: < 15 min on 2 cores
     python bench/bench_quality.py --mode medium --figures # 32 px, ~10x the steps: about an hour
     python bench/bench_quality.py                         # full: 64 px, ngf 32 (hours on 2 cores)
+    # MUNIT and DRIT (baseline / PONO-MS; with --variants hard: ~45 min on one core)
+    python bench/bench_quality.py --mode medium --families munit drit --family-steps munit=400 drit=900
 
 Writes ``bench/results/quality.json`` and ``quality.md`` (``--out`` to change), runs under
 ``checkpoints/study/<mode>/``.
@@ -44,14 +52,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 from common import RESULTS_DIR, busy_note, load_average, machine_info, read_json, set_threads, write_json
 from PIL import Image
 from torchvision.utils import make_grid
 
 from ponogan.data import DataOptions, build_dataset
+from ponogan.families import get_family
+from ponogan.families.base import create_trainer
 from ponogan.metrics import centroid_error, mask_iou, paired_metrics
 from ponogan.models import load_pretrained
-from ponogan.training import from_dict, latest_state, train
+from ponogan.training import from_dict, latest_state, load_config, train
+from ponogan.training.presets import find_preset
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("l1", "psnr", "ssim", "mask_iou", "centroid_err")
@@ -59,13 +71,40 @@ HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "mask_iou": True, "
 SHORTCUT_LABELS = {None: "baseline", "ms": "pono_ms", "dms": "pono_dms"}
 # each family's own generator (resnet_aa: CUT's anti-aliased ResNet)
 FAMILY_GENERATORS = {"pix2pix": "unet", "cyclegan": "resnet", "cut": "resnet_aa", "fastcut": "resnet_aa"}
-BASE_NORMS = {"pix2pix": "batch", "cyclegan": "instance", "cut": "instance", "fastcut": "instance"}
+# study families trained from their glyph presets: {family: {shortcut: preset}} (nets, batch, losses)
+FAMILY_PRESETS = {
+    "munit": {None: "munit_glyphs", "ms": "munit_pono_ms_glyphs"},
+    "drit": {None: "drit_glyphs", "ms": "drit_pono_ms_glyphs"},
+}
+STUDY_FAMILIES = (*FAMILY_GENERATORS, *FAMILY_PRESETS)
+BASE_NORMS = {
+    "pix2pix": "batch",
+    "cyclegan": "instance",
+    "cut": "instance",
+    "fastcut": "instance",
+    "munit": "",
+    "drit": "",
+}
 STUDY_NORMS = ("batch", "instance", "group", "switch", "layer")
 GENERATOR_ROLE = {"pix2pix": "G", "cyclegan": "G_A", "cut": "G", "fastcut": "G"}
 # study families that are a mode of another ponogan family: {study family: (family, loss section)}
 FAMILY_MODES = {"cut": ("cut", {"mode": "cut"}), "fastcut": ("cut", {"mode": "fastcut"})}
 # the shortcuts a family's arms compare (all of SHORTCUT_LABELS when not listed)
-FAMILY_SHORTCUTS = {"cut": (None, "ms"), "fastcut": (None, "ms")}
+FAMILY_SHORTCUTS = {"cut": (None, "ms"), "fastcut": (None, "ms"), "munit": (None, "ms"), "drit": (None, "ms")}
+
+
+def ponogan_family(family: str) -> str:
+    """The ponogan family a study family trains (``fastcut`` -> ``cut``)."""
+    return FAMILY_MODES.get(family, (family,))[0]
+
+
+def family_side(family: str, budget: Budget) -> int:
+    """The square side a study family trains and is scored at: the budget's image size when the
+    family's spec takes it, else the smallest power of two >= the spec's ``min_side`` (DRIT: 128)."""
+    min_side = get_family(ponogan_family(family)).min_side
+    if budget.image_size >= min_side:
+        return budget.image_size
+    return 1 << (min_side - 1).bit_length()
 
 
 def family_shortcuts(family: str) -> tuple:
@@ -79,7 +118,14 @@ class Budget:
     image_size: int = 64
     batch_size: int = 8
     steps: dict = field(
-        default_factory=lambda: {"pix2pix": 1200, "cyclegan": 600, "cut": 600, "fastcut": 600}
+        default_factory=lambda: {
+            "pix2pix": 1200,
+            "cyclegan": 600,
+            "cut": 600,
+            "fastcut": 600,
+            "munit": 500,
+            "drit": 1500,
+        }
     )
     seeds: tuple[int, ...] = (0, 1, 2)
     ngf: int = 32
@@ -94,7 +140,7 @@ BUDGETS: dict[str, Budget] = {
     "quick": Budget(
         image_size=32,
         batch_size=8,
-        steps={"pix2pix": 60, "cyclegan": 30, "cut": 30, "fastcut": 30},
+        steps={"pix2pix": 60, "cyclegan": 30, "cut": 30, "fastcut": 30, "munit": 30, "drit": 30},
         ngf=16,
         n_blocks=2,
         ndf=16,
@@ -104,7 +150,7 @@ BUDGETS: dict[str, Budget] = {
     "medium": Budget(
         image_size=32,
         batch_size=4,
-        steps={"pix2pix": 400, "cyclegan": 300, "cut": 300, "fastcut": 300},
+        steps={"pix2pix": 400, "cyclegan": 300, "cut": 300, "fastcut": 300, "munit": 300, "drit": 300},
         ngf=16,
         n_blocks=3,
         ndf=16,
@@ -195,9 +241,45 @@ def loss_section(spec: RunSpec, budget: Budget) -> dict:
     return {**FAMILY_MODES[spec.family][1], "nce_layers": list(dict.fromkeys(taps))}
 
 
+def run_settings(spec: RunSpec, budget: Budget, run_dir: Path, *, resume: bool, device: str) -> dict:
+    """What every run of the study sets, as dotted config keys: name, seed, data, steps, no mid-run
+    I/O. The loop's own end-of-run evaluation is capped (``score`` below covers the whole test split)."""
+    steps = budget.steps[spec.family]
+    return {
+        "run_name": spec.name.replace("/", "-"),
+        "output_dir": str(run_dir),
+        "seed": spec.seed,
+        "data.eval_batch_size": 32,
+        "data.eval_max_items": 16,
+        "data.options.image_size": family_side(spec.family, budget),
+        "data.options.variant": spec.variant,
+        "data.options.seed": spec.seed,
+        "data.options.length": budget.data_length,
+        "train.max_steps": steps,
+        "train.mixed_precision": spec.precision,
+        "train.device": device,
+        "train.sample_every": 0,
+        "train.eval_every": 0,
+        "train.save_every": max(steps // 2, 1),
+        "train.keep_last": 1,
+        "train.log_every": 10,
+        "train.num_samples": 8,
+        "train.resume": resume,
+    }
+
+
+def preset_config(spec: RunSpec, budget: Budget, run_dir: Path, *, resume: bool, device: str = "cpu"):
+    """The ``TrainConfig`` of a run of a preset-trained family (MUNIT, DRIT): its glyph preset for the
+    arm's shortcut (nets, batch, optimiser, losses, ``train.style_seed``) with the study's settings."""
+    preset = find_preset(FAMILY_PRESETS[spec.family][spec.shortcut])
+    return load_config(preset, run_settings(spec, budget, run_dir, resume=resume, device=device))
+
+
 def train_config(spec: RunSpec, budget: Budget, run_dir: Path, *, resume: bool, device: str = "cpu"):
     """The ``TrainConfig`` of one run: the family's paper losses, the budget's sizes, no mid-run I/O.
     The loop's own end-of-run evaluation is capped (``score`` below covers the whole test split)."""
+    if spec.family in FAMILY_PRESETS:
+        return preset_config(spec, budget, run_dir, resume=resume, device=device)
     generator, gkw = generator_kwargs(spec, budget)
     dkw = {"ndf": budget.ndf, "n_layers": budget.d_layers, "norm": BASE_NORMS[spec.family]}
     if FAMILY_GENERATORS[spec.family] == "resnet_aa":
@@ -273,6 +355,34 @@ def load_generator(run_dir: Path, family: str) -> torch.nn.Module:
     return generators[GENERATOR_ROLE[family]]
 
 
+@torch.no_grad()
+def translate_fixed_codes(cfg, run_dir: Path, images: torch.Tensor, batch_size: int = 32):
+    """A -> B of a multimodal run over ``images (N, C, H, W)``, test item ``i`` with its fixed style /
+    attribute code: the family's trainer, built from the run's config with the saved generators loaded,
+    translates as the loop's evaluation does (codes drawn from ``train.style_seed`` and the item's index).
+    Returns ``(fake (N, C, H, W) float32, parameters of the saved generators)``."""
+    trainer = create_trainer(cfg, Accelerator(cpu=True))
+    saved, _ = load_pretrained(run_dir)
+    for role, net in trainer.generators().items():
+        net.load_state_dict(saved[role].state_dict())
+    for net in trainer.nets.values():
+        net.eval()
+    index = torch.arange(images.shape[0])
+    chunks = zip(images.split(batch_size), index.split(batch_size), strict=True)
+    fake = torch.cat([trainer.translate(x, i).float() for x, i in chunks])
+    return fake, sum(p.numel() for net in saved.values() for p in net.parameters())
+
+
+def translate_run(spec: RunSpec, budget: Budget, run_dir: Path, images: torch.Tensor):
+    """``(A -> B of the test images, generator parameters)`` of a finished run: a multimodal family's
+    with its fixed codes (``translate_fixed_codes``), the others' through their A -> B generator."""
+    if get_family(ponogan_family(spec.family)).multimodal:
+        cfg = train_config(spec, budget, run_dir, resume=False)
+        return translate_fixed_codes(cfg, run_dir, images)
+    generator = load_generator(run_dir, spec.family)
+    return translate(generator, images), sum(p.numel() for p in generator.parameters())
+
+
 def run_one(
     spec: RunSpec, budget: Budget, root: Path, splits: dict, *, verbose: bool = False, device: str = "cpu"
 ) -> dict:
@@ -288,9 +398,9 @@ def run_one(
         with quiet:  # the loop's progress bar, one per run
             train(train_config(spec, budget, run_dir, resume=resume, device=device))
     train_s = time.monotonic() - t0
-    generator = load_generator(run_dir, spec.family)
-    split = splits[spec.variant]
-    metrics = score(translate(generator, split["A"]), split)
+    split = splits[(spec.variant, family_side(spec.family, budget))]
+    fake, params = translate_run(spec, budget, run_dir, split["A"])
+    metrics = score(fake, split)
     log = [r for r in _read_log(run_dir) if "time_s" in r]
     record = {
         **asdict(spec),
@@ -301,7 +411,7 @@ def run_one(
         "final_losses": {
             k: v for k, v in (log[-1] if log else {}).items() if k not in ("step", "epoch", "lr", "time_s")
         },
-        "params_G": sum(p.numel() for p in generator.parameters()),
+        "params_G": params,
         "load_start": load_start,
         "load_end": load_average(),
     }
@@ -417,12 +527,14 @@ def write_figures(
     out_dir: Path,
     n_items: int = 8,
 ) -> list[Path]:
-    """Per variant and family: ``input | baseline | PONO-MS | PONO-DMS | target`` for seed 0, and the
-    PONO-MS generator's moment maps (mean and std of each encoder level) on the same inputs."""
+    """Per variant and feed-forward family: ``input | baseline | PONO-MS | PONO-DMS | target`` for
+    seed 0, and the PONO-MS generator's moment maps (mean and std of each encoder level) on the same
+    inputs (the multimodal families have no figures here)."""
     seed = budget.seeds[0]
     written = []
+    families = [f for f in families if not get_family(ponogan_family(f)).multimodal]
     for variant in variants:
-        split = splits[variant]
+        split = splits[(variant, budget.image_size)]
         picks = torch.linspace(0, split["A"].shape[0] - 1, n_items).round().long()
         a, b = split["A"][picks], split["B"][picks]
         for family in families:
@@ -448,6 +560,28 @@ def write_figures(
 
 
 # ---------------------------------------------------------------- main
+def study_notes(families: list[str], budget: Budget) -> list[str]:
+    """The table notes of a study over ``families``: where a family's runs differ from the budget
+    (its own side, a preset's nets and batch) and how multimodal translations are scored."""
+    notes = []
+    for family in families:
+        side, steps = family_side(family, budget), budget.steps[family]
+        if family in FAMILY_PRESETS:
+            presets = " / ".join(f"`{p}`" for p in FAMILY_PRESETS[family].values())
+            notes.append(f"{family}: {steps} steps at {side} px; nets, batch and losses of {presets}")
+        elif side != budget.image_size:
+            notes.append(f"{family}: {side} px (its spec's min_side)")
+    multimodal = [f for f in families if get_family(ponogan_family(f)).multimodal]
+    if multimodal:
+        notes.append(
+            f"{', '.join(multimodal)}: A -> B scored with the run's fixed style / attribute codes "
+            "(`train.style_seed`, one code per test item, drawn as the training loop's evaluation draws them)"
+        )
+    if len({family_side(f, budget) for f in families}) > 1:
+        notes.append("centroid error is in pixels of each family's own side")
+    return notes
+
+
 def save_results(out: Path, mode: str, result: dict) -> None:
     """Store ``result`` under its mode in ``out`` (quick and full runs share one file) and rewrite the
     markdown tables next to it from every mode present."""
@@ -461,11 +595,16 @@ def save_results(out: Path, mode: str, result: dict) -> None:
     sections = []
     for name, res in data.items():
         train_total = sum(r["train_s"] for r in res["runs"])
+        studied = {r["family"] for r in res["summary"]}
+        steps = {f: n for f, n in res["budget"]["steps"].items() if f in studied}
         sections.append(
             f"## mode `{name}`: {res['n_runs']} runs, {train_total / 60:.1f} min of "
             f"training (summed over runs), "
             f"{res['threads']} thread(s), image {res['budget']['image_size']} px, steps "
-            f"{res['budget']['steps']}\n\n{res['load']['note']}.\n\n{markdown_table(res['summary'])}"
+            f"{steps}\n\n{res['load']['note']}.\n\n"
+            + "".join(f"- {note}\n" for note in res.get("notes", []))
+            + ("\n" if res.get("notes") else "")
+            + markdown_table(res["summary"])
         )
     title = "# PONO-MS quality study (bench/bench_quality.py)\n\n"
     out.with_suffix(".md").write_text(title + "\n".join(sections))
@@ -476,12 +615,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mode", choices=list(BUDGETS), default="full", help="budget (default: full)")
     p.add_argument("--quick", action="store_const", dest="mode", const="quick", help="same as --mode quick")
     p.add_argument("--variants", nargs="+", default=["plain", "hard"], choices=["plain", "hard"])
-    p.add_argument("--families", nargs="+", default=["pix2pix", "cyclegan"], choices=list(FAMILY_GENERATORS))
+    p.add_argument("--families", nargs="+", default=["pix2pix", "cyclegan"], choices=list(STUDY_FAMILIES))
     p.add_argument(
         "--groups", nargs="+", default=["shortcut", "norm"], choices=["shortcut", "norm", "precision"]
     )
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the budget's 3)")
     p.add_argument("--steps", type=int, default=None, help="override the steps of every family")
+    p.add_argument(
+        "--family-steps",
+        nargs="+",
+        default=[],
+        type=family_steps_item,
+        metavar="FAMILY=STEPS",
+        help="override the steps of some families (after --steps), e.g. munit=200 drit=300",
+    )
     p.add_argument("--image-size", type=int, default=None, help="override the budget's image size")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the runs train")
@@ -496,6 +643,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def family_steps_item(item: str) -> tuple[str, int]:
+    """``"drit=900"`` -> ``("drit", 900)``; anything else is an argparse usage error (exit 2)."""
+    family, _, value = item.partition("=")
+    if family not in STUDY_FAMILIES or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(
+            f"takes FAMILY=STEPS with STEPS >= 1 (families: {', '.join(STUDY_FAMILIES)}), got {item!r}"
+        )
+    return family, int(value)
+
+
 def make_budget(args: argparse.Namespace) -> tuple[str, Budget]:
     mode = args.mode
     budget = BUDGETS[mode]
@@ -503,6 +660,8 @@ def make_budget(args: argparse.Namespace) -> tuple[str, Budget]:
         budget = replace(budget, seeds=tuple(range(args.seeds)))
     if args.steps is not None:
         budget = replace(budget, steps={f: args.steps for f in budget.steps})
+    if args.family_steps:
+        budget = replace(budget, steps={**budget.steps, **dict(args.family_steps)})
     if args.image_size is not None:
         budget = replace(budget, image_size=args.image_size)
     return mode, budget
@@ -515,7 +674,8 @@ def main(argv: list[str] | None = None) -> dict:
     root = Path(args.runs_dir) if args.runs_dir else REPO / "checkpoints" / "study" / mode
     out = Path(args.out) if args.out else RESULTS_DIR / "quality.json"
     specs = plan(args.variants, args.families, args.groups, budget.seeds)
-    splits = {v: test_split(v, budget.image_size) for v in args.variants}
+    sides = sorted({budget.image_size} | {family_side(f, budget) for f in args.families})
+    splits = {(v, side): test_split(v, side) for v in args.variants for side in sides}
     load_before, t0 = load_average(), time.monotonic()
     if args.aggregate_only:
         specs = [spec for spec in specs if (root / spec.name / "study.json").is_file()]
@@ -548,7 +708,8 @@ def main(argv: list[str] | None = None) -> dict:
         "runs_trained": trained,
         "machine": machine_info(),
         "load": busy_note(load_before, load_average()),
-        "test_split": {v: int(s["A"].shape[0]) for v, s in splits.items()},
+        "notes": study_notes(args.families, budget),
+        "test_split": {v: int(s["A"].shape[0]) for (v, _), s in splits.items()},
         "summary": rows,
         "vs_baseline": compare_to_baseline(rows),
         "runs": records,

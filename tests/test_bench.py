@@ -206,3 +206,37 @@ def test_bench_quality_tiny_run_is_resumable(tmp_path):
     again = bench_quality.main(args)
     assert marker.stat().st_mtime_ns == stamp  # finished runs are skipped, not retrained
     assert again["runs"] == result["runs"]
+
+
+def test_quality_multimodal_arms_use_their_presets_and_sides():
+    budget = bench_quality.BUDGETS["quick"]
+    assert bench_quality.family_side("munit", budget) == budget.image_size == 32
+    assert bench_quality.family_side("drit", budget) == 128  # the smallest power of two >= min_side
+    specs = bench_quality.plan(["hard"], ["munit", "drit"], ["shortcut"], (0, 1, 2))
+    assert sorted({s.arm for s in specs}) == ["baseline", "pono_ms"] and len(specs) == 12
+    spec = bench_quality.RunSpec("shortcut", "drit", "hard", 1, "ms", "")
+    cfg = bench_quality.train_config(spec, budget, Path("unused"), resume=False)
+    assert (cfg.family, cfg.model.shortcut, cfg.data.options.image_size) == ("drit", "ms", 128)
+    assert (cfg.seed, cfg.data.options.variant, cfg.train.max_steps) == (1, "hard", budget.steps["drit"])
+    args = bench_quality.parse_args(["--quick", "--steps", "5", "--family-steps", "munit=7", "drit=9"])
+    assert bench_quality.make_budget(args)[1].steps == {
+        **dict.fromkeys(budget.steps, 5),
+        "munit": 7,
+        "drit": 9,
+    }
+    with pytest.raises(SystemExit) as usage:
+        bench_quality.parse_args(["--family-steps", "munit=0"])
+    assert usage.value.code == 2
+
+
+def test_bench_quality_munit_scores_with_the_loops_fixed_styles(tmp_path):
+    budget = bench_quality.replace(bench_quality.BUDGETS["quick"], image_size=16, steps={"munit": 1})
+    spec = bench_quality.RunSpec("shortcut", "munit", "hard", 0, "ms", "")
+    split = bench_quality.test_split("hard", 16)
+    record = bench_quality.run_one(spec, budget, tmp_path, {("hard", 16): split})
+    assert record["arm"] == "pono_ms" and record["params_G"] > 0
+    assert 0.0 <= record["metrics"]["mask_iou"] <= 1.0
+    # the loop's own end-of-run evaluation: the first 16 test items, codes from train.style_seed
+    loop_eval = json.loads((tmp_path / spec.name / "metrics.json").read_text())
+    fake, _ = bench_quality.translate_run(spec, budget, tmp_path / spec.name, split["A"][:16])
+    assert bench_quality.paired_metrics(fake, split["B"][:16])["l1"] == pytest.approx(loop_eval["l1"])
