@@ -23,6 +23,7 @@ from test_train_run import TINY_DATA, TINY_LOOP, TINY_MODELS  # tests/ is on sys
 import ponogan.training.loop as loop
 import ponogan.training.state as checkpoint
 from ponogan.cli.train import main
+from ponogan.core.run_folder import LOCK
 from ponogan.models.hub import load_pretrained
 from ponogan.training import latest_state, list_states
 
@@ -556,22 +557,22 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_with_one_line(trained, capsys
     holder = lock_holder_process(run)
     holder.kill()  # kill -9: the lock file stays, naming the dead process
     holder.communicate()
-    assert str(holder.pid) in (run / checkpoint.LOCK_NAME).read_text()
+    assert str(holder.pid) in (run / LOCK).read_text()
     status, out, err = run_cli(capsys, "--config", config, "--output-dir", run, "--resume", "--max-steps", 3)
     assert status == 0 and "at step 3" in out, err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "no longer running" in warnings[0] and f"pid {holder.pid}" in warnings[0]
-    assert not (run / checkpoint.LOCK_NAME).exists()  # released at the end of the run
+    assert not (run / LOCK).exists()  # released at the end of the run
 
 
 def test_a_stale_lock_does_not_make_a_fresh_folder_look_foreign(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    (run / checkpoint.LOCK_NAME).write_text('{"pid": 999999, "host": "elsewhere", "started": "then"}\n')
+    (run / LOCK).write_text('{"pid": 999999, "host": "elsewhere", "started": "then"}\n')
     status, out, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", run)
     assert status == 0 and "at step 2" in out, err
     assert "pid 999999 on elsewhere" in err and "leftover" not in err
-    assert not (run / checkpoint.LOCK_NAME).exists()
+    assert not (run / LOCK).exists()
 
 
 def test_the_run_holds_its_lock_while_it_trains(tmp_path, capsys, monkeypatch):
@@ -676,11 +677,11 @@ def test_a_link_named_like_the_lock_is_never_followed(tmp_path, capsys):
     run, target = tmp_path / "run", tmp_path / "precious.txt"
     run.mkdir()
     target.write_text("keep me")
-    (run / checkpoint.LOCK_NAME).symlink_to(target)
+    (run / LOCK).symlink_to(target)
     status, _, err = run_cli(capsys, "--config", tiny_config(tmp_path), "--output-dir", run)
     line = error_line(err)
     assert status == 2 and "cannot open the run folder's lock" in line
-    assert target.read_text() == "keep me" and (run / checkpoint.LOCK_NAME).is_symlink()
+    assert target.read_text() == "keep me" and (run / LOCK).is_symlink()
 
 
 def test_a_damaged_state_in_the_way_of_a_save_is_set_aside(trained, capsys):

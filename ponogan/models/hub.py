@@ -19,11 +19,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ponogan.core.atomic import atomic_write, write_text_atomic
-from ponogan.core.run_folder import CONFIG, MODEL, RunCard, RunFolder, RunFolderError
+from ponogan.core.run_folder import RunCard, RunFolder, RunFolderError
 from ponogan.models.check import NetworkCheckError, check_network
 from ponogan.models.registry import create_generator
-
-WEIGHTS_NAME, CONFIG_NAME = MODEL, CONFIG  # the names ponogan.core.run_folder defines
 
 
 def save_pretrained(

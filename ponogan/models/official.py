@@ -32,7 +32,7 @@ from ponogan.core.settings import OFFICIAL_ARCHS as ARCHS
 from ponogan.core.settings import OFFICIAL_NORMS as NORMS
 from ponogan.core.settings import SHORTCUTS
 from ponogan.models.check import NetworkCheckError, check_network
-from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from ponogan.models.hub import save_pretrained
 from ponogan.models.registry import create_generator
 
 _LEGACY_INSTANCE_NORM = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$")
@@ -420,8 +420,6 @@ def import_official(
 __all__ = [
     "ARCHS",
     "ARCH_VARIANTS",
-    "CONFIG_NAME",
-    "WEIGHTS_NAME",
     "OfficialImportError",
     "build_official",
     "convert_state_dict",

@@ -123,7 +123,8 @@ def plan_push(
 
 
 def _add_state(plan: PushPlan, run_dir: Path) -> None:
-    from ponogan.training.state import LATEST, latest_state
+    from ponogan.core.run_folder import STATE_LATEST
+    from ponogan.training.state import latest_state
 
     state = latest_state(run_dir)
     if state is None:
@@ -131,7 +132,7 @@ def _add_state(plan: PushPlan, run_dir: Path) -> None:
     for path in sorted(state.rglob("*")):
         if path.is_file():
             plan.files[f"{STATE_DIR}/{state.name}/{path.relative_to(state).as_posix()}"] = path
-    plan.files[f"{STATE_DIR}/{LATEST}"] = (state.name + "\n").encode()
+    plan.files[f"{STATE_DIR}/{STATE_LATEST}"] = (state.name + "\n").encode()
 
 
 def push_run(

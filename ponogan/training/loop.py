@@ -41,17 +41,17 @@ from tqdm.auto import tqdm
 
 from ponogan.core.atomic import write_text_atomic
 from ponogan.core.messages import first_line
-from ponogan.core.run_folder import RunFolder
+from ponogan.core.run_folder import LOG, METRICS, MODEL, SAMPLES_DIR, RunFolder
 from ponogan.core.runtime import enable_tf32, resolve_device, resolve_mixed_precision
 from ponogan.data import build_dataset
 from ponogan.families.base import create_trainer
 from ponogan.models import create_discriminator, create_generator
-from ponogan.models.hub import WEIGHTS_NAME, save_pretrained
+from ponogan.models.hub import save_pretrained
 from ponogan.training.batch_order import Batches, data_workers, to_device
 from ponogan.training.config import TrainConfig
 from ponogan.training.errors import NonFiniteLossError, TrainingError, UsageError
 from ponogan.training.heldout import Evaluator, eval_mode
-from ponogan.training.plots import LOG_NAME, write_run_plots
+from ponogan.training.plots import write_run_plots
 from ponogan.training.preflight import network_plan
 from ponogan.training.run_guard import (
     all_damaged,
@@ -64,8 +64,6 @@ from ponogan.training.run_guard import (
 from ponogan.training.samples import labelled_grid, save_png
 from ponogan.training.schedules import decay_start_step
 from ponogan.training.state import (
-    METRICS_JSON,
-    SAMPLES_DIR,
     BrokenStateError,
     CheckpointError,
     TrainingState,
@@ -238,7 +236,7 @@ class _Run:
                 )
             (self.run_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
             if not cfg.train.resume:  # a restart of a run that never saved: its log starts over
-                truncate_log(self.run_dir / LOG_NAME, 0)
+                truncate_log(self.run_dir / LOG, 0)
         self.acc.wait_for_everyone()  # the folder is swept before any rank lists its states
         seed_everything(cfg.seed)  # same initial weights on every rank
         try:
@@ -354,7 +352,7 @@ class _Run:
                     raise nothing_to_train(self.run_dir, self.step, self.cfg.train.max_steps)
                 self.acc.print(
                     f"{self.run_dir} is already at step {self.step}: nothing to train; writing the model "
-                    f"of step {self.step}, which {WEIGHTS_NAME} does not hold yet"
+                    f"of step {self.step}, which {MODEL} does not hold yet"
                 )
             if self.main:
                 for bad, why in broken:
@@ -364,7 +362,7 @@ class _Run:
                         f"{aside.relative_to(self.run_dir)}, resuming from {path.name}",
                         file=sys.stderr,
                     )
-                truncate_log(self.run_dir / LOG_NAME, self.step)
+                truncate_log(self.run_dir / LOG, self.step)
             if changes:
                 self._record_config_change(changes)
             self.acc.print(f"resumed from {path} (step {self.step})")
@@ -437,7 +435,7 @@ class _Run:
         try:
             save_pretrained(self.run_dir, self.trainer.generators(), config)
         except (OSError, RuntimeError, SafetensorError) as err:
-            failed = describe_write_error(self.run_dir / WEIGHTS_NAME, err)
+            failed = describe_write_error(self.run_dir / MODEL, err)
             raise TrainingError(
                 f"{failed}; the training state {latest_state(self.run_dir)} is saved "
                 "(free space or fix the cause, then continue with --resume)"
@@ -485,13 +483,13 @@ class _Run:
         self.metrics = metrics
         if self.main:
             text = json.dumps({"step": self.step, **metrics}, indent=2)
-            write_text_atomic(self.run_dir / METRICS_JSON, text + "\n")
+            write_text_atomic(self.run_dir / METRICS, text + "\n")
             self.log({"step": self.step, "eval": metrics})
         if self.acc.trackers:
             self.acc.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.step)
 
     def log(self, record: dict) -> None:
-        with open(self.run_dir / LOG_NAME, "a") as f:
+        with open(self.run_dir / LOG, "a") as f:
             f.write(json.dumps(record) + "\n")
 
     # ---- the loop

@@ -22,9 +22,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ponogan.core.atomic import atomic_write
-from ponogan.core.run_folder import LOG, RunFolder
+from ponogan.core.run_folder import RunFolder
 
-LOG_NAME = LOG  # the name the training loop appends to (ponogan.core.run_folder)
 BOOKKEEPING = frozenset({"step", "epoch", "lr", "time_s"})  # fields of a loss line that are not losses
 METRIC_HINTS = {
     "l1": "lower is better",

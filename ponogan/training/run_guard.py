@@ -15,14 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ponogan.core.atomic import atomic_write
-from ponogan.core.run_folder import RunCard, RunFolder, RunFolderError
-from ponogan.models.hub import CONFIG_NAME, WEIGHTS_NAME
-from ponogan.training.errors import UsageError
-from ponogan.training.state import (
-    LOCK_NAME,
-    RUN_FILES,
+from ponogan.core.run_folder import (
+    CONFIG,
+    LOCK,
+    MODEL,
     SAMPLES_DIR,
     STATE_DIR,
+    TOP_FILES,
+    RunCard,
+    RunFolder,
+    RunFolderError,
+)
+from ponogan.training.errors import UsageError
+from ponogan.training.state import (
     BrokenStateError,
     RunInUseError,
     RunLock,
@@ -36,7 +41,7 @@ from ponogan.training.state import (
 )
 
 # what a run writes into its folder (besides its writers' temp files); anything else is the user's
-RUN_ENTRIES = RUN_FILES | {STATE_DIR, SAMPLES_DIR, LOCK_NAME}
+RUN_ENTRIES = TOP_FILES | {STATE_DIR, SAMPLES_DIR, LOCK}
 IN_USE_HINT = "wait for it to finish (or stop it), or pass another --output-dir"
 
 
@@ -46,7 +51,7 @@ def exported_step(run_dir: Path) -> int | None:
         step = RunCard.load(RunFolder(run_dir).config, generators=False).step
     except RunFolderError:
         return None
-    return step if step is not None and (run_dir / WEIGHTS_NAME).is_file() else None
+    return step if step is not None and (run_dir / MODEL).is_file() else None
 
 
 def nothing_to_train(run_dir: Path, step: int, max_steps: int) -> UsageError:
@@ -121,7 +126,7 @@ def check_run_dir(run_dir: Path, resume: bool, max_steps: int | None = None) -> 
         raise all_damaged(run_dir, damaged, resume)
     # NOTE: accelerate's tensorboard tracker logs into <run>/<run folder name>
     names = sorted(p.name for p in run_dir.iterdir() if not is_temp_name(p.name))
-    model = [n for n in names if n in (WEIGHTS_NAME, CONFIG_NAME)]
+    model = [n for n in names if n in (MODEL, CONFIG)]
     foreign = [n for n in names if n not in RUN_ENTRIES and n != run_dir.name]
     if model:
         what = f"{run_dir} holds an exported model ({', '.join(model)}) but no training state (state/step_*)"

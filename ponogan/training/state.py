@@ -53,8 +53,6 @@ from torch import nn
 from ponogan.core.atomic import set_file_mode, temp_target, write_text_atomic
 from ponogan.core.messages import first_line
 from ponogan.core.run_folder import (
-    LOCK,
-    METRICS,
     SAMPLES_DIR,
     STATE_DIR,
     STATE_LATEST,
@@ -67,15 +65,11 @@ from ponogan.core.run_folder import (
     rank_file,
 )
 
-LATEST, META = STATE_LATEST, STATE_META
 # what a complete state holds (every rank adds its rank_<i>.pt; rank_0.pt always exists)
-COMPLETE_FILES = (STATE_NETS, STATE_OPTIMIZERS, STATE_SCHEDULERS, rank_file(0), META)
+COMPLETE_FILES = (STATE_NETS, STATE_OPTIMIZERS, STATE_SCHEDULERS, rank_file(0), STATE_META)
 _STATE_NAME = re.compile(r"step_(\d{6,})")
 DAMAGED = ".damaged"  # step_000500.damaged (-2, -3... when that name is taken): a state set aside
 _DAMAGED_NAME = re.compile(r"step_\d{6,}\.damaged(-\d+)?")
-LOCK_NAME = LOCK  # held by the run training in the folder (``RunLock``)
-METRICS_JSON = METRICS
-RUN_FILES = TOP_FILES  # the files a run writes at the top of its folder (next to state/ and samples/)
 _SAMPLE_NAME = re.compile(r"step_\d+\.png")  # samples/step_<step>.png
 # safetensors' own temp files (Rust ``tempfile``: ".tmp" + 6 letters or digits, next to its target)
 _SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
@@ -107,7 +101,7 @@ def is_temp_name(name: str) -> bool:
     """Whether a name in a run folder (or its samples/) is a temp file of one of its writers: an
     ``atomic_write`` of a run file or a sample grid, or safetensors' own (see ``sweep_leftovers``)."""
     target = temp_target(name) or ""
-    return target in RUN_FILES or bool(_SAMPLE_NAME.fullmatch(target) or _SAFETENSORS_TEMP.fullmatch(name))
+    return target in TOP_FILES or bool(_SAMPLE_NAME.fullmatch(target) or _SAFETENSORS_TEMP.fullmatch(name))
 
 
 # ---------------------------------------------------------------- RNG states
@@ -270,9 +264,9 @@ def save_state(
         barrier()
         if rank == 0:
             text = json.dumps({**meta, "step": step, "world_size": world_size}, indent=2)
-            _write(tmp / META, lambda p: p.write_text(text))
+            _write(tmp / STATE_META, lambda p: p.write_text(text))
             _write(final, lambda p: _put_in_place(tmp, p))
-            _write(root / LATEST, lambda p: write_text_atomic(p, final.name + "\n", fsync=True))
+            _write(root / STATE_LATEST, lambda p: write_text_atomic(p, final.name + "\n", fsync=True))
     except CheckpointError as err:
         if rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -319,7 +313,7 @@ def damaged_states(run_dir: Path) -> list[Path]:
 
 
 def _pointer_name(run_dir: Path) -> str:
-    pointer = Path(run_dir) / STATE_DIR / LATEST
+    pointer = Path(run_dir) / STATE_DIR / STATE_LATEST
     if pointer.is_file():
         with contextlib.suppress(OSError, UnicodeDecodeError):
             return pointer.read_text(encoding="utf-8").strip()
@@ -386,7 +380,7 @@ def sweep_leftovers(run_dir: Path) -> list[Path]:
         if path.is_symlink():
             continue
         temp = _STATE_TEMP.fullmatch(path.name)
-        if temp_target(path.name) == LATEST and path.is_file():
+        if temp_target(path.name) == STATE_LATEST and path.is_file():
             remove(path)
         elif temp and path.is_dir():
             target = root / temp.group(2)
@@ -439,13 +433,13 @@ def read_meta(path: Path) -> dict[str, Any]:
     missing = missing_files(path)
     if missing:
         raise BrokenStateError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
-    meta = _read(path / META, lambda p: json.loads(p.read_text(encoding="utf-8")))
+    meta = _read(path / STATE_META, lambda p: json.loads(p.read_text(encoding="utf-8")))
     positions = ("step", "epoch", "batch")
     if not isinstance(meta, dict) or not all(isinstance(meta.get(k), int) for k in positions):
-        raise BrokenStateError(f"{META} lacks its step, epoch or batch")
+        raise BrokenStateError(f"{STATE_META} lacks its step, epoch or batch")
     named = _STATE_NAME.fullmatch(path.name)
     if named and int(named.group(1)) != meta["step"]:
-        raise BrokenStateError(f"{META} says step {meta['step']}, but the folder is {path.name}")
+        raise BrokenStateError(f"{STATE_META} says step {meta['step']}, but the folder is {path.name}")
     return meta
 
 
@@ -462,14 +456,16 @@ def _check_step_counts(step: int, optim: dict, scheds: dict) -> None:
     for name, sched in scheds.items():
         count = sched.get("last_epoch") if isinstance(sched, dict) else None
         if isinstance(count, int) and count != step:
-            raise BrokenStateError(f"{META} says step {step}, but scheduler {name!r} stepped {count} times")
+            raise BrokenStateError(
+                f"{STATE_META} says step {step}, but scheduler {name!r} stepped {count} times"
+            )
     for name, opt in optim.items():
         params = opt.get("state", {}) if isinstance(opt, dict) else {}
         counts = [_count(p.get("step")) for p in params.values() if isinstance(p, dict)]
         counts = [c for c in counts if c is not None]
         if counts and max(counts) > step:
             raise BrokenStateError(
-                f"{META} says step {step}, but optimizer {name!r} stepped {max(counts):.0f} times"
+                f"{STATE_META} says step {step}, but optimizer {name!r} stepped {max(counts):.0f} times"
             )
 
 
