@@ -41,6 +41,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# How long the browser tests wait for the app: CI runs them beside training tests on every core.
+UI_WAIT_MS = 90_000
 MAX_PIXELS = 5000  # the served app refuses larger uploads, so a 100 x 100 image is "too large"
 # Every demo shipped under checkpoints/, found by listing it (a demo added later is covered too); a
 # user's own runs there (`python train.py` writes one) are not shipped demos.
@@ -357,18 +359,20 @@ def model_view(demo, name: str) -> dict:
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} missing: apt-get install -y chromium")
 def test_browser_upload_translate_and_paper_mode(server, images):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
+            page.set_default_timeout(UI_WAIT_MS)
+            expect.set_options(timeout=UI_WAIT_MS)
             page.goto(server)
             page.get_by_role("tab", name="Image").click()  # a glyph model opens on the Glyph text tab
             page.locator("#input-image input[type=file]").set_input_files(str(images / "small.png"))
             page.locator("#translate-btn").click()
             output = page.locator("#output-image img")
-            output.wait_for(timeout=30_000)
+            output.wait_for(timeout=UI_WAIT_MS)
             src = output.get_attribute("src")
             data = urllib.request.urlopen(src if src.startswith("http") else server + src.lstrip("/")).read()
             with Image.open(io.BytesIO(data)) as img:
@@ -382,7 +386,7 @@ def test_browser_upload_translate_and_paper_mode(server, images):
                 "src => { const img = document.querySelector('#output-image img'); "
                 "return img && img.getAttribute('src') !== src; }",
                 arg=src,
-                timeout=30_000,
+                timeout=UI_WAIT_MS,
             )
             paper_src = output.get_attribute("src")
             paper = urllib.request.urlopen(
@@ -406,12 +410,14 @@ needs_chromium = pytest.mark.skipif(
 
 @contextlib.contextmanager
 def _browser_page(server):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(UI_WAIT_MS)
+            expect.set_options(timeout=UI_WAIT_MS)
             page.goto(server)
             yield page
         finally:
@@ -432,7 +438,7 @@ def _wait_src_change(page, selector: str, old: str | None) -> None:
         "([sel, old]) => { const img = document.querySelector(sel); "
         "return img && img.getAttribute('src') && img.getAttribute('src') !== old; }",
         arg=[selector, old],
-        timeout=30_000,
+        timeout=UI_WAIT_MS,
     )
 
 
@@ -448,7 +454,7 @@ def test_browser_first_screen_and_examples(server, checkpoints):
     with _browser_page(server) as page:
         expect(page.get_by_role("tab", name="Glyph text")).to_have_attribute("aria-selected", "true")
         start = page.locator("#text-output img")
-        start.wait_for(timeout=30_000)
+        start.wait_for(timeout=UI_WAIT_MS)
         assert _shown_png(server, start).size == (4 * 32, 32)  # "PONO", already translated
         page.get_by_role("button", name="Hello", exact=True).click()
         _wait_src_change(page, "#text-output img", start.get_attribute("src"))
@@ -458,10 +464,10 @@ def test_browser_first_screen_and_examples(server, checkpoints):
         page.get_by_role("tab", name="Image").click()
         expect(page.get_by_text("Examples: DejaVu Sans → DejaVu Serif Bold")).to_be_visible()
         page.locator(".examples .gallery-item").first.click()
-        page.locator("#input-image img").wait_for(timeout=30_000)
+        page.locator("#input-image img").wait_for(timeout=UI_WAIT_MS)
         output = page.locator("#output-image img")
-        output.wait_for(timeout=30_000)
-        expect(page.locator("#before-after img")).to_have_count(2, timeout=30_000)  # before and after
+        output.wait_for(timeout=UI_WAIT_MS)
+        expect(page.locator("#before-after img")).to_have_count(2, timeout=UI_WAIT_MS)  # before and after
         expect(page.locator("#before-after img").first).to_be_visible()
         example = _shown_png(server, page.locator("#input-image img")).convert("RGB")
         assert example.size == (32, 32) and np.asarray(example).min() < 60  # a held-out glyph tile
@@ -488,12 +494,12 @@ def test_browser_invalid_upload_is_reported_at_once(server, images):
             ("large.png", "exceeds max_pixels=5000"),
         ):
             upload.set_input_files(str(images / name))
-            page.get_by_text(message).first.wait_for(timeout=15_000)
-            page.wait_for_function("() => !document.querySelector('#input-image img')", timeout=15_000)
+            page.get_by_text(message).first.wait_for(timeout=UI_WAIT_MS)
+            page.wait_for_function("() => !document.querySelector('#input-image img')", timeout=UI_WAIT_MS)
         assert page.get_by_text("Error", exact=True).count() == 0  # a warning, not an error box
         upload.set_input_files(str(images / "small.png"))  # 37 x 29 random colours
         note = page.locator("#domain-note")
-        note.get_by_text("in colour").wait_for(timeout=15_000)
+        note.get_by_text("in colour").wait_for(timeout=UI_WAIT_MS)
         assert "trained on 32x32 black-on-white glyphs in DejaVu Sans" in note.inner_text()
 
 
@@ -504,12 +510,12 @@ def test_browser_checkpoint_switch_clears_results_and_shows_munit_styles(server)
     with _browser_page(server) as page:
         page.get_by_role("tab", name="Image").click()
         page.locator(".examples .gallery-item").first.click()
-        page.locator("#before-after img").first.wait_for(timeout=30_000)
+        page.locator("#before-after img").first.wait_for(timeout=UI_WAIT_MS)
         expect(page.locator("#direction")).to_be_hidden()  # pix2pix: one direction, no radio
 
         page.locator("#checkpoint input").click()
         page.get_by_role("option", name="zz_run_munit").click()
-        expect(page.locator("#before-after img")).to_have_count(0, timeout=15_000)  # results cleared
+        expect(page.locator("#before-after img")).to_have_count(0, timeout=UI_WAIT_MS)  # results cleared
         expect(page.get_by_role("tab", name="Glyph text")).to_have_attribute("aria-selected", "true")
         expect(page.get_by_label("DejaVu Serif Bold → DejaVu Sans")).to_be_visible()
 
@@ -521,7 +527,7 @@ def test_browser_checkpoint_switch_clears_results_and_shows_munit_styles(server)
         page.locator("#n-styles input[type=number]").fill("3")
         page.locator("#n-styles input[type=number]").press("Enter")
         box.locator(".gallery-item").first.click()  # sets the example's direction too
-        expect(page.locator("#styles img")).to_have_count(3, timeout=30_000)
+        expect(page.locator("#styles img")).to_have_count(3, timeout=UI_WAIT_MS)
         expect(page.get_by_label("DejaVu Serif Bold → DejaVu Sans")).to_be_checked()
         expect(page.locator("#before-after img")).to_have_count(2)
 
@@ -537,13 +543,13 @@ def test_browser_every_shipped_demo_translates(server, images):
     with _browser_page(server) as page:
         page.get_by_role("tab", name="Image").click()
         page.locator("#input-image input[type=file]").set_input_files(str(images / "small.png"))
-        page.locator("#input-image img").wait_for(timeout=30_000)
+        page.locator("#input-image img").wait_for(timeout=UI_WAIT_MS)
         for name in SHIPPED:
             page.locator("#checkpoint input").click()
             page.get_by_role("option", name=f"shipped/{name}", exact=True).click()
-            expect(page.locator("#model-card")).to_contain_text(f"shipped/{name}", timeout=15_000)
-            expect(page.locator("#before-after img")).to_have_count(0, timeout=15_000)
+            expect(page.locator("#model-card")).to_contain_text(f"shipped/{name}", timeout=UI_WAIT_MS)
+            expect(page.locator("#before-after img")).to_have_count(0, timeout=UI_WAIT_MS)
             page.get_by_role("tab", name="Image").click()
             page.locator("#translate-btn").click()
-            expect(page.locator("#before-after img")).to_have_count(2, timeout=30_000)
+            expect(page.locator("#before-after img")).to_have_count(2, timeout=UI_WAIT_MS)
             assert _shown_png(server, page.locator("#before-after img").nth(1)).size == (37, 29)
