@@ -246,10 +246,14 @@ real_save = loop._Run.save
 
 def save(self, elapsed):
     real_save(self, elapsed)
+    weights = {name: net.state_dict() for name, net in self.state.nets.items()}
+    extra = self.trainer.extra_state().get("F")  # CUT's netF: built on the first batch, saved per rank
+    if extra is not None:
+        weights["F"] = extra
     tensors = {
         f"{name}.{key}": value.detach().cpu().contiguous()
-        for name, net in self.state.nets.items()
-        for key, value in net.state_dict().items()
+        for name, state in weights.items()
+        for key, value in state.items()
     }
     save_file(tensors, str(Path(sys.argv[1]) / f"rank_{self.rank}.safetensors"))
 
@@ -259,9 +263,9 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def test_two_process_torchrun_keeps_weights_identical(tmp_path):
-    cfg = tiny("pix2pix", tmp_path / "run", **{"train.max_steps": 2, "data.batch_size": 1})
-    config = _write_yaml(cfg, tmp_path / "tiny.yaml")
+def _torchrun_per_rank(tmp_path: Path, args: list[str]) -> Path:
+    """``train.py args`` on 2 processes (torchrun, gloo); each rank also writes the weights it holds
+    after each save (``PER_RANK_WEIGHTS``). Returns the run folder."""
     script = tmp_path / "train_per_rank.py"
     script.write_text(PER_RANK_WEIGHTS)
     run = tmp_path / "run"
@@ -274,26 +278,55 @@ def test_two_process_torchrun_keeps_weights_identical(tmp_path):
         "2",
         str(script),
         str(tmp_path),
-        "--config",
-        str(config),
+        *args,
         "--output-dir",
         str(run),
     ]
     env = {**_env(), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    state = run / "state" / "step_000002"
+    return run
+
+
+def _assert_ranks_agree(tmp_path: Path, run: Path, step: int) -> None:
+    """Both ranks hold the weights the run saved at ``step`` (and CUT's F), though their training
+    randomness differed."""
+    state = run / "state" / f"step_{step:06d}"
     assert json.loads((state / "trainer_state.json").read_text())["world_size"] == 2
     ranks = [torch.load(state / f"rank_{i}.pt", weights_only=True) for i in range(2)]
     assert [r["rank"] for r in ranks] == [0, 1]
     held = [load_file(str(tmp_path / f"rank_{i}.safetensors")) for i in range(2)]
-    saved = nets_of(run, 2)
-    assert held[0].keys() == held[1].keys() == saved.keys()
+    saved = nets_of(run, step)
+    assert held[0].keys() == held[1].keys() and set(saved) <= set(held[0])
+    for key in held[0]:
+        assert torch.equal(held[0][key], held[1][key]), key
     for key in saved:
-        assert torch.equal(held[0][key], saved[key]) and torch.equal(held[1][key], saved[key]), key
-    # the two ranks drew different training randomness (dropout, seeds), yet hold the same weights
+        assert torch.equal(held[0][key], saved[key]), key
     assert not torch.equal(ranks[0]["rng"]["torch"], ranks[1]["rng"]["torch"])
     load_pretrained(run)
+
+
+def test_two_process_torchrun_keeps_weights_identical(tmp_path):
+    cfg = tiny("pix2pix", tmp_path / "run", **{"train.max_steps": 2, "data.batch_size": 1})
+    config = _write_yaml(cfg, tmp_path / "tiny.yaml")
+    run = _torchrun_per_rank(tmp_path, ["--config", str(config)])
+    # the two ranks drew different training randomness (dropout, seeds), yet hold the same weights
+    _assert_ranks_agree(tmp_path, run, 2)
+
+
+@pytest.mark.parametrize("preset", ["cut_pono_ms_glyphs", "drit_pono_ms_glyphs", "munit_pono_ms_glyphs"])
+def test_two_process_preset_keeps_weights_identical(tmp_path, preset):
+    """The families whose trainers do more than one forward and backward per net on 2 processes: CUT
+    (F built on the first batch, then prepared), DRIT (its generator driven through its methods, two
+    Adam steps per update) and MUNIT (the auto-encoder pair behind one module). The ranks stay in
+    step, CUT's F included."""
+    from test_preset_matrix import overrides
+
+    shrunk = overrides(preset, tmp_path)
+    run = _torchrun_per_rank(tmp_path, ["--config", preset, *shrunk])  # 3 steps
+    _assert_ranks_agree(tmp_path, run, 3)
+    if preset.startswith("cut"):
+        assert any(key.startswith("F.") for key in load_file(str(tmp_path / "rank_0.safetensors")))
 
 
 def test_gradient_accumulation_equals_the_larger_batch(tmp_path, monkeypatch):

@@ -173,6 +173,21 @@ class FamilyTrainer(ABC):
         self.optimizers[name].step()
         self.optimizers[name].zero_grad(set_to_none=True)
 
+    def average_gradients(self, params: Iterable[nn.Parameter]) -> None:
+        """Replace each gradient of ``params`` by its mean over the processes (no-op on one process).
+
+        The DDP wrapper averages gradients during ``backward`` only for a net called through its own
+        ``forward``; a family that drives a net through its methods (DRIT's encoders and decoders)
+        calls this after each ``backward`` instead, so every process steps with the same gradient."""
+        if self.accelerator.num_processes == 1:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = self.accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
+        for grad, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            grad.copy_(mean.view_as(grad))
+
     def unwrap(self, name: str) -> nn.Module:
         return self.accelerator.unwrap_model(self.nets[name])
 

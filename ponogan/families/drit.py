@@ -255,10 +255,17 @@ class DritTrainer(FamilyTrainer):
             p for name in ("enc_c", "G") for g in self.optimizers[name].param_groups for p in g["params"]
         ]
         self.accelerator.backward(loss_alone, inputs=params, retain_graph=True)
+        self.average_gradients(params)  # the generator is driven through its methods, not DDP's forward
         alone = [p.grad for p in params]
         for p in params:
             p.grad = None
         self.accelerator.backward(loss_eg)
+        self.average_gradients(
+            p
+            for name in ("enc_c", "enc_a", "G")
+            for g in self.optimizers[name].param_groups
+            for p in g["params"]
+        )
         for name in ("enc_c", "enc_a", "G"):
             self.optimizers[name].step()
             self.optimizers[name].zero_grad(set_to_none=True)
